@@ -1,0 +1,590 @@
+//! QR codes, front-desk check-in and attendance history.
+//!
+//! A member's QR code is `U{user_id}_{secret}`, where the secret is 8 lowercase hex
+//! digits drawn from a CSPRNG and stored for the user. A check-in accepts only the
+//! current secret, compared in constant time: a guessed, forged or rotated-out code
+//! never checks anyone in.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+use crate::cache::{keys, Cache};
+use crate::clock::Clock;
+use crate::error::{DomainError, Result};
+use crate::schedule::{ParticipationStatus, Session, SessionStatus};
+use crate::values::{Actor, GymId, Page, Role, UserId};
+
+/// The secret half of a QR code: 8 lowercase hex digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QrSecret(String);
+
+impl std::fmt::Debug for QrSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QrSecret(..)")
+    }
+}
+
+impl QrSecret {
+    /// A fresh secret from the thread's CSPRNG.
+    pub fn random() -> Self {
+        Self(format!("{:08x}", rand::random::<u32>()))
+    }
+
+    /// Wraps a stored secret.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time equality, so response timing says nothing about the secret.
+    pub fn matches(&self, other: &str) -> bool {
+        self.0.as_bytes().ct_eq(other.as_bytes()).into()
+    }
+}
+
+/// A parsed QR code: `U{user_id}_{8 lowercase hex}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrCode {
+    /// Whose code it claims to be.
+    pub user_id: UserId,
+    /// The secret part, not yet checked.
+    pub secret: String,
+}
+
+impl QrCode {
+    /// Parses the printed form.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidQr`] for anything else: a lower-case `u`, a missing or
+    /// non-digit id, an id beyond 64 bits, other than 8 lowercase hex digits.
+    pub fn parse(s: &str) -> Result<Self> {
+        let rest = s.strip_prefix('U').ok_or(DomainError::InvalidQr)?;
+        let (id, secret) = rest.split_once('_').ok_or(DomainError::InvalidQr)?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DomainError::InvalidQr);
+        }
+        let id: i64 = id.parse().map_err(|_| DomainError::InvalidQr)?;
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if secret.len() != 8 || !secret.bytes().all(hex) {
+            return Err(DomainError::InvalidQr);
+        }
+        Ok(Self { user_id: UserId(id), secret: secret.to_owned() })
+    }
+
+    /// The printed form of a user's code.
+    pub fn format(user: UserId, secret: &QrSecret) -> String {
+        format!("U{}_{}", user.0, secret.as_str())
+    }
+}
+
+/// Which sessions a check-in may go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckInTarget {
+    /// The session the front desk named (in any status; the rules decide).
+    Session(i64),
+    /// Scheduled sessions starting in `[from, until]`, both inclusive.
+    Window {
+        /// Earliest start.
+        from: OffsetDateTime,
+        /// Latest start.
+        until: OffsetDateTime,
+    },
+}
+
+/// A session that a check-in may go to, with the member's participation in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Session id.
+    pub id: i64,
+    /// Start.
+    pub start_time: OffsetDateTime,
+    /// End.
+    pub end_time: OffsetDateTime,
+    /// Scheduled or cancelled.
+    pub status: SessionStatus,
+    /// The member's participation, if any.
+    pub participation: Option<ParticipationStatus>,
+}
+
+/// Everything a check-in decides on, read in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInContext {
+    /// The user's current QR secret.
+    pub qr_secret: QrSecret,
+    /// Whether the user belongs to the gym.
+    pub is_member: bool,
+    /// Candidate sessions (see [`CheckInTarget`]).
+    pub candidates: Vec<Candidate>,
+}
+
+/// What a successful check-in reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckIn {
+    /// The member checked in.
+    pub user_id: UserId,
+    /// The session: id, start, end.
+    pub session_id: i64,
+    /// Start of the session.
+    pub start_time: OffsetDateTime,
+    /// End of the session.
+    pub end_time: OffsetDateTime,
+    /// `true` when no participation existed before.
+    pub new_participation: bool,
+}
+
+/// A member's attendance figures in a gym.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSummary {
+    /// Attended sessions, ever.
+    pub total_attendances: i64,
+    /// Attended sessions in the last 30 days.
+    pub attendances_last_30_days: i64,
+    /// The latest attendance.
+    pub last_attendance: Option<OffsetDateTime>,
+    /// The next 5 sessions the member is registered for.
+    pub upcoming_registrations: Vec<Session>,
+}
+
+/// Storage behind QR codes, check-ins and attendance.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AttendanceRepository: Send + Sync {
+    /// The user's current QR secret; `Ok(None)` for an unknown user.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>>;
+    /// Replaces the user's QR secret.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn set_qr_secret(&self, user: UserId, secret: &QrSecret) -> Result<()>;
+    /// Reads, in one statement, the user's secret, membership of the gym and the
+    /// candidate sessions of the gym with the user's participation in each;
+    /// `Ok(None)` for an unknown user.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget) -> Result<Option<CheckInContext>>;
+    /// Makes the member's participation in the session `attended` at `now`, creating
+    /// it if absent, in one atomic statement. `Ok(Some(new))` on success (`new`: the
+    /// row was created), `Ok(None)` when it was already `attended`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<Option<bool>>;
+    /// The member's latest attendance time in the gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>>;
+    /// Attended sessions with their attendance time, newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>>;
+    /// Number of attendances since `since` and in all, and the latest time.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn attendance_counts(&self, gym: GymId, user: UserId, since: OffsetDateTime) -> Result<(i64, i64, Option<OffsetDateTime>)>;
+    /// Sessions starting after `now` where the member is `registered`, soonest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn upcoming_registrations(&self, gym: GymId, user: UserId, now: OffsetDateTime, limit: u64) -> Result<Vec<Session>>;
+}
+
+/// Use cases of QR codes and attendance.
+#[derive(Clone)]
+pub struct AttendanceService {
+    repo: Arc<dyn AttendanceRepository>,
+    cache: Arc<dyn Cache>,
+    clock: Arc<dyn Clock>,
+    window: Duration,
+}
+
+impl AttendanceService {
+    /// Wires the service to its ports; `window` is W of the check-in rule.
+    pub fn new(repo: Arc<dyn AttendanceRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>, window: Duration) -> Self {
+        Self { repo, cache, clock, window }
+    }
+
+    /// The caller's current QR code.
+    ///
+    /// # Errors
+    /// [`DomainError::UserNotFound`] if the user vanished; storage failures.
+    pub async fn my_qr(&self, user: UserId) -> Result<String> {
+        let secret = self.repo.qr_secret(user).await?.ok_or(DomainError::UserNotFound)?;
+        Ok(QrCode::format(user, &secret))
+    }
+
+    /// Replaces the caller's QR code; the old one stops working at once.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn rotate_qr(&self, user: UserId) -> Result<String> {
+        let secret = QrSecret::random();
+        self.repo.set_qr_secret(user, &secret).await?;
+        Ok(QrCode::format(user, &secret))
+    }
+
+    /// Checks a member in from their QR code (staff only).
+    ///
+    /// Rules, in order: the code is well-formed and the user's current one
+    /// (`invalid_qr`); the user belongs to the gym (`not_a_member`); the session —
+    /// named (`session_not_found`, `session_outside_window`) or chosen among scheduled
+    /// sessions starting within ±W of now, the registered one first, else the closest
+    /// start, the earlier on a tie (`no_session_in_window`); the member is not already
+    /// attended (`already_checked_in`, also when a concurrent check-in won).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
+    pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<i64>) -> Result<CheckIn> {
+        actor.require(Role::Trainer)?;
+        let code = QrCode::parse(qr)?;
+        let now = self.clock.now();
+        let (from, until) = (now - self.window, now + self.window);
+        let target = match session_id {
+            Some(id) => CheckInTarget::Session(id),
+            None => CheckInTarget::Window { from, until },
+        };
+        let ctx = self
+            .repo
+            .check_in_context(actor.gym_id, code.user_id, target)
+            .await?
+            .ok_or(DomainError::InvalidQr)?;
+        if !ctx.qr_secret.matches(&code.secret) {
+            return Err(DomainError::InvalidQr);
+        }
+        if !ctx.is_member {
+            return Err(DomainError::NotAMember);
+        }
+        let chosen = match session_id {
+            Some(id) => {
+                let c = ctx
+                    .candidates
+                    .into_iter()
+                    .find(|c| c.id == id && c.status == SessionStatus::Scheduled)
+                    .ok_or(DomainError::SessionNotFound)?;
+                if c.start_time < from || c.start_time > until {
+                    return Err(DomainError::SessionOutsideWindow);
+                }
+                c
+            }
+            None => choose_session(ctx.candidates, now, from, until).ok_or(DomainError::NoSessionInWindow)?,
+        };
+        if chosen.participation == Some(ParticipationStatus::Attended) {
+            return Err(DomainError::AlreadyCheckedIn);
+        }
+        let new_participation = self
+            .repo
+            .mark_attended(actor.gym_id, chosen.id, code.user_id, now)
+            .await?
+            .ok_or(DomainError::AlreadyCheckedIn)?;
+        self.cache
+            .delete(&[
+                keys::last_attendance(code.user_id, actor.gym_id),
+                keys::dashboard_summary(code.user_id, actor.gym_id),
+            ])
+            .await;
+        Ok(CheckIn {
+            user_id: code.user_id,
+            session_id: chosen.id,
+            start_time: chosen.start_time,
+            end_time: chosen.end_time,
+            new_participation,
+        })
+    }
+
+    /// The caller's latest attendance in the gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn last_attendance(&self, actor: &Actor) -> Result<Option<OffsetDateTime>> {
+        self.repo.last_attendance(actor.gym_id, actor.user_id).await
+    }
+
+    /// The caller's attended sessions, newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn history(&self, actor: &Actor, page: Page) -> Result<Vec<(Session, OffsetDateTime)>> {
+        self.repo.history(actor.gym_id, actor.user_id, page).await
+    }
+
+    /// The caller's dashboard figures in the gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn dashboard(&self, actor: &Actor) -> Result<DashboardSummary> {
+        let now = self.clock.now();
+        let (total, recent, last) = self
+            .repo
+            .attendance_counts(actor.gym_id, actor.user_id, now - Duration::days(30))
+            .await?;
+        let upcoming = self.repo.upcoming_registrations(actor.gym_id, actor.user_id, now, 5).await?;
+        Ok(DashboardSummary {
+            total_attendances: total,
+            attendances_last_30_days: recent,
+            last_attendance: last,
+            upcoming_registrations: upcoming,
+        })
+    }
+}
+
+/// Picks the session of a check-in without a named session: among scheduled
+/// sessions starting in `[from, until]`, those the member registered for win; then
+/// the start closest to `now`; then the earlier start; then the lower id.
+pub fn choose_session(
+    candidates: Vec<Candidate>,
+    now: OffsetDateTime,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Option<Candidate> {
+    candidates
+        .into_iter()
+        .filter(|c| c.status == SessionStatus::Scheduled && c.start_time >= from && c.start_time <= until)
+        .min_by_key(|c| {
+            let registered = c.participation == Some(ParticipationStatus::Registered);
+            (!registered, (c.start_time - now).abs(), c.start_time, c.id)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MockCache;
+    use crate::clock::FixedClock;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
+    const GYM: GymId = GymId(4);
+    const MEMBER: UserId = UserId(42);
+    const SECRET: &str = "0a1b2c3d";
+    const W: Duration = Duration::minutes(30);
+
+    fn staff() -> Actor {
+        Actor { user_id: UserId(1), gym_id: GYM, role: Role::Trainer }
+    }
+
+    fn qr() -> String {
+        format!("U{}_{SECRET}", MEMBER.0)
+    }
+
+    fn cand(id: i64, start: OffsetDateTime, p: Option<ParticipationStatus>) -> Candidate {
+        Candidate { id, start_time: start, end_time: start + Duration::hours(1), status: SessionStatus::Scheduled, participation: p }
+    }
+
+    fn ctx(is_member: bool, candidates: Vec<Candidate>) -> CheckInContext {
+        CheckInContext { qr_secret: QrSecret::from_stored(SECRET.into()), is_member, candidates }
+    }
+
+    fn repo_with(ctx: Option<CheckInContext>) -> MockAttendanceRepository {
+        let mut repo = MockAttendanceRepository::new();
+        repo.expect_check_in_context()
+            .withf(|g, u, _| *g == GYM && *u == MEMBER)
+            .returning(move |_, _, _| Ok(ctx.clone()));
+        repo
+    }
+
+    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, result: Option<bool>) {
+        repo.expect_mark_attended()
+            .withf(move |g, s, u, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
+            .once()
+            .returning(move |_, _, _, _| Ok(result));
+    }
+
+    fn cache_expecting_invalidation() -> MockCache {
+        let mut cache = MockCache::new();
+        cache
+            .expect_delete()
+            .withf(|k| k == [keys::last_attendance(MEMBER, GYM), keys::dashboard_summary(MEMBER, GYM)])
+            .once()
+            .return_const(());
+        cache
+    }
+
+    fn svc(repo: MockAttendanceRepository, cache: MockCache) -> AttendanceService {
+        AttendanceService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)), W)
+    }
+
+    #[test]
+    fn qr_parse_accepts_only_upper_u_digits_and_8_lowercase_hex() {
+        assert_eq!(QrCode::parse("U42_0a1b2c3d"), Ok(QrCode { user_id: UserId(42), secret: "0a1b2c3d".into() }));
+        for bad in [
+            "", "u42_0a1b2c3d", "U42_0a1b2c3", "U42_0a1b2c3d4", "U_0a1b2c3d", "U4x_0a1b2c3d", "U42_0A1B2C3D",
+            "U42-0a1b2c3d", "U99999999999999999999_0a1b2c3d", "U+42_0a1b2c3d", "U42_0a1b2c3g", "U42_0a1b_2c3",
+        ] {
+            assert_eq!(QrCode::parse(bad), Err(DomainError::InvalidQr), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn random_secrets_are_8_lowercase_hex_and_differ() {
+        let a = QrSecret::random();
+        let b = QrSecret::random();
+        assert!(QrCode::parse(&QrCode::format(UserId(1), &a)).is_ok());
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn non_staff_cannot_check_in() {
+        let actor = Actor { role: Role::Member, ..staff() };
+        assert_eq!(svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&actor, &qr(), None).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_code_is_invalid_qr_without_touching_storage() {
+        let got = svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&staff(), "INVALID_QR", None).await;
+        assert_eq!(got, Err(DomainError::InvalidQr));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_is_invalid_qr() {
+        let got = svc(repo_with(None), MockCache::new()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::InvalidQr));
+    }
+
+    #[tokio::test]
+    async fn a_right_id_with_a_wrong_secret_is_invalid_qr() {
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        let got = svc(repo, MockCache::new()).check_in(&staff(), &format!("U{}_ffffffff", MEMBER.0), None).await;
+        assert_eq!(got, Err(DomainError::InvalidQr));
+    }
+
+    #[tokio::test]
+    async fn a_valid_code_of_a_non_member_is_not_a_member() {
+        let repo = repo_with(Some(ctx(false, vec![cand(1, NOW, None)])));
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
+    }
+
+    #[tokio::test]
+    async fn no_session_in_window_when_there_is_none() {
+        let repo = repo_with(Some(ctx(true, vec![])));
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NoSessionInWindow));
+    }
+
+    #[tokio::test]
+    async fn a_named_cancelled_session_is_session_not_found() {
+        let mut c = cand(7, NOW, None);
+        c.status = SessionStatus::Cancelled;
+        let repo = repo_with(Some(ctx(true, vec![c])));
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_named_missing_session_is_session_not_found() {
+        let repo = repo_with(Some(ctx(true, vec![])));
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn window_edges_are_inclusive_for_a_named_session() {
+        for start in [NOW - W, NOW + W] {
+            let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
+            expect_attended(&mut repo, 7, Some(true));
+            let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(7)).await;
+            assert!(got.is_ok(), "start {start}: {got:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_second_beyond_the_window_is_session_outside_window() {
+        for start in [NOW - W - Duration::seconds(1), NOW + W + Duration::seconds(1)] {
+            let repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
+            let got = svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await;
+            assert_eq!(got, Err(DomainError::SessionOutsideWindow), "start {start}");
+        }
+    }
+
+    #[test]
+    fn window_edges_are_inclusive_when_choosing() {
+        let (from, until) = (NOW - W, NOW + W);
+        assert_eq!(choose_session(vec![cand(1, NOW - W, None)], NOW, from, until).map(|c| c.id), Some(1));
+        assert_eq!(choose_session(vec![cand(1, NOW + W, None)], NOW, from, until).map(|c| c.id), Some(1));
+        assert_eq!(choose_session(vec![cand(1, NOW + W + Duration::seconds(1), None)], NOW, from, until), None);
+        assert_eq!(choose_session(vec![cand(1, NOW - W - Duration::seconds(1), None)], NOW, from, until), None);
+    }
+
+    #[test]
+    fn the_closest_start_wins_and_the_earlier_start_breaks_a_tie() {
+        let (from, until) = (NOW - W, NOW + W);
+        let c = vec![cand(1, NOW + Duration::minutes(20), None), cand(2, NOW - Duration::minutes(5), None)];
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
+        let tie = vec![cand(3, NOW + Duration::minutes(10), None), cand(4, NOW - Duration::minutes(10), None)];
+        assert_eq!(choose_session(tie, NOW, from, until).map(|c| c.id), Some(4));
+    }
+
+    #[test]
+    fn a_registered_session_wins_over_a_closer_one() {
+        let (from, until) = (NOW - W, NOW + W);
+        let c = vec![
+            cand(1, NOW, None),
+            cand(2, NOW + Duration::minutes(25), Some(ParticipationStatus::Registered)),
+        ];
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
+    }
+
+    #[test]
+    fn cancelled_sessions_are_never_chosen() {
+        let (from, until) = (NOW - W, NOW + W);
+        let mut c = cand(1, NOW, Some(ParticipationStatus::Registered));
+        c.status = SessionStatus::Cancelled;
+        assert_eq!(choose_session(vec![c, cand(2, NOW + Duration::minutes(29), None)], NOW, from, until).map(|c| c.id), Some(2));
+    }
+
+    #[tokio::test]
+    async fn an_attended_participation_is_already_checked_in() {
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
+    }
+
+    #[tokio::test]
+    async fn losing_a_concurrent_check_in_is_already_checked_in() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
+        expect_attended(&mut repo, 1, None);
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
+    }
+
+    #[tokio::test]
+    async fn a_registered_member_is_checked_in_and_their_cached_figures_dropped() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))])));
+        expect_attended(&mut repo, 1, Some(false));
+        let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
+        assert_eq!(got.session_id, 1);
+        assert_eq!(got.user_id, MEMBER);
+        assert!(!got.new_participation);
+    }
+
+    #[tokio::test]
+    async fn a_walk_in_gets_a_new_participation() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        expect_attended(&mut repo, 1, Some(true));
+        let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
+        assert!(got.new_participation);
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_counts_from_thirty_days_ago() {
+        let mut repo = MockAttendanceRepository::new();
+        repo.expect_attendance_counts()
+            .withf(|g, u, since| *g == GYM && *u == MEMBER && *since == NOW - Duration::days(30))
+            .once()
+            .returning(|_, _, _| Ok((9, 2, Some(NOW))));
+        repo.expect_upcoming_registrations()
+            .withf(|_, _, now, limit| *now == NOW && *limit == 5)
+            .once()
+            .returning(|_, _, _, _| Ok(vec![]));
+        let actor = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
+        let d = svc(repo, MockCache::new()).dashboard(&actor).await.expect("summary");
+        assert_eq!((d.total_attendances, d.attendances_last_30_days, d.last_attendance), (9, 2, Some(NOW)));
+    }
+}

@@ -1,0 +1,76 @@
+//! The cache port and the names of what is cached.
+//!
+//! The port is infallible on purpose: a cache that is down, slow or returns garbage
+//! must never fail a request, so adapters log and count their failures and answer
+//! as a miss. Values are opaque bytes (serialized by whoever reads them).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::values::{GymId, UserId};
+
+/// How the cache is doing, for readiness probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHealth {
+    /// Reachable and answering.
+    Ok,
+    /// No shared cache is configured (in-process cache).
+    Disabled,
+    /// Configured but not answering; reads go to the database.
+    Degraded,
+}
+
+/// A key-value cache shared by every instance of the service.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// The stored bytes, or `None` on a miss *or any failure*.
+    async fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Stores bytes for `ttl`; failures are swallowed.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration);
+    /// Removes the keys, in one round trip where the adapter can; failures are swallowed.
+    async fn delete(&self, keys: &[String]);
+    /// Whether the cache answers.
+    async fn health(&self) -> CacheHealth;
+}
+
+/// The cache keys of the contract, in one place so readers and invalidators agree.
+pub mod keys {
+    use super::{GymId, UserId};
+
+    /// Active classes of a gym.
+    pub fn classes(gym: GymId) -> String {
+        format!("gym:{}:classes", gym.0)
+    }
+    /// One session of a gym.
+    pub fn session(gym: GymId, session_id: i64) -> String {
+        format!("gym:{}:session:{session_id}", gym.0)
+    }
+    /// A member's last attendance in a gym.
+    pub fn last_attendance(user: UserId, gym: GymId) -> String {
+        format!("last_attendance:{}:{}", user.0, gym.0)
+    }
+    /// A member's dashboard summary in a gym.
+    pub fn dashboard_summary(user: UserId, gym: GymId) -> String {
+        format!("dashboard_summary:{}:{}", user.0, gym.0)
+    }
+    /// The user provisioned for a token subject.
+    pub fn user_by_sub(sub: &str) -> String {
+        format!("auth:sub:{sub}")
+    }
+    /// A user's membership (role) in a gym; absent when not a member.
+    pub fn membership(user: UserId, gym: GymId) -> String {
+        format!("auth:member:{}:{}", user.0, gym.0)
+    }
+}
+
+/// Time-to-live of cached reads, configured once.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl(pub Duration);
+
+impl Default for CacheTtl {
+    fn default() -> Self {
+        Self(Duration::from_secs(300))
+    }
+}

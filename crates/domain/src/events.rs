@@ -1,0 +1,260 @@
+//! Gym events: open days, competitions, talks.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::error::{DomainError, Result};
+use crate::values::{optional_text, required_text, Actor, DateRange, GymId, Role, UserId};
+
+/// An event of a gym.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Identifier.
+    pub id: i64,
+    /// Owning gym.
+    pub gym_id: GymId,
+    /// Title.
+    pub title: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Start, UTC.
+    pub start_time: OffsetDateTime,
+    /// End, after start.
+    pub end_time: OffsetDateTime,
+    /// Where.
+    pub location: Option<String>,
+    /// Places, if limited.
+    pub max_participants: Option<i32>,
+    /// Who created it.
+    pub created_by: Option<UserId>,
+    /// Creation instant.
+    pub created_at: OffsetDateTime,
+}
+
+/// The fields of an event that can be set; a create sets them all, a patch some.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFields {
+    /// Title.
+    pub title: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Start.
+    pub start_time: Option<OffsetDateTime>,
+    /// End.
+    pub end_time: Option<OffsetDateTime>,
+    /// Where.
+    pub location: Option<String>,
+    /// Places, if limited (1 or more).
+    pub max_participants: Option<i32>,
+}
+
+/// Storage of events, scoped to a gym.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventRepository: Send + Sync {
+    /// Events starting in `[from, until)`, by start then id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Event>>;
+    /// One event.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>>;
+    /// Stores a complete event (every required field set).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn create(&self, gym: GymId, event: &Event) -> Result<Event>;
+    /// Replaces an event's fields; `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn update(&self, gym: GymId, event: &Event) -> Result<Option<Event>>;
+    /// Deletes an event; `Ok(false)` when absent.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn delete(&self, gym: GymId, id: i64) -> Result<bool>;
+}
+
+/// Use cases of events.
+#[derive(Clone)]
+pub struct EventService {
+    repo: Arc<dyn EventRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EventService {
+    /// Wires the service to its ports.
+    pub fn new(repo: Arc<dyn EventRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, clock }
+    }
+
+    /// Events starting within the range.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list(&self, actor: &Actor, range: DateRange) -> Result<Vec<Event>> {
+        self.repo.between(actor.gym_id, range.from(), range.until()).await
+    }
+
+    /// One event.
+    ///
+    /// # Errors
+    /// [`DomainError::EventNotFound`].
+    pub async fn get(&self, actor: &Actor, id: i64) -> Result<Event> {
+        self.repo.get(actor.gym_id, id).await?.ok_or(DomainError::EventNotFound)
+    }
+
+    /// Creates an event (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`]; [`DomainError::Validation`] for a missing title or
+    /// time, or an end not after the start.
+    pub async fn create(&self, actor: &Actor, fields: EventFields) -> Result<Event> {
+        actor.require(Role::Trainer)?;
+        let now = self.clock.now();
+        let blank = Event {
+            id: 0,
+            gym_id: actor.gym_id,
+            title: String::new(),
+            description: None,
+            start_time: now,
+            end_time: now,
+            location: None,
+            max_participants: None,
+            created_by: Some(actor.user_id),
+            created_at: now,
+        };
+        if fields.title.is_none() || fields.start_time.is_none() || fields.end_time.is_none() {
+            return Err(DomainError::validation("title, start_time and end_time are required"));
+        }
+        let event = apply(blank, fields)?;
+        self.repo.create(actor.gym_id, &event).await
+    }
+
+    /// Changes an event (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`], [`DomainError::Validation`].
+    pub async fn update(&self, actor: &Actor, id: i64, fields: EventFields) -> Result<Event> {
+        actor.require(Role::Trainer)?;
+        let current = self.get(actor, id).await?;
+        let event = apply(current, fields)?;
+        self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)
+    }
+
+    /// Deletes an event (admin).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
+    pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
+        actor.require(Role::Admin)?;
+        if self.repo.delete(actor.gym_id, id).await? {
+            Ok(())
+        } else {
+            Err(DomainError::EventNotFound)
+        }
+    }
+}
+
+/// Applies the given fields and checks the event's rules.
+fn apply(mut e: Event, f: EventFields) -> Result<Event> {
+    if let Some(t) = f.title {
+        e.title = required_text("title", &t, 200)?;
+    }
+    if f.description.is_some() {
+        e.description = optional_text("description", f.description.as_deref(), 5000)?;
+    }
+    if f.location.is_some() {
+        e.location = optional_text("location", f.location.as_deref(), 200)?;
+    }
+    if let Some(m) = f.max_participants {
+        if m < 1 {
+            return Err(DomainError::validation("max_participants must be 1 or more"));
+        }
+        e.max_participants = Some(m);
+    }
+    e.start_time = f.start_time.unwrap_or(e.start_time);
+    e.end_time = f.end_time.unwrap_or(e.end_time);
+    if e.end_time <= e.start_time {
+        return Err(DomainError::validation("end_time must be after start_time"));
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use time::macros::datetime;
+    use time::Duration;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
+
+    fn actor(role: Role) -> Actor {
+        Actor { user_id: UserId(1), gym_id: GymId(2), role }
+    }
+
+    fn svc(repo: MockEventRepository) -> EventService {
+        EventService::new(Arc::new(repo), Arc::new(FixedClock(NOW)))
+    }
+
+    fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
+        EventFields { title: Some("Open day".into()), start_time: Some(start), end_time: Some(end), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn an_event_ending_at_its_start_is_refused() {
+        let got = svc(MockEventRepository::new()).create(&actor(Role::Trainer), fields(NOW, NOW)).await;
+        assert!(matches!(got, Err(DomainError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn members_cannot_create_events() {
+        let got = svc(MockEventRepository::new()).create(&actor(Role::Member), fields(NOW, NOW + Duration::hours(1))).await;
+        assert_eq!(got, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn staff_creates_an_event_stamped_with_creator_and_now() {
+        let mut repo = MockEventRepository::new();
+        repo.expect_create()
+            .withf(|g, e| *g == GymId(2) && e.created_by == Some(UserId(1)) && e.created_at == NOW)
+            .once()
+            .returning(|_, e| Ok(Event { id: 9, ..e.clone() }));
+        let e = svc(repo).create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
+        assert_eq!(e.id, 9);
+    }
+
+    #[tokio::test]
+    async fn a_patch_moving_the_end_before_the_start_is_refused() {
+        let mut repo = MockEventRepository::new();
+        repo.expect_get().returning(|g, id| {
+            Ok(Some(Event {
+                id,
+                gym_id: g,
+                title: "x".into(),
+                description: None,
+                start_time: NOW,
+                end_time: NOW + Duration::hours(1),
+                location: None,
+                max_participants: None,
+                created_by: None,
+                created_at: NOW,
+            }))
+        });
+        let patch = EventFields { end_time: Some(NOW - Duration::hours(1)), ..Default::default() };
+        assert!(matches!(svc(repo).update(&actor(Role::Admin), 1, patch).await, Err(DomainError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn trainers_cannot_delete_events() {
+        assert_eq!(svc(MockEventRepository::new()).delete(&actor(Role::Trainer), 1).await, Err(DomainError::Forbidden));
+    }
+}

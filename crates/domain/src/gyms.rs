@@ -1,0 +1,341 @@
+//! Gyms (the tenants), memberships and the rules of granting roles.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::cache::{keys, Cache};
+use crate::clock::Clock;
+use crate::error::{DomainError, Result};
+use crate::users::User;
+use crate::values::{optional_text, required_text, Actor, GymId, Page, Role, UserId};
+
+/// A gym: the tenant every scoped route acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gym {
+    /// Identifier.
+    pub id: GymId,
+    /// Display name.
+    pub name: String,
+    /// IANA time zone name, informative (times are stored in UTC).
+    pub timezone: String,
+    /// Street address.
+    pub address: Option<String>,
+    /// Creation instant.
+    pub created_at: OffsetDateTime,
+}
+
+/// What is asked to create a gym.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGym {
+    /// Display name, 1..=200 characters.
+    pub name: String,
+    /// Time zone name; `UTC` when not given.
+    pub timezone: String,
+    /// Street address.
+    pub address: Option<String>,
+}
+
+/// A user's place in a gym.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// The member.
+    pub user_id: UserId,
+    /// The gym.
+    pub gym_id: GymId,
+    /// Their role there.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: OffsetDateTime,
+}
+
+/// A member as listed by staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    /// The user.
+    pub user: User,
+    /// Their role in the gym.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: OffsetDateTime,
+}
+
+/// Storage of gyms and memberships.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait GymRepository: Send + Sync {
+    /// Creates a gym and makes `owner` its owner, atomically.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn create_with_owner(&self, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym>;
+
+    /// The gym with this id.
+    ///
+    /// # Errors
+    /// Storage failures; a missing gym is `Ok(None)`.
+    async fn by_id(&self, id: GymId) -> Result<Option<Gym>>;
+
+    /// The user's membership of the gym (`None` also when the gym does not exist).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn membership(&self, user: UserId, gym: GymId) -> Result<Option<Membership>>;
+
+    /// Every gym the user belongs to, with the role there, by gym id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>>;
+
+    /// Members of a gym, optionally of one role, by user id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>>;
+
+    /// Adds a user to a gym.
+    ///
+    /// # Errors
+    /// [`DomainError::UserNotFound`] for an unknown user, [`DomainError::AlreadyMember`]
+    /// when the pair exists (decided by the unique constraint), storage failures.
+    async fn add_member(&self, gym: GymId, user: UserId, role: Role, now: OffsetDateTime) -> Result<Membership>;
+
+    /// Sets a member's role; `Ok(None)` when not a member.
+    ///
+    /// # Errors
+    /// [`DomainError::LastOwner`] when it would demote the gym's only owner (checked
+    /// atomically with the change), storage failures.
+    async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>>;
+
+    /// Removes a member; `Ok(false)` when not a member.
+    ///
+    /// # Errors
+    /// [`DomainError::LastOwner`] when it would remove the gym's only owner (checked
+    /// atomically with the change), storage failures.
+    async fn remove_member(&self, gym: GymId, user: UserId) -> Result<bool>;
+}
+
+/// Use cases about gyms and their members.
+#[derive(Clone)]
+pub struct GymService {
+    gyms: Arc<dyn GymRepository>,
+    cache: Arc<dyn Cache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl GymService {
+    /// Wires the service to its ports.
+    pub fn new(gyms: Arc<dyn GymRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
+        Self { gyms, cache, clock }
+    }
+
+    /// Creates a gym owned by the caller.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for a bad name, time zone or address; storage failures.
+    pub async fn create_gym(&self, caller: UserId, gym: NewGym) -> Result<Gym> {
+        let gym = NewGym {
+            name: required_text("name", &gym.name, 200)?,
+            timezone: required_text("timezone", &gym.timezone, 64)?,
+            address: optional_text("address", gym.address.as_deref(), 500)?,
+        };
+        self.gyms.create_with_owner(&gym, caller, self.clock.now()).await
+    }
+
+    /// The gyms of the caller.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn my_gyms(&self, caller: UserId) -> Result<Vec<(Gym, Role)>> {
+        self.gyms.gyms_of(caller).await
+    }
+
+    /// The gym the actor acts in.
+    ///
+    /// # Errors
+    /// [`DomainError::NotAMember`] if it vanished; storage failures.
+    pub async fn current(&self, actor: &Actor) -> Result<Gym> {
+        self.gyms.by_id(actor.gym_id).await?.ok_or(DomainError::NotAMember)
+    }
+
+    /// The caller's membership of a gym: what the tenant check needs.
+    ///
+    /// # Errors
+    /// [`DomainError::NotAMember`] when the caller is not in the gym or it does not exist.
+    pub async fn membership(&self, caller: UserId, gym: GymId) -> Result<Membership> {
+        self.gyms.membership(caller, gym).await?.ok_or(DomainError::NotAMember)
+    }
+
+    /// Members of the gym, for staff.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below trainer; storage failures.
+    pub async fn members(&self, actor: &Actor, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
+        actor.require(Role::Trainer)?;
+        self.gyms.members(actor.gym_id, role, page).await
+    }
+
+    /// Adds a user to the gym with a role.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below admin, or granting admin/owner without being
+    /// owner; [`DomainError::UserNotFound`]; [`DomainError::AlreadyMember`].
+    pub async fn add_member(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
+        may_grant(actor, role)?;
+        let m = self.gyms.add_member(actor.gym_id, user, role, self.clock.now()).await?;
+        self.forget_membership(user, actor.gym_id).await;
+        Ok(m)
+    }
+
+    /// Changes a member's role.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] as for [`Self::add_member`], and for a non-owner touching
+    /// an admin or owner; [`DomainError::UserNotFound`] for a non-member;
+    /// [`DomainError::LastOwner`] when demoting the only owner.
+    pub async fn set_role(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
+        may_grant(actor, role)?;
+        self.may_manage(actor, user).await?;
+        let m = self.gyms.set_role(actor.gym_id, user, role).await?.ok_or(DomainError::UserNotFound)?;
+        self.forget_membership(user, actor.gym_id).await;
+        Ok(m)
+    }
+
+    /// Removes a member from the gym.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below admin or for a non-owner removing an admin or
+    /// owner; [`DomainError::UserNotFound`]; [`DomainError::LastOwner`].
+    pub async fn remove_member(&self, actor: &Actor, user: UserId) -> Result<()> {
+        actor.require(Role::Admin)?;
+        self.may_manage(actor, user).await?;
+        if !self.gyms.remove_member(actor.gym_id, user).await? {
+            return Err(DomainError::UserNotFound);
+        }
+        self.forget_membership(user, actor.gym_id).await;
+        Ok(())
+    }
+
+    /// Only an owner may change or remove an admin or an owner.
+    async fn may_manage(&self, actor: &Actor, user: UserId) -> Result<()> {
+        let target = self.gyms.membership(user, actor.gym_id).await?.ok_or(DomainError::UserNotFound)?;
+        if target.role >= Role::Admin && actor.role < Role::Owner {
+            return Err(DomainError::Forbidden);
+        }
+        Ok(())
+    }
+
+    async fn forget_membership(&self, user: UserId, gym: GymId) {
+        self.cache.delete(&[keys::membership(user, gym)]).await;
+    }
+}
+
+/// Admins manage members; only an owner grants `admin` or `owner`.
+fn may_grant(actor: &Actor, role: Role) -> Result<()> {
+    actor.require(Role::Admin)?;
+    if role >= Role::Admin {
+        actor.require(Role::Owner)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MockCache;
+    use crate::clock::FixedClock;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
+    const GYM: GymId = GymId(7);
+
+    fn actor(role: Role) -> Actor {
+        Actor { user_id: UserId(1), gym_id: GYM, role }
+    }
+
+    fn membership(user: UserId, role: Role) -> Membership {
+        Membership { user_id: user, gym_id: GYM, role, joined_at: NOW }
+    }
+
+    fn cache_expecting_invalidation_of(user: UserId) -> MockCache {
+        let mut cache = MockCache::new();
+        let key = keys::membership(user, GYM);
+        cache.expect_delete().withf(move |k| k == [key.clone()]).once().return_const(());
+        cache
+    }
+
+    fn service(gyms: MockGymRepository, cache: MockCache) -> GymService {
+        GymService::new(Arc::new(gyms), Arc::new(cache), Arc::new(FixedClock(NOW)))
+    }
+
+    #[tokio::test]
+    async fn admin_granting_admin_is_forbidden() {
+        let svc = service(MockGymRepository::new(), MockCache::new());
+        assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Admin).await, Err(DomainError::Forbidden));
+        assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Owner).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn trainer_cannot_add_members() {
+        let svc = service(MockGymRepository::new(), MockCache::new());
+        assert_eq!(svc.add_member(&actor(Role::Trainer), UserId(2), Role::Member).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn admin_adds_a_member_and_its_cached_membership_is_invalidated() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_add_member()
+            .withf(|g, u, r, _| *g == GYM && *u == UserId(2) && *r == Role::Member)
+            .once()
+            .returning(|_, u, r, _| Ok(membership(u, r)));
+        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+        let m = svc.add_member(&actor(Role::Admin), UserId(2), Role::Member).await.expect("added");
+        assert_eq!(m.role, Role::Member);
+    }
+
+    #[tokio::test]
+    async fn owner_grants_owner() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_add_member().once().returning(|_, u, r, _| Ok(membership(u, r)));
+        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+        let m = svc.add_member(&actor(Role::Owner), UserId(2), Role::Owner).await.expect("granted");
+        assert_eq!(m.role, Role::Owner);
+    }
+
+    #[tokio::test]
+    async fn admin_cannot_demote_an_owner() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_membership().once().returning(|u, _| Ok(Some(membership(u, Role::Owner))));
+        let svc = service(gyms, MockCache::new());
+        let got = svc.set_role(&actor(Role::Admin), UserId(2), Role::Member).await;
+        assert_eq!(got, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn removing_the_last_owner_is_refused() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_membership().once().returning(|u, _| Ok(Some(membership(u, Role::Owner))));
+        gyms.expect_remove_member().once().returning(|_, _| Err(DomainError::LastOwner));
+        let svc = service(gyms, MockCache::new());
+        assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));
+    }
+
+    #[tokio::test]
+    async fn removing_a_non_member_is_user_not_found() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_membership().once().returning(|_, _| Ok(None));
+        let svc = service(gyms, MockCache::new());
+        assert_eq!(svc.remove_member(&actor(Role::Admin), UserId(9)).await, Err(DomainError::UserNotFound));
+    }
+
+    #[tokio::test]
+    async fn creating_a_gym_with_a_blank_name_stores_nothing() {
+        let svc = service(MockGymRepository::new(), MockCache::new());
+        let got = svc
+            .create_gym(UserId(1), NewGym { name: "  ".into(), timezone: "UTC".into(), address: None })
+            .await;
+        assert!(matches!(got, Err(DomainError::Validation(_))));
+    }
+}

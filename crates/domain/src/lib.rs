@@ -1,0 +1,19 @@
+//! GymAPI's business rules, written over ports.
+//!
+//! This crate is the inside of the hexagon: entities and value types, the rules of
+//! booking, check-in and roles, and the async traits (ports) that adapters implement.
+//! It knows nothing of HTTP, SQL or Redis, so other services can reuse it and its
+//! rules are unit-tested against `mockall` mocks (enable the `mocks` feature to get them).
+
+pub mod attendance;
+pub mod cache;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod gyms;
+pub mod schedule;
+pub mod users;
+pub mod values;
+
+pub use error::{DomainError, Result};
+pub use values::{DateRange, GymId, Page, Role, UserId};

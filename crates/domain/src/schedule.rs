@@ -1,0 +1,700 @@
+//! The timetable: classes, their sessions, and members booking places.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use crate::cache::{keys, Cache};
+use crate::clock::Clock;
+use crate::error::{DomainError, Result};
+use crate::values::{optional_text, required_text, Actor, DateRange, GymId, Role, UserId};
+
+/// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    /// Identifier.
+    pub id: i64,
+    /// Owning gym.
+    pub gym_id: GymId,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Length of one session, 1..=600.
+    pub duration_minutes: i32,
+    /// Places per session, 1..=1000.
+    pub max_capacity: i32,
+    /// Free-form category.
+    pub category: Option<String>,
+    /// Usual instructor.
+    pub instructor_id: Option<UserId>,
+    /// `false` once deleted (soft).
+    pub active: bool,
+}
+
+/// What is asked to create a class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClass {
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Length of one session, 1..=600.
+    pub duration_minutes: i32,
+    /// Places per session, 1..=1000.
+    pub max_capacity: i32,
+    /// Free-form category.
+    pub category: Option<String>,
+    /// Usual instructor.
+    pub instructor_id: Option<UserId>,
+}
+
+/// A change to a class; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New duration.
+    pub duration_minutes: Option<i32>,
+    /// New capacity (applies to sessions created afterwards).
+    pub max_capacity: Option<i32>,
+    /// New category.
+    pub category: Option<String>,
+    /// New instructor.
+    pub instructor_id: Option<UserId>,
+    /// Re-activate or deactivate.
+    pub active: Option<bool>,
+}
+
+/// Status of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Will take place.
+    Scheduled,
+    /// Called off: not bookable, not checkable-in.
+    Cancelled,
+}
+
+impl SessionStatus {
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scheduled" => Some(Self::Scheduled),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// One occurrence of a class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Identifier.
+    pub id: i64,
+    /// Owning gym.
+    pub gym_id: GymId,
+    /// The class it is of.
+    pub class_id: i64,
+    /// Start, UTC.
+    pub start_time: OffsetDateTime,
+    /// End, UTC.
+    pub end_time: OffsetDateTime,
+    /// Scheduled or cancelled.
+    pub status: SessionStatus,
+    /// Who runs it.
+    pub trainer_id: Option<UserId>,
+    /// Where.
+    pub room: Option<String>,
+    /// Places, copied from the class when created.
+    pub capacity: i32,
+    /// Places taken (registered or attended bookings).
+    pub registered_count: i32,
+}
+
+/// What is asked to create a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The class.
+    pub class_id: i64,
+    /// Start.
+    pub start_time: OffsetDateTime,
+    /// End; start + the class's duration when not given.
+    pub end_time: Option<OffsetDateTime>,
+    /// Who runs it.
+    pub trainer_id: Option<UserId>,
+    /// Where.
+    pub room: Option<String>,
+}
+
+/// A session ready to be stored: every derived field settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDraft {
+    /// The class.
+    pub class_id: i64,
+    /// Start.
+    pub start_time: OffsetDateTime,
+    /// End, after start.
+    pub end_time: OffsetDateTime,
+    /// Who runs it.
+    pub trainer_id: Option<UserId>,
+    /// Where.
+    pub room: Option<String>,
+    /// Places: the class's `max_capacity` now.
+    pub capacity: i32,
+}
+
+/// Status of a member's participation in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipationStatus {
+    /// Holds a place.
+    Registered,
+    /// Checked in.
+    Attended,
+    /// Gave the place back.
+    Cancelled,
+    /// Held a place and did not come.
+    NoShow,
+}
+
+impl ParticipationStatus {
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::Attended => "attended",
+            Self::Cancelled => "cancelled",
+            Self::NoShow => "no_show",
+        }
+    }
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "registered" => Some(Self::Registered),
+            "attended" => Some(Self::Attended),
+            "cancelled" => Some(Self::Cancelled),
+            "no_show" => Some(Self::NoShow),
+            _ => None,
+        }
+    }
+}
+
+/// A member's booking of, or attendance at, a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participation {
+    /// Identifier.
+    pub id: i64,
+    /// The session.
+    pub session_id: i64,
+    /// The member.
+    pub member_id: UserId,
+    /// The gym.
+    pub gym_id: GymId,
+    /// Current status.
+    pub status: ParticipationStatus,
+    /// When the member checked in.
+    pub attendance_time: Option<OffsetDateTime>,
+    /// When the row was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// Storage of classes, sessions and bookings. Every method is scoped to a gym:
+/// another gym's rows are invisible, exactly as missing ones.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ScheduleRepository: Send + Sync {
+    /// Active classes of the gym, by id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn active_classes(&self, gym: GymId) -> Result<Vec<Class>>;
+    /// One class of the gym, active or not.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn class(&self, gym: GymId, id: i64) -> Result<Option<Class>>;
+    /// Stores a class.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn create_class(&self, gym: GymId, class: &NewClass, now: OffsetDateTime) -> Result<Class>;
+    /// Applies a change to a class; `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn update_class(&self, gym: GymId, id: i64, patch: &ClassPatch) -> Result<Option<Class>>;
+    /// Sessions of the gym starting in `[from, until)`, by start then id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn sessions_between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Session>>;
+    /// One session of the gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn session(&self, gym: GymId, id: i64) -> Result<Option<Session>>;
+    /// Stores a session.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn create_session(&self, gym: GymId, draft: &SessionDraft, now: OffsetDateTime) -> Result<Session>;
+    /// Marks a session cancelled; `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn cancel_session(&self, gym: GymId, id: i64) -> Result<Option<Session>>;
+    /// Books a place atomically: the member's participation becomes (or is created as)
+    /// `registered` and the session's `registered_count` grows, only while the session
+    /// is scheduled, starts after `now` and has a free place — decided by the database.
+    ///
+    /// # Errors
+    /// [`DomainError::AlreadyRegistered`] when the member holds a registered or attended
+    /// participation; [`DomainError::SessionFull`]; [`DomainError::SessionNotOpen`];
+    /// [`DomainError::SessionNotFound`]; storage failures.
+    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Participation>;
+    /// Gives a `registered` place back (the participation becomes `cancelled`) and frees
+    /// it; `Ok(false)` when the member held no registered place.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn cancel_booking(&self, gym: GymId, session_id: i64, member: UserId) -> Result<bool>;
+    /// Every participation of a session, cancelled ones included, by id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn participants(&self, gym: GymId, session_id: i64) -> Result<Vec<Participation>>;
+}
+
+/// Use cases of the timetable.
+#[derive(Clone)]
+pub struct ScheduleService {
+    repo: Arc<dyn ScheduleRepository>,
+    cache: Arc<dyn Cache>,
+    clock: Arc<dyn Clock>,
+}
+
+fn check_class_numbers(duration: Option<i32>, capacity: Option<i32>) -> Result<()> {
+    if duration.is_some_and(|d| !(1..=600).contains(&d)) {
+        return Err(DomainError::validation("duration_minutes must be between 1 and 600"));
+    }
+    if capacity.is_some_and(|c| !(1..=1000).contains(&c)) {
+        return Err(DomainError::validation("max_capacity must be between 1 and 1000"));
+    }
+    Ok(())
+}
+
+impl ScheduleService {
+    /// Wires the service to its ports.
+    pub fn new(repo: Arc<dyn ScheduleRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, cache, clock }
+    }
+
+    /// Active classes of the actor's gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn classes(&self, actor: &Actor) -> Result<Vec<Class>> {
+        self.repo.active_classes(actor.gym_id).await
+    }
+
+    /// One class of the actor's gym.
+    ///
+    /// # Errors
+    /// [`DomainError::ClassNotFound`].
+    pub async fn class(&self, actor: &Actor, id: i64) -> Result<Class> {
+        self.repo.class(actor.gym_id, id).await?.ok_or(DomainError::ClassNotFound)
+    }
+
+    /// Creates a class (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::Validation`].
+    pub async fn create_class(&self, actor: &Actor, class: NewClass) -> Result<Class> {
+        actor.require(Role::Trainer)?;
+        check_class_numbers(Some(class.duration_minutes), Some(class.max_capacity))?;
+        let class = NewClass {
+            name: required_text("name", &class.name, 200)?,
+            description: optional_text("description", class.description.as_deref(), 2000)?,
+            category: optional_text("category", class.category.as_deref(), 100)?,
+            ..class
+        };
+        let created = self.repo.create_class(actor.gym_id, &class, self.clock.now()).await?;
+        self.forget(&[keys::classes(actor.gym_id)]).await;
+        Ok(created)
+    }
+
+    /// Changes a class (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::Validation`], [`DomainError::ClassNotFound`].
+    pub async fn update_class(&self, actor: &Actor, id: i64, patch: ClassPatch) -> Result<Class> {
+        actor.require(Role::Trainer)?;
+        check_class_numbers(patch.duration_minutes, patch.max_capacity)?;
+        let patch = ClassPatch {
+            name: match patch.name.as_deref() {
+                Some(n) => Some(required_text("name", n, 200)?),
+                None => None,
+            },
+            description: optional_text("description", patch.description.as_deref(), 2000)?,
+            category: optional_text("category", patch.category.as_deref(), 100)?,
+            ..patch
+        };
+        let class = self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
+        self.forget(&[keys::classes(actor.gym_id)]).await;
+        Ok(class)
+    }
+
+    /// Soft-deletes a class (admin): it leaves the list, its sessions stay.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::ClassNotFound`].
+    pub async fn delete_class(&self, actor: &Actor, id: i64) -> Result<()> {
+        actor.require(Role::Admin)?;
+        let patch = ClassPatch { active: Some(false), ..ClassPatch::default() };
+        self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
+        self.forget(&[keys::classes(actor.gym_id)]).await;
+        Ok(())
+    }
+
+    /// Sessions starting within the date range, cancelled ones included.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn sessions(&self, actor: &Actor, range: DateRange) -> Result<Vec<Session>> {
+        self.repo.sessions_between(actor.gym_id, range.from(), range.until()).await
+    }
+
+    /// One session.
+    ///
+    /// # Errors
+    /// [`DomainError::SessionNotFound`].
+    pub async fn session(&self, actor: &Actor, id: i64) -> Result<Session> {
+        self.repo.session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)
+    }
+
+    /// Schedules a session of a class (staff); its capacity is the class's now.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`]; [`DomainError::ClassNotFound`] for a missing or other
+    /// gym's class; [`DomainError::Validation`] for an end not after the start.
+    pub async fn create_session(&self, actor: &Actor, new: NewSession) -> Result<Session> {
+        actor.require(Role::Trainer)?;
+        let class = self.repo.class(actor.gym_id, new.class_id).await?.ok_or(DomainError::ClassNotFound)?;
+        let end_time = new
+            .end_time
+            .unwrap_or(new.start_time + Duration::minutes(i64::from(class.duration_minutes)));
+        if end_time <= new.start_time {
+            return Err(DomainError::validation("end_time must be after start_time"));
+        }
+        let draft = SessionDraft {
+            class_id: class.id,
+            start_time: new.start_time,
+            end_time,
+            trainer_id: new.trainer_id,
+            room: optional_text("room", new.room.as_deref(), 100)?,
+            capacity: class.max_capacity,
+        };
+        self.repo.create_session(actor.gym_id, &draft, self.clock.now()).await
+    }
+
+    /// Cancels a session (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
+    pub async fn cancel_session(&self, actor: &Actor, id: i64) -> Result<Session> {
+        actor.require(Role::Trainer)?;
+        let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
+        self.forget(&[keys::session(actor.gym_id, id)]).await;
+        Ok(s)
+    }
+
+    /// Books the actor a place in a session.
+    ///
+    /// The rules, in order: the session exists in the gym; it is scheduled and has not
+    /// started (`session_not_open`); the member holds no place yet (`already_registered`);
+    /// a place is free (`session_full`). The last two are decided by the database.
+    ///
+    /// # Errors
+    /// The variants named above.
+    pub async fn register(&self, actor: &Actor, session_id: i64) -> Result<Participation> {
+        let now = self.clock.now();
+        let session = self.session(actor, session_id).await?;
+        if session.status != SessionStatus::Scheduled || session.start_time <= now {
+            return Err(DomainError::SessionNotOpen);
+        }
+        let p = self.repo.book(actor.gym_id, session_id, actor.user_id, now).await?;
+        self.forget_booking(actor, session_id).await;
+        Ok(p)
+    }
+
+    /// Gives the actor's place back.
+    ///
+    /// # Errors
+    /// [`DomainError::SessionNotFound`] for an unknown session; [`DomainError::Validation`]
+    /// when the actor holds no registered place in it.
+    pub async fn unregister(&self, actor: &Actor, session_id: i64) -> Result<()> {
+        self.session(actor, session_id).await?;
+        if !self.repo.cancel_booking(actor.gym_id, session_id, actor.user_id).await? {
+            return Err(DomainError::validation("you hold no registered place in this session"));
+        }
+        self.forget_booking(actor, session_id).await;
+        Ok(())
+    }
+
+    /// Every participation of a session (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
+    pub async fn participants(&self, actor: &Actor, session_id: i64) -> Result<Vec<Participation>> {
+        actor.require(Role::Trainer)?;
+        self.session(actor, session_id).await?;
+        self.repo.participants(actor.gym_id, session_id).await
+    }
+
+    async fn forget_booking(&self, actor: &Actor, session_id: i64) {
+        self.forget(&[
+            keys::session(actor.gym_id, session_id),
+            keys::dashboard_summary(actor.user_id, actor.gym_id),
+        ])
+        .await;
+    }
+
+    async fn forget(&self, keys: &[String]) {
+        self.cache.delete(keys).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MockCache;
+    use crate::clock::FixedClock;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
+    const GYM: GymId = GymId(3);
+
+    fn member() -> Actor {
+        Actor { user_id: UserId(5), gym_id: GYM, role: Role::Member }
+    }
+    fn staff() -> Actor {
+        Actor { user_id: UserId(1), gym_id: GYM, role: Role::Trainer }
+    }
+
+    fn session(start: OffsetDateTime, status: SessionStatus) -> Session {
+        Session {
+            id: 11,
+            gym_id: GYM,
+            class_id: 2,
+            start_time: start,
+            end_time: start + Duration::hours(1),
+            status,
+            trainer_id: None,
+            room: None,
+            capacity: 10,
+            registered_count: 0,
+        }
+    }
+
+    fn class() -> Class {
+        Class {
+            id: 2,
+            gym_id: GYM,
+            name: "Spin".into(),
+            description: None,
+            duration_minutes: 45,
+            max_capacity: 12,
+            category: None,
+            instructor_id: None,
+            active: true,
+        }
+    }
+
+    fn quiet_cache() -> MockCache {
+        let mut c = MockCache::new();
+        c.expect_delete().return_const(());
+        c
+    }
+
+    fn svc(repo: MockScheduleRepository, cache: MockCache) -> ScheduleService {
+        ScheduleService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)))
+    }
+
+    fn repo_with_session(s: Session) -> MockScheduleRepository {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_session().withf(|g, id| *g == GYM && *id == 11).returning(move |_, _| Ok(Some(s.clone())));
+        repo
+    }
+
+    #[tokio::test]
+    async fn booking_a_cancelled_session_is_session_not_open() {
+        let repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Cancelled));
+        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+    }
+
+    #[tokio::test]
+    async fn booking_a_started_session_is_session_not_open() {
+        let repo = repo_with_session(session(NOW, SessionStatus::Scheduled));
+        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+    }
+
+    #[tokio::test]
+    async fn booking_an_unknown_session_is_session_not_found() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_session().returning(|_, _| Ok(None));
+        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_full_session_answers_session_full() {
+        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
+        repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::SessionFull));
+        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionFull));
+    }
+
+    #[tokio::test]
+    async fn booking_twice_answers_already_registered() {
+        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
+        repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::AlreadyRegistered));
+        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::AlreadyRegistered));
+    }
+
+    #[tokio::test]
+    async fn a_booking_invalidates_the_cached_session_and_summary() {
+        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
+        repo.expect_book()
+            .withf(|g, s, m, now| *g == GYM && *s == 11 && *m == UserId(5) && *now == NOW)
+            .once()
+            .returning(|g, s, m, now| {
+                Ok(Participation {
+                    id: 1,
+                    session_id: s,
+                    member_id: m,
+                    gym_id: g,
+                    status: ParticipationStatus::Registered,
+                    attendance_time: None,
+                    created_at: now,
+                })
+            });
+        let mut cache = MockCache::new();
+        cache
+            .expect_delete()
+            .withf(|k| k == [keys::session(GYM, 11), keys::dashboard_summary(UserId(5), GYM)])
+            .once()
+            .return_const(());
+        let p = svc(repo, cache).register(&member(), 11).await.expect("booked");
+        assert_eq!(p.status, ParticipationStatus::Registered);
+    }
+
+    #[tokio::test]
+    async fn cancelling_without_a_place_is_a_validation_error() {
+        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
+        repo.expect_cancel_booking().once().returning(|_, _, _| Ok(false));
+        assert!(matches!(svc(repo, MockCache::new()).unregister(&member(), 11).await, Err(DomainError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn members_cannot_create_classes() {
+        let new = NewClass {
+            name: "Yoga".into(),
+            description: None,
+            duration_minutes: 60,
+            max_capacity: 10,
+            category: None,
+            instructor_id: None,
+        };
+        assert_eq!(
+            svc(MockScheduleRepository::new(), MockCache::new()).create_class(&member(), new).await,
+            Err(DomainError::Forbidden)
+        );
+    }
+
+    #[tokio::test]
+    async fn class_numbers_out_of_range_are_refused() {
+        let s = svc(MockScheduleRepository::new(), MockCache::new());
+        for (d, c) in [(0, 10), (601, 10), (60, 0), (60, 1001)] {
+            let new = NewClass {
+                name: "Yoga".into(),
+                description: None,
+                duration_minutes: d,
+                max_capacity: c,
+                category: None,
+                instructor_id: None,
+            };
+            assert!(matches!(s.create_class(&staff(), new).await, Err(DomainError::Validation(_))), "{d} {c}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_without_end_lasts_its_class_duration_and_takes_its_capacity() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_class().returning(|_, _| Ok(Some(class())));
+        repo.expect_create_session()
+            .withf(|_, d, _| d.end_time == NOW + Duration::minutes(45) && d.capacity == 12)
+            .once()
+            .returning(|g, d, _| {
+                Ok(Session {
+                    id: 1,
+                    gym_id: g,
+                    class_id: d.class_id,
+                    start_time: d.start_time,
+                    end_time: d.end_time,
+                    status: SessionStatus::Scheduled,
+                    trainer_id: None,
+                    room: None,
+                    capacity: d.capacity,
+                    registered_count: 0,
+                })
+            });
+        let new = NewSession { class_id: 2, start_time: NOW, end_time: None, trainer_id: None, room: None };
+        let s = svc(repo, quiet_cache()).create_session(&staff(), new).await.expect("created");
+        assert_eq!(s.end_time, NOW + Duration::minutes(45));
+    }
+
+    #[tokio::test]
+    async fn a_session_of_an_unknown_class_is_class_not_found() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_class().returning(|_, _| Ok(None));
+        let new = NewSession { class_id: 99, start_time: NOW, end_time: None, trainer_id: None, room: None };
+        assert_eq!(svc(repo, MockCache::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
+    }
+
+    #[tokio::test]
+    async fn creating_a_class_invalidates_the_class_list() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_create_class().once().returning(|g, c, _| {
+            Ok(Class {
+                id: 1,
+                gym_id: g,
+                name: c.name.clone(),
+                description: None,
+                duration_minutes: c.duration_minutes,
+                max_capacity: c.max_capacity,
+                category: None,
+                instructor_id: None,
+                active: true,
+            })
+        });
+        let mut cache = MockCache::new();
+        cache.expect_delete().withf(|k| k == [keys::classes(GYM)]).once().return_const(());
+        let new = NewClass {
+            name: " Yoga ".into(),
+            description: None,
+            duration_minutes: 60,
+            max_capacity: 10,
+            category: None,
+            instructor_id: None,
+        };
+        let c = svc(repo, cache).create_class(&staff(), new).await.expect("created");
+        assert_eq!(c.name, "Yoga");
+    }
+}

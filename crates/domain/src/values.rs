@@ -1,0 +1,218 @@
+//! Small validated value types shared by every aggregate.
+
+use time::{Date, Duration, OffsetDateTime, Time};
+
+use crate::error::{DomainError, Result};
+
+/// Identifier of a gym (the tenant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GymId(pub i64);
+
+/// Identifier of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+/// A member's role in a gym, ordered from least to most powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Books classes and checks in.
+    Member,
+    /// Staff: runs classes and the front desk.
+    Trainer,
+    /// Staff: manages members and the timetable.
+    Admin,
+    /// Staff: may grant admin and owner.
+    Owner,
+}
+
+impl Role {
+    /// Parses the contract's lower-case name.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for any other text.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "member" => Ok(Self::Member),
+            "trainer" => Ok(Self::Trainer),
+            "admin" => Ok(Self::Admin),
+            "owner" => Ok(Self::Owner),
+            other => Err(DomainError::validation(format!(
+                "role must be one of member, trainer, admin, owner, not {other:?}"
+            ))),
+        }
+    }
+
+    /// The contract's lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Trainer => "trainer",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// Trainer and above.
+    pub fn is_staff(self) -> bool {
+        self >= Self::Trainer
+    }
+}
+
+/// Who acts, in which gym, with which role: what the tenant check establishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller.
+    pub user_id: UserId,
+    /// The gym named by the request.
+    pub gym_id: GymId,
+    /// The caller's role there.
+    pub role: Role,
+}
+
+impl Actor {
+    /// Succeeds when the actor's role is at least `min`.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] otherwise.
+    pub fn require(&self, min: Role) -> Result<()> {
+        if self.role >= min {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+}
+
+/// A window of a list: `skip` rows, then at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to pass over.
+    pub skip: u64,
+    /// Rows to return, 1..=500.
+    pub limit: u64,
+}
+
+impl Page {
+    /// The largest `limit` a client may ask for.
+    pub const MAX_LIMIT: i64 = 500;
+
+    /// Validates `skip >= 0` and `1 <= limit <= 500` (not clamped).
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] naming the bad parameter.
+    pub fn new(skip: i64, limit: i64) -> Result<Self> {
+        if skip < 0 {
+            return Err(DomainError::validation("skip must be 0 or more"));
+        }
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(DomainError::validation("limit must be between 1 and 500"));
+        }
+        Ok(Self {
+            skip: skip.unsigned_abs(),
+            limit: limit.unsigned_abs(),
+        })
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { skip: 0, limit: 100 }
+    }
+}
+
+/// An inclusive range of UTC dates, at most 62 days long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    start: Date,
+    end: Date,
+}
+
+impl DateRange {
+    /// The longest range, in days between `start` and `end`.
+    pub const MAX_DAYS: i64 = 62;
+
+    /// Validates `start <= end` and `end - start <= 62 days`.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] saying which rule failed.
+    pub fn new(start: Date, end: Date) -> Result<Self> {
+        if end < start {
+            return Err(DomainError::validation("end_date must not be before start_date"));
+        }
+        if (end - start).whole_days() > Self::MAX_DAYS {
+            return Err(DomainError::validation("the date range must be at most 62 days"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// The first instant of the range (start date, 00:00 UTC).
+    pub fn from(&self) -> OffsetDateTime {
+        self.start.with_time(Time::MIDNIGHT).assume_utc()
+    }
+
+    /// The first instant after the range (the day after the end date, 00:00 UTC).
+    pub fn until(&self) -> OffsetDateTime {
+        self.end.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1)
+    }
+}
+
+/// Checks a required text field: trimmed, not empty, at most `max` characters.
+///
+/// # Errors
+/// [`DomainError::Validation`] naming `field`.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(DomainError::validation(format!("{field} must not be empty")));
+    }
+    optional_text(field, Some(v), max).map(|o| o.unwrap_or_default())
+}
+
+/// Checks an optional text field: at most `max` characters.
+///
+/// # Errors
+/// [`DomainError::Validation`] naming `field`.
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(DomainError::validation(format!(
+            "{field} must be at most {max} characters"
+        ))),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn roles_are_ordered_from_member_to_owner() {
+        assert!(Role::Member < Role::Trainer);
+        assert!(Role::Trainer < Role::Admin);
+        assert!(Role::Admin < Role::Owner);
+        assert!(!Role::Member.is_staff());
+        assert!(Role::Trainer.is_staff());
+    }
+
+    #[test]
+    fn page_rejects_negative_skip_and_out_of_range_limit() {
+        assert!(Page::new(-1, 10).is_err());
+        assert!(Page::new(0, 0).is_err());
+        assert!(Page::new(0, 501).is_err());
+        assert_eq!(Page::new(5, 500), Ok(Page { skip: 5, limit: 500 }));
+    }
+
+    #[test]
+    fn date_range_allows_62_days_and_refuses_63() {
+        assert!(DateRange::new(date!(2026 - 01 - 01), date!(2026 - 03 - 04)).is_ok());
+        assert!(DateRange::new(date!(2026 - 01 - 01), date!(2026 - 03 - 05)).is_err());
+        assert!(DateRange::new(date!(2026 - 01 - 02), date!(2026 - 01 - 01)).is_err());
+    }
+
+    #[test]
+    fn date_range_covers_whole_end_day() {
+        let r = DateRange::new(date!(2026 - 01 - 01), date!(2026 - 01 - 01)).expect("valid");
+        assert_eq!(r.until() - r.from(), Duration::days(1));
+    }
+}
