@@ -1,1 +1,19 @@
+//! GymAPI's schema, as sea-orm migrations that run on PostgreSQL and SQLite.
+//!
+//! The DDL is written out per backend rather than through the schema builder: the
+//! two differ only in identity columns and timestamp types, and plain SQL keeps
+//! the constraints that matter (uniques, foreign keys, checks) readable in review.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}

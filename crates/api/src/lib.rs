@@ -1,1 +1,12 @@
+//! GymAPI's HTTP surface: actix-web handlers, authentication and tenancy,
+//! telemetry, and the application factory shared by the binary and the tests.
 
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod demo;
+pub mod dto;
+pub mod error;
+pub mod routes;
+pub mod telemetry;
+pub mod tenant;

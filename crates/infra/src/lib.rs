@@ -1,1 +1,8 @@
+//! Adapters of GymAPI's ports: SeaORM repositories on PostgreSQL or SQLite, the
+//! Redis and in-process caches, and configuration loading.
 
+pub mod cache;
+pub mod config;
+pub mod db;
+
+pub use config::{ConfigError, Settings};

@@ -1,0 +1,228 @@
+//! Bearer-token authentication: HS256 with the configured secret, or RS256 against
+//! a JWKS (cached, refetched when a token names an unknown `kid`). Exactly one
+//! algorithm is accepted per deployment, so an HS256 token "signed" with the RSA
+//! public key — the classic confusion attack — is refused.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use domain::users::Claims;
+use domain::UserId;
+use futures_util::future::LocalBoxFuture;
+use infra::config::Settings;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The scope mutating requests need.
+pub const WRITE_SCOPE: &str = "resource:write";
+
+/// Least time between two JWKS fetches caused by unknown `kid`s, so forged tokens
+/// cannot turn the service into a load generator against the issuer.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The claims GymAPI reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenClaims {
+    /// Subject.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// E-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Auth0-style permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+impl TokenClaims {
+    fn has_scope(&self, wanted: &str) -> bool {
+        self.scope.as_deref().is_some_and(|s| s.split_whitespace().any(|x| x == wanted))
+            || self.permissions.as_ref().is_some_and(|p| p.iter().any(|x| x == wanted))
+    }
+}
+
+struct Jwks {
+    url: String,
+    client: reqwest::Client,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    fn cached(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().ok().and_then(|k| k.get(kid).cloned())
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        if let Some(k) = self.cached(kid) {
+            return Some(k);
+        }
+        // One fetch at a time; whoever waited re-checks what it brought.
+        let mut last = self.fetch.lock().await;
+        if let Some(k) = self.cached(kid) {
+            return Some(k);
+        }
+        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        match self.download().await {
+            Ok(keys) => {
+                if let Ok(mut k) = self.keys.write() {
+                    *k = keys;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, url = %self.url, "JWKS fetch failed"),
+        }
+        self.cached(kid)
+    }
+
+    async fn download(&self) -> Result<HashMap<String, DecodingKey>, String> {
+        let res = self.client.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        let set: JwkSet = res.error_for_status().map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect())
+    }
+}
+
+enum Keys {
+    Hs256(DecodingKey),
+    Rs256(Jwks),
+}
+
+/// Verifies bearer tokens.
+pub struct Verifier {
+    keys: Keys,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// Builds the verifier the settings describe (JWKS wins over a secret).
+    ///
+    /// # Errors
+    /// When neither a secret nor a JWKS URL is configured.
+    pub fn from_settings(s: &Settings) -> Result<Self, String> {
+        let (keys, alg) = match (&s.auth_jwks_url, &s.auth_jwt_secret) {
+            (Some(url), _) => {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| format!("AUTH_JWKS_URL: {e}"))?;
+                let jwks = Jwks {
+                    url: url.clone(),
+                    client,
+                    keys: RwLock::new(HashMap::new()),
+                    fetch: tokio::sync::Mutex::new(None),
+                };
+                (Keys::Rs256(jwks), Algorithm::RS256)
+            }
+            (None, Some(secret)) => (Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256),
+            (None, None) => return Err("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set".into()),
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        match &s.auth_audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &s.auth_issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Self { keys, validation })
+    }
+
+    /// The claims of a valid token.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidToken`] for anything that does not verify.
+    pub async fn verify(&self, token: &str) -> Result<TokenClaims, ApiError> {
+        let header = decode_header(token).map_err(|_| ApiError::InvalidToken)?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(ApiError::InvalidToken);
+        }
+        let key = match &self.keys {
+            Keys::Hs256(k) => k.clone(),
+            Keys::Rs256(jwks) => jwks.key(header.kid.as_deref().ok_or(ApiError::InvalidToken)?).await.ok_or(ApiError::InvalidToken)?,
+        };
+        decode::<TokenClaims>(token, &key, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|_| ApiError::InvalidToken)
+    }
+}
+
+/// Signs an HS256 token (the `gymapi token` command, tests and load tests).
+///
+/// # Errors
+/// Signing failures.
+pub fn sign_hs256(secret: &str, claims: &TokenClaims) -> Result<String, String> {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .map_err(|e| e.to_string())
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user behind the token.
+    pub user_id: UserId,
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token.trim().to_owned())
+}
+
+fn is_mutation(m: &Method) -> bool {
+    matches!(*m, Method::POST | Method::PATCH | Method::DELETE | Method::PUT)
+}
+
+/// Authenticates a request: token, scope for mutations, then the user (provisioned
+/// on a subject's first request). The result is kept on the request so the tenant
+/// check reuses it.
+pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    if let Some(c) = req.extensions().get::<Caller>() {
+        return Ok(c.clone());
+    }
+    let state = crate::app::state(req)?;
+    let token = bearer(req)?;
+    let claims = state.verifier.verify(&token).await?;
+    if is_mutation(req.method()) && !claims.has_scope(WRITE_SCOPE) {
+        return Err(ApiError::InsufficientScope);
+    }
+    let user_id = state.identity.user_for(Claims { sub: claims.sub, email: claims.email, name: claims.name }).await?;
+    let caller = Caller { user_id };
+    req.extensions_mut().insert(caller.clone());
+    tracing::Span::current().record("user_id", user_id.0);
+    Ok(caller)
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
+    }
+}

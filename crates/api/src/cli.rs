@@ -1,0 +1,136 @@
+//! The `gymapi` command line: `serve` (default), `migrate`, `token`, `seed-demo`.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use infra::config::Settings;
+
+use crate::app;
+use crate::auth::{sign_hs256, TokenClaims};
+use crate::telemetry;
+
+/// GymAPI: multi-tenant gym management HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "gymapi", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve HTTP (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print a JWT signed with the configured HS256 secret.
+    Token {
+        /// Subject (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// E-mail claim.
+        #[arg(long)]
+        email: Option<String>,
+        /// Name claim.
+        #[arg(long)]
+        name: Option<String>,
+        /// Space-separated scopes.
+        #[arg(long, default_value = "resource:read resource:write")]
+        scope: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Create a demo gym and print tokens and QR codes to try it.
+    SeedDemo,
+}
+
+/// Exit code of configuration errors.
+const CONFIG_ERROR: u8 = 2;
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("gymapi: {msg}");
+    ExitCode::from(code)
+}
+
+/// Runs the command line.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => return fail(CONFIG_ERROR, e),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => match connect_and_migrate(&settings).await {
+            Ok(_) => {
+                println!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, e),
+        },
+        Command::Token { sub, email, name, scope, ttl } => {
+            let Some(secret) = &settings.auth_jwt_secret else {
+                return fail(CONFIG_ERROR, "AUTH_JWT_SECRET is not set (tokens are only signed with HS256)");
+            };
+            let exp = time::OffsetDateTime::now_utc().unix_timestamp().unsigned_abs() + ttl;
+            let claims = TokenClaims { sub, exp, email, name, scope: Some(scope), permissions: None };
+            match sign_hs256(secret.expose(), &claims) {
+                Ok(t) => {
+                    println!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, e),
+            }
+        }
+        Command::SeedDemo => match connect_and_migrate(&settings).await {
+            Ok(db) => match crate::demo::seed(&settings, db).await {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, e),
+            },
+            Err(e) => fail(1, e),
+        },
+    }
+}
+
+async fn connect_and_migrate(settings: &Settings) -> Result<infra::db::Db, String> {
+    let db = infra::db::connect(settings).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    db.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    Ok(db)
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init_tracing(settings.log_format);
+    let db = match connect_and_migrate(&settings).await {
+        Ok(db) => db,
+        Err(e) => return fail(1, e),
+    };
+    let state = match app::build_state(&settings, db.clone()) {
+        Ok(s) => actix_web::web::Data::new(s),
+        Err(e) => return fail(CONFIG_ERROR, e),
+    };
+    let listener = match TcpListener::bind(settings.bind_addr) {
+        Ok(l) => l,
+        Err(e) => return fail(1, format!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr)),
+    };
+    tracing::info!(addr = %settings.bind_addr, workers = settings.workers, sqlite = settings.is_sqlite(), "gymapi serving");
+    let server = match app::server(state, listener, settings.workers) {
+        Ok(s) => s,
+        Err(e) => return fail(1, e),
+    };
+    // actix stops accepting on SIGTERM/SIGINT and drains in-flight requests
+    // (bounded by the shutdown timeout) before this future resolves.
+    let result = server.await;
+    db.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!("gymapi stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}

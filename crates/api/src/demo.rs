@@ -1,0 +1,113 @@
+//! `gymapi seed-demo`: a demo gym with classes, sessions around now, an owner, a
+//! trainer and members, printed with their tokens and QR codes.
+
+use std::sync::Arc;
+
+use domain::attendance::AttendanceService;
+use domain::cache::Cache;
+use domain::clock::{Clock, SystemClock};
+use domain::gyms::{GymService, NewGym};
+use domain::schedule::{NewClass, NewSession, ScheduleService};
+use domain::users::{Claims, UserService};
+use domain::values::Actor;
+use domain::{Role, UserId};
+use infra::config::Settings;
+use infra::db::Db;
+use time::Duration;
+
+use crate::auth::{sign_hs256, TokenClaims};
+
+/// Seeds the demo data and returns what to print.
+///
+/// # Errors
+/// A one-line reason.
+pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
+    let secret = settings.auth_jwt_secret.as_ref().ok_or("AUTH_JWT_SECRET is not set")?.expose().to_owned();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cache: Arc<dyn Cache> = Arc::new(infra::cache::MemoryCache::new(16));
+    let repo = Arc::new(db);
+    let users = UserService::new(repo.clone(), repo.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
+    let schedule = ScheduleService::new(repo.clone(), cache.clone(), clock.clone());
+    let attendance = AttendanceService::new(repo, cache, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
+    let e = |e: domain::DomainError| e.to_string();
+
+    let stamp = clock.now().unix_timestamp();
+    let person = |who: &str| Claims {
+        sub: format!("demo|{who}-{stamp}"),
+        email: Some(format!("{who}@demo.gymapi.local")),
+        name: Some(format!("Demo {who}")),
+    };
+    let owner = users.provision(&person("owner")).await.map_err(e)?;
+    let gym = gyms
+        .create_gym(owner.id, NewGym { name: "GymAPI Demo Gym".into(), timezone: "UTC".into(), address: Some("1 Demo Street".into()) })
+        .await
+        .map_err(e)?;
+    let as_owner = Actor { user_id: owner.id, gym_id: gym.id, role: Role::Owner };
+    let trainer = users.provision(&person("trainer")).await.map_err(e)?;
+    gyms.add_member(&as_owner, trainer.id, Role::Trainer).await.map_err(e)?;
+    let mut members = Vec::new();
+    for i in 1..=3 {
+        let m = users.provision(&person(&format!("member{i}"))).await.map_err(e)?;
+        gyms.add_member(&as_owner, m.id, Role::Member).await.map_err(e)?;
+        members.push(m);
+    }
+    let now = clock.now();
+    let mut sessions = Vec::new();
+    for (name, minutes, offset) in [("Spinning", 45, 5), ("Yoga", 60, 90), ("CrossFit", 50, 24 * 60)] {
+        let class = schedule
+            .create_class(&as_owner, NewClass {
+                name: name.into(),
+                description: Some(format!("{name} for everyone")),
+                duration_minutes: minutes,
+                max_capacity: 20,
+                category: Some("demo".into()),
+                instructor_id: Some(trainer.id),
+            })
+            .await
+            .map_err(e)?;
+        let s = schedule
+            .create_session(&as_owner, NewSession {
+                class_id: class.id,
+                start_time: now + Duration::minutes(offset),
+                end_time: None,
+                trainer_id: Some(trainer.id),
+                room: Some("Main room".into()),
+            })
+            .await
+            .map_err(e)?;
+        sessions.push(s);
+    }
+    let exp = now.unix_timestamp().unsigned_abs() + 7 * 24 * 3600;
+    let token = |sub: &str| {
+        sign_hs256(&secret, &TokenClaims {
+            sub: sub.to_owned(),
+            exp,
+            email: None,
+            name: None,
+            scope: Some("resource:read resource:write".into()),
+            permissions: None,
+        })
+    };
+    let mut out = format!("Demo gym {} (X-Gym-ID: {})\n\n", gym.name, gym.id.0);
+    for (role, u) in [("owner", &owner), ("trainer", &trainer)] {
+        out += &format!("{role:8} user {:>4}  token: {}\n", u.id.0, token(&u.auth0_id)?);
+    }
+    for m in &members {
+        let qr = attendance.my_qr(UserId(m.id.0)).await.map_err(e)?;
+        out += &format!("member   user {:>4}  qr: {qr}  token: {}\n", m.id.0, token(&m.auth0_id)?);
+    }
+    out += "\nSessions:\n";
+    for s in &sessions {
+        out += &format!("  session {:>4} starts {}\n", s.id, s.start_time);
+    }
+    let first_qr = attendance.my_qr(members[0].id).await.map_err(e)?;
+    out += &format!(
+        "\nTry a check-in at the front desk (the trainer scans member 1):\n\
+         curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n",
+        settings.bind_addr,
+        token(&trainer.auth0_id)?,
+        gym.id.0,
+    );
+    Ok(out)
+}

@@ -1,0 +1,209 @@
+//! The one place where failures become HTTP: a status and a localized
+//! `{"detail", "code"}` body. Unexpected causes are logged, never sent.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use domain::DomainError;
+
+/// Language of the messages of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English, the default.
+    En,
+    /// Spanish, when the first preferred language of `Accept-Language` is `es`.
+    Es,
+}
+
+impl Lang {
+    /// Reads `Accept-Language`: Spanish when its first language is Spanish.
+    pub fn of(req: &HttpRequest) -> Self {
+        let first = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|l| l.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        match first {
+            Some(l) if l == "es" || l.starts_with("es-") => Self::Es,
+            _ => Self::En,
+        }
+    }
+}
+
+/// Every failure an HTTP route can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A rule of the domain said no.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No `Authorization` header.
+    #[error("missing token")]
+    MissingToken,
+    /// A token that does not verify.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A mutation without the `resource:write` scope.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// A gym-scoped route without `X-Gym-ID`.
+    #[error("gym id required")]
+    GymIdRequired,
+    /// An `X-Gym-ID` that is not a positive integer.
+    #[error("invalid gym id")]
+    InvalidGymId,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A body over 64 KiB.
+    #[error("payload too large")]
+    PayloadTooLarge,
+}
+
+impl ApiError {
+    /// A `422 validation_error` with a message.
+    pub fn validation(msg: impl Into<String>) -> Self {
+        Self::Domain(DomainError::Validation(msg.into()))
+    }
+
+    /// The stable code of the contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Domain(e) => e.code(),
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::GymIdRequired => "gym_id_required",
+            Self::InvalidGymId => "invalid_gym_id",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+        }
+    }
+
+    /// The message in a language.
+    pub fn message(&self, lang: Lang) -> String {
+        use DomainError as D;
+        let (en, es) = match self {
+            Self::Domain(D::Validation(m)) => {
+                return match lang {
+                    Lang::En => m.clone(),
+                    Lang::Es => format!("Datos no válidos: {m}"),
+                };
+            }
+            Self::Domain(D::NotAMember) => ("You are not a member of this gym", "No perteneces a este gimnasio"),
+            Self::Domain(D::Forbidden) => ("Your role does not allow this", "Tu rol no permite esta acción"),
+            Self::Domain(D::UserNotFound) => ("User not found", "Usuario no encontrado"),
+            Self::Domain(D::AlreadyMember) => ("The user is already a member of this gym", "El usuario ya pertenece a este gimnasio"),
+            Self::Domain(D::LastOwner) => ("The gym must keep at least one owner", "El gimnasio debe conservar al menos un propietario"),
+            Self::Domain(D::ClassNotFound) => ("Class not found", "Clase no encontrada"),
+            Self::Domain(D::SessionNotFound) => ("Session not found", "Sesión no encontrada o no pertenece a este gimnasio"),
+            Self::Domain(D::EventNotFound) => ("Event not found", "Evento no encontrado"),
+            Self::Domain(D::AlreadyRegistered) => ("You are already registered for this session", "Ya estás inscrito en esta sesión"),
+            Self::Domain(D::SessionFull) => ("The session is full", "La sesión está completa"),
+            Self::Domain(D::SessionNotOpen) => ("The session is not open for registration", "La sesión no admite inscripciones"),
+            Self::Domain(D::InvalidQr) => ("Invalid QR code", "Código QR inválido"),
+            Self::Domain(D::SessionOutsideWindow) => {
+                ("The session is outside the check-in window", "La sesión está fuera del horario de check-in")
+            }
+            Self::Domain(D::NoSessionInWindow) => {
+                ("No classes available for check-in right now", "No hay clases disponibles para check-in en este momento")
+            }
+            Self::Domain(D::AlreadyCheckedIn) => ("Already checked in to this class", "Ya has hecho check-in en esta clase"),
+            Self::Domain(D::Unavailable) => ("The database is unavailable, try again", "La base de datos no está disponible, reinténtalo"),
+            Self::Domain(D::Internal(_)) => ("Internal server error", "Error interno del servidor"),
+            Self::MissingToken => ("Not authenticated: a bearer token is required", "No autenticado: se requiere un token"),
+            Self::InvalidToken => ("Invalid or expired token", "Token inválido o caducado"),
+            Self::InsufficientScope => ("The token lacks the resource:write scope", "El token no tiene el permiso resource:write"),
+            Self::GymIdRequired => ("The X-Gym-ID header is required", "La cabecera X-Gym-ID es obligatoria"),
+            Self::InvalidGymId => ("X-Gym-ID must be a positive integer", "X-Gym-ID debe ser un entero positivo"),
+            Self::NotFound => ("Not found", "No encontrado"),
+            Self::MethodNotAllowed => ("Method not allowed", "Método no permitido"),
+            Self::PayloadTooLarge => ("The request body is over 64 KiB", "El cuerpo de la petición supera 64 KiB"),
+        };
+        match lang {
+            Lang::En => en.to_owned(),
+            Lang::Es => es.to_owned(),
+        }
+    }
+
+    /// The full response in a language.
+    pub fn render(&self, lang: Lang) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.json(serde_json::json!({ "detail": self.message(lang), "code": self.code() }))
+    }
+
+    /// The error of an actix response that carries no body of ours, by status.
+    pub fn from_status(status: StatusCode) -> Option<Self> {
+        match status {
+            StatusCode::NOT_FOUND => Some(Self::NotFound),
+            StatusCode::METHOD_NOT_ALLOWED => Some(Self::MethodNotAllowed),
+            StatusCode::PAYLOAD_TOO_LARGE => Some(Self::PayloadTooLarge),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        use DomainError as D;
+        match self {
+            Self::Domain(e) => match e {
+                D::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                D::NotAMember | D::Forbidden => StatusCode::FORBIDDEN,
+                D::UserNotFound | D::ClassNotFound | D::SessionNotFound | D::EventNotFound => StatusCode::NOT_FOUND,
+                D::AlreadyMember | D::LastOwner | D::AlreadyRegistered | D::SessionFull => StatusCode::CONFLICT,
+                D::SessionNotOpen
+                | D::InvalidQr
+                | D::SessionOutsideWindow
+                | D::NoSessionInWindow
+                | D::AlreadyCheckedIn => StatusCode::BAD_REQUEST,
+                D::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                D::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::GymIdRequired | Self::InvalidGymId => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// English; the telemetry middleware re-renders it for Spanish requests.
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Domain(DomainError::Internal(cause)) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        self.render(Lang::En)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn spanish_only_when_it_is_the_first_preference() {
+        let es = TestRequest::default().insert_header(("Accept-Language", "es-ES,es;q=0.9")).to_http_request();
+        assert_eq!(Lang::of(&es), Lang::Es);
+        let es = TestRequest::default().insert_header(("Accept-Language", "es")).to_http_request();
+        assert_eq!(Lang::of(&es), Lang::Es);
+        let en = TestRequest::default().insert_header(("Accept-Language", "en-US,es;q=0.9")).to_http_request();
+        assert_eq!(Lang::of(&en), Lang::En);
+        assert_eq!(Lang::of(&TestRequest::default().to_http_request()), Lang::En);
+    }
+
+    #[test]
+    fn internal_causes_never_reach_the_body() {
+        let e = ApiError::from(DomainError::Internal("password=hunter2".into()));
+        assert!(!e.message(Lang::En).contains("hunter2"));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

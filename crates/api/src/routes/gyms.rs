@@ -1,0 +1,55 @@
+//! `/gyms` and `/members`: creating gyms and managing who belongs to them.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use domain::gyms::NewGym;
+use domain::{Page, Role, UserId};
+
+use crate::app::{json, State};
+use crate::auth::Caller;
+use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
+use crate::error::ApiError;
+use crate::tenant::Tenant;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/gyms").route(web::post().to(create_gym)))
+        .service(web::resource("/gyms/current").route(web::get().to(current)))
+        .service(web::resource("/members").route(web::get().to(members)).route(web::post().to(add_member)))
+        .service(
+            web::resource("/members/{user_id}")
+                .route(web::patch().to(set_role))
+                .route(web::delete().to(remove_member)),
+        );
+}
+
+async fn create_gym(state: State, caller: Caller, body: web::Json<GymIn>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = NewGym { name: body.name, timezone: body.timezone.unwrap_or_else(|| "UTC".to_owned()), address: body.address };
+    json(StatusCode::CREATED, &GymOut::from(state.gyms.create_gym(caller.user_id, new).await?))
+}
+
+async fn current(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &GymOut::from(state.gyms.current(&actor).await?))
+}
+
+async fn members(state: State, Tenant(actor): Tenant, q: web::Query<MembersQuery>) -> Result<HttpResponse, ApiError> {
+    let role = q.role.as_deref().map(Role::parse).transpose()?;
+    let page = Page::new(q.skip.unwrap_or(0), q.limit.unwrap_or(100))?;
+    let list = state.gyms.members(&actor, role, page).await?;
+    json(StatusCode::OK, &list.into_iter().map(MemberOut::from).collect::<Vec<_>>())
+}
+
+async fn add_member(state: State, Tenant(actor): Tenant, body: web::Json<MemberIn>) -> Result<HttpResponse, ApiError> {
+    let m = state.gyms.add_member(&actor, UserId(body.user_id), body.role).await?;
+    json(StatusCode::CREATED, &MembershipOut::from(m))
+}
+
+async fn set_role(state: State, Tenant(actor): Tenant, path: web::Path<i64>, body: web::Json<RoleIn>) -> Result<HttpResponse, ApiError> {
+    let m = state.gyms.set_role(&actor, UserId(path.into_inner()), body.role).await?;
+    json(StatusCode::OK, &MembershipOut::from(m))
+}
+
+async fn remove_member(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    state.gyms.remove_member(&actor, UserId(path.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,36 @@
+//! Public operational routes: liveness, readiness, metrics.
+
+use actix_web::{web, HttpResponse};
+use domain::cache::CacheHealth;
+use serde_json::json;
+
+use crate::app::State;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/health").route(web::get().to(health)))
+        .service(web::resource("/ready").route(web::get().to(ready)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn ready(state: State) -> HttpResponse {
+    let cache = match state.cache.health().await {
+        CacheHealth::Ok => "ok",
+        CacheHealth::Disabled => "disabled",
+        CacheHealth::Degraded => "degraded",
+    };
+    match state.db.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok", "cache": cache })),
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable", "database": "unavailable", "cache": cache,
+            "detail": "database unavailable", "code": "database_unavailable"
+        })),
+    }
+}
+
+async fn metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}

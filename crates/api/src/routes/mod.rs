@@ -1,0 +1,21 @@
+//! Routes, one file per section of the contract. Handlers are four steps: extract,
+//! convert into domain values, call one domain service, map the result.
+
+use actix_web::web;
+
+pub mod attendance;
+pub mod events;
+pub mod gyms;
+pub mod health;
+pub mod schedule;
+pub mod users;
+
+/// Everything under `/api/v1`. Fixed paths come before `{id}` paths that would
+/// otherwise swallow them (`/users/me` before `/users/{user_id}`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.configure(users::configure)
+        .configure(gyms::configure)
+        .configure(schedule::configure)
+        .configure(events::configure)
+        .configure(attendance::configure);
+}

@@ -1,0 +1,88 @@
+//! `/schedule`: classes, sessions and bookings. The class list and single
+//! sessions are cached reads; the domain invalidates them on every write.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use domain::cache::keys;
+
+use crate::app::{cached_json, json, State};
+use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, ParticipationOut, SessionIn, SessionOut};
+use crate::error::ApiError;
+use crate::tenant::Tenant;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/schedule/classes").route(web::get().to(classes)).route(web::post().to(create_class)))
+        .service(
+            web::resource("/schedule/classes/{id}")
+                .route(web::get().to(class))
+                .route(web::patch().to(update_class))
+                .route(web::delete().to(delete_class)),
+        )
+        .service(web::resource("/schedule/sessions").route(web::get().to(sessions)).route(web::post().to(create_session)))
+        .service(web::resource("/schedule/sessions/{id}").route(web::get().to(session)))
+        .service(web::resource("/schedule/sessions/{id}/cancel").route(web::post().to(cancel_session)))
+        .service(
+            web::resource("/schedule/sessions/{id}/register")
+                .route(web::post().to(register))
+                .route(web::delete().to(unregister)),
+        )
+        .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)));
+}
+
+async fn classes(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
+    cached_json(&state, keys::classes(actor.gym_id), async {
+        Ok(state.schedule.classes(&actor).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
+    })
+    .await
+}
+
+async fn create_class(state: State, Tenant(actor): Tenant, body: web::Json<ClassIn>) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, body.into_inner().into()).await?))
+}
+
+async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, id.into_inner()).await?))
+}
+
+async fn update_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>, body: web::Json<ClassPatchIn>) -> Result<HttpResponse, ApiError> {
+    let class = state.schedule.update_class(&actor, id.into_inner(), body.into_inner().into()).await?;
+    json(StatusCode::OK, &ClassOut::from(class))
+}
+
+async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    state.schedule.delete_class(&actor, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+    let range = q.range(state.clock.now().date())?;
+    let list = state.schedule.sessions(&actor, range).await?;
+    json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
+}
+
+async fn create_session(state: State, Tenant(actor): Tenant, body: web::Json<SessionIn>) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, body.into_inner().into()).await?))
+}
+
+async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    cached_json(&state, keys::session(actor.gym_id, id), async { Ok(SessionOut::from(state.schedule.session(&actor, id).await?)) }).await
+}
+
+async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, id.into_inner()).await?))
+}
+
+async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::CREATED, &ParticipationOut::from(state.schedule.register(&actor, id.into_inner()).await?))
+}
+
+async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    state.schedule.unregister(&actor, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn participants(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let list = state.schedule.participants(&actor, id.into_inner()).await?;
+    json(StatusCode::OK, &list.into_iter().map(ParticipationOut::from).collect::<Vec<_>>())
+}

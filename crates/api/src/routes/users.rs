@@ -1,0 +1,40 @@
+//! `/users`: the caller's profile and gyms, and users as seen from a gym.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use domain::users::ProfilePatch;
+use domain::UserId;
+
+use crate::app::{json, State};
+use crate::auth::Caller;
+use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
+use crate::error::ApiError;
+use crate::tenant::Tenant;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users/me").route(web::get().to(me)).route(web::patch().to(update_me)))
+        .service(web::resource("/users/me/gyms").route(web::get().to(my_gyms)))
+        .service(web::resource("/users/me/dashboard-summary").route(web::get().to(super::attendance::dashboard)))
+        .service(web::resource("/users/{user_id}").route(web::get().to(user)));
+}
+
+async fn me(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &UserOut::from(state.users.me(caller.user_id).await?))
+}
+
+async fn update_me(state: State, caller: Caller, body: web::Json<ProfileIn>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let user = state.users.update_me(caller.user_id, ProfilePatch { name: body.name, phone: body.phone }).await?;
+    json(StatusCode::OK, &UserOut::from(user))
+}
+
+async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let gyms = state.gyms.my_gyms(caller.user_id).await?;
+    let out: Vec<GymWithRoleOut> = gyms.into_iter().map(|(g, r)| GymWithRoleOut { gym: GymOut::from(g), role: r.as_str() }).collect();
+    json(StatusCode::OK, &out)
+}
+
+async fn user(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let user = state.users.user_in_gym(&actor, UserId(path.into_inner())).await?;
+    json(StatusCode::OK, &UserOut::from(user))
+}

@@ -1,0 +1,129 @@
+//! Request telemetry: the request id, one log line per request, the HTTP metrics,
+//! and the last touch on error bodies (Spanish, and actix's own 404/405/413 turned
+//! into the contract's JSON). Also the process-wide tracing and metrics set-up.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use domain::values::Actor;
+use infra::config::LogFormat;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Lang};
+
+/// The request id header.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request id from the client is echoed if it is short, printable ASCII.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()))
+}
+
+/// The middleware; see the module docs.
+///
+/// # Errors
+/// None of its own: errors of inner services are already responses here.
+pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, Error> {
+    let start = Instant::now();
+    let id = request_id(&req);
+    let lang = Lang::of(req.request());
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %id);
+    // Handler and extractor errors arrive here as responses; an Err is only ever
+    // produced by inner middleware, and actix renders it itself.
+    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let mut res = finish_error_body(res, lang);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = start.elapsed();
+    metrics::counter!("gymapi_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("gymapi_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+
+    let ext = res.request().extensions();
+    let user_id = ext.get::<Caller>().map(|c| c.user_id.0);
+    let gym_id = ext.get::<Actor>().map(|a| a.gym_id.0);
+    drop(ext);
+    let _enter = span.enter();
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        request_id = %id,
+        user_id,
+        gym_id,
+        "request"
+    );
+    Ok(res)
+}
+
+/// Our errors in the caller's language; actix's bodiless 404/405/413 in our format.
+fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceResponse<BoxBody> {
+    if !res.status().is_client_error() && !res.status().is_server_error() {
+        return res;
+    }
+    let ours = res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| e.render(lang));
+    if let Some(rendered) = ours {
+        return if lang == Lang::Es { res.into_response(rendered) } else { res };
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    match ApiError::from_status(res.status()) {
+        Some(e) if !is_json => {
+            let rendered = e.render(lang);
+            res.into_response(rendered)
+        }
+        _ => res,
+    }
+}
+
+/// Installs the global tracing subscriber (once per process).
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder; every app instance in the process shares it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (only possible in odd embeddings):
+                // render an empty registry rather than fail.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}

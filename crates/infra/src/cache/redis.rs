@@ -1,0 +1,110 @@
+//! Redis cache over multiplexed connections.
+//!
+//! A pool that checks a connection out per call (deadpool) adds a round trip per
+//! checkout; a multiplexed connection pipelines every caller's commands instead, so
+//! a few shared connections serve all workers. Every call is bounded by a short
+//! timeout and any failure is a miss: a Redis that is down slows nothing down.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::cache::{Cache, CacheHealth};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::count;
+
+/// Longest wait for any one cache call before it counts as a failure.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Redis behind a few shared multiplexed connections.
+pub struct RedisCache {
+    conns: Vec<ConnectionManager>,
+    next: AtomicUsize,
+}
+
+impl RedisCache {
+    /// Prepares up to `connections` (at most 4) lazily connected multiplexed
+    /// connections; nothing is dialled until the first call.
+    ///
+    /// # Errors
+    /// A URL that does not parse.
+    pub fn new(url: &str, connections: usize) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conns = (0..connections.clamp(1, 4))
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("REDIS_URL: {e}"))?;
+        Ok(Self { conns, next: AtomicUsize::new(0) })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
+        let mut conn = self.conn();
+        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.run::<Option<Vec<u8>>>(redis::Cmd::get(key)).await {
+            Ok(Some(v)) => {
+                count("get", "hit");
+                Some(v)
+            }
+            Ok(None) => {
+                count("get", "miss");
+                None
+            }
+            Err(e) => {
+                count("get", "error");
+                tracing::warn!(error = %e, "cache get failed; reading from the database");
+                None
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
+        match self.run::<()>(redis::Cmd::set_ex(key, value, ttl.as_secs().max(1))).await {
+            Ok(()) => count("set", "ok"),
+            Err(e) => {
+                count("set", "error");
+                tracing::warn!(error = %e, "cache set failed");
+            }
+        }
+    }
+
+    async fn delete(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        match self.run::<()>(redis::Cmd::del(keys)).await {
+            Ok(()) => count("delete", "ok"),
+            Err(e) => {
+                count("delete", "error");
+                tracing::warn!(error = %e, "cache invalidation failed");
+            }
+        }
+    }
+
+    async fn health(&self) -> CacheHealth {
+        match self.run::<String>(redis::cmd("PING").clone()).await {
+            Ok(_) => CacheHealth::Ok,
+            Err(_) => CacheHealth::Degraded,
+        }
+    }
+}

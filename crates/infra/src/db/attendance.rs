@@ -1,0 +1,181 @@
+//! [`AttendanceRepository`] on SQL: the check-in is two statements — one read of
+//! everything the rules need, one atomic upsert — and the unique key on
+//! `(session_id, member_id)` makes it exactly-once across any number of instances.
+
+use async_trait::async_trait;
+use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, QrSecret};
+use domain::schedule::Session;
+use domain::{GymId, Page, Result, UserId};
+use sea_orm::{FromQueryResult, Value};
+use time::OffsetDateTime;
+
+use super::rows::{convert, participation_status, session_status, SessionRow};
+use super::{all, exec, one, timed, ts, Db};
+
+#[derive(FromQueryResult)]
+struct SecretRow {
+    qr_secret: String,
+}
+
+#[derive(FromQueryResult)]
+struct ContextRow {
+    qr_secret: String,
+    role: Option<String>,
+    s_id: Option<i64>,
+    s_start: Option<OffsetDateTime>,
+    s_end: Option<OffsetDateTime>,
+    s_status: Option<String>,
+    p_status: Option<String>,
+}
+
+#[derive(FromQueryResult)]
+struct MarkedRow {
+    created_at: OffsetDateTime,
+    attendance_time: Option<OffsetDateTime>,
+}
+
+#[derive(FromQueryResult)]
+struct TimeRow {
+    t: OffsetDateTime,
+}
+
+#[derive(FromQueryResult)]
+struct CountsRow {
+    total: i64,
+    recent: i64,
+}
+
+#[derive(FromQueryResult)]
+struct HistoryRow {
+    id: i64,
+    gym_id: i64,
+    class_id: i64,
+    start_time: OffsetDateTime,
+    end_time: OffsetDateTime,
+    status: String,
+    trainer_id: Option<i64>,
+    room: Option<String>,
+    capacity: i32,
+    registered_count: i32,
+    attendance_time: OffsetDateTime,
+}
+
+const CONTEXT_SELECT: &str = "SELECT u.qr_secret, m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, \
+     s.status AS s_status, p.status AS p_status \
+     FROM users u \
+     LEFT JOIN memberships m ON m.user_id = u.id AND m.gym_id = $2 ";
+const CONTEXT_TAIL: &str = "LEFT JOIN participations p ON p.session_id = s.id AND p.member_id = u.id WHERE u.id = $1";
+
+#[async_trait]
+impl AttendanceRepository for Db {
+    async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>> {
+        let row = timed("qr_get", one::<SecretRow>(&self.conn, "SELECT qr_secret FROM users WHERE id = $1", vec![user.0.into()])).await?;
+        Ok(row.map(|r| QrSecret::from_stored(r.qr_secret)))
+    }
+
+    async fn set_qr_secret(&self, user: UserId, secret: &QrSecret) -> Result<()> {
+        let sql = "UPDATE users SET qr_secret = $2 WHERE id = $1";
+        timed("qr_rotate", exec(&self.conn, sql, vec![user.0.into(), secret.as_str().to_owned().into()])).await?;
+        Ok(())
+    }
+
+    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget) -> Result<Option<CheckInContext>> {
+        let (sessions, extra): (&str, Vec<Value>) = match target {
+            CheckInTarget::Session(id) => ("LEFT JOIN sessions s ON s.gym_id = $2 AND s.id = $3 ", vec![id.into()]),
+            CheckInTarget::Window { from, until } => (
+                "LEFT JOIN sessions s ON s.gym_id = $2 AND s.status = 'scheduled' AND s.start_time >= $3 AND s.start_time <= $4 ",
+                vec![ts(from), ts(until)],
+            ),
+        };
+        let sql = format!("{CONTEXT_SELECT}{sessions}{CONTEXT_TAIL}");
+        let mut values: Vec<Value> = vec![user.0.into(), gym.0.into()];
+        values.extend(extra);
+        let rows = timed("checkin_context", all::<ContextRow>(&self.conn, &sql, values)).await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let qr_secret = QrSecret::from_stored(first.qr_secret.clone());
+        let is_member = first.role.is_some();
+        let mut candidates = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let (Some(id), Some(start_time), Some(end_time), Some(status)) = (r.s_id, r.s_start, r.s_end, r.s_status) {
+                candidates.push(Candidate {
+                    id,
+                    start_time,
+                    end_time,
+                    status: session_status(&status)?,
+                    participation: r.p_status.as_deref().map(participation_status).transpose()?,
+                });
+            }
+        }
+        Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
+    }
+
+    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<Option<bool>> {
+        // A created row has created_at = attendance_time (both `now`); an updated one
+        // keeps its older created_at. The WHERE makes a second check-in a no-op
+        // that returns nothing, which is how the loser of a race learns it lost.
+        let sql = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                   VALUES ($1, $2, $3, 'attended', $4, $4) \
+                   ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'attended', attendance_time = excluded.attendance_time \
+                   WHERE participations.status <> 'attended' RETURNING created_at, attendance_time";
+        let row = timed(
+            "checkin_mark_attended",
+            one::<MarkedRow>(&self.conn, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]),
+        )
+        .await?;
+        Ok(row.map(|r| r.attendance_time == Some(r.created_at)))
+    }
+
+    async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {
+        let sql = "SELECT attendance_time AS t FROM participations \
+                   WHERE gym_id = $1 AND member_id = $2 AND status = 'attended' AND attendance_time IS NOT NULL \
+                   ORDER BY attendance_time DESC LIMIT 1";
+        Ok(timed("attendance_last", one::<TimeRow>(&self.conn, sql, vec![gym.0.into(), user.0.into()])).await?.map(|r| r.t))
+    }
+
+    async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>> {
+        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, \
+                   s.registered_count, p.attendance_time \
+                   FROM participations p JOIN sessions s ON s.id = p.session_id \
+                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'attended' AND p.attendance_time IS NOT NULL \
+                   ORDER BY p.attendance_time DESC, p.id DESC LIMIT $3 OFFSET $4";
+        let values = vec![gym.0.into(), user.0.into(), (page.limit as i64).into(), (page.skip as i64).into()];
+        let rows = timed("attendance_history", all::<HistoryRow>(&self.conn, sql, values)).await?;
+        convert(rows, |r| {
+            let at = r.attendance_time;
+            let s = SessionRow {
+                id: r.id,
+                gym_id: r.gym_id,
+                class_id: r.class_id,
+                start_time: r.start_time,
+                end_time: r.end_time,
+                status: r.status,
+                trainer_id: r.trainer_id,
+                room: r.room,
+                capacity: r.capacity,
+                registered_count: r.registered_count,
+            };
+            Ok((s.into_domain()?, at))
+        })
+    }
+
+    async fn attendance_counts(&self, gym: GymId, user: UserId, since: OffsetDateTime) -> Result<(i64, i64, Option<OffsetDateTime>)> {
+        let sql = "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN attendance_time >= $3 THEN 1 ELSE 0 END), 0) AS recent \
+                   FROM participations WHERE gym_id = $1 AND member_id = $2 AND status = 'attended'";
+        let counts = timed("attendance_counts", one::<CountsRow>(&self.conn, sql, vec![gym.0.into(), user.0.into(), ts(since)])).await?;
+        let last = self.last_attendance(gym, user).await?;
+        let (total, recent) = counts.map_or((0, 0), |c| (c.total, c.recent));
+        Ok((total, recent, last))
+    }
+
+    async fn upcoming_registrations(&self, gym: GymId, user: UserId, now: OffsetDateTime, limit: u64) -> Result<Vec<Session>> {
+        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, s.registered_count \
+                   FROM participations p JOIN sessions s ON s.id = p.session_id \
+                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.status = 'scheduled' AND s.start_time > $3 \
+                   ORDER BY s.start_time, s.id LIMIT $4";
+        let values = vec![gym.0.into(), user.0.into(), ts(now), (limit as i64).into()];
+        let rows = timed("attendance_upcoming", all::<SessionRow>(&self.conn, sql, values)).await?;
+        convert(rows, SessionRow::into_domain)
+    }
+}

@@ -1,0 +1,70 @@
+//! [`EventRepository`] on SQL.
+
+use async_trait::async_trait;
+use domain::events::{Event, EventRepository};
+use domain::{DomainError, GymId, Result};
+use time::OffsetDateTime;
+
+use super::rows::{EventRow, EVENT_COLS};
+use super::{all, exec, one, opt_id, timed, ts, Db};
+
+#[async_trait]
+impl EventRepository for Db {
+    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Event>> {
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 ORDER BY start_time, id"
+        );
+        let rows = timed("events_list", all::<EventRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>> {
+        let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2");
+        Ok(timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.into()])).await?.map(Event::from))
+    }
+
+    async fn create(&self, gym: GymId, e: &Event) -> Result<Event> {
+        let sql = format!(
+            "INSERT INTO events (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EVENT_COLS}"
+        );
+        let values = vec![
+            gym.0.into(),
+            e.title.clone().into(),
+            e.description.clone().into(),
+            ts(e.start_time),
+            ts(e.end_time),
+            e.location.clone().into(),
+            e.max_participants.into(),
+            opt_id(e.created_by),
+            ts(e.created_at),
+        ];
+        timed("event_create", one::<EventRow>(&self.conn, &sql, values))
+            .await?
+            .map(Event::from)
+            .ok_or_else(|| DomainError::Internal("insert returned no event".into()))
+    }
+
+    async fn update(&self, gym: GymId, e: &Event) -> Result<Option<Event>> {
+        let sql = format!(
+            "UPDATE events SET title = $3, description = $4, start_time = $5, end_time = $6, location = $7, \
+             max_participants = $8 WHERE gym_id = $1 AND id = $2 RETURNING {EVENT_COLS}"
+        );
+        let values = vec![
+            gym.0.into(),
+            e.id.into(),
+            e.title.clone().into(),
+            e.description.clone().into(),
+            ts(e.start_time),
+            ts(e.end_time),
+            e.location.clone().into(),
+            e.max_participants.into(),
+        ];
+        Ok(timed("event_update", one::<EventRow>(&self.conn, &sql, values)).await?.map(Event::from))
+    }
+
+    async fn delete(&self, gym: GymId, id: i64) -> Result<bool> {
+        let n = timed("event_delete", exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.into()])).await?;
+        Ok(n == 1)
+    }
+}

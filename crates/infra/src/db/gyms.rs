@@ -1,0 +1,152 @@
+//! [`GymRepository`] on SQL.
+
+use async_trait::async_trait;
+use domain::gyms::{Gym, GymRepository, MemberEntry, Membership, NewGym};
+use domain::{DomainError, GymId, Page, Result, Role, UserId};
+use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
+use time::OffsetDateTime;
+
+use super::rows::{convert, GymRoleRow, GymRow, MemberRow, MembershipRow, GYM_COLS};
+use super::{all, exec, is_unique_violation, map_err, one, timed, ts, Db};
+
+const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+/// Locks the gym's row for the rest of the transaction, so that two concurrent
+/// changes of owners are serialized (portable stand-in for `SELECT … FOR UPDATE`).
+async fn lock_gym(tx: &DatabaseTransaction, gym: GymId) -> Result<(), DbErr> {
+    exec(tx, "UPDATE gyms SET id = id WHERE id = $1", vec![gym.0.into()]).await.map(|_| ())
+}
+
+/// Whether changing `user` away from owner would leave the gym without one.
+async fn would_orphan(tx: &DatabaseTransaction, gym: GymId, user: UserId) -> Result<bool, DbErr> {
+    let current = one::<MembershipRow>(
+        tx,
+        &format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2"),
+        vec![gym.0.into(), user.0.into()],
+    )
+    .await?;
+    if current.is_none_or(|m| m.role != Role::Owner.as_str()) {
+        return Ok(false);
+    }
+    let others = one::<Count>(
+        tx,
+        "SELECT COUNT(*) AS n FROM memberships WHERE gym_id = $1 AND role = 'owner' AND user_id <> $2",
+        vec![gym.0.into(), user.0.into()],
+    )
+    .await?;
+    Ok(others.is_none_or(|c| c.n == 0))
+}
+
+#[async_trait]
+impl GymRepository for Db {
+    async fn create_with_owner(&self, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym> {
+        let tx = self.write_tx().await?;
+        let created = timed(
+            "gym_create",
+            one::<GymRow>(
+                &tx,
+                &format!("INSERT INTO gyms (name, timezone, address, created_at) VALUES ($1, $2, $3, $4) RETURNING {GYM_COLS}"),
+                vec![gym.name.clone().into(), gym.timezone.clone().into(), gym.address.clone().into(), ts(now)],
+            ),
+        )
+        .await?
+        .ok_or_else(|| DomainError::Internal("insert returned no gym".into()))?;
+        timed(
+            "membership_create",
+            exec(
+                &tx,
+                "INSERT INTO memberships (gym_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
+                vec![created.id.into(), owner.0.into(), ts(now)],
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(created.into())
+    }
+
+    async fn by_id(&self, id: GymId) -> Result<Option<Gym>> {
+        let sql = format!("SELECT {GYM_COLS} FROM gyms WHERE id = $1");
+        Ok(timed("gym_by_id", one::<GymRow>(&self.conn, &sql, vec![id.0.into()])).await?.map(Gym::from))
+    }
+
+    async fn membership(&self, user: UserId, gym: GymId) -> Result<Option<Membership>> {
+        let sql = format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE user_id = $1 AND gym_id = $2");
+        timed("membership_get", one::<MembershipRow>(&self.conn, &sql, vec![user.0.into(), gym.0.into()]))
+            .await?
+            .map(MembershipRow::into_domain)
+            .transpose()
+    }
+
+    async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
+        let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, m.role \
+                   FROM memberships m JOIN gyms g ON g.id = m.gym_id WHERE m.user_id = $1 ORDER BY g.id";
+        convert(timed("gyms_of_user", all::<GymRoleRow>(&self.conn, sql, vec![user.0.into()])).await?, GymRoleRow::into_domain)
+    }
+
+    async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
+        let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at, m.role, m.joined_at \
+                   FROM memberships m JOIN users u ON u.id = m.user_id \
+                   WHERE m.gym_id = $1 AND ($2 IS NULL OR m.role = $2) ORDER BY u.id LIMIT $3 OFFSET $4";
+        let values = vec![
+            gym.0.into(),
+            role.map(|r| r.as_str().to_owned()).into(),
+            (page.limit as i64).into(),
+            (page.skip as i64).into(),
+        ];
+        convert(timed("members_list", all::<MemberRow>(&self.conn, sql, values)).await?, MemberRow::into_domain)
+    }
+
+    async fn add_member(&self, gym: GymId, user: UserId, role: Role, now: OffsetDateTime) -> Result<Membership> {
+        let sql = format!(
+            "INSERT INTO memberships (gym_id, user_id, role, joined_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) RETURNING {MEMBERSHIP_COLS}"
+        );
+        let values = vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into(), ts(now)];
+        let start = std::time::Instant::now();
+        let res = one::<MembershipRow>(&self.conn, &sql, values).await;
+        metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => "membership_create")
+            .record(start.elapsed().as_secs_f64());
+        match res {
+            Ok(Some(m)) => m.into_domain(),
+            Ok(None) => Err(DomainError::UserNotFound),
+            Err(e) if is_unique_violation(&e) => Err(DomainError::AlreadyMember),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>> {
+        let tx = self.write_tx().await?;
+        let updated = timed("membership_set_role", async {
+            lock_gym(&tx, gym).await?;
+            if role != Role::Owner && would_orphan(&tx, gym, user).await? {
+                return Ok(Err(DomainError::LastOwner));
+            }
+            let sql = format!("UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}");
+            Ok(Ok(one::<MembershipRow>(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()]).await?))
+        })
+        .await??;
+        tx.commit().await.map_err(map_err)?;
+        updated.map(MembershipRow::into_domain).transpose()
+    }
+
+    async fn remove_member(&self, gym: GymId, user: UserId) -> Result<bool> {
+        let tx = self.write_tx().await?;
+        let removed = timed("membership_delete", async {
+            lock_gym(&tx, gym).await?;
+            if would_orphan(&tx, gym, user).await? {
+                return Ok(Err(DomainError::LastOwner));
+            }
+            let n = exec(&tx, "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2", vec![gym.0.into(), user.0.into()]).await?;
+            Ok(Ok(n == 1))
+        })
+        .await??;
+        tx.commit().await.map_err(map_err)?;
+        Ok(removed)
+    }
+}
+

@@ -1,0 +1,165 @@
+//! The database: one SeaORM connection pool, PostgreSQL or SQLite by URL, and the
+//! repositories over it.
+//!
+//! Queries are plain SQL with `$n` placeholders, which both backends accept, so each
+//! repository has one code path. Timestamps are bound in UTC with whole seconds:
+//! SQLite stores them as RFC 3339 text, which then sorts and compares like time.
+
+use std::future::Future;
+use std::time::Instant;
+
+use domain::DomainError;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    FromQueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+};
+use time::OffsetDateTime;
+
+use crate::config::Settings;
+
+mod attendance;
+mod events;
+mod gyms;
+mod rows;
+mod schedule;
+mod users;
+
+/// The pool, shared by every repository.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+/// Connects to the database named by the settings.
+///
+/// # Errors
+/// The cause, when the database cannot be reached or the URL is refused.
+pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
+    let mut opt = ConnectOptions::new(settings.database_url.expose().to_owned());
+    opt.max_connections(settings.database_max_connections)
+        .min_connections(1)
+        .acquire_timeout(settings.database_acquire_timeout)
+        .connect_timeout(settings.database_acquire_timeout)
+        // A health query on every checkout costs a round trip per request; broken
+        // connections surface as errors and are replaced by the pool instead.
+        .test_before_acquire(false)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    let conn = Database::connect(opt).await?;
+    Ok(Db { conn })
+}
+
+impl Db {
+    /// Wraps an existing connection.
+    pub fn from_connection(conn: DatabaseConnection) -> Self {
+        Self { conn }
+    }
+
+    /// The underlying connection (migrations, tests).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    /// The migration's failure.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        use migration::MigratorTrait;
+        migration::Migrator::up(&self.conn, None).await
+    }
+
+    /// One round trip, for readiness probes.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when the database does not answer.
+    pub async fn ping(&self) -> Result<(), DomainError> {
+        self.conn.ping().await.map_err(map_err)
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY when
+    /// another writer got in between, whatever the busy timeout.
+    async fn write_tx(&self) -> Result<DatabaseTransaction, DomainError> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.conn.begin_with_options(options).await.map_err(map_err)
+    }
+}
+
+/// Builds a statement for the connection's backend.
+fn stmt(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(c.get_database_backend(), sql, values)
+}
+
+/// Times a repository operation into `gymapi_db_query_duration_seconds{operation}`
+/// and turns its error into the domain's.
+async fn timed<T>(operation: &'static str, fut: impl Future<Output = Result<T, DbErr>>) -> Result<T, DomainError> {
+    let start = Instant::now();
+    let out = fut.await;
+    metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => operation)
+        .record(start.elapsed().as_secs_f64());
+    out.map_err(map_err)
+}
+
+async fn one<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Option<T>, DbErr> {
+    T::find_by_statement(stmt(c, sql, values)).one(c).await
+}
+
+async fn all<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<T>, DbErr> {
+    T::find_by_statement(stmt(c, sql, values)).all(c).await
+}
+
+async fn exec(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    Ok(c.execute_raw(stmt(c, sql, values)).await?.rows_affected())
+}
+
+/// A timestamp as bound: UTC, whole seconds (see the module docs).
+fn ts(t: OffsetDateTime) -> Value {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    Value::from(t.replace_nanosecond(0).unwrap_or(t))
+}
+
+/// Pool exhaustion and lost connections are the database being unavailable; any
+/// other failure is unexpected and stays opaque to clients.
+fn map_err(e: DbErr) -> DomainError {
+    use sea_orm::sqlx::Error as Sx;
+    match &e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DomainError::Unavailable,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))
+            if matches!(
+                inner.as_ref(),
+                Sx::Io(_) | Sx::PoolTimedOut | Sx::PoolClosed | Sx::Tls(_) | Sx::WorkerCrashed | Sx::Protocol(_)
+            ) =>
+        {
+            DomainError::Unavailable
+        }
+        _ => DomainError::Internal(e.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// `Some(i64)` for an optional id.
+fn opt_id(id: Option<domain::UserId>) -> Value {
+    Value::from(id.map(|u| u.0))
+}

@@ -1,0 +1,60 @@
+//! [`UserRepository`] on SQL.
+
+use async_trait::async_trait;
+use domain::attendance::QrSecret;
+use domain::users::{Claims, ProfilePatch, User, UserRepository};
+use domain::{DomainError, Result, UserId};
+use time::OffsetDateTime;
+
+use super::rows::{UserRow, USER_COLS};
+use super::{exec, one, timed, ts, Db};
+
+#[async_trait]
+impl UserRepository for Db {
+    async fn provision(&self, claims: &Claims, qr_secret: &QrSecret, now: OffsetDateTime) -> Result<User> {
+        let c = &self.conn;
+        let select = format!("SELECT {USER_COLS} FROM users WHERE auth0_id = $1");
+        timed("user_provision", async {
+            if let Some(u) = one::<UserRow>(c, &select, vec![claims.sub.clone().into()]).await? {
+                return Ok(u.into());
+            }
+            // Two first requests of one subject may race: the unique key settles it
+            // and both read the one row afterwards.
+            exec(
+                c,
+                "INSERT INTO users (auth0_id, email, name, qr_secret, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (auth0_id) DO NOTHING",
+                vec![
+                    claims.sub.clone().into(),
+                    claims.email.clone().into(),
+                    claims.name.clone().into(),
+                    qr_secret.as_str().to_owned().into(),
+                    ts(now),
+                ],
+            )
+            .await?;
+            one::<UserRow>(c, &select, vec![claims.sub.clone().into()])
+                .await?
+                .map(User::from)
+                .ok_or_else(|| sea_orm::DbErr::RecordNotFound("provisioned user".into()))
+        })
+        .await
+    }
+
+    async fn by_id(&self, id: UserId) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+        Ok(timed("user_by_id", one::<UserRow>(&self.conn, &sql, vec![id.0.into()])).await?.map(User::from))
+    }
+
+    async fn update_profile(&self, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User> {
+        let sql = format!(
+            "UPDATE users SET name = COALESCE($2, name), phone = COALESCE($3, phone), updated_at = $4 \
+             WHERE id = $1 RETURNING {USER_COLS}"
+        );
+        let values = vec![id.0.into(), patch.name.clone().into(), patch.phone.clone().into(), ts(now)];
+        timed("user_update", one::<UserRow>(&self.conn, &sql, values))
+            .await?
+            .map(User::from)
+            .ok_or(DomainError::UserNotFound)
+    }
+}
