@@ -1,1 +1,312 @@
+//! Black-box test support: each test spawns the real app on port 0 with its own
+//! database — a uniquely named PostgreSQL database or a fresh SQLite file — and
+//! drops it afterwards, so test runs never see each other's data.
+//!
+//! Servers come from `TEST_DATABASE_URL` (an admin URL of PostgreSQL, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`). A server that cannot be reached fails the test with
+//! a message saying which one and how to start it.
 
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use api::auth::{TokenClaims, sign_hs256};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+
+/// The HS256 secret of test apps.
+pub const SECRET: &str = "gymapi-test-secret-0123456789abcdef0123456789";
+
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL from `TEST_DATABASE_URL`.
+    Postgres,
+    /// An SQLite file in a temporary directory.
+    Sqlite,
+}
+
+/// Declares one test per backend: `mod name { postgres(), sqlite() }`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* $name:ident, |$app:ident| $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::TestApp::spawn($crate::Backend::Postgres).await;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                $body
+            }
+        }
+    };
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis of the tests.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("gymapi_test_{}_{}_{:08x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), rand::random::<u32>())
+}
+
+/// A database made for one test, removed when dropped.
+pub struct TestDb {
+    /// The URL the app uses.
+    pub url: String,
+    /// A prefix for shared-cache keys, unique to this database.
+    pub cache_prefix: String,
+    drop: DropWith,
+}
+
+enum DropWith {
+    Postgres { admin: String, name: String },
+    Sqlite { dir: PathBuf },
+}
+
+impl TestDb {
+    /// Creates an empty database on the backend.
+    ///
+    /// # Panics
+    /// When the server cannot be reached, saying how to start it.
+    pub async fn create(backend: Backend) -> Self {
+        let name = unique_name();
+        match backend {
+            Backend::Postgres => {
+                let admin = admin_url();
+                let conn = Database::connect(admin.as_str()).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is unreachable at {admin} ({e}). Start it with \
+                         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+                         or point TEST_DATABASE_URL at a server where user postgres may create databases."
+                    )
+                });
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+                Self {
+                    url: format!("{base}/{name}"),
+                    cache_prefix: format!("{name}:"),
+                    drop: DropWith::Postgres { admin, name },
+                }
+            }
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.join("gymapi.db").display());
+                Self { url, cache_prefix: format!("{name}:"), drop: DropWith::Sqlite { dir } }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.drop {
+            DropWith::Sqlite { dir } => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            DropWith::Postgres { admin, name } => {
+                let (admin, name) = (admin.clone(), name.clone());
+                // Drop runs inside the test's runtime: do the async work on a thread
+                // with its own, and wait for it so no database outlives the run.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    rt.block_on(async {
+                        if let Ok(conn) = Database::connect(admin.as_str()).await {
+                            let _ =
+                                conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                            let _ = conn.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Options of a spawned app beyond its database.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// `REDIS_URL`; `None` for the in-process cache.
+    pub redis_url: Option<String>,
+    /// `AUTH_JWKS_URL`.
+    pub jwks_url: Option<String>,
+    /// Extra settings by variable name.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A running app and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// The database the app runs on (dropped with the app unless shared).
+    pub db: std::sync::Arc<TestDb>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// An app on a fresh database with the in-process cache.
+    pub async fn spawn(backend: Backend) -> Self {
+        let db = std::sync::Arc::new(TestDb::create(backend).await);
+        Self::spawn_on(db, Options::default()).await
+    }
+
+    /// An app on a given (possibly shared) database with options.
+    ///
+    /// # Panics
+    /// When the app cannot start.
+    pub async fn spawn_on(db: std::sync::Arc<TestDb>, opts: Options) -> Self {
+        let mut vars: Vec<(String, String)> = vec![
+            ("GYMAPI_ENV".into(), "test".into()),
+            ("DATABASE_URL".into(), db.url.clone()),
+            ("DATABASE_MAX_CONNECTIONS".into(), "10".into()),
+            ("CACHE_KEY_PREFIX".into(), db.cache_prefix.clone()),
+            ("WORKERS".into(), "1".into()),
+        ];
+        match &opts.jwks_url {
+            Some(u) => vars.push(("AUTH_JWKS_URL".into(), u.clone())),
+            None => vars.push(("AUTH_JWT_SECRET".into(), SECRET.into())),
+        }
+        if let Some(r) = &opts.redis_url {
+            vars.push(("REDIS_URL".into(), r.clone()));
+        }
+        vars.extend(opts.extra.iter().cloned());
+        let settings = infra::Settings::load_from(std::path::Path::new("/nonexistent"), |k| {
+            vars.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .expect("test settings");
+        let conn = infra::db::connect(&settings).await.expect("connect to test database");
+        conn.migrate().await.expect("migrate test database");
+        let state = actix_web::web::Data::new(api::app::build_state(&settings, conn).expect("state"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = api::app::server(state, listener, 1, false).expect("server");
+        let handle = server.handle();
+        tokio::spawn(server);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { base: format!("http://127.0.0.1:{port}"), client, db, handle }
+    }
+
+    /// A request to a path of the app.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// A request with a bearer token (and a gym, when given).
+    pub fn call(&self, method: Method, path: &str, token: &str, gym: Option<i64>) -> RequestBuilder {
+        let rb = self.req(method, path).bearer_auth(token);
+        match gym {
+            Some(g) => rb.header("X-Gym-ID", g.to_string()),
+            None => rb,
+        }
+    }
+
+    /// Provisions a user through `GET /users/me` and returns it.
+    pub async fn user(&self, sub: &str) -> TestUser {
+        let token = token(sub, "resource:read resource:write");
+        let (status, body) = send(self.call(Method::GET, "/api/v1/users/me", &token, None)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        TestUser { id: body["id"].as_i64().expect("id"), token }
+    }
+
+    /// A new gym and its owner.
+    pub async fn gym(&self) -> (TestUser, i64) {
+        let owner = self.user(&format!("owner-{}", unique_name())).await;
+        let (status, body) = send(
+            self.call(Method::POST, "/api/v1/gyms", &owner.token, None).json(&serde_json::json!({"name": "Test Gym"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (owner, body["id"].as_i64().expect("gym id"))
+    }
+
+    /// A new user added to the gym with a role by its owner.
+    pub async fn member(&self, gym: i64, owner: &TestUser, role: &str) -> TestUser {
+        let u = self.user(&format!("{role}-{}", unique_name())).await;
+        let (status, body) = send(
+            self.call(Method::POST, "/api/v1/members", &owner.token, Some(gym))
+                .json(&serde_json::json!({"user_id": u.id, "role": role})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        u
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stops accepting and ends the worker; the database guard runs after.
+        let stop = self.handle.stop(false);
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+                });
+            }
+        });
+    }
+}
+
+/// A provisioned user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// User id.
+    pub id: i64,
+    /// A token with read and write scopes.
+    pub token: String,
+}
+
+/// An HS256 token for a subject with scopes, valid for an hour.
+pub fn token(sub: &str, scope: &str) -> String {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp().unsigned_abs() + 3600;
+    sign_hs256(
+        SECRET,
+        &TokenClaims { sub: sub.into(), exp, email: None, name: None, scope: Some(scope.into()), permissions: None },
+    )
+    .expect("sign")
+}
+
+/// Sends a request and reads the status and JSON body (`Null` when empty).
+pub async fn send(rb: RequestBuilder) -> (StatusCode, Value) {
+    let res = rb.send().await.expect("request");
+    let status = res.status();
+    let bytes = res.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, body)
+}
+
+/// Asserts an error response's status and code.
+#[track_caller]
+pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "body: {}", got.1);
+    assert_eq!(got.1["code"], code, "body: {}", got.1);
+    assert!(got.1["detail"].is_string(), "body: {}", got.1);
+}
+
+/// RFC 3339 of a time.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).expect("format")
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{middleware, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
 use domain::attendance::AttendanceService;
 use domain::cache::Cache;
 use domain::clock::{Clock, SystemClock};
@@ -64,9 +64,7 @@ pub type State = web::Data<AppState>;
 /// # Errors
 /// Only if the app was built without state (a programming error).
 pub fn state(req: &HttpRequest) -> Result<State, ApiError> {
-    req.app_data::<State>()
-        .cloned()
-        .ok_or_else(|| domain::DomainError::Internal("app state missing".into()).into())
+    req.app_data::<State>().cloned().ok_or_else(|| domain::DomainError::Internal("app state missing".into()).into())
 }
 
 /// Wires services to adapters as the settings say. The database must already be
@@ -99,7 +97,9 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::PayloadTooLarge.into(),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge.into()
+        }
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge.into(),
         other => ApiError::validation(format!("invalid JSON body: {other}")).into(),
     }
@@ -128,22 +128,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// The HTTP server on a bound listener; it stops gracefully on SIGTERM/SIGINT.
+/// The HTTP server on a bound listener; with `handle_signals` it stops gracefully
+/// on SIGTERM/SIGINT (tests run many servers in one process and pass `false`).
 ///
 /// # Errors
 /// When the listener cannot be used.
-pub fn server(state: State, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap(middleware::from_fn(telemetry::middleware))
-            .configure(configure)
+pub fn server(state: State, listener: TcpListener, workers: usize, handle_signals: bool) -> std::io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).wrap(middleware::from_fn(telemetry::middleware)).configure(configure)
     })
     .workers(workers)
-    .shutdown_timeout(30)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(30);
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    Ok(server.listen(listener)?.run())
 }
 
 /// Serves a JSON body from bytes.

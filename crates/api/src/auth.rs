@@ -8,14 +8,14 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::http::{header, Method};
+use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use domain::users::Claims;
 use domain::UserId;
+use domain::users::Claims;
 use futures_util::future::LocalBoxFuture;
 use infra::config::Settings;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -133,7 +133,9 @@ impl Verifier {
                 };
                 (Keys::Rs256(jwks), Algorithm::RS256)
             }
-            (None, Some(secret)) => (Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256),
+            (None, Some(secret)) => {
+                (Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256)
+            }
             (None, None) => return Err("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set".into()),
         };
         let mut validation = Validation::new(alg);
@@ -159,11 +161,11 @@ impl Verifier {
         }
         let key = match &self.keys {
             Keys::Hs256(k) => k.clone(),
-            Keys::Rs256(jwks) => jwks.key(header.kid.as_deref().ok_or(ApiError::InvalidToken)?).await.ok_or(ApiError::InvalidToken)?,
+            Keys::Rs256(jwks) => {
+                jwks.key(header.kid.as_deref().ok_or(ApiError::InvalidToken)?).await.ok_or(ApiError::InvalidToken)?
+            }
         };
-        decode::<TokenClaims>(token, &key, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|_| ApiError::InvalidToken)
+        decode::<TokenClaims>(token, &key, &self.validation).map(|d| d.claims).map_err(|_| ApiError::InvalidToken)
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use infra::config::Settings;
 
 use crate::app;
-use crate::auth::{sign_hs256, TokenClaims};
+use crate::auth::{TokenClaims, sign_hs256};
 use crate::telemetry;
 
 /// GymAPI: multi-tenant gym management HTTP API.
@@ -118,7 +118,7 @@ async fn serve(settings: Settings) -> ExitCode {
         Err(e) => return fail(1, format!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr)),
     };
     tracing::info!(addr = %settings.bind_addr, workers = settings.workers, sqlite = settings.is_sqlite(), "gymapi serving");
-    let server = match app::server(state, listener, settings.workers) {
+    let server = match app::server(state, listener, settings.workers, true) {
         Ok(s) => s,
         Err(e) => return fail(1, e),
     };

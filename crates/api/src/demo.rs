@@ -15,7 +15,7 @@ use infra::config::Settings;
 use infra::db::Db;
 use time::Duration;
 
-use crate::auth::{sign_hs256, TokenClaims};
+use crate::auth::{TokenClaims, sign_hs256};
 
 /// Seeds the demo data and returns what to print.
 ///
@@ -29,7 +29,8 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let users = UserService::new(repo.clone(), repo.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
     let schedule = ScheduleService::new(repo.clone(), cache.clone(), clock.clone());
-    let attendance = AttendanceService::new(repo, cache, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
+    let attendance =
+        AttendanceService::new(repo, cache, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
     let e = |e: domain::DomainError| e.to_string();
 
     let stamp = clock.now().unix_timestamp();
@@ -40,7 +41,10 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     };
     let owner = users.provision(&person("owner")).await.map_err(e)?;
     let gym = gyms
-        .create_gym(owner.id, NewGym { name: "GymAPI Demo Gym".into(), timezone: "UTC".into(), address: Some("1 Demo Street".into()) })
+        .create_gym(
+            owner.id,
+            NewGym { name: "GymAPI Demo Gym".into(), timezone: "UTC".into(), address: Some("1 Demo Street".into()) },
+        )
         .await
         .map_err(e)?;
     let as_owner = Actor { user_id: owner.id, gym_id: gym.id, role: Role::Owner };
@@ -56,38 +60,47 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let mut sessions = Vec::new();
     for (name, minutes, offset) in [("Spinning", 45, 5), ("Yoga", 60, 90), ("CrossFit", 50, 24 * 60)] {
         let class = schedule
-            .create_class(&as_owner, NewClass {
-                name: name.into(),
-                description: Some(format!("{name} for everyone")),
-                duration_minutes: minutes,
-                max_capacity: 20,
-                category: Some("demo".into()),
-                instructor_id: Some(trainer.id),
-            })
+            .create_class(
+                &as_owner,
+                NewClass {
+                    name: name.into(),
+                    description: Some(format!("{name} for everyone")),
+                    duration_minutes: minutes,
+                    max_capacity: 20,
+                    category: Some("demo".into()),
+                    instructor_id: Some(trainer.id),
+                },
+            )
             .await
             .map_err(e)?;
         let s = schedule
-            .create_session(&as_owner, NewSession {
-                class_id: class.id,
-                start_time: now + Duration::minutes(offset),
-                end_time: None,
-                trainer_id: Some(trainer.id),
-                room: Some("Main room".into()),
-            })
+            .create_session(
+                &as_owner,
+                NewSession {
+                    class_id: class.id,
+                    start_time: now + Duration::minutes(offset),
+                    end_time: None,
+                    trainer_id: Some(trainer.id),
+                    room: Some("Main room".into()),
+                },
+            )
             .await
             .map_err(e)?;
         sessions.push(s);
     }
     let exp = now.unix_timestamp().unsigned_abs() + 7 * 24 * 3600;
     let token = |sub: &str| {
-        sign_hs256(&secret, &TokenClaims {
-            sub: sub.to_owned(),
-            exp,
-            email: None,
-            name: None,
-            scope: Some("resource:read resource:write".into()),
-            permissions: None,
-        })
+        sign_hs256(
+            &secret,
+            &TokenClaims {
+                sub: sub.to_owned(),
+                exp,
+                email: None,
+                name: None,
+                scope: Some("resource:read resource:write".into()),
+                permissions: None,
+            },
+        )
     };
     let mut out = format!("Demo gym {} (X-Gym-ID: {})\n\n", gym.name, gym.id.0);
     for (role, u) in [("owner", &owner), ("trainer", &trainer)] {

@@ -56,7 +56,9 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> 
 fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
-        Some(s) => parse_time(&s).map(Some).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 date-time"))),
+        Some(s) => parse_time(&s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 date-time"))),
     }
 }
 
@@ -490,7 +492,10 @@ impl DateRangeIn {
         let fmt = time::macros::format_description!("[year]-[month]-[day]");
         let parse = |name: &str, v: &Option<String>| -> Result<Option<time::Date>, domain::DomainError> {
             v.as_deref()
-                .map(|s| time::Date::parse(s, fmt).map_err(|_| domain::DomainError::validation(format!("{name} must be a date YYYY-MM-DD"))))
+                .map(|s| {
+                    time::Date::parse(s, fmt)
+                        .map_err(|_| domain::DomainError::validation(format!("{name} must be a date YYYY-MM-DD")))
+                })
                 .transpose()
         };
         let start = parse("start_date", &self.start_date)?.unwrap_or(today);

@@ -1,7 +1,7 @@
 //! The one place where failures become HTTP: a status and a localized
 //! `{"detail", "code"}` body. Unexpected causes are logged, never sent.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use domain::DomainError;
 
@@ -96,27 +96,46 @@ impl ApiError {
             Self::Domain(D::NotAMember) => ("You are not a member of this gym", "No perteneces a este gimnasio"),
             Self::Domain(D::Forbidden) => ("Your role does not allow this", "Tu rol no permite esta acción"),
             Self::Domain(D::UserNotFound) => ("User not found", "Usuario no encontrado"),
-            Self::Domain(D::AlreadyMember) => ("The user is already a member of this gym", "El usuario ya pertenece a este gimnasio"),
-            Self::Domain(D::LastOwner) => ("The gym must keep at least one owner", "El gimnasio debe conservar al menos un propietario"),
+            Self::Domain(D::AlreadyMember) => {
+                ("The user is already a member of this gym", "El usuario ya pertenece a este gimnasio")
+            }
+            Self::Domain(D::LastOwner) => {
+                ("The gym must keep at least one owner", "El gimnasio debe conservar al menos un propietario")
+            }
             Self::Domain(D::ClassNotFound) => ("Class not found", "Clase no encontrada"),
-            Self::Domain(D::SessionNotFound) => ("Session not found", "Sesión no encontrada o no pertenece a este gimnasio"),
+            Self::Domain(D::SessionNotFound) => {
+                ("Session not found", "Sesión no encontrada o no pertenece a este gimnasio")
+            }
             Self::Domain(D::EventNotFound) => ("Event not found", "Evento no encontrado"),
-            Self::Domain(D::AlreadyRegistered) => ("You are already registered for this session", "Ya estás inscrito en esta sesión"),
+            Self::Domain(D::AlreadyRegistered) => {
+                ("You are already registered for this session", "Ya estás inscrito en esta sesión")
+            }
             Self::Domain(D::SessionFull) => ("The session is full", "La sesión está completa"),
-            Self::Domain(D::SessionNotOpen) => ("The session is not open for registration", "La sesión no admite inscripciones"),
+            Self::Domain(D::SessionNotOpen) => {
+                ("The session is not open for registration", "La sesión no admite inscripciones")
+            }
             Self::Domain(D::InvalidQr) => ("Invalid QR code", "Código QR inválido"),
             Self::Domain(D::SessionOutsideWindow) => {
                 ("The session is outside the check-in window", "La sesión está fuera del horario de check-in")
             }
-            Self::Domain(D::NoSessionInWindow) => {
-                ("No classes available for check-in right now", "No hay clases disponibles para check-in en este momento")
+            Self::Domain(D::NoSessionInWindow) => (
+                "No classes available for check-in right now",
+                "No hay clases disponibles para check-in en este momento",
+            ),
+            Self::Domain(D::AlreadyCheckedIn) => {
+                ("Already checked in to this class", "Ya has hecho check-in en esta clase")
             }
-            Self::Domain(D::AlreadyCheckedIn) => ("Already checked in to this class", "Ya has hecho check-in en esta clase"),
-            Self::Domain(D::Unavailable) => ("The database is unavailable, try again", "La base de datos no está disponible, reinténtalo"),
+            Self::Domain(D::Unavailable) => {
+                ("The database is unavailable, try again", "La base de datos no está disponible, reinténtalo")
+            }
             Self::Domain(D::Internal(_)) => ("Internal server error", "Error interno del servidor"),
-            Self::MissingToken => ("Not authenticated: a bearer token is required", "No autenticado: se requiere un token"),
+            Self::MissingToken => {
+                ("Not authenticated: a bearer token is required", "No autenticado: se requiere un token")
+            }
             Self::InvalidToken => ("Invalid or expired token", "Token inválido o caducado"),
-            Self::InsufficientScope => ("The token lacks the resource:write scope", "El token no tiene el permiso resource:write"),
+            Self::InsufficientScope => {
+                ("The token lacks the resource:write scope", "El token no tiene el permiso resource:write")
+            }
             Self::GymIdRequired => ("The X-Gym-ID header is required", "La cabecera X-Gym-ID es obligatoria"),
             Self::InvalidGymId => ("X-Gym-ID must be a positive integer", "X-Gym-ID debe ser un entero positivo"),
             Self::NotFound => ("Not found", "No encontrado"),

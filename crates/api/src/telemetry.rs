@@ -35,7 +35,10 @@ fn request_id(req: &ServiceRequest) -> String {
 ///
 /// # Errors
 /// None of its own: errors of inner services are already responses here.
-pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, Error> {
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
     let start = Instant::now();
     let id = request_id(&req);
     let lang = Lang::of(req.request());

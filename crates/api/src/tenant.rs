@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use domain::cache::{keys, Cache};
+use domain::cache::{Cache, keys};
 use domain::gyms::GymService;
 use domain::users::{Claims, UserService};
 use domain::values::Actor;

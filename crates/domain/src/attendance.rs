@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-use crate::cache::{keys, Cache};
+use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::schedule::{ParticipationStatus, Session, SessionStatus};
@@ -172,14 +172,21 @@ pub trait AttendanceRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget) -> Result<Option<CheckInContext>>;
+    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
+    -> Result<Option<CheckInContext>>;
     /// Makes the member's participation in the session `attended` at `now`, creating
     /// it if absent, in one atomic statement. `Ok(Some(new))` on success (`new`: the
     /// row was created), `Ok(None)` when it was already `attended`.
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<Option<bool>>;
+    async fn mark_attended(
+        &self,
+        gym: GymId,
+        session_id: i64,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -194,12 +201,23 @@ pub trait AttendanceRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn attendance_counts(&self, gym: GymId, user: UserId, since: OffsetDateTime) -> Result<(i64, i64, Option<OffsetDateTime>)>;
+    async fn attendance_counts(
+        &self,
+        gym: GymId,
+        user: UserId,
+        since: OffsetDateTime,
+    ) -> Result<(i64, i64, Option<OffsetDateTime>)>;
     /// Sessions starting after `now` where the member is `registered`, soonest first.
     ///
     /// # Errors
     /// Storage failures.
-    async fn upcoming_registrations(&self, gym: GymId, user: UserId, now: OffsetDateTime, limit: u64) -> Result<Vec<Session>>;
+    async fn upcoming_registrations(
+        &self,
+        gym: GymId,
+        user: UserId,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<Session>>;
 }
 
 /// Use cases of QR codes and attendance.
@@ -213,7 +231,12 @@ pub struct AttendanceService {
 
 impl AttendanceService {
     /// Wires the service to its ports; `window` is W of the check-in rule.
-    pub fn new(repo: Arc<dyn AttendanceRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>, window: Duration) -> Self {
+    pub fn new(
+        repo: Arc<dyn AttendanceRepository>,
+        cache: Arc<dyn Cache>,
+        clock: Arc<dyn Clock>,
+        window: Duration,
+    ) -> Self {
         Self { repo, cache, clock, window }
     }
 
@@ -256,11 +279,8 @@ impl AttendanceService {
             Some(id) => CheckInTarget::Session(id),
             None => CheckInTarget::Window { from, until },
         };
-        let ctx = self
-            .repo
-            .check_in_context(actor.gym_id, code.user_id, target)
-            .await?
-            .ok_or(DomainError::InvalidQr)?;
+        let ctx =
+            self.repo.check_in_context(actor.gym_id, code.user_id, target).await?.ok_or(DomainError::InvalidQr)?;
         if !ctx.qr_secret.matches(&code.secret) {
             return Err(DomainError::InvalidQr);
         }
@@ -326,10 +346,8 @@ impl AttendanceService {
     /// Storage failures.
     pub async fn dashboard(&self, actor: &Actor) -> Result<DashboardSummary> {
         let now = self.clock.now();
-        let (total, recent, last) = self
-            .repo
-            .attendance_counts(actor.gym_id, actor.user_id, now - Duration::days(30))
-            .await?;
+        let (total, recent, last) =
+            self.repo.attendance_counts(actor.gym_id, actor.user_id, now - Duration::days(30)).await?;
         let upcoming = self.repo.upcoming_registrations(actor.gym_id, actor.user_id, now, 5).await?;
         Ok(DashboardSummary {
             total_attendances: total,
@@ -380,7 +398,13 @@ mod tests {
     }
 
     fn cand(id: i64, start: OffsetDateTime, p: Option<ParticipationStatus>) -> Candidate {
-        Candidate { id, start_time: start, end_time: start + Duration::hours(1), status: SessionStatus::Scheduled, participation: p }
+        Candidate {
+            id,
+            start_time: start,
+            end_time: start + Duration::hours(1),
+            status: SessionStatus::Scheduled,
+            participation: p,
+        }
     }
 
     fn ctx(is_member: bool, candidates: Vec<Candidate>) -> CheckInContext {
@@ -420,8 +444,18 @@ mod tests {
     fn qr_parse_accepts_only_upper_u_digits_and_8_lowercase_hex() {
         assert_eq!(QrCode::parse("U42_0a1b2c3d"), Ok(QrCode { user_id: UserId(42), secret: "0a1b2c3d".into() }));
         for bad in [
-            "", "u42_0a1b2c3d", "U42_0a1b2c3", "U42_0a1b2c3d4", "U_0a1b2c3d", "U4x_0a1b2c3d", "U42_0A1B2C3D",
-            "U42-0a1b2c3d", "U99999999999999999999_0a1b2c3d", "U+42_0a1b2c3d", "U42_0a1b2c3g", "U42_0a1b_2c3",
+            "",
+            "u42_0a1b2c3d",
+            "U42_0a1b2c3",
+            "U42_0a1b2c3d4",
+            "U_0a1b2c3d",
+            "U4x_0a1b2c3d",
+            "U42_0A1B2C3D",
+            "U42-0a1b2c3d",
+            "U99999999999999999999_0a1b2c3d",
+            "U+42_0a1b2c3d",
+            "U42_0a1b2c3g",
+            "U42_0a1b_2c3",
         ] {
             assert_eq!(QrCode::parse(bad), Err(DomainError::InvalidQr), "{bad:?}");
         }
@@ -438,7 +472,10 @@ mod tests {
     #[tokio::test]
     async fn non_staff_cannot_check_in() {
         let actor = Actor { role: Role::Member, ..staff() };
-        assert_eq!(svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&actor, &qr(), None).await, Err(DomainError::Forbidden));
+        assert_eq!(
+            svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&actor, &qr(), None).await,
+            Err(DomainError::Forbidden)
+        );
     }
 
     #[tokio::test]
@@ -469,7 +506,10 @@ mod tests {
     #[tokio::test]
     async fn no_session_in_window_when_there_is_none() {
         let repo = repo_with(Some(ctx(true, vec![])));
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NoSessionInWindow));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            Err(DomainError::NoSessionInWindow)
+        );
     }
 
     #[tokio::test]
@@ -477,13 +517,19 @@ mod tests {
         let mut c = cand(7, NOW, None);
         c.status = SessionStatus::Cancelled;
         let repo = repo_with(Some(ctx(true, vec![c])));
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await, Err(DomainError::SessionNotFound));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await,
+            Err(DomainError::SessionNotFound)
+        );
     }
 
     #[tokio::test]
     async fn a_named_missing_session_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![])));
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await, Err(DomainError::SessionNotFound));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await,
+            Err(DomainError::SessionNotFound)
+        );
     }
 
     #[tokio::test]
@@ -526,10 +572,7 @@ mod tests {
     #[test]
     fn a_registered_session_wins_over_a_closer_one() {
         let (from, until) = (NOW - W, NOW + W);
-        let c = vec![
-            cand(1, NOW, None),
-            cand(2, NOW + Duration::minutes(25), Some(ParticipationStatus::Registered)),
-        ];
+        let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(25), Some(ParticipationStatus::Registered))];
         assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
     }
 
@@ -538,25 +581,37 @@ mod tests {
         let (from, until) = (NOW - W, NOW + W);
         let mut c = cand(1, NOW, Some(ParticipationStatus::Registered));
         c.status = SessionStatus::Cancelled;
-        assert_eq!(choose_session(vec![c, cand(2, NOW + Duration::minutes(29), None)], NOW, from, until).map(|c| c.id), Some(2));
+        assert_eq!(
+            choose_session(vec![c, cand(2, NOW + Duration::minutes(29), None)], NOW, from, until).map(|c| c.id),
+            Some(2)
+        );
     }
 
     #[tokio::test]
     async fn an_attended_participation_is_already_checked_in() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            Err(DomainError::AlreadyCheckedIn)
+        );
     }
 
     #[tokio::test]
     async fn losing_a_concurrent_check_in_is_already_checked_in() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
         expect_attended(&mut repo, 1, None);
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            Err(DomainError::AlreadyCheckedIn)
+        );
     }
 
     #[tokio::test]
     async fn a_registered_member_is_checked_in_and_their_cached_figures_dropped() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))])));
+        let mut repo = repo_with(Some(ctx(
+            true,
+            vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))],
+        )));
         expect_attended(&mut repo, 1, Some(false));
         let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert_eq!(got.session_id, 1);

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{optional_text, required_text, Actor, DateRange, GymId, Role, UserId};
+use crate::values::{Actor, DateRange, GymId, Role, UserId, optional_text, required_text};
 
 /// An event of a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,11 +155,7 @@ impl EventService {
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
     pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
         actor.require(Role::Admin)?;
-        if self.repo.delete(actor.gym_id, id).await? {
-            Ok(())
-        } else {
-            Err(DomainError::EventNotFound)
-        }
+        if self.repo.delete(actor.gym_id, id).await? { Ok(()) } else { Err(DomainError::EventNotFound) }
     }
 }
 
@@ -192,8 +188,8 @@ fn apply(mut e: Event, f: EventFields) -> Result<Event> {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use time::macros::datetime;
     use time::Duration;
+    use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
 
@@ -206,7 +202,12 @@ mod tests {
     }
 
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
-        EventFields { title: Some("Open day".into()), start_time: Some(start), end_time: Some(end), ..Default::default() }
+        EventFields {
+            title: Some("Open day".into()),
+            start_time: Some(start),
+            end_time: Some(end),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -217,7 +218,8 @@ mod tests {
 
     #[tokio::test]
     async fn members_cannot_create_events() {
-        let got = svc(MockEventRepository::new()).create(&actor(Role::Member), fields(NOW, NOW + Duration::hours(1))).await;
+        let got =
+            svc(MockEventRepository::new()).create(&actor(Role::Member), fields(NOW, NOW + Duration::hours(1))).await;
         assert_eq!(got, Err(DomainError::Forbidden));
     }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::cache::{keys, Cache};
+use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::users::User;
-use crate::values::{optional_text, required_text, Actor, GymId, Page, Role, UserId};
+use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
 
 /// A gym: the tenant every scoped route acts in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,9 +333,7 @@ mod tests {
     #[tokio::test]
     async fn creating_a_gym_with_a_blank_name_stores_nothing() {
         let svc = service(MockGymRepository::new(), MockCache::new());
-        let got = svc
-            .create_gym(UserId(1), NewGym { name: "  ".into(), timezone: "UTC".into(), address: None })
-            .await;
+        let got = svc.create_gym(UserId(1), NewGym { name: "  ".into(), timezone: "UTC".into(), address: None }).await;
         assert!(matches!(got, Err(DomainError::Validation(_))));
     }
 }

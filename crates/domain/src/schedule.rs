@@ -5,10 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::cache::{keys, Cache};
+use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{optional_text, required_text, Actor, DateRange, GymId, Role, UserId};
+use crate::values::{Actor, DateRange, GymId, Role, UserId, optional_text, required_text};
 
 /// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,9 +389,7 @@ impl ScheduleService {
     pub async fn create_session(&self, actor: &Actor, new: NewSession) -> Result<Session> {
         actor.require(Role::Trainer)?;
         let class = self.repo.class(actor.gym_id, new.class_id).await?.ok_or(DomainError::ClassNotFound)?;
-        let end_time = new
-            .end_time
-            .unwrap_or(new.start_time + Duration::minutes(i64::from(class.duration_minutes)));
+        let end_time = new.end_time.unwrap_or(new.start_time + Duration::minutes(i64::from(class.duration_minutes)));
         if end_time <= new.start_time {
             return Err(DomainError::validation("end_time must be after start_time"));
         }
@@ -461,11 +459,8 @@ impl ScheduleService {
     }
 
     async fn forget_booking(&self, actor: &Actor, session_id: i64) {
-        self.forget(&[
-            keys::session(actor.gym_id, session_id),
-            keys::dashboard_summary(actor.user_id, actor.gym_id),
-        ])
-        .await;
+        self.forget(&[keys::session(actor.gym_id, session_id), keys::dashboard_summary(actor.user_id, actor.gym_id)])
+            .await;
     }
 
     async fn forget(&self, keys: &[String]) {

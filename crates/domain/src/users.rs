@@ -9,7 +9,7 @@ use crate::attendance::QrSecret;
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::gyms::GymRepository;
-use crate::values::{optional_text, Actor, Role, UserId};
+use crate::values::{Actor, Role, UserId, optional_text};
 
 /// A person who can sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,10 +176,7 @@ mod tests {
     #[tokio::test]
     async fn staff_reading_a_user_outside_the_gym_gets_user_not_found() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_membership()
-            .withf(|u, g| *u == UserId(2) && *g == GymId(7))
-            .once()
-            .returning(|_, _| Ok(None));
+        gyms.expect_membership().withf(|u, g| *u == UserId(2) && *g == GymId(7)).once().returning(|_, _| Ok(None));
         let svc = service(MockUserRepository::new(), gyms);
         let err = svc.user_in_gym(&actor(Role::Trainer), UserId(2)).await;
         assert_eq!(err, Err(DomainError::UserNotFound));
@@ -188,9 +185,9 @@ mod tests {
     #[tokio::test]
     async fn staff_reads_a_member_of_the_gym() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_membership().once().returning(|u, g| {
-            Ok(Some(Membership { user_id: u, gym_id: g, role: Role::Member, joined_at: NOW }))
-        });
+        gyms.expect_membership()
+            .once()
+            .returning(|u, g| Ok(Some(Membership { user_id: u, gym_id: g, role: Role::Member, joined_at: NOW })));
         let mut users = MockUserRepository::new();
         users.expect_by_id().withf(|id| *id == UserId(2)).once().returning(|id| Ok(Some(user(id.0))));
         let svc = service(users, gyms);

@@ -75,11 +75,7 @@ impl Actor {
     /// # Errors
     /// [`DomainError::Forbidden`] otherwise.
     pub fn require(&self, min: Role) -> Result<()> {
-        if self.role >= min {
-            Ok(())
-        } else {
-            Err(DomainError::Forbidden)
-        }
+        if self.role >= min { Ok(()) } else { Err(DomainError::Forbidden) }
     }
 }
 
@@ -107,10 +103,7 @@ impl Page {
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(DomainError::validation("limit must be between 1 and 500"));
         }
-        Ok(Self {
-            skip: skip.unsigned_abs(),
-            limit: limit.unsigned_abs(),
-        })
+        Ok(Self { skip: skip.unsigned_abs(), limit: limit.unsigned_abs() })
     }
 }
 
@@ -174,9 +167,9 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
 /// [`DomainError::Validation`] naming `field`.
 pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>> {
     match value {
-        Some(v) if v.chars().count() > max => Err(DomainError::validation(format!(
-            "{field} must be at most {max} characters"
-        ))),
+        Some(v) if v.chars().count() > max => {
+            Err(DomainError::validation(format!("{field} must be at most {max} characters")))
+        }
         other => Ok(other.map(str::to_owned)),
     }
 }

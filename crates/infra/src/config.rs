@@ -80,6 +80,9 @@ pub struct Settings {
     pub redis_pool_max_connections: usize,
     /// `CACHE_TTL_SECONDS`.
     pub cache_ttl: Duration,
+    /// `CACHE_KEY_PREFIX`: prepended to every Redis key, so that deployments (or
+    /// test runs) sharing one Redis never read each other's entries.
+    pub cache_key_prefix: String,
     /// `AUTH_JWT_SECRET`.
     pub auth_jwt_secret: Option<Secret>,
     /// `AUTH_JWKS_URL`.
@@ -105,6 +108,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("REDIS_URL", None),
     ("REDIS_POOL_MAX_CONNECTIONS", Some("64")),
     ("CACHE_TTL_SECONDS", Some("300")),
+    ("CACHE_KEY_PREFIX", None),
     ("AUTH_JWT_SECRET", None),
     ("AUTH_JWKS_URL", None),
     ("AUTH_ISSUER", None),
@@ -127,8 +131,7 @@ impl Settings {
     /// # Errors
     /// A [`ConfigError`] naming the first bad setting.
     pub fn load_from(dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut raw: BTreeMap<&str, String> =
-            KEYS.iter().filter_map(|(k, d)| d.map(|d| (*k, d.to_owned()))).collect();
+        let mut raw: BTreeMap<&str, String> = KEYS.iter().filter_map(|(k, d)| d.map(|d| (*k, d.to_owned()))).collect();
         let env_name = env("GYMAPI_ENV").unwrap_or_else(|| "development".to_owned());
         for file in ["default".to_owned(), env_name] {
             merge_file(&mut raw, &dir.join(format!("{file}.toml")))?;
@@ -172,13 +175,17 @@ impl Settings {
         };
         let s = Self {
             env,
-            bind_addr: get("BIND_ADDR")
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| bad("BIND_ADDR", raw.get("BIND_ADDR").map_or("", |s| s), "host:port, e.g. 127.0.0.1:8000"))?,
+            bind_addr: get("BIND_ADDR").unwrap_or_default().parse().map_err(|_| {
+                bad("BIND_ADDR", raw.get("BIND_ADDR").map_or("", |s| s), "host:port, e.g. 127.0.0.1:8000")
+            })?,
             workers,
             database_url: Secret(database_url),
-            database_max_connections: number(&get("DATABASE_MAX_CONNECTIONS").unwrap_or_default(), "DATABASE_MAX_CONNECTIONS", 1, 10_000)?,
+            database_max_connections: number(
+                &get("DATABASE_MAX_CONNECTIONS").unwrap_or_default(),
+                "DATABASE_MAX_CONNECTIONS",
+                1,
+                10_000,
+            )?,
             database_acquire_timeout: Duration::from_secs(number(
                 &get("DATABASE_ACQUIRE_TIMEOUT_SECONDS").unwrap_or_default(),
                 "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
@@ -186,13 +193,29 @@ impl Settings {
                 600,
             )?),
             redis_url: redis_url.map(Secret),
-            redis_pool_max_connections: number(&get("REDIS_POOL_MAX_CONNECTIONS").unwrap_or_default(), "REDIS_POOL_MAX_CONNECTIONS", 1, 10_000)?,
-            cache_ttl: Duration::from_secs(number(&get("CACHE_TTL_SECONDS").unwrap_or_default(), "CACHE_TTL_SECONDS", 1, 86_400 * 30)?),
+            redis_pool_max_connections: number(
+                &get("REDIS_POOL_MAX_CONNECTIONS").unwrap_or_default(),
+                "REDIS_POOL_MAX_CONNECTIONS",
+                1,
+                10_000,
+            )?,
+            cache_ttl: Duration::from_secs(number(
+                &get("CACHE_TTL_SECONDS").unwrap_or_default(),
+                "CACHE_TTL_SECONDS",
+                1,
+                86_400 * 30,
+            )?),
+            cache_key_prefix: get("CACHE_KEY_PREFIX").unwrap_or_default(),
             auth_jwt_secret: get("AUTH_JWT_SECRET").map(Secret),
             auth_jwks_url: get("AUTH_JWKS_URL"),
             auth_issuer: get("AUTH_ISSUER"),
             auth_audience: get("AUTH_AUDIENCE"),
-            checkin_window_minutes: number(&get("CHECKIN_WINDOW_MINUTES").unwrap_or_default(), "CHECKIN_WINDOW_MINUTES", 1, 24 * 60)?,
+            checkin_window_minutes: number(
+                &get("CHECKIN_WINDOW_MINUTES").unwrap_or_default(),
+                "CHECKIN_WINDOW_MINUTES",
+                1,
+                24 * 60,
+            )?,
             log_format,
         };
         s.with_secret_rules()
@@ -203,20 +226,18 @@ impl Settings {
     /// development secret.
     fn with_secret_rules(mut self) -> Result<Self, ConfigError> {
         match self.env {
-            Environment::Production => {
-                match &self.auth_jwt_secret {
-                    Some(s) if s.expose() == DEVELOPMENT_SECRET => {
-                        return Err(ConfigError("AUTH_JWT_SECRET: the development secret is refused in production".into()));
-                    }
-                    Some(s) if s.expose().len() < 32 => {
-                        return Err(ConfigError("AUTH_JWT_SECRET: must be at least 32 bytes in production".into()));
-                    }
-                    None if self.auth_jwks_url.is_none() => {
-                        return Err(ConfigError("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production".into()));
-                    }
-                    _ => {}
+            Environment::Production => match &self.auth_jwt_secret {
+                Some(s) if s.expose() == DEVELOPMENT_SECRET => {
+                    return Err(ConfigError("AUTH_JWT_SECRET: the development secret is refused in production".into()));
                 }
-            }
+                Some(s) if s.expose().len() < 32 => {
+                    return Err(ConfigError("AUTH_JWT_SECRET: must be at least 32 bytes in production".into()));
+                }
+                None if self.auth_jwks_url.is_none() => {
+                    return Err(ConfigError("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production".into()));
+                }
+                _ => {}
+            },
             Environment::Development => {
                 if self.auth_jwt_secret.is_none() {
                     self.auth_jwt_secret = Some(Secret(DEVELOPMENT_SECRET.to_owned()));
@@ -241,7 +262,12 @@ fn bad(key: &str, value: &str, expected: &str) -> ConfigError {
     ConfigError(format!("{key}: invalid value {value:?}, expected {expected}"))
 }
 
-fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(v: &str, key: &str, min: T, max: T) -> Result<T, ConfigError> {
+fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    v: &str,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
     match v.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(bad(key, v, &format!("a whole number from {min} to {max}"))),
@@ -256,9 +282,8 @@ fn merge_file(raw: &mut BTreeMap<&str, String>, path: &Path) -> Result<(), Confi
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(ConfigError(format!("{}: {e}", path.display()))),
     };
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError(format!("{}: {}", path.display(), e.message())))?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| ConfigError(format!("{}: {}", path.display(), e.message())))?;
     for (k, v) in table {
         let upper = k.to_ascii_uppercase();
         let Some((key, _)) = KEYS.iter().find(|(name, _)| *name == upper) else {

@@ -1,10 +1,10 @@
 //! `/attendance`: QR codes, the front-desk check-in, and a member's attendance.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use domain::cache::keys;
 
-use crate::app::{cached_json, json, State};
+use crate::app::{State, cached_json, json};
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
 use crate::error::{ApiError, Lang};
 use crate::tenant::Tenant;
@@ -27,7 +27,12 @@ async fn rotate_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, 
     json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
 }
 
-async fn check_in(req: HttpRequest, state: State, Tenant(actor): Tenant, body: web::Json<CheckInIn>) -> Result<HttpResponse, ApiError> {
+async fn check_in(
+    req: HttpRequest,
+    state: State,
+    Tenant(actor): Tenant,
+    body: web::Json<CheckInIn>,
+) -> Result<HttpResponse, ApiError> {
     let result = state.attendance.check_in(&actor, &body.qr_code, body.session_id).await;
     let label = match &result {
         Ok(_) => "success",

@@ -1,21 +1,20 @@
 //! `/events`: a gym's events.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 
-use crate::app::{json, State};
+use crate::app::{State, json};
 use crate::dto::{DateRangeIn, EventIn, EventOut};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/events").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/events/{id}")
-                .route(web::get().to(get))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        );
+    cfg.service(web::resource("/events").route(web::get().to(list)).route(web::post().to(create))).service(
+        web::resource("/events/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
 }
 
 async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
@@ -32,7 +31,12 @@ async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<
     json(StatusCode::OK, &EventOut::from(state.events.get(&actor, id.into_inner()).await?))
 }
 
-async fn update(state: State, Tenant(actor): Tenant, id: web::Path<i64>, body: web::Json<EventIn>) -> Result<HttpResponse, ApiError> {
+async fn update(
+    state: State,
+    Tenant(actor): Tenant,
+    id: web::Path<i64>,
+    body: web::Json<EventIn>,
+) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id.into_inner(), body.into_inner().into()).await?))
 }
 

@@ -1,11 +1,11 @@
 //! `/gyms` and `/members`: creating gyms and managing who belongs to them.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use domain::gyms::NewGym;
 use domain::{Page, Role, UserId};
 
-use crate::app::{json, State};
+use crate::app::{State, json};
 use crate::auth::Caller;
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
@@ -16,15 +16,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/gyms/current").route(web::get().to(current)))
         .service(web::resource("/members").route(web::get().to(members)).route(web::post().to(add_member)))
         .service(
-            web::resource("/members/{user_id}")
-                .route(web::patch().to(set_role))
-                .route(web::delete().to(remove_member)),
+            web::resource("/members/{user_id}").route(web::patch().to(set_role)).route(web::delete().to(remove_member)),
         );
 }
 
 async fn create_gym(state: State, caller: Caller, body: web::Json<GymIn>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let new = NewGym { name: body.name, timezone: body.timezone.unwrap_or_else(|| "UTC".to_owned()), address: body.address };
+    let new =
+        NewGym { name: body.name, timezone: body.timezone.unwrap_or_else(|| "UTC".to_owned()), address: body.address };
     json(StatusCode::CREATED, &GymOut::from(state.gyms.create_gym(caller.user_id, new).await?))
 }
 
@@ -44,7 +43,12 @@ async fn add_member(state: State, Tenant(actor): Tenant, body: web::Json<MemberI
     json(StatusCode::CREATED, &MembershipOut::from(m))
 }
 
-async fn set_role(state: State, Tenant(actor): Tenant, path: web::Path<i64>, body: web::Json<RoleIn>) -> Result<HttpResponse, ApiError> {
+async fn set_role(
+    state: State,
+    Tenant(actor): Tenant,
+    path: web::Path<i64>,
+    body: web::Json<RoleIn>,
+) -> Result<HttpResponse, ApiError> {
     let m = state.gyms.set_role(&actor, UserId(path.into_inner()), body.role).await?;
     json(StatusCode::OK, &MembershipOut::from(m))
 }

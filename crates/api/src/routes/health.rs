@@ -1,6 +1,6 @@
 //! Public operational routes: liveness, readiness, metrics.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use domain::cache::CacheHealth;
 use serde_json::json;
 

@@ -2,10 +2,10 @@
 //! sessions are cached reads; the domain invalidates them on every write.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use domain::cache::keys;
 
-use crate::app::{cached_json, json, State};
+use crate::app::{State, cached_json, json};
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, ParticipationOut, SessionIn, SessionOut};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
@@ -18,7 +18,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(update_class))
                 .route(web::delete().to(delete_class)),
         )
-        .service(web::resource("/schedule/sessions").route(web::get().to(sessions)).route(web::post().to(create_session)))
+        .service(
+            web::resource("/schedule/sessions").route(web::get().to(sessions)).route(web::post().to(create_session)),
+        )
         .service(web::resource("/schedule/sessions/{id}").route(web::get().to(session)))
         .service(web::resource("/schedule/sessions/{id}/cancel").route(web::post().to(cancel_session)))
         .service(
@@ -44,7 +46,12 @@ async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Resul
     json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, id.into_inner()).await?))
 }
 
-async fn update_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>, body: web::Json<ClassPatchIn>) -> Result<HttpResponse, ApiError> {
+async fn update_class(
+    state: State,
+    Tenant(actor): Tenant,
+    id: web::Path<i64>,
+    body: web::Json<ClassPatchIn>,
+) -> Result<HttpResponse, ApiError> {
     let class = state.schedule.update_class(&actor, id.into_inner(), body.into_inner().into()).await?;
     json(StatusCode::OK, &ClassOut::from(class))
 }
@@ -60,13 +67,20 @@ async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn
     json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
 }
 
-async fn create_session(state: State, Tenant(actor): Tenant, body: web::Json<SessionIn>) -> Result<HttpResponse, ApiError> {
+async fn create_session(
+    state: State,
+    Tenant(actor): Tenant,
+    body: web::Json<SessionIn>,
+) -> Result<HttpResponse, ApiError> {
     json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, body.into_inner().into()).await?))
 }
 
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    cached_json(&state, keys::session(actor.gym_id, id), async { Ok(SessionOut::from(state.schedule.session(&actor, id).await?)) }).await
+    cached_json(&state, keys::session(actor.gym_id, id), async {
+        Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
+    })
+    .await
 }
 
 async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -1,11 +1,11 @@
 //! `/users`: the caller's profile and gyms, and users as seen from a gym.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-use domain::users::ProfilePatch;
+use actix_web::{HttpResponse, web};
 use domain::UserId;
+use domain::users::ProfilePatch;
 
-use crate::app::{json, State};
+use crate::app::{State, json};
 use crate::auth::Caller;
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
@@ -30,7 +30,8 @@ async fn update_me(state: State, caller: Caller, body: web::Json<ProfileIn>) -> 
 
 async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
     let gyms = state.gyms.my_gyms(caller.user_id).await?;
-    let out: Vec<GymWithRoleOut> = gyms.into_iter().map(|(g, r)| GymWithRoleOut { gym: GymOut::from(g), role: r.as_str() }).collect();
+    let out: Vec<GymWithRoleOut> =
+        gyms.into_iter().map(|(g, r)| GymWithRoleOut { gym: GymOut::from(g), role: r.as_str() }).collect();
     json(StatusCode::OK, &out)
 }
 

@@ -20,7 +20,11 @@ pub use self::redis::RedisCache;
 /// Only a `REDIS_URL` that does not parse.
 pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
     match &settings.redis_url {
-        Some(url) => Ok(Arc::new(RedisCache::new(url.expose(), settings.redis_pool_max_connections)?)),
+        Some(url) => Ok(Arc::new(RedisCache::new(
+            url.expose(),
+            settings.redis_pool_max_connections,
+            &settings.cache_key_prefix,
+        )?)),
         None => Ok(Arc::new(MemoryCache::new(100_000))),
     }
 }

@@ -20,6 +20,7 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 /// Redis behind a few shared multiplexed connections.
 pub struct RedisCache {
     conns: Vec<ConnectionManager>,
+    prefix: String,
     next: AtomicUsize,
 }
 
@@ -29,7 +30,7 @@ impl RedisCache {
     ///
     /// # Errors
     /// A URL that does not parse.
-    pub fn new(url: &str, connections: usize) -> Result<Self, String> {
+    pub fn new(url: &str, connections: usize, prefix: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
@@ -40,7 +41,11 @@ impl RedisCache {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("REDIS_URL: {e}"))?;
-        Ok(Self { conns, next: AtomicUsize::new(0) })
+        Ok(Self { conns, prefix: prefix.to_owned(), next: AtomicUsize::new(0) })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -61,7 +66,7 @@ impl RedisCache {
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match self.run::<Option<Vec<u8>>>(redis::Cmd::get(key)).await {
+        match self.run::<Option<Vec<u8>>>(redis::Cmd::get(self.key(key))).await {
             Ok(Some(v)) => {
                 count("get", "hit");
                 Some(v)
@@ -79,7 +84,7 @@ impl Cache for RedisCache {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        match self.run::<()>(redis::Cmd::set_ex(key, value, ttl.as_secs().max(1))).await {
+        match self.run::<()>(redis::Cmd::set_ex(self.key(key), value, ttl.as_secs().max(1))).await {
             Ok(()) => count("set", "ok"),
             Err(e) => {
                 count("set", "error");
@@ -92,7 +97,7 @@ impl Cache for RedisCache {
         if keys.is_empty() {
             return;
         }
-        match self.run::<()>(redis::Cmd::del(keys)).await {
+        match self.run::<()>(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await {
             Ok(()) => count("delete", "ok"),
             Err(e) => {
                 count("delete", "error");

@@ -9,8 +9,8 @@ use domain::{GymId, Page, Result, UserId};
 use sea_orm::{FromQueryResult, Value};
 use time::OffsetDateTime;
 
-use super::rows::{convert, participation_status, session_status, SessionRow};
-use super::{all, exec, one, timed, ts, Db};
+use super::rows::{SessionRow, convert, participation_status, session_status};
+use super::{Db, all, exec, one, timed, ts};
 
 #[derive(FromQueryResult)]
 struct SecretRow {
@@ -69,7 +69,11 @@ const CONTEXT_TAIL: &str = "LEFT JOIN participations p ON p.session_id = s.id AN
 #[async_trait]
 impl AttendanceRepository for Db {
     async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>> {
-        let row = timed("qr_get", one::<SecretRow>(&self.conn, "SELECT qr_secret FROM users WHERE id = $1", vec![user.0.into()])).await?;
+        let row = timed(
+            "qr_get",
+            one::<SecretRow>(&self.conn, "SELECT qr_secret FROM users WHERE id = $1", vec![user.0.into()]),
+        )
+        .await?;
         Ok(row.map(|r| QrSecret::from_stored(r.qr_secret)))
     }
 
@@ -79,7 +83,12 @@ impl AttendanceRepository for Db {
         Ok(())
     }
 
-    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget) -> Result<Option<CheckInContext>> {
+    async fn check_in_context(
+        &self,
+        gym: GymId,
+        user: UserId,
+        target: CheckInTarget,
+    ) -> Result<Option<CheckInContext>> {
         let (sessions, extra): (&str, Vec<Value>) = match target {
             CheckInTarget::Session(id) => ("LEFT JOIN sessions s ON s.gym_id = $2 AND s.id = $3 ", vec![id.into()]),
             CheckInTarget::Window { from, until } => (
@@ -98,7 +107,8 @@ impl AttendanceRepository for Db {
         let is_member = first.role.is_some();
         let mut candidates = Vec::with_capacity(rows.len());
         for r in rows {
-            if let (Some(id), Some(start_time), Some(end_time), Some(status)) = (r.s_id, r.s_start, r.s_end, r.s_status) {
+            if let (Some(id), Some(start_time), Some(end_time), Some(status)) = (r.s_id, r.s_start, r.s_end, r.s_status)
+            {
                 candidates.push(Candidate {
                     id,
                     start_time,
@@ -111,7 +121,13 @@ impl AttendanceRepository for Db {
         Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
     }
 
-    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<Option<bool>> {
+    async fn mark_attended(
+        &self,
+        gym: GymId,
+        session_id: i64,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>> {
         // A created row has created_at = attendance_time (both `now`); an updated one
         // keeps its older created_at. The WHERE makes a second check-in a no-op
         // that returns nothing, which is how the loser of a race learns it lost.
@@ -131,7 +147,9 @@ impl AttendanceRepository for Db {
         let sql = "SELECT attendance_time AS t FROM participations \
                    WHERE gym_id = $1 AND member_id = $2 AND status = 'attended' AND attendance_time IS NOT NULL \
                    ORDER BY attendance_time DESC LIMIT 1";
-        Ok(timed("attendance_last", one::<TimeRow>(&self.conn, sql, vec![gym.0.into(), user.0.into()])).await?.map(|r| r.t))
+        Ok(timed("attendance_last", one::<TimeRow>(&self.conn, sql, vec![gym.0.into(), user.0.into()]))
+            .await?
+            .map(|r| r.t))
     }
 
     async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>> {
@@ -160,16 +178,29 @@ impl AttendanceRepository for Db {
         })
     }
 
-    async fn attendance_counts(&self, gym: GymId, user: UserId, since: OffsetDateTime) -> Result<(i64, i64, Option<OffsetDateTime>)> {
+    async fn attendance_counts(
+        &self,
+        gym: GymId,
+        user: UserId,
+        since: OffsetDateTime,
+    ) -> Result<(i64, i64, Option<OffsetDateTime>)> {
         let sql = "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN attendance_time >= $3 THEN 1 ELSE 0 END), 0) AS recent \
                    FROM participations WHERE gym_id = $1 AND member_id = $2 AND status = 'attended'";
-        let counts = timed("attendance_counts", one::<CountsRow>(&self.conn, sql, vec![gym.0.into(), user.0.into(), ts(since)])).await?;
+        let counts =
+            timed("attendance_counts", one::<CountsRow>(&self.conn, sql, vec![gym.0.into(), user.0.into(), ts(since)]))
+                .await?;
         let last = self.last_attendance(gym, user).await?;
         let (total, recent) = counts.map_or((0, 0), |c| (c.total, c.recent));
         Ok((total, recent, last))
     }
 
-    async fn upcoming_registrations(&self, gym: GymId, user: UserId, now: OffsetDateTime, limit: u64) -> Result<Vec<Session>> {
+    async fn upcoming_registrations(
+        &self,
+        gym: GymId,
+        user: UserId,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<Session>> {
         let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, s.registered_count \
                    FROM participations p JOIN sessions s ON s.id = p.session_id \
                    WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.status = 'scheduled' AND s.start_time > $3 \

@@ -5,8 +5,8 @@ use domain::events::{Event, EventRepository};
 use domain::{DomainError, GymId, Result};
 use time::OffsetDateTime;
 
-use super::rows::{EventRow, EVENT_COLS};
-use super::{all, exec, one, opt_id, timed, ts, Db};
+use super::rows::{EVENT_COLS, EventRow};
+use super::{Db, all, exec, one, opt_id, timed, ts};
 
 #[async_trait]
 impl EventRepository for Db {
@@ -14,7 +14,8 @@ impl EventRepository for Db {
         let sql = format!(
             "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 ORDER BY start_time, id"
         );
-        let rows = timed("events_list", all::<EventRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
+        let rows =
+            timed("events_list", all::<EventRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
         Ok(rows.into_iter().map(Event::from).collect())
     }
 
@@ -64,7 +65,11 @@ impl EventRepository for Db {
     }
 
     async fn delete(&self, gym: GymId, id: i64) -> Result<bool> {
-        let n = timed("event_delete", exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.into()])).await?;
+        let n = timed(
+            "event_delete",
+            exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.into()]),
+        )
+        .await?;
         Ok(n == 1)
     }
 }

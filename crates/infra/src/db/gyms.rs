@@ -6,8 +6,8 @@ use domain::{DomainError, GymId, Page, Result, Role, UserId};
 use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
-use super::rows::{convert, GymRoleRow, GymRow, MemberRow, MembershipRow, GYM_COLS};
-use super::{all, exec, is_unique_violation, map_err, one, timed, ts, Db};
+use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert};
+use super::{Db, all, exec, is_unique_violation, map_err, one, timed, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -85,7 +85,10 @@ impl GymRepository for Db {
     async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
         let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, m.role \
                    FROM memberships m JOIN gyms g ON g.id = m.gym_id WHERE m.user_id = $1 ORDER BY g.id";
-        convert(timed("gyms_of_user", all::<GymRoleRow>(&self.conn, sql, vec![user.0.into()])).await?, GymRoleRow::into_domain)
+        convert(
+            timed("gyms_of_user", all::<GymRoleRow>(&self.conn, sql, vec![user.0.into()])).await?,
+            GymRoleRow::into_domain,
+        )
     }
 
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
@@ -126,8 +129,11 @@ impl GymRepository for Db {
             if role != Role::Owner && would_orphan(&tx, gym, user).await? {
                 return Ok(Err(DomainError::LastOwner));
             }
-            let sql = format!("UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}");
-            Ok(Ok(one::<MembershipRow>(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()]).await?))
+            let sql = format!(
+                "UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}"
+            );
+            Ok(Ok(one::<MembershipRow>(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()])
+                .await?))
         })
         .await??;
         tx.commit().await.map_err(map_err)?;
@@ -141,7 +147,12 @@ impl GymRepository for Db {
             if would_orphan(&tx, gym, user).await? {
                 return Ok(Err(DomainError::LastOwner));
             }
-            let n = exec(&tx, "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2", vec![gym.0.into(), user.0.into()]).await?;
+            let n = exec(
+                &tx,
+                "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2",
+                vec![gym.0.into(), user.0.into()],
+            )
+            .await?;
             Ok(Ok(n == 1))
         })
         .await??;
@@ -149,4 +160,3 @@ impl GymRepository for Db {
         Ok(removed)
     }
 }
-

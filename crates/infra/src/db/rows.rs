@@ -87,7 +87,13 @@ pub struct GymRoleRow {
 impl GymRoleRow {
     pub fn into_domain(self) -> Result<(Gym, Role), DomainError> {
         let role = role(&self.role)?;
-        let gym = GymRow { id: self.id, name: self.name, timezone: self.timezone, address: self.address, created_at: self.created_at };
+        let gym = GymRow {
+            id: self.id,
+            name: self.name,
+            timezone: self.timezone,
+            address: self.address,
+            created_at: self.created_at,
+        };
         Ok((gym.into(), role))
     }
 }

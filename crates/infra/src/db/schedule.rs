@@ -10,8 +10,8 @@ use domain::schedule::{
 use domain::{DomainError, GymId, Result, UserId};
 use time::OffsetDateTime;
 
-use super::rows::{convert, ClassRow, ParticipationRow, SessionRow, CLASS_COLS, PARTICIPATION_COLS, SESSION_COLS};
-use super::{all, exec, map_err, one, opt_id, timed, ts, Db};
+use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
+use super::{Db, all, exec, map_err, one, opt_id, timed, ts};
 
 #[async_trait]
 impl ScheduleRepository for Db {
@@ -73,7 +73,8 @@ impl ScheduleRepository for Db {
             "SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 \
              ORDER BY start_time, id"
         );
-        let rows = timed("sessions_list", all::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
+        let rows = timed("sessions_list", all::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)]))
+            .await?;
         convert(rows, SessionRow::into_domain)
     }
 
@@ -107,7 +108,8 @@ impl ScheduleRepository for Db {
     }
 
     async fn cancel_session(&self, gym: GymId, id: i64) -> Result<Option<Session>> {
-        let sql = format!("UPDATE sessions SET status = 'cancelled' WHERE gym_id = $1 AND id = $2 RETURNING {SESSION_COLS}");
+        let sql =
+            format!("UPDATE sessions SET status = 'cancelled' WHERE gym_id = $1 AND id = $2 RETURNING {SESSION_COLS}");
         timed("session_cancel", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.into()]))
             .await?
             .map(SessionRow::into_domain)
@@ -189,8 +191,14 @@ impl ScheduleRepository for Db {
     }
 
     async fn participants(&self, gym: GymId, session_id: i64) -> Result<Vec<Participation>> {
-        let sql = format!("SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 ORDER BY id");
-        let rows = timed("participants_list", all::<ParticipationRow>(&self.conn, &sql, vec![gym.0.into(), session_id.into()])).await?;
+        let sql = format!(
+            "SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 ORDER BY id"
+        );
+        let rows = timed(
+            "participants_list",
+            all::<ParticipationRow>(&self.conn, &sql, vec![gym.0.into(), session_id.into()]),
+        )
+        .await?;
         convert(rows, ParticipationRow::into_domain)
     }
 }

@@ -6,8 +6,8 @@ use domain::users::{Claims, ProfilePatch, User, UserRepository};
 use domain::{DomainError, Result, UserId};
 use time::OffsetDateTime;
 
-use super::rows::{UserRow, USER_COLS};
-use super::{exec, one, timed, ts, Db};
+use super::rows::{USER_COLS, UserRow};
+use super::{Db, exec, one, timed, ts};
 
 #[async_trait]
 impl UserRepository for Db {
