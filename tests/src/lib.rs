@@ -310,3 +310,30 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).expect("format")
 }
+
+/// Staff helpers for schedule data.
+impl TestApp {
+    /// Creates a class with a capacity; returns its id.
+    pub async fn class(&self, gym: i64, staff: &TestUser, capacity: i64) -> i64 {
+        let body = serde_json::json!({"name": "Spinning", "duration_minutes": 45, "max_capacity": capacity});
+        let (status, class) =
+            send(self.call(Method::POST, "/api/v1/schedule/classes", &staff.token, Some(gym)).json(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{class}");
+        class["id"].as_i64().expect("class id")
+    }
+
+    /// Creates a session of a class starting at `start`; returns the session JSON.
+    pub async fn session_at(&self, gym: i64, staff: &TestUser, class: i64, start: time::OffsetDateTime) -> Value {
+        let body = serde_json::json!({"class_id": class, "start_time": rfc3339(start)});
+        let (status, session) =
+            send(self.call(Method::POST, "/api/v1/schedule/sessions", &staff.token, Some(gym)).json(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        session
+    }
+}
+
+/// Now, in whole seconds.
+pub fn now() -> time::OffsetDateTime {
+    let n = time::OffsetDateTime::now_utc();
+    n.replace_nanosecond(0).unwrap_or(n)
+}

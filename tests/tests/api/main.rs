@@ -1,5 +1,8 @@
 //! Black-box tests of the HTTP stack, each on PostgreSQL and on SQLite.
 
 mod auth;
+mod cache;
+mod events;
 mod http;
+mod schedule;
 mod users_gyms;

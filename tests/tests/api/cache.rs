@@ -1,0 +1,118 @@
+//! The shared cache: read-after-write across instances, and a Redis that is down.
+
+use std::sync::Arc;
+
+use gymapi_tests::{Backend, Options, TestApp, TestDb, assert_error, now, redis_url, send};
+use reqwest::Method;
+use serde_json::json;
+use time::Duration;
+
+async fn redis_reachable() {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let ok = tokio::time::timeout(std::time::Duration::from_secs(2), client.get_multiplexed_async_connection()).await;
+    assert!(
+        matches!(ok, Ok(Ok(_))),
+        "Redis is unreachable at {url}. Start it with `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no`, \
+         or point TEST_REDIS_URL at a running server."
+    );
+}
+
+async fn two_instances(backend: Backend) -> (TestApp, TestApp) {
+    redis_reachable().await;
+    let db = Arc::new(TestDb::create(backend).await);
+    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
+    (TestApp::spawn_on(db.clone(), opts.clone()).await, TestApp::spawn_on(db, opts).await)
+}
+
+async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
+    let (a, b) = two_instances(backend).await;
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let list = || b.call(Method::GET, "/api/v1/schedule/classes", &member.token, Some(gym));
+    assert_eq!(send(list()).await.1, json!([]), "B caches the empty list");
+    let class = a.class(gym, &owner, 2).await;
+    let (_, after) = send(list()).await;
+    assert_eq!(after.as_array().map(Vec::len), Some(1), "B sees A's new class: {after}");
+    let _ = send(
+        a.call(Method::PATCH, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym))
+            .json(&json!({"name": "Renamed"})),
+    )
+    .await;
+    assert_eq!(send(list()).await.1[0]["name"], "Renamed");
+
+    let s = a.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["registered_count"], 0);
+    let (status, _) = send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await;
+    assert_eq!(status, 201);
+    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["registered_count"], 1);
+    let _ = send(a.call(Method::POST, &format!("{one}/cancel"), &owner.token, Some(gym))).await;
+    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["status"], "cancelled");
+
+    // Membership changes reach the other instance's tenant check at once.
+    let _ = send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
+    let _ = send(a.call(Method::DELETE, &format!("/api/v1/members/{}", member.id), &owner.token, Some(gym))).await;
+    assert_error(
+        &send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await,
+        403,
+        "not_a_member",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_after_write_across_instances_on_postgres() {
+    read_after_write_is_fresh_on_the_other_instance(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_after_write_across_instances_on_sqlite() {
+    read_after_write_is_fresh_on_the_other_instance(Backend::Sqlite).await;
+}
+
+async fn a_dead_redis_changes_nothing_but_readiness(backend: Backend) {
+    // Nothing listens on port 1: every cache call fails at once.
+    let db = Arc::new(TestDb::create(backend).await);
+    let app =
+        TestApp::spawn_on(db, Options { redis_url: Some("redis://127.0.0.1:1/0".into()), ..Options::default() }).await;
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 3).await;
+    let (status, list) = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
+    assert_eq!((status.as_u16(), list[0]["id"].as_i64()), (200, Some(class)));
+    let s = app.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
+    let (status, _) = send(app.call(
+        Method::POST,
+        &format!("/api/v1/schedule/sessions/{}/register", s["id"]),
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_eq!(status, 201);
+    let (status, one) =
+        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    assert_eq!((status.as_u16(), one["registered_count"].as_i64()), (200, Some(1)));
+    let (status, ready) = send(app.req(Method::GET, "/ready")).await;
+    assert_eq!(
+        (status.as_u16(), ready["cache"].as_str(), ready["database"].as_str()),
+        (200, Some("degraded"), Some("ok"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_is_bypassed_on_postgres() {
+    a_dead_redis_changes_nothing_but_readiness(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_is_bypassed_on_sqlite() {
+    a_dead_redis_changes_nothing_but_readiness(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_reports_a_live_redis_as_ok() {
+    redis_reachable().await;
+    let db = Arc::new(TestDb::create(Backend::Sqlite).await);
+    let app = TestApp::spawn_on(db, Options { redis_url: Some(redis_url()), ..Options::default() }).await;
+    let (_, ready) = send(app.req(Method::GET, "/ready")).await;
+    assert_eq!(ready["cache"], "ok");
+}

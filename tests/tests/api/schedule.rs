@@ -1,0 +1,261 @@
+//! Contract §4 (Schedule) and §7: classes, sessions, bookings, and capacity under load.
+
+use gymapi_tests::{assert_error, both_backends, now, rfc3339, send};
+use reqwest::Method;
+use serde_json::json;
+use time::Duration;
+
+both_backends!(staff_create_classes_and_members_list_the_active_ones, |app| {
+    let (owner, gym) = app.gym().await;
+    let member = app.member(gym, &owner, "member").await;
+    let body =
+        json!({"name": "Yoga", "description": "Calm", "duration_minutes": 60, "max_capacity": 12, "category": "mind"});
+    let (status, class) =
+        send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await;
+    assert_eq!(status, 201, "{class}");
+    assert_eq!(class["gym_id"].as_i64(), Some(gym));
+    assert_eq!((class["active"].as_bool(), class["instructor_id"].is_null()), (Some(true), true));
+    let (status, list) = send(app.call(Method::GET, "/api/v1/schedule/classes", &member.token, Some(gym))).await;
+    assert_eq!(status, 200);
+    assert_eq!(list, json!([class]));
+    let got = send(app.call(Method::POST, "/api/v1/schedule/classes", &member.token, Some(gym)).json(&body)).await;
+    assert_error(&got, 403, "forbidden");
+});
+
+both_backends!(class_numbers_out_of_range_are_422, |app| {
+    let (owner, gym) = app.gym().await;
+    for (d, c) in [(0, 10), (601, 10), (30, 0), (30, 1001)] {
+        let body = json!({"name": "X", "duration_minutes": d, "max_capacity": c});
+        let got = send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await;
+        assert_error(&got, 422, "validation_error");
+    }
+});
+
+both_backends!(a_class_is_patched_and_soft_deleted_and_the_list_follows, |app| {
+    let (owner, gym) = app.gym().await;
+    let trainer = app.member(gym, &owner, "trainer").await;
+    let class = app.class(gym, &owner, 10).await;
+    // Fill the cache, then write: the next read must see the write.
+    let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &trainer.token, Some(gym))).await;
+    let path = format!("/api/v1/schedule/classes/{class}");
+    let (status, patched) = send(
+        app.call(Method::PATCH, &path, &trainer.token, Some(gym))
+            .json(&json!({"name": "Spin Pro", "max_capacity": 15})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!((patched["name"].as_str(), patched["max_capacity"].as_i64()), (Some("Spin Pro"), Some(15)));
+    let (_, list) = send(app.call(Method::GET, "/api/v1/schedule/classes", &trainer.token, Some(gym))).await;
+    assert_eq!(list[0]["name"], "Spin Pro");
+    assert_error(&send(app.call(Method::DELETE, &path, &trainer.token, Some(gym))).await, 403, "forbidden");
+    assert_eq!(send(app.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
+    let (_, list) = send(app.call(Method::GET, "/api/v1/schedule/classes", &trainer.token, Some(gym))).await;
+    assert_eq!(list, json!([]));
+    let (status, gone) = send(app.call(Method::GET, &path, &trainer.token, Some(gym))).await;
+    assert_eq!((status.as_u16(), gone["active"].as_bool()), (200, Some(false)));
+});
+
+both_backends!(another_gyms_class_is_class_not_found, |app| {
+    let (owner_a, gym_a) = app.gym().await;
+    let (owner_b, gym_b) = app.gym().await;
+    let class_a = app.class(gym_a, &owner_a, 10).await;
+    let path = format!("/api/v1/schedule/classes/{class_a}");
+    assert_error(&send(app.call(Method::GET, &path, &owner_b.token, Some(gym_b))).await, 404, "class_not_found");
+    assert_error(
+        &send(app.call(Method::PATCH, &path, &owner_b.token, Some(gym_b)).json(&json!({"name": "x"}))).await,
+        404,
+        "class_not_found",
+    );
+    let body = json!({"class_id": class_a, "start_time": rfc3339(now() + Duration::hours(1))});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner_b.token, Some(gym_b)).json(&body)).await,
+        404,
+        "class_not_found",
+    );
+    let body = json!({"class_id": 999_999, "start_time": rfc3339(now() + Duration::hours(1))});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner_b.token, Some(gym_b)).json(&body)).await,
+        404,
+        "class_not_found",
+    );
+});
+
+both_backends!(sessions_default_their_end_and_capacity_from_the_class, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 7).await;
+    let start = now() + Duration::hours(2);
+    let s = app.session_at(gym, &owner, class, start).await;
+    assert_eq!(s["start_time"], rfc3339(start));
+    assert_eq!(s["end_time"], rfc3339(start + Duration::minutes(45)));
+    assert_eq!(
+        (s["capacity"].as_i64(), s["registered_count"].as_i64(), s["status"].as_str()),
+        (Some(7), Some(0), Some("scheduled"))
+    );
+    let body =
+        json!({"class_id": class, "start_time": rfc3339(start), "end_time": rfc3339(start - Duration::minutes(1))});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym)).json(&body)).await,
+        422,
+        "validation_error",
+    );
+    let body = json!({"class_id": class, "start_time": "tomorrow"});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym)).json(&body)).await,
+        422,
+        "validation_error",
+    );
+});
+
+both_backends!(sessions_are_listed_by_utc_date_range_in_start_order_cancelled_included, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 5).await;
+    let day = time::macros::datetime!(2031-03-10 00:00 UTC);
+    let late = app.session_at(gym, &owner, class, day + Duration::hours(23) + Duration::minutes(59)).await;
+    let early = app.session_at(gym, &owner, class, day + Duration::hours(8)).await;
+    let next_day = app.session_at(gym, &owner, class, day + Duration::days(1)).await;
+    let path = format!("/api/v1/schedule/sessions/{}/cancel", early["id"]);
+    let (status, cancelled) = send(app.call(Method::POST, &path, &owner.token, Some(gym))).await;
+    assert_eq!((status.as_u16(), cancelled["status"].as_str()), (200, Some("cancelled")));
+    let (status, list) = send(app.call(
+        Method::GET,
+        "/api/v1/schedule/sessions?start_date=2031-03-10&end_date=2031-03-10",
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<_> = list.as_array().expect("list").iter().map(|s| s["id"].clone()).collect();
+    assert_eq!(ids, vec![early["id"].clone(), late["id"].clone()]);
+    assert_eq!(list[0]["status"], "cancelled");
+    let (_, two_days) = send(app.call(
+        Method::GET,
+        "/api/v1/schedule/sessions?start_date=2031-03-10&end_date=2031-03-11",
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_eq!(two_days.as_array().map(Vec::len), Some(3));
+    assert_eq!(two_days[2]["id"], next_day["id"]);
+    for q in [
+        "start_date=2031-01-01&end_date=2031-03-05",
+        "start_date=2031-03-10&end_date=2031-03-09",
+        "start_date=10/03/2031",
+    ] {
+        let got = send(app.call(Method::GET, &format!("/api/v1/schedule/sessions?{q}"), &owner.token, Some(gym))).await;
+        assert_error(&got, 422, "validation_error");
+    }
+    let (status, _) = send(app.call(
+        Method::GET,
+        "/api/v1/schedule/sessions?start_date=2031-01-01&end_date=2031-03-04",
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_eq!(status, 200, "62 days is allowed");
+});
+
+both_backends!(booking_rules_and_codes, |app| {
+    let (owner, gym) = app.gym().await;
+    let member = app.member(gym, &owner, "member").await;
+    let class = app.class(gym, &owner, 1).await;
+    let s = app.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
+    let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
+    let (status, p) = send(app.call(Method::POST, &reg, &member.token, Some(gym))).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(
+        (p["status"].as_str(), p["member_id"].as_i64(), p["session_id"].clone()),
+        (Some("registered"), Some(member.id), s["id"].clone())
+    );
+    assert!(p["attendance_time"].is_null());
+    assert_error(&send(app.call(Method::POST, &reg, &member.token, Some(gym))).await, 409, "already_registered");
+    let other = app.member(gym, &owner, "member").await;
+    assert_error(&send(app.call(Method::POST, &reg, &other.token, Some(gym))).await, 409, "session_full");
+    // Cancelling frees the place for someone else.
+    assert_eq!(send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await.0, 204);
+    let (status, _) = send(app.call(Method::POST, &reg, &other.token, Some(gym))).await;
+    assert_eq!(status, 201);
+    let (_, session) =
+        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &member.token, Some(gym))).await;
+    assert_eq!(session["registered_count"], 1);
+    let parts = format!("/api/v1/schedule/sessions/{}/participants", s["id"]);
+    assert_error(&send(app.call(Method::GET, &parts, &member.token, Some(gym))).await, 403, "forbidden");
+    let (_, list) = send(app.call(Method::GET, &parts, &owner.token, Some(gym))).await;
+    let statuses: Vec<_> =
+        list.as_array().expect("list").iter().map(|p| p["status"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(statuses, vec!["cancelled", "registered"], "cancelled participations are listed too");
+});
+
+both_backends!(cancelled_and_started_sessions_are_not_open, |app| {
+    let (owner, gym) = app.gym().await;
+    let member = app.member(gym, &owner, "member").await;
+    let class = app.class(gym, &owner, 5).await;
+    let started = app.session_at(gym, &owner, class, now() - Duration::minutes(5)).await;
+    let got = send(app.call(
+        Method::POST,
+        &format!("/api/v1/schedule/sessions/{}/register", started["id"]),
+        &member.token,
+        Some(gym),
+    ))
+    .await;
+    assert_error(&got, 400, "session_not_open");
+    let later = app.session_at(gym, &owner, class, now() + Duration::hours(3)).await;
+    let _ = send(app.call(
+        Method::POST,
+        &format!("/api/v1/schedule/sessions/{}/cancel", later["id"]),
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    let got = send(app.call(
+        Method::POST,
+        &format!("/api/v1/schedule/sessions/{}/register", later["id"]),
+        &member.token,
+        Some(gym),
+    ))
+    .await;
+    assert_error(&got, 400, "session_not_open");
+});
+
+both_backends!(another_gyms_session_is_session_not_found, |app| {
+    let (owner_a, gym_a) = app.gym().await;
+    let (owner_b, gym_b) = app.gym().await;
+    let class = app.class(gym_a, &owner_a, 5).await;
+    let s = app.session_at(gym_a, &owner_a, class, now() + Duration::hours(1)).await;
+    for (m, p) in [
+        (Method::GET, format!("/api/v1/schedule/sessions/{}", s["id"])),
+        (Method::POST, format!("/api/v1/schedule/sessions/{}/register", s["id"])),
+        (Method::POST, format!("/api/v1/schedule/sessions/{}/cancel", s["id"])),
+        (Method::GET, format!("/api/v1/schedule/sessions/{}/participants", s["id"])),
+    ] {
+        assert_error(&send(app.call(m, &p, &owner_b.token, Some(gym_b))).await, 404, "session_not_found");
+    }
+});
+
+both_backends!(fifty_members_racing_for_ten_places_get_exactly_ten, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 10).await;
+    let s = app.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
+    let mut members = Vec::new();
+    for _ in 0..50 {
+        members.push(app.member(gym, &owner, "member").await);
+    }
+    let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
+    let results =
+        futures_util::future::join_all(members.iter().map(|m| send(app.call(Method::POST, &reg, &m.token, Some(gym)))))
+            .await;
+    let created = results.iter().filter(|(st, _)| st.as_u16() == 201).count();
+    let full = results.iter().filter(|(st, b)| st.as_u16() == 409 && b["code"] == "session_full").count();
+    assert_eq!((created, full), (10, 40), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    let (_, session) =
+        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    assert_eq!(session["registered_count"], 10);
+    let (_, parts) = send(app.call(
+        Method::GET,
+        &format!("/api/v1/schedule/sessions/{}/participants", s["id"]),
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    let registered = parts.as_array().expect("list").iter().filter(|p| p["status"] == "registered").count();
+    assert_eq!(registered, 10);
+});
