@@ -60,6 +60,23 @@ pub enum ApiError {
     /// A body over 64 KiB.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A check-in the rules refused: contract §5 answers every such failure with
+    /// 400, including `not_a_member` and `session_not_found` that are 403/404 elsewhere.
+    #[error(transparent)]
+    CheckInRefused(DomainError),
+}
+
+impl ApiError {
+    /// Wraps a failure of the check-in route (see [`ApiError::CheckInRefused`]).
+    pub fn check_in(e: DomainError) -> Self {
+        match e {
+            DomainError::Forbidden
+            | DomainError::Unavailable
+            | DomainError::Internal(_)
+            | DomainError::Validation(_) => Self::Domain(e),
+            refused => Self::CheckInRefused(refused),
+        }
+    }
 }
 
 impl ApiError {
@@ -71,7 +88,7 @@ impl ApiError {
     /// The stable code of the contract.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Domain(e) => e.code(),
+            Self::Domain(e) | Self::CheckInRefused(e) => e.code(),
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
@@ -86,6 +103,9 @@ impl ApiError {
     /// The message in a language.
     pub fn message(&self, lang: Lang) -> String {
         use DomainError as D;
+        if let Self::CheckInRefused(e) = self {
+            return Self::Domain(e.clone()).message(lang);
+        }
         let (en, es) = match self {
             Self::Domain(D::Validation(m)) => {
                 return match lang {
@@ -141,6 +161,7 @@ impl ApiError {
             Self::NotFound => ("Not found", "No encontrado"),
             Self::MethodNotAllowed => ("Method not allowed", "Método no permitido"),
             Self::PayloadTooLarge => ("The request body is over 64 KiB", "El cuerpo de la petición supera 64 KiB"),
+            Self::CheckInRefused(_) => ("Check-in refused", "Check-in rechazado"),
         };
         match lang {
             Lang::En => en.to_owned(),
@@ -191,6 +212,7 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::CheckInRefused(_) => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -175,18 +175,12 @@ pub trait AttendanceRepository: Send + Sync {
     async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
     -> Result<Option<CheckInContext>>;
     /// Makes the member's participation in the session `attended` at `now`, creating
-    /// it if absent, in one atomic statement. `Ok(Some(new))` on success (`new`: the
-    /// row was created), `Ok(None)` when it was already `attended`.
+    /// it if absent, in one atomic statement. `Ok(true)` when this call marked it,
+    /// `Ok(false)` when it was already `attended` (another check-in won).
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(
-        &self,
-        gym: GymId,
-        session_id: i64,
-        user: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Option<bool>>;
+    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<bool>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -304,11 +298,9 @@ impl AttendanceService {
         if chosen.participation == Some(ParticipationStatus::Attended) {
             return Err(DomainError::AlreadyCheckedIn);
         }
-        let new_participation = self
-            .repo
-            .mark_attended(actor.gym_id, chosen.id, code.user_id, now)
-            .await?
-            .ok_or(DomainError::AlreadyCheckedIn)?;
+        if !self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, now).await? {
+            return Err(DomainError::AlreadyCheckedIn);
+        }
         self.cache
             .delete(&[
                 keys::last_attendance(code.user_id, actor.gym_id),
@@ -320,7 +312,8 @@ impl AttendanceService {
             session_id: chosen.id,
             start_time: chosen.start_time,
             end_time: chosen.end_time,
-            new_participation,
+            // The read saw no participation, so the upsert created one.
+            new_participation: chosen.participation.is_none(),
         })
     }
 
@@ -419,11 +412,11 @@ mod tests {
         repo
     }
 
-    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, result: Option<bool>) {
+    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, marked: bool) {
         repo.expect_mark_attended()
             .withf(move |g, s, u, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
             .once()
-            .returning(move |_, _, _, _| Ok(result));
+            .returning(move |_, _, _, _| Ok(marked));
     }
 
     fn cache_expecting_invalidation() -> MockCache {
@@ -536,7 +529,7 @@ mod tests {
     async fn window_edges_are_inclusive_for_a_named_session() {
         for start in [NOW - W, NOW + W] {
             let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            expect_attended(&mut repo, 7, Some(true));
+            expect_attended(&mut repo, 7, true);
             let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(7)).await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
@@ -599,7 +592,7 @@ mod tests {
     #[tokio::test]
     async fn losing_a_concurrent_check_in_is_already_checked_in() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
-        expect_attended(&mut repo, 1, None);
+        expect_attended(&mut repo, 1, false);
         assert_eq!(
             svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn)
@@ -612,7 +605,7 @@ mod tests {
             true,
             vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))],
         )));
-        expect_attended(&mut repo, 1, Some(false));
+        expect_attended(&mut repo, 1, true);
         let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert_eq!(got.session_id, 1);
         assert_eq!(got.user_id, MEMBER);
@@ -622,7 +615,7 @@ mod tests {
     #[tokio::test]
     async fn a_walk_in_gets_a_new_participation() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        expect_attended(&mut repo, 1, Some(true));
+        expect_attended(&mut repo, 1, true);
         let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert!(got.new_participation);
     }

@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP stack, each on PostgreSQL and on SQLite.
 
+mod attendance;
 mod auth;
 mod cache;
 mod events;

@@ -43,7 +43,7 @@ async fn check_in(
         Lang::En => "Check-in completed successfully",
         Lang::Es => "Check-in realizado correctamente",
     };
-    json(StatusCode::OK, &CheckInOut::new(result?, message))
+    json(StatusCode::OK, &CheckInOut::new(result.map_err(ApiError::check_in)?, message))
 }
 
 async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {

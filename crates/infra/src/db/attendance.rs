@@ -29,12 +29,6 @@ struct ContextRow {
 }
 
 #[derive(FromQueryResult)]
-struct MarkedRow {
-    created_at: OffsetDateTime,
-    attendance_time: Option<OffsetDateTime>,
-}
-
-#[derive(FromQueryResult)]
 struct TimeRow {
     t: OffsetDateTime,
 }
@@ -121,26 +115,19 @@ impl AttendanceRepository for Db {
         Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
     }
 
-    async fn mark_attended(
-        &self,
-        gym: GymId,
-        session_id: i64,
-        user: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Option<bool>> {
-        // A created row has created_at = attendance_time (both `now`); an updated one
-        // keeps its older created_at. The WHERE makes a second check-in a no-op
-        // that returns nothing, which is how the loser of a race learns it lost.
+    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<bool> {
+        // The WHERE makes a repeated check-in change nothing (0 rows), which is how
+        // the loser of a race learns it lost.
         let sql = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
                    VALUES ($1, $2, $3, 'attended', $4, $4) \
                    ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'attended', attendance_time = excluded.attendance_time \
-                   WHERE participations.status <> 'attended' RETURNING created_at, attendance_time";
-        let row = timed(
+                   WHERE participations.status <> 'attended'";
+        let marked = timed(
             "checkin_mark_attended",
-            one::<MarkedRow>(&self.conn, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]),
+            exec(&self.conn, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]),
         )
         .await?;
-        Ok(row.map(|r| r.attendance_time == Some(r.created_at)))
+        Ok(marked == 1)
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {
