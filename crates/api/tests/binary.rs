@@ -1,0 +1,204 @@
+//! Tests of the `gymapi` binary as an operator runs it: configuration errors,
+//! `token`, `seed-demo`, JSON logs and a graceful SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gymapi");
+
+/// A fresh working directory (no config/, its own SQLite file).
+fn workdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gymapi-bin-{}-{:x}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    u64::try_from(t % u128::from(u64::MAX)).unwrap_or(0)
+}
+
+fn gymapi(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = workdir();
+    let out = gymapi(&dir, args, env).output().expect("run gymapi");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn assert_config_error(out: &Output, must_name: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(must_name), "names {must_name}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_bad_setting_stops_the_binary_with_one_line_naming_it_and_exit_code_2() {
+    for (var, value) in [
+        ("WORKERS", "abc"),
+        ("BIND_ADDR", "nowhere"),
+        ("DATABASE_URL", "mysql://x"),
+        ("LOG_FORMAT", "xml"),
+        ("CHECKIN_WINDOW_MINUTES", "-5"),
+        ("GYMAPI_ENV", "staging"),
+    ] {
+        assert_config_error(&run(&["migrate"], &[(var, value)]), var);
+    }
+}
+
+#[test]
+fn production_refuses_weak_or_missing_secrets() {
+    let prod = ("GYMAPI_ENV", "production");
+    assert_config_error(&run(&["migrate"], &[prod]), "AUTH_JWT_SECRET");
+    assert_config_error(&run(&["migrate"], &[prod, ("AUTH_JWT_SECRET", "too-short")]), "AUTH_JWT_SECRET");
+    let dev = ("AUTH_JWT_SECRET", "gymapi-development-secret-not-for-production-use");
+    assert_config_error(&run(&["migrate"], &[prod, dev]), "AUTH_JWT_SECRET");
+}
+
+#[test]
+fn token_prints_a_signed_jwt() {
+    let out = run(&["token", "--sub", "alice", "--email", "a@x.io", "--ttl", "60"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(dir: PathBuf, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut env = vec![("BIND_ADDR", addr.as_str()), ("WORKERS", "2"), ("RUST_LOG", "info")];
+        env.extend_from_slice(extra);
+        let child =
+            gymapi(&dir, &["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let base = format!("http://{addr}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, base, dir }
+    }
+
+    fn sigterm(&self) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let mut server = Server::start(workdir(), &[("LOG_FORMAT", "json")]);
+    let client = reqwest::Client::new();
+    let res =
+        client.get(format!("{}/health", server.base)).header("X-Request-ID", "log-probe-1").send().await.expect("get");
+    assert_eq!(res.status(), 200);
+    server.sigterm();
+    let stdout = server.child.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
+    assert!(!lines.is_empty());
+    let mut found = false;
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["request_id"] == "log-probe-1" {
+            found = true;
+            assert_eq!(
+                (v["method"].as_str(), v["route"].as_str(), v["status"].as_u64()),
+                (Some("GET"), Some("/health"), Some(200))
+            );
+            assert!(v["latency_ms"].is_number());
+        }
+    }
+    assert!(found, "no line carries the request id: {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_request_completes_it_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = Server::start(workdir(), &[]);
+    let token = String::from_utf8_lossy(
+        &gymapi(&server.dir, &["token", "--sub", "drain"], &[]).output().expect("token").stdout,
+    )
+    .trim()
+    .to_owned();
+    // A request whose body is still arriving is in flight for as long as we like.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let (first, rest) = ("{\"name\": ", "\"Drained\"}");
+    let head = format!(
+        "POST /api/v1/gyms HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        first.len() + rest.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(rest.as_bytes()).await.expect("write rest");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.contains("Drained"), "{response}");
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.expect("join").expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_demo_data_is_usable_for_a_check_in() {
+    let dir = workdir();
+    let out = gymapi(&dir, &["seed-demo"], &[]).output().expect("seed-demo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str, key: &str| -> String {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {text}"));
+        let after = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+        after.split_whitespace().next().unwrap_or_default().to_owned()
+    };
+    let trainer_token = field("trainer", "token: ");
+    let qr = field("member", "qr: ");
+    let gym = text.split("X-Gym-ID: ").nth(1).and_then(|s| s.split(')').next()).expect("gym id").to_owned();
+    let server = Server::start(dir, &[]);
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/attendance/check-in", server.base))
+        .bearer_auth(trainer_token)
+        .header("X-Gym-ID", gym)
+        .json(&serde_json::json!({"qr_code": qr}))
+        .send()
+        .await
+        .expect("check-in");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+}
