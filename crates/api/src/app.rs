@@ -76,14 +76,14 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
     let cache = infra::cache::from_settings(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let repo = Arc::new(db.clone());
-    let users = UserService::new(repo.clone(), repo.clone(), clock.clone());
+    let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     Ok(AppState {
         verifier: Verifier::from_settings(settings)?,
         identity: Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl),
         schedule: ScheduleService::new(repo.clone(), cache.clone(), clock.clone()),
-        events: EventService::new(repo.clone(), clock.clone()),
+        events: EventService::new(repo.clone(), cache.clone(), clock.clone()),
         attendance: AttendanceService::new(repo, cache.clone(), clock.clone(), window),
         users,
         gyms,
@@ -159,25 +159,40 @@ pub fn json<T: Serialize>(status: actix_web::http::StatusCode, value: &T) -> Res
     Ok(json_bytes(status, bytes))
 }
 
+/// Where a cached read lives: a key, or a field of a keyed group.
+pub enum Slot {
+    /// A plain key.
+    Key(String),
+    /// A field of a group, all dropped together by deleting the key.
+    Field(String, String),
+}
+
 /// Cache-aside for a read: serves the cached JSON bytes as they are, or loads,
 /// serializes, stores and serves. A cached value that is not JSON is ignored.
 ///
 /// # Errors
 /// The loader's.
-pub async fn cached_json<T, F>(state: &AppState, key: String, load: F) -> Result<HttpResponse, ApiError>
+pub async fn cached_json<T, F>(state: &AppState, slot: Slot, load: F) -> Result<HttpResponse, ApiError>
 where
     T: Serialize,
     F: std::future::Future<Output = Result<T, domain::DomainError>>,
 {
     use actix_web::http::StatusCode;
-    if let Some(bytes) = state.cache.get(&key).await {
+    let cached = match &slot {
+        Slot::Key(k) => state.cache.get(k).await,
+        Slot::Field(k, f) => state.cache.get_field(k, f).await,
+    };
+    if let Some(bytes) = cached {
         if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
             return Ok(json_bytes(StatusCode::OK, bytes));
         }
-        tracing::warn!(key = %key, "cached value is not JSON; reloading");
+        tracing::warn!("cached value is not JSON; reloading");
     }
     let value = load.await?;
     let bytes = serde_json::to_vec(&value).map_err(|e| domain::DomainError::Internal(e.to_string()))?;
-    state.cache.set(&key, &bytes, state.cache_ttl).await;
+    match &slot {
+        Slot::Key(k) => state.cache.set(k, &bytes, state.cache_ttl).await,
+        Slot::Field(k, f) => state.cache.set_field(k, f, &bytes, state.cache_ttl).await,
+    }
     Ok(json_bytes(StatusCode::OK, bytes))
 }

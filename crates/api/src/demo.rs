@@ -26,7 +26,7 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cache: Arc<dyn Cache> = Arc::new(infra::cache::MemoryCache::new(16));
     let repo = Arc::new(db);
-    let users = UserService::new(repo.clone(), repo.clone(), clock.clone());
+    let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
     let schedule = ScheduleService::new(repo.clone(), cache.clone(), clock.clone());
     let attendance =

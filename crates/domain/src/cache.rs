@@ -29,7 +29,14 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Option<Vec<u8>>;
     /// Stores bytes for `ttl`; failures are swallowed.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration);
-    /// Removes the keys, in one round trip where the adapter can; failures are swallowed.
+    /// One field of a keyed group of values (a Redis hash), or `None` on a miss or
+    /// any failure. Groups let one [`Cache::delete`] drop every variant of a read
+    /// (e.g. every date range of a gym's events).
+    async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>>;
+    /// Stores one field of a group; the group expires `ttl` after its first field.
+    async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration);
+    /// Removes the keys (plain values or whole groups), in one round trip where the
+    /// adapter can; failures are swallowed.
     async fn delete(&self, keys: &[String]);
     /// Whether the cache answers.
     async fn health(&self) -> CacheHealth;
@@ -54,6 +61,14 @@ pub mod keys {
     /// A member's dashboard summary in a gym.
     pub fn dashboard_summary(user: UserId, gym: GymId) -> String {
         format!("dashboard_summary:{}:{}", user.0, gym.0)
+    }
+    /// A user's profile.
+    pub fn user(user: UserId) -> String {
+        format!("user:{}", user.0)
+    }
+    /// Every cached date range of a gym's events (a group).
+    pub fn events(gym: GymId) -> String {
+        format!("gym:{}:events", gym.0)
     }
     /// The user provisioned for a token subject.
     pub fn user_by_sub(sub: &str) -> String {

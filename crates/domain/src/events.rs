@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::values::{Actor, DateRange, GymId, Role, UserId, optional_text, required_text};
@@ -86,13 +87,14 @@ pub trait EventRepository: Send + Sync {
 #[derive(Clone)]
 pub struct EventService {
     repo: Arc<dyn EventRepository>,
+    cache: Arc<dyn Cache>,
     clock: Arc<dyn Clock>,
 }
 
 impl EventService {
     /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn EventRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, clock }
+    pub fn new(repo: Arc<dyn EventRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, cache, clock }
     }
 
     /// Events starting within the range.
@@ -135,7 +137,9 @@ impl EventService {
             return Err(DomainError::validation("title, start_time and end_time are required"));
         }
         let event = apply(blank, fields)?;
-        self.repo.create(actor.gym_id, &event).await
+        let created = self.repo.create(actor.gym_id, &event).await?;
+        self.forget(actor).await;
+        Ok(created)
     }
 
     /// Changes an event (staff).
@@ -146,7 +150,9 @@ impl EventService {
         actor.require(Role::Trainer)?;
         let current = self.get(actor, id).await?;
         let event = apply(current, fields)?;
-        self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)
+        let updated = self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)?;
+        self.forget(actor).await;
+        Ok(updated)
     }
 
     /// Deletes an event (admin).
@@ -155,7 +161,15 @@ impl EventService {
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
     pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
         actor.require(Role::Admin)?;
-        if self.repo.delete(actor.gym_id, id).await? { Ok(()) } else { Err(DomainError::EventNotFound) }
+        if !self.repo.delete(actor.gym_id, id).await? {
+            return Err(DomainError::EventNotFound);
+        }
+        self.forget(actor).await;
+        Ok(())
+    }
+
+    async fn forget(&self, actor: &Actor) {
+        self.cache.delete(&[keys::events(actor.gym_id)]).await;
     }
 }
 
@@ -187,6 +201,7 @@ fn apply(mut e: Event, f: EventFields) -> Result<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::MockCache;
     use crate::clock::FixedClock;
     use time::Duration;
     use time::macros::datetime;
@@ -198,7 +213,9 @@ mod tests {
     }
 
     fn svc(repo: MockEventRepository) -> EventService {
-        EventService::new(Arc::new(repo), Arc::new(FixedClock(NOW)))
+        let mut cache = MockCache::new();
+        cache.expect_delete().withf(|k| k == [keys::events(GymId(2))]).return_const(());
+        EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)))
     }
 
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::attendance::QrSecret;
+use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::gyms::GymRepository;
@@ -79,13 +80,19 @@ pub trait UserRepository: Send + Sync {
 pub struct UserService {
     users: Arc<dyn UserRepository>,
     gyms: Arc<dyn GymRepository>,
+    cache: Arc<dyn Cache>,
     clock: Arc<dyn Clock>,
 }
 
 impl UserService {
     /// Wires the service to its ports.
-    pub fn new(users: Arc<dyn UserRepository>, gyms: Arc<dyn GymRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { users, gyms, clock }
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        gyms: Arc<dyn GymRepository>,
+        cache: Arc<dyn Cache>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { users, gyms, cache, clock }
     }
 
     /// The user behind verified claims, created on the subject's first request.
@@ -116,7 +123,9 @@ impl UserService {
             name: optional_text("name", patch.name.as_deref(), 200)?,
             phone: optional_text("phone", patch.phone.as_deref(), 50)?,
         };
-        self.users.update_profile(me, &patch, self.clock.now()).await
+        let user = self.users.update_profile(me, &patch, self.clock.now()).await?;
+        self.cache.delete(&[keys::user(me)]).await;
+        Ok(user)
     }
 
     /// A user as seen from a gym: oneself always; others only by staff, and only
@@ -139,6 +148,7 @@ impl UserService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::MockCache;
     use crate::clock::FixedClock;
     use crate::gyms::{Membership, MockGymRepository};
     use crate::values::GymId;
@@ -159,7 +169,7 @@ mod tests {
     }
 
     fn service(users: MockUserRepository, gyms: MockGymRepository) -> UserService {
-        UserService::new(Arc::new(users), Arc::new(gyms), Arc::new(FixedClock(NOW)))
+        UserService::new(Arc::new(users), Arc::new(gyms), Arc::new(MockCache::new()), Arc::new(FixedClock(NOW)))
     }
 
     fn actor(role: Role) -> Actor {
@@ -202,6 +212,26 @@ mod tests {
         let svc = service(users, MockGymRepository::new());
         let got = svc.user_in_gym(&actor(Role::Member), UserId(1)).await.expect("self");
         assert_eq!(got.id, UserId(1));
+    }
+
+    #[tokio::test]
+    async fn a_profile_change_invalidates_the_cached_profile() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_update_profile()
+            .withf(|id, p, now| *id == UserId(1) && p.name.as_deref() == Some("Ana") && *now == NOW)
+            .once()
+            .returning(|id, _, _| Ok(user(id.0)));
+        let mut cache = MockCache::new();
+        cache.expect_delete().withf(|k| k == [keys::user(UserId(1))]).once().return_const(());
+        let svc = UserService::new(
+            Arc::new(users),
+            Arc::new(MockGymRepository::new()),
+            Arc::new(cache),
+            Arc::new(FixedClock(NOW)),
+        );
+        let patch = ProfilePatch { name: Some("Ana".into()), phone: None };
+        assert!(svc.update_me(UserId(1), patch).await.is_ok());
     }
 
     #[tokio::test]

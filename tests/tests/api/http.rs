@@ -104,3 +104,32 @@ async fn post_chunked(base: &str, path: &str, token: &str, chunks: &[&[u8]]) -> 
     let _ = stream.read_to_end(&mut buf).await;
     String::from_utf8_lossy(&buf).lines().next().unwrap_or_default().to_owned()
 }
+
+both_backends!(metrics_expose_every_contract_series_labelled_by_route_template, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 5).await;
+    let _ = send(app.call(Method::GET, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym))).await;
+    let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
+    let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
+    let _ = send(
+        app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&json!({"qr_code": "bad"})),
+    )
+    .await;
+    let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    for needle in [
+        "gymapi_http_requests_total{",
+        "gymapi_http_request_duration_seconds_bucket{",
+        "gymapi_db_query_duration_seconds_bucket{",
+        "gymapi_cache_operations_total{",
+        "result=\"hit\"",
+        "result=\"miss\"",
+        "gymapi_checkins_total{result=\"invalid_qr\"}",
+        "gymapi_db_pool_connections{state=\"idle\"}",
+        "route=\"/api/v1/schedule/classes/{id}\"",
+        "method=\"GET\"",
+        "status=\"200\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in /metrics:\n{text}");
+    }
+    assert!(!text.contains(&format!("/api/v1/schedule/classes/{class}\"")), "raw paths must not be labels");
+});

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::cache::keys;
 
-use crate::app::{State, cached_json, json};
+use crate::app::{Slot, State, cached_json, json};
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
 use crate::error::{ApiError, Lang};
 use crate::tenant::Tenant;
@@ -47,7 +47,7 @@ async fn check_in(
 }
 
 async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, keys::last_attendance(actor.user_id, actor.gym_id), async {
+    cached_json(&state, Slot::Key(keys::last_attendance(actor.user_id, actor.gym_id)), async {
         Ok(LastAttendanceOut { last_attendance: state.attendance.last_attendance(&actor).await? })
     })
     .await
@@ -62,7 +62,7 @@ async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 
 /// `GET /users/me/dashboard-summary` (registered with the user routes).
 pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, keys::dashboard_summary(actor.user_id, actor.gym_id), async {
+    cached_json(&state, Slot::Key(keys::dashboard_summary(actor.user_id, actor.gym_id)), async {
         Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?))
     })
     .await

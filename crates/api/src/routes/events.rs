@@ -2,8 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use domain::cache::keys;
 
-use crate::app::{State, json};
+use crate::app::{Slot, State, cached_json, json};
 use crate::dto::{DateRangeIn, EventIn, EventOut};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
@@ -19,8 +20,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let range = q.range(state.clock.now().date())?;
-    let list = state.events.list(&actor, range).await?;
-    json(StatusCode::OK, &list.into_iter().map(EventOut::from).collect::<Vec<_>>())
+    let slot = Slot::Field(keys::events(actor.gym_id), format!("{}/{}", range.from().date(), range.until().date()));
+    cached_json(&state, slot, async {
+        Ok(state.events.list(&actor, range).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
+    })
+    .await
 }
 
 async fn create(state: State, Tenant(actor): Tenant, body: web::Json<EventIn>) -> Result<HttpResponse, ApiError> {

@@ -32,5 +32,10 @@ async fn ready(state: State) -> HttpResponse {
 }
 
 async fn metrics(state: State) -> HttpResponse {
+    // Pool gauges are sampled when scraped: they are levels, not events.
+    let (open, idle) = state.db.pool_stats();
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    metrics::gauge!("gymapi_db_pool_connections", "state" => "in_use").set(f64::from(open.saturating_sub(idle)));
+    metrics::gauge!("gymapi_db_pool_connections", "state" => "idle").set(f64::from(idle));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::cache::keys;
 
-use crate::app::{State, cached_json, json};
+use crate::app::{Slot, State, cached_json, json};
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, ParticipationOut, SessionIn, SessionOut};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn classes(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, keys::classes(actor.gym_id), async {
+    cached_json(&state, Slot::Key(keys::classes(actor.gym_id)), async {
         Ok(state.schedule.classes(&actor).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
     })
     .await
@@ -77,7 +77,7 @@ async fn create_session(
 
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    cached_json(&state, keys::session(actor.gym_id, id), async {
+    cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
         Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
     })
     .await

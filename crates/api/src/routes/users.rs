@@ -3,9 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::UserId;
+use domain::cache::keys;
 use domain::users::ProfilePatch;
 
-use crate::app::{State, json};
+use crate::app::{Slot, State, cached_json, json};
 use crate::auth::Caller;
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
@@ -19,7 +20,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn me(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &UserOut::from(state.users.me(caller.user_id).await?))
+    cached_json(&state, Slot::Key(keys::user(caller.user_id)), async {
+        Ok(UserOut::from(state.users.me(caller.user_id).await?))
+    })
+    .await
 }
 
 async fn update_me(state: State, caller: Caller, body: web::Json<ProfileIn>) -> Result<HttpResponse, ApiError> {

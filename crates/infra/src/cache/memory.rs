@@ -1,6 +1,7 @@
 //! In-process cache (moka): for a single instance with nothing installed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -10,8 +11,14 @@ use moka::Expiry;
 use super::count;
 
 #[derive(Clone)]
+enum Value {
+    Bytes(Arc<[u8]>),
+    Fields(Arc<Mutex<HashMap<String, Arc<[u8]>>>>),
+}
+
+#[derive(Clone)]
 struct Entry {
-    bytes: Arc<[u8]>,
+    value: Value,
     ttl: Duration,
 }
 
@@ -38,13 +45,36 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let hit = self.inner.get(key).await.map(|e| e.bytes.to_vec());
+        let hit = match self.inner.get(key).await.map(|e| e.value) {
+            Some(Value::Bytes(b)) => Some(b.to_vec()),
+            _ => None,
+        };
         count("get", if hit.is_some() { "hit" } else { "miss" });
         hit
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        self.inner.insert(key.to_owned(), Entry { bytes: value.into(), ttl }).await;
+        self.inner.insert(key.to_owned(), Entry { value: Value::Bytes(value.into()), ttl }).await;
+        count("set", "ok");
+    }
+
+    async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>> {
+        let hit = match self.inner.get(key).await.map(|e| e.value) {
+            Some(Value::Fields(f)) => f.lock().ok().and_then(|f| f.get(field).map(|b| b.to_vec())),
+            _ => None,
+        };
+        count("get", if hit.is_some() { "hit" } else { "miss" });
+        hit
+    }
+
+    async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration) {
+        let fresh = Entry { value: Value::Fields(Arc::default()), ttl };
+        let entry = self.inner.get_with(key.to_owned(), async { fresh }).await;
+        if let Value::Fields(f) = entry.value
+            && let Ok(mut f) = f.lock()
+        {
+            f.insert(field.to_owned(), value.into());
+        }
         count("set", "ok");
     }
 
@@ -72,6 +102,18 @@ mod tests {
         assert_eq!(c.get("k").await.as_deref(), Some(&b"v"[..]));
         c.delete(&["k".to_owned()]).await;
         assert_eq!(c.get("k").await, None);
+    }
+
+    #[tokio::test]
+    async fn fields_of_a_group_are_dropped_together() {
+        let c = MemoryCache::new(10);
+        c.set_field("g", "a", b"1", Duration::from_secs(60)).await;
+        c.set_field("g", "b", b"2", Duration::from_secs(60)).await;
+        assert_eq!(c.get_field("g", "a").await.as_deref(), Some(&b"1"[..]));
+        assert_eq!(c.get_field("g", "b").await.as_deref(), Some(&b"2"[..]));
+        assert_eq!(c.get_field("g", "c").await, None);
+        c.delete(&["g".to_owned()]).await;
+        assert_eq!(c.get_field("g", "a").await, None);
     }
 
     #[tokio::test]

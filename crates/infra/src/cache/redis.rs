@@ -61,12 +61,10 @@ impl RedisCache {
             Err(_) => Err("timed out".to_owned()),
         }
     }
-}
 
-#[async_trait]
-impl Cache for RedisCache {
-    async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match self.run::<Option<Vec<u8>>>(redis::Cmd::get(self.key(key))).await {
+    /// Counts and logs the outcome of a read.
+    fn read_outcome(result: Result<Option<Vec<u8>>, String>) -> Option<Vec<u8>> {
+        match result {
             Ok(Some(v)) => {
                 count("get", "hit");
                 Some(v)
@@ -83,27 +81,53 @@ impl Cache for RedisCache {
         }
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        match self.run::<()>(redis::Cmd::set_ex(self.key(key), value, ttl.as_secs().max(1))).await {
-            Ok(()) => count("set", "ok"),
+    /// Counts and logs the outcome of a write.
+    fn write_outcome(operation: &'static str, result: Result<(), String>) {
+        match result {
+            Ok(()) => count(operation, "ok"),
             Err(e) => {
-                count("set", "error");
-                tracing::warn!(error = %e, "cache set failed");
+                count(operation, "error");
+                tracing::warn!(error = %e, operation, "cache write failed");
             }
         }
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        Self::read_outcome(self.run(redis::Cmd::get(self.key(key))).await)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
+        Self::write_outcome("set", self.run(redis::Cmd::set_ex(self.key(key), value, ttl.as_secs().max(1))).await);
+    }
+
+    async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>> {
+        Self::read_outcome(self.run(redis::Cmd::hget(self.key(key), field)).await)
+    }
+
+    async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration) {
+        // HSET and EXPIRE NX in one round trip: the group lives `ttl` from its first field.
+        let key = self.key(key);
+        let mut pipe = redis::pipe();
+        pipe.hset(&key, field, value).ignore().cmd("EXPIRE").arg(&key).arg(ttl.as_secs().max(1)).arg("NX").ignore();
+        let mut conn = self.conn();
+        let result = match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        };
+        Self::write_outcome("set", result);
     }
 
     async fn delete(&self, keys: &[String]) {
         if keys.is_empty() {
             return;
         }
-        match self.run::<()>(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await {
-            Ok(()) => count("delete", "ok"),
-            Err(e) => {
-                count("delete", "error");
-                tracing::warn!(error = %e, "cache invalidation failed");
-            }
-        }
+        Self::write_outcome(
+            "delete",
+            self.run(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await,
+        );
     }
 
     async fn health(&self) -> CacheHealth {

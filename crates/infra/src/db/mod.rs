@@ -83,6 +83,21 @@ impl Db {
         self.conn.ping().await.map_err(map_err)
     }
 
+    /// Connections of the pool: `(open, idle)`.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let p = self.conn.get_postgres_connection_pool();
+                (p.size(), p.num_idle())
+            }
+            DbBackend::Sqlite => {
+                let p = self.conn.get_sqlite_connection_pool();
+                (p.size(), p.num_idle())
+            }
+            _ => (0, 0),
+        }
+    }
+
     /// Closes the pool (graceful shutdown).
     pub async fn close(self) {
         let _ = self.conn.close().await;
