@@ -124,6 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .configure(routes::health::configure)
+        .configure(crate::openapi::configure)
         .service(web::scope("/api/v1").configure(routes::api))
         .default_service(web::to(not_found));
 }

@@ -10,6 +10,7 @@ use domain::{Role, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use utoipa::{IntoParams, ToSchema};
 
 /// RFC 3339 in UTC with `Z`, as every response time.
 pub mod utc {
@@ -67,7 +68,7 @@ fn de_role<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
     Role::parse(&s).map_err(|e| serde::de::Error::custom(e.to_string()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserOut {
     pub id: i64,
     pub auth0_id: String,
@@ -75,8 +76,10 @@ pub struct UserOut {
     pub name: Option<String>,
     pub phone: Option<String>,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
 }
 
@@ -94,20 +97,21 @@ impl From<User> for UserOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileIn {
     pub name: Option<String>,
     pub phone: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct GymOut {
     pub id: i64,
     pub name: String,
     pub timezone: String,
     pub address: Option<String>,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -117,24 +121,25 @@ impl From<Gym> for GymOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct GymWithRoleOut {
     pub gym: GymOut,
     pub role: &'static str,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct GymIn {
     pub name: String,
     pub timezone: Option<String>,
     pub address: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemberOut {
     pub user: UserOut,
     pub role: &'static str,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub joined_at: OffsetDateTime,
 }
 
@@ -144,12 +149,13 @@ impl From<MemberEntry> for MemberOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MembershipOut {
     pub user_id: i64,
     pub gym_id: i64,
     pub role: &'static str,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub joined_at: OffsetDateTime,
 }
 
@@ -159,20 +165,22 @@ impl From<Membership> for MembershipOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct MemberIn {
     pub user_id: i64,
     #[serde(deserialize_with = "de_role")]
+    #[schema(value_type = String, example = "member")]
     pub role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleIn {
     #[serde(deserialize_with = "de_role")]
+    #[schema(value_type = String, example = "member")]
     pub role: Role,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ClassOut {
     pub id: i64,
     pub gym_id: i64,
@@ -201,7 +209,7 @@ impl From<Class> for ClassOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ClassIn {
     pub name: String,
     pub description: Option<String>,
@@ -224,7 +232,7 @@ impl From<ClassIn> for NewClass {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ClassPatchIn {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -249,14 +257,16 @@ impl From<ClassPatchIn> for ClassPatch {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionOut {
     pub id: i64,
     pub gym_id: i64,
     pub class_id: i64,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub start_time: OffsetDateTime,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub end_time: OffsetDateTime,
     pub status: &'static str,
     pub trainer_id: Option<i64>,
@@ -282,12 +292,14 @@ impl From<Session> for SessionOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SessionIn {
     pub class_id: i64,
     #[serde(deserialize_with = "de_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub start_time: OffsetDateTime,
     #[serde(default, deserialize_with = "de_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub end_time: Option<OffsetDateTime>,
     pub trainer_id: Option<i64>,
     pub room: Option<String>,
@@ -305,7 +317,7 @@ impl From<SessionIn> for NewSession {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ParticipationOut {
     pub id: i64,
     pub session_id: i64,
@@ -313,8 +325,10 @@ pub struct ParticipationOut {
     pub gym_id: i64,
     pub status: &'static str,
     #[serde(with = "utc::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub attendance_time: Option<OffsetDateTime>,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -332,20 +346,23 @@ impl From<Participation> for ParticipationOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventOut {
     pub id: i64,
     pub gym_id: i64,
     pub title: String,
     pub description: Option<String>,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub start_time: OffsetDateTime,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub end_time: OffsetDateTime,
     pub location: Option<String>,
     pub max_participants: Option<i32>,
     pub created_by: Option<i64>,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -366,13 +383,15 @@ impl From<Event> for EventOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EventIn {
     pub title: Option<String>,
     pub description: Option<String>,
     #[serde(default, deserialize_with = "de_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub start_time: Option<OffsetDateTime>,
     #[serde(default, deserialize_with = "de_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub end_time: Option<OffsetDateTime>,
     pub location: Option<String>,
     pub max_participants: Option<i32>,
@@ -391,28 +410,30 @@ impl From<EventIn> for EventFields {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct QrOut {
     pub user_id: i64,
     pub qr_code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CheckInIn {
     pub qr_code: String,
     pub session_id: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CheckInSessionOut {
     pub id: i64,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub start_time: OffsetDateTime,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub end_time: OffsetDateTime,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CheckInOut {
     pub success: bool,
     pub message: &'static str,
@@ -433,24 +454,27 @@ impl CheckInOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LastAttendanceOut {
     #[serde(with = "utc::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_attendance: Option<OffsetDateTime>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct HistoryItemOut {
     pub session: SessionOut,
     #[serde(with = "utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub attendance_time: OffsetDateTime,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DashboardOut {
     pub total_attendances: i64,
     pub attendances_last_30_days: i64,
     #[serde(with = "utc::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_attendance: Option<OffsetDateTime>,
     pub upcoming_registrations: Vec<SessionOut>,
 }
@@ -467,7 +491,8 @@ impl From<DashboardSummary> for DashboardOut {
 }
 
 /// `skip` and `limit` of list routes, validated by [`domain::Page`].
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageIn {
     pub skip: Option<i64>,
     pub limit: Option<i64>,
@@ -480,7 +505,8 @@ impl PageIn {
 }
 
 /// `start_date` / `end_date` of range routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DateRangeIn {
     pub start_date: Option<String>,
     pub end_date: Option<String>,
@@ -507,9 +533,28 @@ impl DateRangeIn {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     pub role: Option<String>,
     pub skip: Option<i64>,
     pub limit: Option<i64>,
 }
+
+/// The error body of every failure.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable message (English, or Spanish with `Accept-Language: es`).
+    pub detail: String,
+    /// Stable snake_case code.
+    pub code: String,
+}
+
+/// `X-Gym-ID`: the gym a scoped route acts in.
+#[derive(IntoParams)]
+#[into_params(names("X-Gym-ID"), parameter_in = Header)]
+#[allow(dead_code)]
+pub struct GymHeader(
+    /// A positive integer.
+    i64,
+);

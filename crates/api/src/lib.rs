@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod telemetry;
 pub mod tenant;

@@ -3,6 +3,7 @@
 mod attendance;
 mod auth;
 mod cache;
+mod docs;
 mod events;
 mod http;
 mod schedule;

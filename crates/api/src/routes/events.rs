@@ -6,6 +6,7 @@ use domain::cache::keys;
 
 use crate::app::{Slot, State, cached_json, json};
 use crate::dto::{DateRangeIn, EventIn, EventOut};
+use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
 
@@ -18,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn), 
+    responses((status = 200, body = [EventOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Events starting within the UTC dates (cached).")]
 async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let range = q.range(state.clock.now().date())?;
     let slot = Slot::Field(keys::events(actor.gym_id), format!("{}/{}", range.from().date(), range.until().date()));
@@ -27,14 +30,20 @@ async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", params(GymHeader), request_body = EventIn, 
+    responses((status = 201, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create an event (staff); end after start.")]
 async fn create(state: State, Tenant(actor): Tenant, body: web::Json<EventIn>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, body.into_inner().into()).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 200, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "event_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One event.")]
 async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &EventOut::from(state.events.get(&actor, id.into_inner()).await?))
 }
 
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), request_body = EventIn, 
+    responses((status = 200, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "event_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Change an event (staff).")]
 async fn update(
     state: State,
     Tenant(actor): Tenant,
@@ -44,6 +53,8 @@ async fn update(
     json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id.into_inner(), body.into_inner().into()).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "event_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Delete an event (admin).")]
 async fn delete(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.events.delete(&actor, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -7,6 +7,7 @@ use domain::cache::keys;
 
 use crate::app::{Slot, State, cached_json, json};
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, ParticipationOut, SessionIn, SessionOut};
+use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
 
@@ -31,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)));
 }
 
+#[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), 
+    responses((status = 200, body = [ClassOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Active classes (cached).")]
 async fn classes(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     cached_json(&state, Slot::Key(keys::classes(actor.gym_id)), async {
         Ok(state.schedule.classes(&actor).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
@@ -38,14 +41,20 @@ async fn classes(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, Ap
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), request_body = ClassIn, 
+    responses((status = 201, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
 async fn create_class(state: State, Tenant(actor): Tenant, body: web::Json<ClassIn>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, body.into_inner().into()).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 200, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One class.")]
 async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, id.into_inner()).await?))
 }
 
+#[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), request_body = ClassPatchIn, 
+    responses((status = 200, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Change a class (staff).")]
 async fn update_class(
     state: State,
     Tenant(actor): Tenant,
@@ -56,17 +65,23 @@ async fn update_class(
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
+#[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Deactivate a class (admin).")]
 async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.delete_class(&actor, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader, DateRangeIn), 
+    responses((status = 200, body = [SessionOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included.")]
 async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let range = q.range(state.clock.now().date())?;
     let list = state.schedule.sessions(&actor, range).await?;
     json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
 }
 
+#[utoipa::path(post, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader), request_body = SessionIn, 
+    responses((status = 201, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Schedule a session (staff); end defaults to start + duration.")]
 async fn create_session(
     state: State,
     Tenant(actor): Tenant,
@@ -75,6 +90,8 @@ async fn create_session(
     json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, body.into_inner().into()).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 200, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One session (cached).")]
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
@@ -83,19 +100,27 @@ async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Res
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 200, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Cancel a session (staff).")]
 async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, id.into_inner()).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 201, body = ParticipationOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id, session_not_open", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 409, description = "already_registered, session_full", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Book a place.")]
 async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::CREATED, &ParticipationOut::from(state.schedule.register(&actor, id.into_inner()).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Give a booked place back.")]
 async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.unregister(&actor, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+    responses((status = 200, body = [ParticipationOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Every participation of a session (staff).")]
 async fn participants(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let list = state.schedule.participants(&actor, id.into_inner()).await?;
     json(StatusCode::OK, &list.into_iter().map(ParticipationOut::from).collect::<Vec<_>>())

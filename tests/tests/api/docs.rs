@@ -1,0 +1,63 @@
+//! `/openapi.json` and `/docs`: served by the binary itself, and complete.
+
+use std::collections::BTreeSet;
+
+use gymapi_tests::{Backend, TestApp, send};
+use reqwest::Method;
+
+/// Every (METHOD, path) the app registers, read from the route modules: each
+/// `web::resource("…")` followed by its `.route(web::get())`-style methods.
+fn registered_routes() -> BTreeSet<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/api/src/routes");
+    let mut routes = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("routes dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let prefix = if path.ends_with("health.rs") { "" } else { "/api/v1" };
+        for chunk in text.split("web::resource(\"").skip(1) {
+            let Some((route, rest)) = chunk.split_once('"') else { continue };
+            // The methods of this resource come before the next `.service(`.
+            let body = rest.split(".service(").next().unwrap_or(rest);
+            for method in ["get", "post", "patch", "delete", "put"] {
+                if body.contains(&format!("web::{method}()")) {
+                    routes.insert((method.to_uppercase(), format!("{prefix}{route}")));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (status, doc) = send(app.req(Method::GET, "/openapi.json")).await;
+    assert_eq!(status, 200);
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let registered = registered_routes();
+    assert!(registered.len() > 30, "the route scan found too little: {registered:?}");
+    let missing: Vec<_> = registered.difference(&documented).collect();
+    assert!(missing.is_empty(), "routes missing from /openapi.json: {missing:?}");
+    let extra: Vec<_> = documented.difference(&registered).collect();
+    assert!(extra.is_empty(), "documented but not served: {extra:?}");
+    assert!(doc["paths"]["/api/v1/attendance/check-in"]["post"]["responses"]["400"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_is_served_without_network() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let res = app.req(Method::GET, "/docs").send().await.expect("docs");
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("html");
+    assert!(html.to_lowercase().contains("swagger"), "{html}");
+    let res = app.req(Method::GET, "/docs/swagger-ui-bundle.js").send().await.expect("bundle");
+    assert_eq!(res.status(), 200, "the UI's assets come from the binary");
+    assert!(res.bytes().await.expect("js").len() > 100_000);
+}
