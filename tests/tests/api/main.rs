@@ -6,5 +6,6 @@ mod cache;
 mod docs;
 mod events;
 mod http;
+mod outage;
 mod schedule;
 mod users_gyms;
