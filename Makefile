@@ -9,7 +9,7 @@ run:
 
 ## The whole suite: domain unit tests (mocks), adapters and HTTP tests on real PostgreSQL, SQLite and Redis.
 test:
-	$(CARGO) test --workspace
+	$(CARGO) test
 
 ## Format and lint checks, as CI runs them.
 lint:
@@ -24,3 +24,14 @@ build:
 
 release:
 	$(CARGO) build --release -p api --bin gymapi
+
+## Load test (goose) against a release build on PostgreSQL and Redis; prints the figures table.
+bench:
+	./scripts/bench.sh
+
+## A server on SQLite with demo data, and how to try a check-in with curl.
+demo:
+	rm -f demo.db demo.db-shm demo.db-wal
+	DATABASE_URL='sqlite://demo.db?mode=rwc' $(CARGO) run -q -p api --bin gymapi -- seed-demo
+	@echo "Starting the server on http://127.0.0.1:8000 (Ctrl-C to stop); run the curl above in another shell."
+	DATABASE_URL='sqlite://demo.db?mode=rwc' $(CARGO) run -q -p api --bin gymapi -- serve
