@@ -117,7 +117,9 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(1, format!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr)),
     };
-    tracing::info!(addr = %settings.bind_addr, workers = settings.workers, sqlite = settings.is_sqlite(), "gymapi serving");
+    // The bound address, not the configured one: BIND_ADDR may ask for port 0.
+    let addr = listener.local_addr().map_or_else(|_| settings.bind_addr.to_string(), |a| a.to_string());
+    tracing::info!(addr = %addr, workers = settings.workers, sqlite = settings.is_sqlite(), "gymapi serving");
     let server = match app::server(state, listener, settings.workers, true) {
         Ok(s) => s,
         Err(e) => return fail(1, e),

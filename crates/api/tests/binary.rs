@@ -2,10 +2,9 @@
 //! `token`, `seed-demo`, JSON logs and a graceful SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gymapi");
 
@@ -76,31 +75,43 @@ fn token_prints_a_signed_jwt() {
     assert_eq!(token.split('.').count(), 3, "{token}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 struct Server {
     child: Child,
     base: String,
     dir: PathBuf,
+    /// Every line the server printed so far.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
+    /// Starts `gymapi serve` on port 0 and learns the port from its start-up line,
+    /// so parallel tests never race for a port.
     fn start(dir: PathBuf, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut env = vec![("BIND_ADDR", addr.as_str()), ("WORKERS", "2"), ("RUST_LOG", "info")];
+        let mut env = vec![("BIND_ADDR", "127.0.0.1:0"), ("WORKERS", "2"), ("RUST_LOG", "info")];
         env.extend_from_slice(extra);
-        let child =
+        let mut child =
             gymapi(&dir, &["serve"], &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let base = format!("http://{addr}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, base, dir }
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("gymapi serving") {
+                    let _ = tx.send(line.clone());
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
+        let addr = line
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .find_map(|w| w.strip_prefix("addr=").or_else(|| w.starts_with("127.0.0.1:").then_some(w)))
+            .expect("address in the start-up line")
+            .to_owned();
+        Self { child, base: format!("http://{addr}"), dir, lines }
     }
 
     fn sigterm(&self) {
@@ -125,8 +136,10 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
         client.get(format!("{}/health", server.base)).header("X-Request-ID", "log-probe-1").send().await.expect("get");
     assert_eq!(res.status(), 200);
     server.sigterm();
-    let stdout = server.child.stdout.take().expect("stdout");
-    let lines: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
+    let _ = server.child.wait();
+    // The reader thread drains what is left once the process is gone.
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = server.lines.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(!lines.is_empty());
     let mut found = false;
     for line in &lines {
