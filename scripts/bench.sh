@@ -36,5 +36,11 @@ done
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "server: release, WORKERS=${BENCH_WORKERS:-2}, PostgreSQL pool ${BENCH_DB_CONNECTIONS:-20} (sslmode=disable), Redis $REDIS"
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  # perf samples the server for the whole run (cpu-clock: hardware counters are not available everywhere).
+  perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "$SERVER_PID" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 BENCH_URL="http://127.0.0.1:$PORT" BENCH_PID="$SERVER_PID" BENCH_SECRET="$SECRET" \
   "$TARGET/release/loadtest"
+if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi

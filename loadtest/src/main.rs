@@ -387,6 +387,9 @@ async fn main() {
     let seconds: usize = env("BENCH_SECONDS", "20").parse().unwrap_or(20);
     let users: usize = env("BENCH_USERS", "64").parse().unwrap_or(64);
     let members: usize = env("BENCH_MEMBERS", "4000").parse().unwrap_or(4000);
+    // BENCH_ONLY=checkin (or health, reads, mixed; comma-separated) runs a subset, e.g. to profile one.
+    let only = env("BENCH_ONLY", "health,reads,checkin,mixed");
+    let wanted = |name: &str| only.split(',').any(|s| s.trim() == name);
 
     eprintln!("seeding {members} members…");
     let data = seed(&base, &secret, members).await;
@@ -401,36 +404,33 @@ async fn main() {
     let _ = warm.execute().await;
 
     let mut rows = Vec::new();
-    eprintln!("health…");
-    rows.push(
-        run(
-            "/health (ceiling)",
-            scenario!("health").register_transaction(transaction!(health)),
-            users,
-            seconds,
-            &base,
-            &pid,
-        )
-        .await,
-    );
-    eprintln!("read mix…");
-    let reads = scenario!("reads")
-        .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
-        .register_transaction(transaction!(events).set_weight(2).expect("weight"))
-        .register_transaction(transaction!(users_me).set_weight(1).expect("weight"));
-    rows.push(run("read mix 3:2:1", reads, users, seconds, &base, &pid).await);
-    eprintln!("check-in…");
-    rows.push(
-        run("check-in", scenario!("checkin").register_transaction(transaction!(check_in)), users, seconds, &base, &pid)
-            .await,
-    );
-    eprintln!("mixed day…");
-    let mixed = scenario!("mixed")
-        .register_transaction(transaction!(book_and_cancel).set_weight(1).expect("weight"))
-        .register_transaction(transaction!(check_in).set_weight(2).expect("weight"))
-        .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
-        .register_transaction(transaction!(events).set_weight(2).expect("weight"));
-    rows.push(run("mixed day", mixed, users, seconds, &base, &pid).await);
+    if wanted("health") {
+        eprintln!("health…");
+        let health = scenario!("health").register_transaction(transaction!(health));
+        rows.push(run("/health (ceiling)", health, users, seconds, &base, &pid).await);
+    }
+    if wanted("reads") {
+        eprintln!("read mix…");
+        let reads = scenario!("reads")
+            .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
+            .register_transaction(transaction!(events).set_weight(2).expect("weight"))
+            .register_transaction(transaction!(users_me).set_weight(1).expect("weight"));
+        rows.push(run("read mix 3:2:1", reads, users, seconds, &base, &pid).await);
+    }
+    if wanted("checkin") {
+        eprintln!("check-in…");
+        let checkin = scenario!("checkin").register_transaction(transaction!(check_in));
+        rows.push(run("check-in", checkin, users, seconds, &base, &pid).await);
+    }
+    if wanted("mixed") {
+        eprintln!("mixed day…");
+        let mixed = scenario!("mixed")
+            .register_transaction(transaction!(book_and_cancel).set_weight(1).expect("weight"))
+            .register_transaction(transaction!(check_in).set_weight(2).expect("weight"))
+            .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
+            .register_transaction(transaction!(events).set_weight(2).expect("weight"));
+        rows.push(run("mixed day", mixed, users, seconds, &base, &pid).await);
+    }
 
     println!();
     println!(

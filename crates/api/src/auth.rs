@@ -111,6 +111,10 @@ enum Keys {
 pub struct Verifier {
     keys: Keys,
     validation: Validation,
+    /// Tokens already verified, so a client's repeated token costs a hash lookup
+    /// instead of a signature check and two JSON parses; `exp` is still checked
+    /// on every use.
+    verified: moka::future::Cache<String, std::sync::Arc<TokenClaims>>,
 }
 
 impl Verifier {
@@ -147,14 +151,30 @@ impl Verifier {
         if let Some(iss) = &s.auth_issuer {
             validation.set_issuer(&[iss]);
         }
-        Ok(Self { keys, validation })
+        let verified =
+            moka::future::Cache::builder().max_capacity(20_000).time_to_live(Duration::from_secs(300)).build();
+        Ok(Self { keys, validation, verified })
     }
 
     /// The claims of a valid token.
     ///
     /// # Errors
     /// [`ApiError::InvalidToken`] for anything that does not verify.
-    pub async fn verify(&self, token: &str) -> Result<TokenClaims, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<std::sync::Arc<TokenClaims>, ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.verified.get(token).await {
+            if claims.exp + self.validation.leeway > now {
+                return Ok(claims);
+            }
+            self.verified.invalidate(token).await;
+            return Err(ApiError::InvalidToken);
+        }
+        let claims = std::sync::Arc::new(self.verify_signature(token).await?);
+        self.verified.insert(token.to_owned(), claims.clone()).await;
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<TokenClaims, ApiError> {
         let header = decode_header(token).map_err(|_| ApiError::InvalidToken)?;
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(ApiError::InvalidToken);
@@ -212,7 +232,14 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     if is_mutation(req.method()) && !claims.has_scope(WRITE_SCOPE) {
         return Err(ApiError::InsufficientScope);
     }
-    let user_id = state.identity.user_for(Claims { sub: claims.sub, email: claims.email, name: claims.name }).await?;
+    let user_id = state
+        .identity
+        .user_for(&claims.sub, || Claims {
+            sub: claims.sub.clone(),
+            email: claims.email.clone(),
+            name: claims.name.clone(),
+        })
+        .await?;
     let caller = Caller { user_id };
     req.extensions_mut().insert(caller.clone());
     tracing::Span::current().record("user_id", user_id.0);

@@ -39,16 +39,17 @@ impl Identity {
         Self { users, gyms, cache, ttl, subjects }
     }
 
-    /// The user behind verified claims, provisioned on first sight.
+    /// The user behind verified claims, provisioned on first sight; `claims` is
+    /// only called then, so a known subject costs one in-process lookup.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn user_for(&self, claims: Claims) -> Result<UserId, ApiError> {
-        if let Some(id) = self.subjects.get(&claims.sub).await {
+    pub async fn user_for(&self, sub: &str, claims: impl FnOnce() -> Claims) -> Result<UserId, ApiError> {
+        if let Some(id) = self.subjects.get(sub).await {
             return Ok(id);
         }
-        let user = self.users.provision(&claims).await?;
-        self.subjects.insert(claims.sub, user.id).await;
+        let user = self.users.provision(&claims()).await?;
+        self.subjects.insert(sub.to_owned(), user.id).await;
         Ok(user.id)
     }
 

@@ -21,12 +21,14 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct RedisCache {
     conns: Vec<ConnectionManager>,
     prefix: String,
-    next: AtomicUsize,
 }
 
+/// Hands each thread its slot among the connections.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
 impl RedisCache {
-    /// Prepares up to `connections` (at most 4) lazily connected multiplexed
-    /// connections; nothing is dialled until the first call.
+    /// Prepares `connections` lazily connected multiplexed connections (one per
+    /// worker is right: see [`RedisCache::conn`]); nothing is dialled until the first call.
     ///
     /// # Errors
     /// A URL that does not parse.
@@ -37,19 +39,26 @@ impl RedisCache {
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conns = (0..connections.clamp(1, 4))
+        let conns = (0..connections.clamp(1, 64))
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("REDIS_URL: {e}"))?;
-        Ok(Self { conns, prefix: prefix.to_owned(), next: AtomicUsize::new(0) })
+        Ok(Self { conns, prefix: prefix.to_owned() })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
+    /// The connection of the calling thread. Each actix worker is a single-threaded
+    /// runtime, and a lazily connected manager spawns its I/O task on the runtime of
+    /// its first caller: keeping a worker on "its" connection keeps every Redis
+    /// reply on the thread that waits for it, with no cross-thread wake-up.
     fn conn(&self) -> ConnectionManager {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        thread_local! {
+            static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        }
+        let i = SLOT.with(|s| *s) % self.conns.len();
         self.conns[i].clone()
     }
 
