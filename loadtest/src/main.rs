@@ -238,8 +238,7 @@ fn attack(users: usize, seconds: usize, host: &str) -> Result<GooseAttack, Goose
         .set_default(GooseDefault::NoResetMetrics, false)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::NoErrorSummary, true)?
-        .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::NoWebSocket, true)
+        .set_default(GooseDefault::NoTelnet, true)
         .map(|attack| *attack)
 }
 

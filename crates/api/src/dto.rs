@@ -98,7 +98,6 @@ impl From<User> for UserOut {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ProfileIn {
     pub name: Option<String>,
     pub phone: Option<String>,

@@ -11,11 +11,13 @@ pub mod schedule;
 pub mod users;
 
 /// Everything under `/api/v1`. Fixed paths come before `{id}` paths that would
-/// otherwise swallow them (`/users/me` before `/users/{user_id}`).
+/// otherwise swallow them (`/users/me` before `/users/{user_id}`). actix matches
+/// resources in registration order, testing each `{id}` pattern with a regex, so
+/// the busiest routes (check-in, class list) are registered first.
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.configure(users::configure)
-        .configure(gyms::configure)
+    cfg.configure(attendance::configure)
         .configure(schedule::configure)
         .configure(events::configure)
-        .configure(attendance::configure);
+        .configure(users::configure)
+        .configure(gyms::configure);
 }
