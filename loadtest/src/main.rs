@@ -329,48 +329,27 @@ async fn run(name: &'static str, scenario: Scenario, users: usize, seconds: usiz
 async fn verify(base: &str, checkins_ok: usize) -> Result<(), String> {
     let b = bench();
     let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = &client;
+        async move { call(client, base, reqwest::Method::GET, &path, &b.staff, Some(&b.gym), None).await }
+    };
+    let count = |parts: &Value, status: &str| {
+        parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == status).count())
+    };
     for &s in &b.future_sessions {
-        let session = call(
-            &client,
-            base,
-            reqwest::Method::GET,
-            &format!("/api/v1/schedule/sessions/{s}"),
-            &b.staff,
-            Some(&b.gym),
-            None,
-        )
-        .await;
-        let parts = call(
-            &client,
-            base,
-            reqwest::Method::GET,
-            &format!("/api/v1/schedule/sessions/{s}/participants"),
-            &b.staff,
-            Some(&b.gym),
-            None,
-        )
-        .await;
-        let registered =
-            parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == "registered").count()) as i64;
-        let (count, cap) =
+        let session = get(format!("/api/v1/schedule/sessions/{s}")).await;
+        let registered = count(&get(format!("/api/v1/schedule/sessions/{s}/participants")).await, "registered") as i64;
+        let (booked, cap) =
             (session["registered_count"].as_i64().unwrap_or(-1), session["capacity"].as_i64().unwrap_or(0));
-        if count > cap || count != registered {
-            return Err(format!("session {s}: registered_count {count}, capacity {cap}, registered rows {registered}"));
+        if booked > cap || booked != registered {
+            return Err(format!(
+                "session {s}: registered_count {booked}, capacity {cap}, registered rows {registered}"
+            ));
         }
     }
     let mut attended = 0;
     for &s in &b.window_sessions {
-        let parts = call(
-            &client,
-            base,
-            reqwest::Method::GET,
-            &format!("/api/v1/schedule/sessions/{s}/participants"),
-            &b.staff,
-            Some(&b.gym),
-            None,
-        )
-        .await;
-        attended += parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == "attended").count());
+        attended += count(&get(format!("/api/v1/schedule/sessions/{s}/participants")).await, "attended");
     }
     if attended != checkins_ok {
         return Err(format!("{attended} attended rows for {checkins_ok} successful check-ins"));

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, QrSecret};
 use domain::schedule::Session;
 use domain::{GymId, Page, Result, UserId};
-use sea_orm::{FromQueryResult, Value};
+use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::rows::{SessionRow, convert, participation_status, session_status};
@@ -39,19 +39,19 @@ struct CountsRow {
     recent: i64,
 }
 
-#[derive(FromQueryResult)]
+/// A session and when the member attended it: the session's columns plus one.
 struct HistoryRow {
-    id: i64,
-    gym_id: i64,
-    class_id: i64,
-    start_time: OffsetDateTime,
-    end_time: OffsetDateTime,
-    status: String,
-    trainer_id: Option<i64>,
-    room: Option<String>,
-    capacity: i32,
-    registered_count: i32,
+    session: SessionRow,
     attendance_time: OffsetDateTime,
+}
+
+impl FromQueryResult for HistoryRow {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            session: SessionRow::from_query_result(res, pre)?,
+            attendance_time: res.try_get(pre, "attendance_time")?,
+        })
+    }
 }
 
 const CONTEXT_SELECT: &str = "SELECT u.qr_secret, m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, \
@@ -147,22 +147,7 @@ impl AttendanceRepository for Db {
                    ORDER BY p.attendance_time DESC, p.id DESC LIMIT $3 OFFSET $4";
         let values = vec![gym.0.into(), user.0.into(), (page.limit as i64).into(), (page.skip as i64).into()];
         let rows = timed("attendance_history", all::<HistoryRow>(&self.conn, sql, values)).await?;
-        convert(rows, |r| {
-            let at = r.attendance_time;
-            let s = SessionRow {
-                id: r.id,
-                gym_id: r.gym_id,
-                class_id: r.class_id,
-                start_time: r.start_time,
-                end_time: r.end_time,
-                status: r.status,
-                trainer_id: r.trainer_id,
-                room: r.room,
-                capacity: r.capacity,
-                registered_count: r.registered_count,
-            };
-            Ok((s.into_domain()?, at))
-        })
+        convert(rows, |r| Ok((r.session.into_domain()?, r.attendance_time)))
     }
 
     async fn attendance_counts(
