@@ -135,6 +135,13 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     let res =
         client.get(format!("{}/health", server.base)).header("X-Request-ID", "log-probe-1").send().await.expect("get");
     assert_eq!(res.status(), 200);
+    let token = String::from_utf8_lossy(
+        &gymapi(&server.dir, &["token", "--sub", "logged"], &[]).output().expect("token").stdout,
+    )
+    .trim()
+    .to_owned();
+    let res = client.get(format!("{}/api/v1/users/me", server.base)).bearer_auth(&token).send().await.expect("get");
+    assert_eq!(res.status(), 200);
     server.sigterm();
     let _ = server.child.wait();
     // The reader thread drains what is left once the process is gone.
@@ -154,6 +161,9 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
         }
     }
     assert!(found, "no line carries the request id: {lines:?}");
+    let signature = token.rsplit('.').next().unwrap_or_default();
+    assert!(lines.iter().all(|l| !l.contains(signature)), "a log line carries the token");
+    assert!(lines.iter().any(|l| l.contains("/api/v1/users/me") && l.contains("\"user_id\"")), "{lines:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

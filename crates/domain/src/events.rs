@@ -241,14 +241,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn staff_creates_an_event_stamped_with_creator_and_now() {
+    async fn staff_creates_an_event_stamped_with_creator_and_now_and_drops_cached_lists() {
         let mut repo = MockEventRepository::new();
         repo.expect_create()
             .withf(|g, e| *g == GymId(2) && e.created_by == Some(UserId(1)) && e.created_at == NOW)
             .once()
             .returning(|_, e| Ok(Event { id: 9, ..e.clone() }));
-        let e = svc(repo).create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
-        assert_eq!(e.id, 9);
+        let mut cache = MockCache::new();
+        cache.expect_delete().withf(|k| k == [keys::events(GymId(2))]).once().return_const(());
+        let svc = EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)));
+        let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
+        assert_eq!(e.id, 9, "and the gym's cached event lists were dropped (the mock expects one delete)");
     }
 
     #[tokio::test]
