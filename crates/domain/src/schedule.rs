@@ -389,7 +389,13 @@ impl ScheduleService {
     pub async fn create_session(&self, actor: &Actor, new: NewSession) -> Result<Session> {
         actor.require(Role::Trainer)?;
         let class = self.repo.class(actor.gym_id, new.class_id).await?.ok_or(DomainError::ClassNotFound)?;
-        let end_time = new.end_time.unwrap_or(new.start_time + Duration::minutes(i64::from(class.duration_minutes)));
+        let end_time = match new.end_time {
+            Some(end) => end,
+            None => new
+                .start_time
+                .checked_add(Duration::minutes(i64::from(class.duration_minutes)))
+                .ok_or_else(|| DomainError::validation("start_time is out of range"))?,
+        };
         if end_time <= new.start_time {
             return Err(DomainError::validation("end_time must be after start_time"));
         }

@@ -1,6 +1,6 @@
 //! Small validated value types shared by every aggregate.
 
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Date, OffsetDateTime, Time};
 
 use crate::error::{DomainError, Result};
 
@@ -135,6 +135,9 @@ impl DateRange {
         if (end - start).whole_days() > Self::MAX_DAYS {
             return Err(DomainError::validation("the date range must be at most 62 days"));
         }
+        if end.next_day().is_none() {
+            return Err(DomainError::validation("end_date is out of range"));
+        }
         Ok(Self { start, end })
     }
 
@@ -145,7 +148,8 @@ impl DateRange {
 
     /// The first instant after the range (the day after the end date, 00:00 UTC).
     pub fn until(&self) -> OffsetDateTime {
-        self.end.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1)
+        // `new` refused the last representable date, so the next day exists.
+        self.end.next_day().unwrap_or(self.end).with_time(Time::MIDNIGHT).assume_utc()
     }
 }
 
@@ -177,6 +181,7 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::Duration;
     use time::macros::date;
 
     #[test]
@@ -201,6 +206,11 @@ mod tests {
         assert!(DateRange::new(date!(2026 - 01 - 01), date!(2026 - 03 - 04)).is_ok());
         assert!(DateRange::new(date!(2026 - 01 - 01), date!(2026 - 03 - 05)).is_err());
         assert!(DateRange::new(date!(2026 - 01 - 02), date!(2026 - 01 - 01)).is_err());
+    }
+
+    #[test]
+    fn a_range_ending_on_the_last_representable_day_is_refused_not_a_panic() {
+        assert!(DateRange::new(time::Date::MAX, time::Date::MAX).is_err());
     }
 
     #[test]

@@ -259,3 +259,45 @@ both_backends!(fifty_members_racing_for_ten_places_get_exactly_ten, |app| {
     let registered = parts.as_array().expect("list").iter().filter(|p| p["status"] == "registered").count();
     assert_eq!(registered, 10);
 });
+
+both_backends!(an_unknown_instructor_or_trainer_is_user_not_found_not_a_500, |app| {
+    let (owner, gym) = app.gym().await;
+    let body = json!({"name": "Ghost", "duration_minutes": 30, "max_capacity": 5, "instructor_id": 987_654});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await,
+        404,
+        "user_not_found",
+    );
+    let class = app.class(gym, &owner, 5).await;
+    let patch = app.call(Method::PATCH, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym));
+    assert_error(&send(patch.json(&json!({"instructor_id": 987_654}))).await, 404, "user_not_found");
+    let body = json!({"class_id": class, "start_time": rfc3339(now() + Duration::hours(1)), "trainer_id": 987_654});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym)).json(&body)).await,
+        404,
+        "user_not_found",
+    );
+});
+
+both_backends!(times_at_the_edge_of_the_calendar_are_refused_not_a_panic, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 5).await;
+    let body = json!({"class_id": class, "start_time": "9999-12-31T23:59:00Z"});
+    assert_error(
+        &send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym)).json(&body)).await,
+        422,
+        "validation_error",
+    );
+    let got = send(app.call(
+        Method::GET,
+        "/api/v1/schedule/sessions?start_date=9999-12-31&end_date=9999-12-31",
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_error(&got, 422, "validation_error");
+    // A default end_date past the calendar is clamped to the start date.
+    let got = send(app.call(Method::GET, "/api/v1/events?start_date=9999-12-30", &owner.token, Some(gym))).await;
+    assert_eq!((got.0.as_u16(), got.1), (200, json!([])));
+    assert_eq!(send(app.req(Method::GET, "/health")).await.0, 200, "the server is still up");
+});

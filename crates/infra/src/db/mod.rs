@@ -174,6 +174,22 @@ fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// Runs a write whose only foreign keys a client can name are user ids (an
+/// instructor, a trainer): a dangling one is `user_not_found`, not a 500.
+async fn naming_users<T>(
+    operation: &'static str,
+    fut: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DomainError> {
+    timed(operation, async {
+        match fut.await {
+            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) => Ok(Err(e)),
+            other => other.map(Ok),
+        }
+    })
+    .await?
+    .map_err(|_| DomainError::UserNotFound)
+}
+
 /// `Some(i64)` for an optional id.
 fn opt_id(id: Option<domain::UserId>) -> Value {
     Value::from(id.map(|u| u.0))
