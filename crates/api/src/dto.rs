@@ -549,11 +549,11 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-/// `X-Gym-ID`: the gym a scoped route acts in.
+/// `X-Gym-ID`: the gym a scoped route acts in (documentation only: the tenant
+/// extractor reads the header).
 #[derive(IntoParams)]
 #[into_params(names("X-Gym-ID"), parameter_in = Header)]
-#[allow(dead_code)]
 pub struct GymHeader(
     /// A positive integer.
-    i64,
+    pub i64,
 );

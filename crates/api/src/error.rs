@@ -175,7 +175,7 @@ impl ApiError {
         if self.status_code() == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        res.json(serde_json::json!({ "detail": self.message(lang), "code": self.code() }))
+        res.json(crate::dto::ErrorBody { detail: self.message(lang), code: self.code().to_owned() })
     }
 
     /// The error of an actix response that carries no body of ours, by status.
