@@ -7,7 +7,7 @@ use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert};
-use super::{Db, all, exec, is_unique_violation, map_err, one, timed, ts};
+use super::{Db, all, already_member, exec, map_err, one, timed, timed_or, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -110,16 +110,11 @@ impl GymRepository for Db {
              SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) RETURNING {MEMBERSHIP_COLS}"
         );
         let values = vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into(), ts(now)];
-        let start = std::time::Instant::now();
-        let res = one::<MembershipRow>(&self.conn, &sql, values).await;
-        metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => "membership_create")
-            .record(start.elapsed().as_secs_f64());
-        match res {
-            Ok(Some(m)) => m.into_domain(),
-            Ok(None) => Err(DomainError::UserNotFound),
-            Err(e) if is_unique_violation(&e) => Err(DomainError::AlreadyMember),
-            Err(e) => Err(map_err(e)),
-        }
+        // No row: the user does not exist (the EXISTS guard), so nothing was inserted.
+        timed_or("membership_create", one::<MembershipRow>(&self.conn, &sql, values), already_member)
+            .await?
+            .ok_or(DomainError::UserNotFound)?
+            .into_domain()
     }
 
     async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>> {

@@ -127,11 +127,21 @@ fn stmt(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
 /// Times a repository operation into `gymapi_db_query_duration_seconds{operation}`
 /// and turns its error into the domain's.
 async fn timed<T>(operation: &'static str, fut: impl Future<Output = Result<T, DbErr>>) -> Result<T, DomainError> {
+    timed_or(operation, fut, |_| None).await
+}
+
+/// [`timed`], with the constraint violations a client can cause turned into the
+/// domain's answer by `violation` instead of an opaque internal error.
+async fn timed_or<T>(
+    operation: &'static str,
+    fut: impl Future<Output = Result<T, DbErr>>,
+    violation: fn(&DbErr) -> Option<DomainError>,
+) -> Result<T, DomainError> {
     let start = Instant::now();
     let out = fut.await;
     metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => operation)
         .record(start.elapsed().as_secs_f64());
-    out.map_err(map_err)
+    out.map_err(|e| violation(&e).unwrap_or_else(|| map_err(e)))
 }
 
 async fn one<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Option<T>, DbErr> {
@@ -170,24 +180,15 @@ fn map_err(e: DbErr) -> DomainError {
     }
 }
 
-fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+/// A second membership of one user in one gym.
+fn already_member(e: &DbErr) -> Option<DomainError> {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))).then_some(DomainError::AlreadyMember)
 }
 
-/// Runs a write whose only foreign keys a client can name are user ids (an
+/// The only foreign keys a client can name in a class or session are user ids (an
 /// instructor, a trainer): a dangling one is `user_not_found`, not a 500.
-async fn naming_users<T>(
-    operation: &'static str,
-    fut: impl Future<Output = Result<T, DbErr>>,
-) -> Result<T, DomainError> {
-    timed(operation, async {
-        match fut.await {
-            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) => Ok(Err(e)),
-            other => other.map(Ok),
-        }
-    })
-    .await?
-    .map_err(|_| DomainError::UserNotFound)
+fn unknown_user(e: &DbErr) -> Option<DomainError> {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))).then_some(DomainError::UserNotFound)
 }
 
 /// `Some(i64)` for an optional id.

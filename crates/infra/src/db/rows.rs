@@ -5,7 +5,7 @@ use domain::gyms::{Gym, MemberEntry, Membership};
 use domain::schedule::{Class, Participation, ParticipationStatus, Session, SessionStatus};
 use domain::users::User;
 use domain::{DomainError, GymId, Role, UserId};
-use sea_orm::FromQueryResult;
+use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use time::OffsetDateTime;
 
 pub const USER_COLS: &str = "id, auth0_id, email, name, phone, created_at, updated_at";
@@ -74,27 +74,22 @@ impl From<GymRow> for Gym {
     }
 }
 
-#[derive(Debug, FromQueryResult)]
+/// A gym and the caller's role there: the gym's columns plus `role`.
+#[derive(Debug)]
 pub struct GymRoleRow {
-    pub id: i64,
-    pub name: String,
-    pub timezone: String,
-    pub address: Option<String>,
-    pub created_at: OffsetDateTime,
+    pub gym: GymRow,
     pub role: String,
+}
+
+impl FromQueryResult for GymRoleRow {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self { gym: GymRow::from_query_result(res, pre)?, role: res.try_get(pre, "role")? })
+    }
 }
 
 impl GymRoleRow {
     pub fn into_domain(self) -> Result<(Gym, Role), DomainError> {
-        let role = role(&self.role)?;
-        let gym = GymRow {
-            id: self.id,
-            name: self.name,
-            timezone: self.timezone,
-            address: self.address,
-            created_at: self.created_at,
-        };
-        Ok((gym.into(), role))
+        Ok((self.gym.into(), role(&self.role)?))
     }
 }
 
@@ -117,33 +112,27 @@ impl MembershipRow {
     }
 }
 
-#[derive(Debug, FromQueryResult)]
+/// A member as listed: the user's columns plus `role` and `joined_at`.
+#[derive(Debug)]
 pub struct MemberRow {
-    pub id: i64,
-    pub auth0_id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
+    pub user: UserRow,
     pub role: String,
     pub joined_at: OffsetDateTime,
 }
 
+impl FromQueryResult for MemberRow {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            user: UserRow::from_query_result(res, pre)?,
+            role: res.try_get(pre, "role")?,
+            joined_at: res.try_get(pre, "joined_at")?,
+        })
+    }
+}
+
 impl MemberRow {
     pub fn into_domain(self) -> Result<MemberEntry, DomainError> {
-        let role = role(&self.role)?;
-        let joined_at = self.joined_at;
-        let user = UserRow {
-            id: self.id,
-            auth0_id: self.auth0_id,
-            email: self.email,
-            name: self.name,
-            phone: self.phone,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        };
-        Ok(MemberEntry { user: user.into(), role, joined_at })
+        Ok(MemberEntry { user: self.user.into(), role: role(&self.role)?, joined_at: self.joined_at })
     }
 }
 

@@ -11,7 +11,7 @@ use domain::{DomainError, GymId, Result, UserId};
 use time::OffsetDateTime;
 
 use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
-use super::{Db, all, exec, map_err, naming_users, one, opt_id, timed, ts};
+use super::{Db, all, exec, map_err, one, opt_id, timed, timed_or, ts, unknown_user};
 
 #[async_trait]
 impl ScheduleRepository for Db {
@@ -41,7 +41,7 @@ impl ScheduleRepository for Db {
             opt_id(c.instructor_id),
             ts(now),
         ];
-        naming_users("class_create", one::<ClassRow>(&self.conn, &sql, values))
+        timed_or("class_create", one::<ClassRow>(&self.conn, &sql, values), unknown_user)
             .await?
             .map(Class::from)
             .ok_or_else(|| DomainError::Internal("insert returned no class".into()))
@@ -65,7 +65,7 @@ impl ScheduleRepository for Db {
             opt_id(p.instructor_id),
             p.active.into(),
         ];
-        Ok(naming_users("class_update", one::<ClassRow>(&self.conn, &sql, values)).await?.map(Class::from))
+        Ok(timed_or("class_update", one::<ClassRow>(&self.conn, &sql, values), unknown_user).await?.map(Class::from))
     }
 
     async fn sessions_between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Session>> {
@@ -101,7 +101,7 @@ impl ScheduleRepository for Db {
             d.capacity.into(),
             ts(now),
         ];
-        naming_users("session_create", one::<SessionRow>(&self.conn, &sql, values))
+        timed_or("session_create", one::<SessionRow>(&self.conn, &sql, values), unknown_user)
             .await?
             .ok_or_else(|| DomainError::Internal("insert returned no session".into()))?
             .into_domain()
