@@ -79,13 +79,3 @@ pub mod keys {
         format!("auth:member:{}:{}", user.0, gym.0)
     }
 }
-
-/// Time-to-live of cached reads, configured once.
-#[derive(Debug, Clone, Copy)]
-pub struct CacheTtl(pub Duration);
-
-impl Default for CacheTtl {
-    fn default() -> Self {
-        Self(Duration::from_secs(300))
-    }
-}

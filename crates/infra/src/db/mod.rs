@@ -56,16 +56,6 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
 }
 
 impl Db {
-    /// Wraps an existing connection.
-    pub fn from_connection(conn: DatabaseConnection) -> Self {
-        Self { conn }
-    }
-
-    /// The underlying connection (migrations, tests).
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.conn
-    }
-
     /// Applies pending migrations.
     ///
     /// # Errors
