@@ -141,7 +141,11 @@ impl GymService {
             timezone: required_text("timezone", &gym.timezone, 64)?,
             address: optional_text("address", gym.address.as_deref(), 500)?,
         };
-        self.gyms.create_with_owner(&gym, caller, self.clock.now()).await
+        let created = self.gyms.create_with_owner(&gym, caller, self.clock.now()).await?;
+        // The caller may have asked for this id before it existed, leaving a cached
+        // "not a member" that would hide their own new gym until it expired.
+        self.forget_membership(caller, created.id).await;
+        Ok(created)
     }
 
     /// The gyms of the caller.
@@ -328,6 +332,20 @@ mod tests {
         gyms.expect_membership().once().returning(|_, _| Ok(None));
         let svc = service(gyms, MockCache::new());
         assert_eq!(svc.remove_member(&actor(Role::Admin), UserId(9)).await, Err(DomainError::UserNotFound));
+    }
+
+    #[tokio::test]
+    async fn creating_a_gym_drops_a_cached_not_a_member_of_its_owner() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_create_with_owner().withf(|g, owner, _| g.name == "Iron" && *owner == UserId(2)).once().returning(
+            |g, _, now| {
+                Ok(Gym { id: GYM, name: g.name.clone(), timezone: g.timezone.clone(), address: None, created_at: now })
+            },
+        );
+        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+        let gym =
+            svc.create_gym(UserId(2), NewGym { name: "Iron".into(), timezone: "UTC".into(), address: None }).await;
+        assert_eq!(gym.map(|g| g.id), Ok(GYM));
     }
 
     #[tokio::test]

@@ -123,3 +123,15 @@ both_backends!(users_are_visible_to_themselves_and_to_staff_of_their_gym, |app| 
     assert_error(&send(get(&trainer.token, outsider.id)).await, 404, "user_not_found");
     assert_error(&send(get(&trainer.token, 987_654)).await, 404, "user_not_found");
 });
+
+both_backends!(a_gym_asked_for_before_it_existed_is_usable_by_its_creator_at_once, |app| {
+    let u = app.user("early-asker").await;
+    // The next gym id is one past the last one; asking for it caches "not a member".
+    let (_, probe) = app.gym().await;
+    let next = probe + 1;
+    assert_error(&send(app.call(Method::GET, "/api/v1/gyms/current", &u.token, Some(next))).await, 403, "not_a_member");
+    let (status, gym) =
+        send(app.call(Method::POST, "/api/v1/gyms", &u.token, None).json(&json!({"name": "Mine"}))).await;
+    assert_eq!((status.as_u16(), gym["id"].as_i64()), (201, Some(next)));
+    assert_eq!(send(app.call(Method::GET, "/api/v1/gyms/current", &u.token, Some(next))).await.0, 200);
+});
