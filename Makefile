@@ -9,6 +9,7 @@ run:
 
 ## The whole suite: domain unit tests (mocks), adapters and HTTP tests on real PostgreSQL, SQLite and Redis.
 test:
+	./scripts/test-services.sh
 	$(CARGO) test
 
 ## Format and lint checks, as CI runs them.
