@@ -78,7 +78,7 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
                 &as_owner,
                 NewSession {
                     class_id: class.id,
-                    start_time: now + Duration::minutes(offset),
+                    start_time: domain::Timestamp::new(now + Duration::minutes(offset)).map_err(e)?,
                     end_time: None,
                     trainer_id: Some(trainer.id),
                     room: Some("Main room".into()),

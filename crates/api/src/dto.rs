@@ -6,10 +6,10 @@ use domain::events::{Event, EventFields};
 use domain::gyms::{Gym, MemberEntry, Membership};
 use domain::schedule::{Class, ClassPatch, NewClass, NewSession, Participation, Session};
 use domain::users::User;
-use domain::{Role, UserId};
+use domain::{Role, Timestamp, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::{IntoParams, ToSchema};
 
 /// RFC 3339 in UTC with `Z`, as every response time.
@@ -37,29 +37,32 @@ pub mod utc {
 }
 
 /// Parses RFC 3339, or a date-time without offset taken as UTC (what FastAPI
-/// clients often send).
-pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t.to_offset(UtcOffset::UTC));
-    }
-    let naive = time::macros::format_description!(
-        version = 2,
-        "[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
-    );
-    PrimitiveDateTime::parse(s, naive).ok().map(PrimitiveDateTime::assume_utc)
+/// clients often send), into a storable [`Timestamp`] (UTC, whole seconds, years
+/// 1 to 9999 once in UTC).
+///
+/// # Errors
+/// A message for the client: not a date-time, or not storable.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    let parsed = OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        let naive = time::macros::format_description!(
+            version = 2,
+            "[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+        );
+        PrimitiveDateTime::parse(s, naive).ok().map(PrimitiveDateTime::assume_utc)
+    });
+    let t = parsed.ok_or_else(|| format!("{s:?} is not an RFC 3339 date-time"))?;
+    Timestamp::new(t).map_err(|_| format!("{s:?} is outside the years 1 to 9999 in UTC"))
 }
 
-fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
     let s = String::deserialize(d)?;
-    parse_time(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 date-time")))
+    parse_time(&s).map_err(serde::de::Error::custom)
 }
 
-fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
-        Some(s) => parse_time(&s)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 date-time"))),
+        Some(s) => parse_time(&s).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -296,10 +299,10 @@ pub struct SessionIn {
     pub class_id: i64,
     #[serde(deserialize_with = "de_time")]
     #[schema(value_type = String, format = DateTime)]
-    pub start_time: OffsetDateTime,
+    pub start_time: Timestamp,
     #[serde(default, deserialize_with = "de_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub end_time: Option<OffsetDateTime>,
+    pub end_time: Option<Timestamp>,
     pub trainer_id: Option<i64>,
     pub room: Option<String>,
 }
@@ -372,8 +375,8 @@ impl From<Event> for EventOut {
             gym_id: e.gym_id.0,
             title: e.title,
             description: e.description,
-            start_time: e.start_time,
-            end_time: e.end_time,
+            start_time: e.start_time.get(),
+            end_time: e.end_time.get(),
             location: e.location,
             max_participants: e.max_participants,
             created_by: e.created_by.map(|u| u.0),
@@ -388,10 +391,10 @@ pub struct EventIn {
     pub description: Option<String>,
     #[serde(default, deserialize_with = "de_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub start_time: Option<OffsetDateTime>,
+    pub start_time: Option<Timestamp>,
     #[serde(default, deserialize_with = "de_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub end_time: Option<OffsetDateTime>,
+    pub end_time: Option<Timestamp>,
     pub location: Option<String>,
     pub max_participants: Option<i32>,
 }

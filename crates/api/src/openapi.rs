@@ -43,10 +43,22 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// `/openapi.json` and `/docs` (with `/docs` redirecting to the UI's own path).
+/// The UI's page itself at `/docs`, as FastAPI serves it: clients and probes that
+/// do not follow redirects get the page. Its assets are relative (`./swagger-ui.css`),
+/// so a `<base>` points them at `/docs/`, where [`SwaggerUi`] serves them.
+async fn docs_page() -> HttpResponse {
+    let config = std::sync::Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
+    match utoipa_swagger_ui::serve("index.html", config) {
+        Ok(Some(file)) => {
+            let html = String::from_utf8_lossy(&file.bytes).replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1);
+            HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
+        }
+        _ => HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish(),
+    }
+}
+
+/// `/openapi.json`, `/docs` and the UI's assets under `/docs/`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/docs").route(
-        web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
-    ))
-    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+    cfg.service(web::resource("/docs").route(web::get().to(docs_page)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
 }

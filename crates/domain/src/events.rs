@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{Actor, DateRange, GymId, Role, UserId, optional_text, required_text};
+use crate::values::{Actor, DateRange, GymId, Role, Timestamp, UserId, optional_text, required_text};
 
 /// An event of a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +22,9 @@ pub struct Event {
     /// Free text.
     pub description: Option<String>,
     /// Start, UTC.
-    pub start_time: OffsetDateTime,
+    pub start_time: Timestamp,
     /// End, after start.
-    pub end_time: OffsetDateTime,
+    pub end_time: Timestamp,
     /// Where.
     pub location: Option<String>,
     /// Places, if limited.
@@ -43,9 +43,9 @@ pub struct EventFields {
     /// Free text.
     pub description: Option<String>,
     /// Start.
-    pub start_time: Option<OffsetDateTime>,
+    pub start_time: Option<Timestamp>,
     /// End.
-    pub end_time: Option<OffsetDateTime>,
+    pub end_time: Option<Timestamp>,
     /// Where.
     pub location: Option<String>,
     /// Places, if limited (1 or more).
@@ -126,8 +126,8 @@ impl EventService {
             gym_id: actor.gym_id,
             title: String::new(),
             description: None,
-            start_time: now,
-            end_time: now,
+            start_time: Timestamp::new(now)?,
+            end_time: Timestamp::new(now)?,
             location: None,
             max_participants: None,
             created_by: Some(actor.user_id),
@@ -221,8 +221,8 @@ mod tests {
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
         EventFields {
             title: Some("Open day".into()),
-            start_time: Some(start),
-            end_time: Some(end),
+            start_time: Some(Timestamp::new(start).expect("storable")),
+            end_time: Some(Timestamp::new(end).expect("storable")),
             ..Default::default()
         }
     }
@@ -263,15 +263,18 @@ mod tests {
                 gym_id: g,
                 title: "x".into(),
                 description: None,
-                start_time: NOW,
-                end_time: NOW + Duration::hours(1),
+                start_time: Timestamp::new(NOW).expect("storable"),
+                end_time: Timestamp::new(NOW + Duration::hours(1)).expect("storable"),
                 location: None,
                 max_participants: None,
                 created_by: None,
                 created_at: NOW,
             }))
         });
-        let patch = EventFields { end_time: Some(NOW - Duration::hours(1)), ..Default::default() };
+        let patch = EventFields {
+            end_time: Some(Timestamp::new(NOW - Duration::hours(1)).expect("storable")),
+            ..Default::default()
+        };
         assert!(matches!(svc(repo).update(&actor(Role::Admin), 1, patch).await, Err(DomainError::Validation(_))));
     }
 

@@ -16,4 +16,4 @@ pub mod users;
 pub mod values;
 
 pub use error::{DomainError, Result};
-pub use values::{DateRange, GymId, Page, Role, UserId};
+pub use values::{DateRange, GymId, Page, Role, Timestamp, UserId};

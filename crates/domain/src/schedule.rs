@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{Actor, DateRange, GymId, Role, UserId, optional_text, required_text};
+use crate::values::{Actor, DateRange, GymId, Role, Timestamp, UserId, optional_text, required_text};
 
 /// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +127,9 @@ pub struct NewSession {
     /// The class.
     pub class_id: i64,
     /// Start.
-    pub start_time: OffsetDateTime,
+    pub start_time: Timestamp,
     /// End; start + the class's duration when not given.
-    pub end_time: Option<OffsetDateTime>,
+    pub end_time: Option<Timestamp>,
     /// Who runs it.
     pub trainer_id: Option<UserId>,
     /// Where.
@@ -142,9 +142,9 @@ pub struct SessionDraft {
     /// The class.
     pub class_id: i64,
     /// Start.
-    pub start_time: OffsetDateTime,
+    pub start_time: Timestamp,
     /// End, after start.
-    pub end_time: OffsetDateTime,
+    pub end_time: Timestamp,
     /// Who runs it.
     pub trainer_id: Option<UserId>,
     /// Where.
@@ -391,10 +391,7 @@ impl ScheduleService {
         let class = self.repo.class(actor.gym_id, new.class_id).await?.ok_or(DomainError::ClassNotFound)?;
         let end_time = match new.end_time {
             Some(end) => end,
-            None => new
-                .start_time
-                .checked_add(Duration::minutes(i64::from(class.duration_minutes)))
-                .ok_or_else(|| DomainError::validation("start_time is out of range"))?,
+            None => new.start_time.checked_add(Duration::minutes(i64::from(class.duration_minutes)))?,
         };
         if end_time <= new.start_time {
             return Err(DomainError::validation("end_time must be after start_time"));
@@ -483,6 +480,10 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
     const GYM: GymId = GymId(3);
+
+    fn ts(t: OffsetDateTime) -> Timestamp {
+        Timestamp::new(t).expect("storable")
+    }
 
     fn member() -> Actor {
         Actor { user_id: UserId(5), gym_id: GYM, role: Role::Member }
@@ -640,15 +641,15 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(Some(class())));
         repo.expect_create_session()
-            .withf(|_, d, _| d.end_time == NOW + Duration::minutes(45) && d.capacity == 12)
+            .withf(|_, d, _| d.end_time.get() == NOW + Duration::minutes(45) && d.capacity == 12)
             .once()
             .returning(|g, d, _| {
                 Ok(Session {
                     id: 1,
                     gym_id: g,
                     class_id: d.class_id,
-                    start_time: d.start_time,
-                    end_time: d.end_time,
+                    start_time: d.start_time.get(),
+                    end_time: d.end_time.get(),
                     status: SessionStatus::Scheduled,
                     trainer_id: None,
                     room: None,
@@ -656,7 +657,7 @@ mod tests {
                     registered_count: 0,
                 })
             });
-        let new = NewSession { class_id: 2, start_time: NOW, end_time: None, trainer_id: None, room: None };
+        let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         let s = svc(repo, quiet_cache()).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
@@ -665,7 +666,7 @@ mod tests {
     async fn a_session_of_an_unknown_class_is_class_not_found() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(None));
-        let new = NewSession { class_id: 99, start_time: NOW, end_time: None, trainer_id: None, room: None };
+        let new = NewSession { class_id: 99, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         assert_eq!(svc(repo, MockCache::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 

@@ -1,6 +1,6 @@
 //! Small validated value types shared by every aggregate.
 
-use time::{Date, OffsetDateTime, Time};
+use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::{DomainError, Result};
 
@@ -79,6 +79,53 @@ impl Actor {
     }
 }
 
+/// An instant that both databases store and give back exactly: UTC, whole seconds,
+/// within the years 1 to 9999. Every time a request brings in becomes one of these
+/// before any rule or adapter sees it, so no adapter ever receives an unstorable value
+/// (PostgreSQL's `timestamptz` and SQLite's RFC 3339 text agree only on that range).
+///
+/// Sub-second input is truncated to the second *before* any comparison, so a rule
+/// such as `end > start` holds for what is stored, not only for what was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// The first storable year.
+    pub const MIN_YEAR: i32 = 1;
+    /// The last storable year.
+    pub const MAX_YEAR: i32 = 9999;
+
+    /// Converts to UTC, truncates to the second and checks the year.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] when the instant, once in UTC, falls outside the
+    /// years 1 to 9999.
+    pub fn new(t: OffsetDateTime) -> Result<Self> {
+        let out_of_range = || DomainError::validation("times must fall within the years 1 to 9999 in UTC");
+        let utc = t.checked_to_offset(UtcOffset::UTC).ok_or_else(out_of_range)?;
+        if !(Self::MIN_YEAR..=Self::MAX_YEAR).contains(&utc.year()) {
+            return Err(out_of_range());
+        }
+        Ok(Self(utc.replace_nanosecond(0).unwrap_or(utc)))
+    }
+
+    /// The instant, in UTC.
+    pub fn get(self) -> OffsetDateTime {
+        self.0
+    }
+
+    /// This instant plus `d`.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] when the sum leaves the storable range.
+    pub fn checked_add(self, d: Duration) -> Result<Self> {
+        self.0
+            .checked_add(d)
+            .ok_or_else(|| DomainError::validation("times must fall within the years 1 to 9999 in UTC"))
+            .and_then(Self::new)
+    }
+}
+
 /// A window of a list: `skip` rows, then at most `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -135,8 +182,13 @@ impl DateRange {
         if (end - start).whole_days() > Self::MAX_DAYS {
             return Err(DomainError::validation("the date range must be at most 62 days"));
         }
-        if end.next_day().is_none() {
-            return Err(DomainError::validation("end_date is out of range"));
+        // The range is queried as [start 00:00, day after end 00:00): both bounds
+        // must be storable instants.
+        let storable = |d: Date| d.year() >= Timestamp::MIN_YEAR && d.year() <= Timestamp::MAX_YEAR;
+        if !storable(start) || !end.next_day().is_some_and(storable) {
+            return Err(DomainError::validation(
+                "dates must fall within the years 1 to 9999 (end_date before 9999-12-31)",
+            ));
         }
         Ok(Self { start, end })
     }
@@ -211,6 +263,29 @@ mod tests {
     #[test]
     fn a_range_ending_on_the_last_representable_day_is_refused_not_a_panic() {
         assert!(DateRange::new(time::Date::MAX, time::Date::MAX).is_err());
+    }
+
+    #[test]
+    fn a_timestamp_is_utc_whole_seconds_within_years_1_to_9999() {
+        let t = Timestamp::new(time::macros::datetime!(2026-03-01 10:00:00.75 +02:00)).expect("valid");
+        assert_eq!(t.get(), time::macros::datetime!(2026-03-01 08:00:00 UTC));
+        for bad in [
+            time::macros::datetime!(9999-12-31 23:30 -01:00),
+            time::macros::datetime!(0001-01-01 00:30 +01:00),
+            time::macros::datetime!(-0001-06-01 00:00 UTC),
+            time::macros::datetime!(0000-06-01 00:00 UTC),
+        ] {
+            assert!(matches!(Timestamp::new(bad), Err(DomainError::Validation(_))), "{bad}");
+        }
+        let last = Timestamp::new(time::macros::datetime!(9999-12-31 23:59:59 UTC)).expect("valid");
+        assert!(last.checked_add(Duration::seconds(1)).is_err());
+    }
+
+    #[test]
+    fn a_range_outside_the_calendar_is_refused() {
+        assert!(DateRange::new(date!(0000 - 01 - 01), date!(0000 - 01 - 02)).is_err());
+        assert!(DateRange::new(date!(-0005 - 01 - 01), date!(-0005 - 01 - 02)).is_err());
+        assert!(DateRange::new(date!(9999 - 12 - 30), date!(9999 - 12 - 30)).is_ok());
     }
 
     #[test]

@@ -53,10 +53,17 @@ async fn every_route_is_documented() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_is_served_without_network() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let res = app.req(Method::GET, "/docs").send().await.expect("docs");
-    assert_eq!(res.status(), 200);
+    // As FastAPI's: the page itself, not a redirect to it.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = no_redirects.get(format!("{}/docs", app.base)).send().await.expect("docs");
+    assert_eq!(res.status(), 200, "GET /docs answers the page without a redirect");
+    assert!(res.headers()["content-type"].to_str().expect("type").starts_with("text/html"));
     let html = res.text().await.expect("html");
     assert!(html.to_lowercase().contains("swagger"), "{html}");
+    assert!(html.contains("<base href=\"/docs/\">"), "relative assets resolve under /docs/: {html}");
+    let res = no_redirects.get(format!("{}/docs/swagger-initializer.js", app.base)).send().await.expect("init");
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.expect("js").contains("/openapi.json"), "the UI loads our document");
     let res = app.req(Method::GET, "/docs/swagger-ui-bundle.js").send().await.expect("bundle");
     assert_eq!(res.status(), 200, "the UI's assets come from the binary");
     assert!(res.bytes().await.expect("js").len() > 100_000);

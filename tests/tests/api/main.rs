@@ -8,4 +8,5 @@ mod events;
 mod http;
 mod outage;
 mod schedule;
+mod times;
 mod users_gyms;

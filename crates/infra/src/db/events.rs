@@ -5,7 +5,7 @@ use domain::events::{Event, EventRepository};
 use domain::{DomainError, GymId, Result};
 use time::OffsetDateTime;
 
-use super::rows::{EVENT_COLS, EventRow};
+use super::rows::{EVENT_COLS, EventRow, convert};
 use super::{Db, all, exec, one, opt_id, timed, ts};
 
 #[async_trait]
@@ -16,12 +16,15 @@ impl EventRepository for Db {
         );
         let rows =
             timed("events_list", all::<EventRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
-        Ok(rows.into_iter().map(Event::from).collect())
+        convert(rows, EventRow::into_domain)
     }
 
     async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>> {
         let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2");
-        Ok(timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.into()])).await?.map(Event::from))
+        timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.into()]))
+            .await?
+            .map(EventRow::into_domain)
+            .transpose()
     }
 
     async fn create(&self, gym: GymId, e: &Event) -> Result<Event> {
@@ -33,8 +36,8 @@ impl EventRepository for Db {
             gym.0.into(),
             e.title.clone().into(),
             e.description.clone().into(),
-            ts(e.start_time),
-            ts(e.end_time),
+            ts(e.start_time.get()),
+            ts(e.end_time.get()),
             e.location.clone().into(),
             e.max_participants.into(),
             opt_id(e.created_by),
@@ -42,8 +45,8 @@ impl EventRepository for Db {
         ];
         timed("event_create", one::<EventRow>(&self.conn, &sql, values))
             .await?
-            .map(Event::from)
-            .ok_or_else(|| DomainError::Internal("insert returned no event".into()))
+            .ok_or_else(|| DomainError::Internal("insert returned no event".into()))?
+            .into_domain()
     }
 
     async fn update(&self, gym: GymId, e: &Event) -> Result<Option<Event>> {
@@ -56,12 +59,12 @@ impl EventRepository for Db {
             e.id.into(),
             e.title.clone().into(),
             e.description.clone().into(),
-            ts(e.start_time),
-            ts(e.end_time),
+            ts(e.start_time.get()),
+            ts(e.end_time.get()),
             e.location.clone().into(),
             e.max_participants.into(),
         ];
-        Ok(timed("event_update", one::<EventRow>(&self.conn, &sql, values)).await?.map(Event::from))
+        timed("event_update", one::<EventRow>(&self.conn, &sql, values)).await?.map(EventRow::into_domain).transpose()
     }
 
     async fn delete(&self, gym: GymId, id: i64) -> Result<bool> {

@@ -4,7 +4,7 @@ use domain::events::Event;
 use domain::gyms::{Gym, MemberEntry, Membership};
 use domain::schedule::{Class, Participation, ParticipationStatus, Session, SessionStatus};
 use domain::users::User;
-use domain::{DomainError, GymId, Role, UserId};
+use domain::{DomainError, GymId, Role, Timestamp, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use time::OffsetDateTime;
 
@@ -235,21 +235,27 @@ pub struct EventRow {
     pub created_at: OffsetDateTime,
 }
 
-impl From<EventRow> for Event {
-    fn from(r: EventRow) -> Self {
-        Event {
+impl EventRow {
+    pub fn into_domain(self) -> Result<Event, DomainError> {
+        let r = self;
+        Ok(Event {
             id: r.id,
             gym_id: GymId(r.gym_id),
             title: r.title,
             description: r.description,
-            start_time: r.start_time,
-            end_time: r.end_time,
+            start_time: stored(r.start_time)?,
+            end_time: stored(r.end_time)?,
             location: r.location,
             max_participants: r.max_participants,
             created_by: r.created_by.map(UserId),
             created_at: r.created_at,
-        }
+        })
     }
+}
+
+/// A stored time: always within [`Timestamp`]'s range, since only those are written.
+fn stored(t: OffsetDateTime) -> Result<Timestamp, DomainError> {
+    Timestamp::new(t).map_err(|_| DomainError::Internal(format!("stored time {t} is out of range")))
 }
 
 /// Converts every row, stopping at the first one that does not convert.

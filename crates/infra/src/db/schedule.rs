@@ -94,8 +94,8 @@ impl ScheduleRepository for Db {
         let values = vec![
             gym.0.into(),
             d.class_id.into(),
-            ts(d.start_time),
-            ts(d.end_time),
+            ts(d.start_time.get()),
+            ts(d.end_time.get()),
             opt_id(d.trainer_id),
             d.room.clone().into(),
             d.capacity.into(),
