@@ -139,6 +139,20 @@ pub struct CheckIn {
     pub new_participation: bool,
 }
 
+/// What [`AttendanceRepository::mark_attended`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// This call made the participation `attended`; `created` when no row existed.
+    Marked {
+        /// A new participation row was inserted (a walk-in).
+        created: bool,
+    },
+    /// It was already `attended` (another check-in won).
+    AlreadyAttended,
+    /// A walk-in needed a place and every place is taken.
+    Full,
+}
+
 /// A member's attendance figures in a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashboardSummary {
@@ -175,12 +189,26 @@ pub trait AttendanceRepository: Send + Sync {
     async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
     -> Result<Option<CheckInContext>>;
     /// Makes the member's participation in the session `attended` at `now`, creating
-    /// it if absent, in one atomic statement. `Ok(true)` when this call marked it,
-    /// `Ok(false)` when it was already `attended` (another check-in won).
+    /// it if absent. `seen` is the participation the context read found; the adapter
+    /// acts on it optimistically and re-reads when a concurrent write changed it.
+    ///
+    /// Guarantees, decided by the database: any number of concurrent calls for one
+    /// member and session mark it once ([`MarkOutcome::Marked`] once, every other call
+    /// [`MarkOutcome::AlreadyAttended`]); `registered_count` stays equal to the
+    /// session's `registered` + `attended` participations — a `registered` place is
+    /// kept, while a walk-in (or a `cancelled`/`no_show` one) takes a free place,
+    /// and [`MarkOutcome::Full`] when there is none.
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<bool>;
+    async fn mark_attended(
+        &self,
+        gym: GymId,
+        session_id: i64,
+        user: UserId,
+        seen: Option<ParticipationStatus>,
+        now: OffsetDateTime,
+    ) -> Result<MarkOutcome>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -298,13 +326,18 @@ impl AttendanceService {
         if chosen.participation == Some(ParticipationStatus::Attended) {
             return Err(DomainError::AlreadyCheckedIn);
         }
-        if !self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, now).await? {
-            return Err(DomainError::AlreadyCheckedIn);
-        }
+        let created =
+            match self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, chosen.participation, now).await? {
+                MarkOutcome::Marked { created } => created,
+                MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
+                MarkOutcome::Full => return Err(DomainError::SessionFull),
+            };
+        // The session's own entry too: a walk-in took one of its places.
         self.cache
             .delete(&[
                 keys::last_attendance(code.user_id, actor.gym_id),
                 keys::dashboard_summary(code.user_id, actor.gym_id),
+                keys::session(actor.gym_id, chosen.id),
             ])
             .await;
         Ok(CheckIn {
@@ -312,8 +345,7 @@ impl AttendanceService {
             session_id: chosen.id,
             start_time: chosen.start_time,
             end_time: chosen.end_time,
-            // The read saw no participation, so the upsert created one.
-            new_participation: chosen.participation.is_none(),
+            new_participation: created,
         })
     }
 
@@ -352,8 +384,11 @@ impl AttendanceService {
 }
 
 /// Picks the session of a check-in without a named session: among scheduled
-/// sessions starting in `[from, until]`, those the member registered for win; then
-/// the start closest to `now`; then the earlier start; then the lower id.
+/// sessions starting in `[from, until]`, those the member registered for *or is
+/// already checked into* win — so a second scan in the window finds the session
+/// already attended and answers `already_checked_in` instead of checking the member
+/// into another one; then the start closest to `now`; then the earlier start; then
+/// the lower id.
 pub fn choose_session(
     candidates: Vec<Candidate>,
     now: OffsetDateTime,
@@ -364,8 +399,9 @@ pub fn choose_session(
         .into_iter()
         .filter(|c| c.status == SessionStatus::Scheduled && c.start_time >= from && c.start_time <= until)
         .min_by_key(|c| {
-            let registered = c.participation == Some(ParticipationStatus::Registered);
-            (!registered, (c.start_time - now).abs(), c.start_time, c.id)
+            let holds_place =
+                matches!(c.participation, Some(ParticipationStatus::Registered | ParticipationStatus::Attended));
+            (!holds_place, (c.start_time - now).abs(), c.start_time, c.id)
         })
 }
 
@@ -412,18 +448,25 @@ mod tests {
         repo
     }
 
-    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, marked: bool) {
+    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, outcome: MarkOutcome) {
         repo.expect_mark_attended()
-            .withf(move |g, s, u, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
+            .withf(move |g, s, u, _, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
             .once()
-            .returning(move |_, _, _, _| Ok(marked));
+            .returning(move |_, _, _, _, _| Ok(outcome));
     }
+
+    const MARKED: MarkOutcome = MarkOutcome::Marked { created: false };
+    const CREATED: MarkOutcome = MarkOutcome::Marked { created: true };
 
     fn cache_expecting_invalidation() -> MockCache {
         let mut cache = MockCache::new();
         cache
             .expect_delete()
-            .withf(|k| k == [keys::last_attendance(MEMBER, GYM), keys::dashboard_summary(MEMBER, GYM)])
+            .withf(|k| {
+                k.len() == 3
+                    && k[..2] == [keys::last_attendance(MEMBER, GYM), keys::dashboard_summary(MEMBER, GYM)]
+                    && k[2].starts_with(&format!("gym:{}:session:", GYM.0))
+            })
             .once()
             .return_const(());
         cache
@@ -529,7 +572,7 @@ mod tests {
     async fn window_edges_are_inclusive_for_a_named_session() {
         for start in [NOW - W, NOW + W] {
             let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            expect_attended(&mut repo, 7, true);
+            expect_attended(&mut repo, 7, CREATED);
             let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(7)).await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
@@ -592,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn losing_a_concurrent_check_in_is_already_checked_in() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
-        expect_attended(&mut repo, 1, false);
+        expect_attended(&mut repo, 1, MarkOutcome::AlreadyAttended);
         assert_eq!(
             svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn)
@@ -605,7 +648,7 @@ mod tests {
             true,
             vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))],
         )));
-        expect_attended(&mut repo, 1, true);
+        expect_attended(&mut repo, 1, MARKED);
         let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert_eq!(got.session_id, 1);
         assert_eq!(got.user_id, MEMBER);
@@ -615,9 +658,34 @@ mod tests {
     #[tokio::test]
     async fn a_walk_in_gets_a_new_participation() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        expect_attended(&mut repo, 1, true);
+        expect_attended(&mut repo, 1, CREATED);
         let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert!(got.new_participation);
+    }
+
+    #[tokio::test]
+    async fn a_walk_in_into_a_full_session_is_session_full() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        expect_attended(&mut repo, 1, MarkOutcome::Full);
+        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::SessionFull));
+    }
+
+    #[tokio::test]
+    async fn a_second_scan_in_the_window_is_already_checked_in_not_another_session() {
+        // Checked into the later session; a closer one without a participation exists.
+        let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended))];
+        let repo = repo_with(Some(ctx(true, c)));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            Err(DomainError::AlreadyCheckedIn)
+        );
+    }
+
+    #[test]
+    fn an_attended_session_wins_over_a_closer_one() {
+        let (from, until) = (NOW - W, NOW + W);
+        let c = vec![cand(1, NOW, None), cand(2, NOW - Duration::minutes(25), Some(ParticipationStatus::Attended))];
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
     }
 
     #[tokio::test]

@@ -225,12 +225,14 @@ pub trait ScheduleRepository: Send + Sync {
     /// Stores a class.
     ///
     /// # Errors
-    /// Storage failures.
+    /// [`DomainError::UserNotFound`] when `instructor_id` is not a member of the gym
+    /// (checked by the insert itself); storage failures.
     async fn create_class(&self, gym: GymId, class: &NewClass, now: OffsetDateTime) -> Result<Class>;
     /// Applies a change to a class; `Ok(None)` when absent.
     ///
     /// # Errors
-    /// Storage failures.
+    /// [`DomainError::UserNotFound`] when a new `instructor_id` is not a member of the
+    /// gym; storage failures.
     async fn update_class(&self, gym: GymId, id: i64, patch: &ClassPatch) -> Result<Option<Class>>;
     /// Sessions of the gym starting in `[from, until)`, by start then id.
     ///
@@ -245,7 +247,8 @@ pub trait ScheduleRepository: Send + Sync {
     /// Stores a session.
     ///
     /// # Errors
-    /// Storage failures.
+    /// [`DomainError::UserNotFound`] when `trainer_id` is not a member of the gym
+    /// (checked by the insert itself); storage failures.
     async fn create_session(&self, gym: GymId, draft: &SessionDraft, now: OffsetDateTime) -> Result<Session>;
     /// Marks a session cancelled; `Ok(None)` when absent.
     ///
@@ -388,7 +391,13 @@ impl ScheduleService {
     /// gym's class; [`DomainError::Validation`] for an end not after the start.
     pub async fn create_session(&self, actor: &Actor, new: NewSession) -> Result<Session> {
         actor.require(Role::Trainer)?;
-        let class = self.repo.class(actor.gym_id, new.class_id).await?.ok_or(DomainError::ClassNotFound)?;
+        // A deleted (inactive) class is gone for scheduling, as if it never existed.
+        let class = self
+            .repo
+            .class(actor.gym_id, new.class_id)
+            .await?
+            .filter(|c| c.active)
+            .ok_or(DomainError::ClassNotFound)?;
         let end_time = match new.end_time {
             Some(end) => end,
             None => new.start_time.checked_add(Duration::minutes(i64::from(class.duration_minutes)))?,
@@ -660,6 +669,14 @@ mod tests {
         let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         let s = svc(repo, quiet_cache()).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_deleted_class_is_class_not_found() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_class().returning(|_, _| Ok(Some(Class { active: false, ..class() })));
+        let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
+        assert_eq!(svc(repo, MockCache::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 
     #[tokio::test]

@@ -242,6 +242,9 @@ async fn fifty_concurrent_check_ins_over_two_instances(backend: Backend) {
     .await;
     assert_eq!(parts.as_array().map(Vec::len), Some(1), "{parts}");
     assert_eq!(parts[0]["status"], "attended");
+    let (_, after) =
+        send(b.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    assert_eq!(after["registered_count"], 1, "the walk-in took exactly one place: {after}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,3 +256,104 @@ async fn fifty_concurrent_check_ins_over_two_instances_on_postgres() {
 async fn fifty_concurrent_check_ins_over_two_instances_on_sqlite() {
     fifty_concurrent_check_ins_over_two_instances(Backend::Sqlite).await;
 }
+
+async fn session_of(app: &TestApp, gym: i64, u: &TestUser, id: &Value) -> Value {
+    let (status, s) =
+        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{id}"), &u.token, Some(gym))).await;
+    assert_eq!(status, 200, "{s}");
+    s
+}
+
+/// `registered_count` must equal the session's `registered` + `attended` rows.
+async fn assert_count_matches_rows(app: &TestApp, gym: i64, staff: &TestUser, id: &Value, expected: i64) {
+    let (_, parts) =
+        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{id}/participants"), &staff.token, Some(gym)))
+            .await;
+    let holding = parts
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter(|p| p["status"] == "registered" || p["status"] == "attended")
+        .count();
+    let count = session_of(app, gym, staff, id).await["registered_count"].as_i64().expect("count");
+    assert_eq!((count, holding as i64), (expected, expected), "count vs rows: {parts}");
+}
+
+both_backends!(a_second_scan_in_the_window_is_already_checked_in_not_a_check_in_elsewhere, |app| {
+    let (owner, member, gym, class) = desk(&app).await;
+    let first = app.session_at(gym, &owner, class, now() + Duration::minutes(2)).await;
+    let second = app.session_at(gym, &owner, class, now() + Duration::minutes(20)).await;
+    let qr = qr_of(&app, gym, &member).await;
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr})).await;
+    assert_eq!((status.as_u16(), &body["session"]["id"]), (200, &first["id"]), "{body}");
+    assert_error(&check_in(&app, gym, &owner, json!({"qr_code": qr})).await, 400, "already_checked_in");
+    // Also when the member is checked into the farther session of the window.
+    let other = app.member(gym, &owner, "member").await;
+    let qr_other = qr_of(&app, gym, &other).await;
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_other, "session_id": second["id"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_error(&check_in(&app, gym, &owner, json!({"qr_code": qr_other})).await, 400, "already_checked_in");
+    let (_, parts) = send(app.call(
+        Method::GET,
+        &format!("/api/v1/schedule/sessions/{}/participants", second["id"]),
+        &owner.token,
+        Some(gym),
+    ))
+    .await;
+    assert_eq!(parts.as_array().map(Vec::len), Some(1), "nobody was checked into a second session: {parts}");
+});
+
+both_backends!(registered_count_equals_the_rows_after_every_kind_of_write, |app| {
+    let (owner, member, gym, class) = desk(&app).await;
+    let s = app.session_at(gym, &owner, class, now() + Duration::minutes(10)).await;
+    let id = s["id"].clone();
+    let reg = format!("/api/v1/schedule/sessions/{id}/register");
+    assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
+    assert_eq!(send(app.call(Method::POST, &reg, &member.token, Some(gym))).await.0, 201, "book");
+    assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
+    assert_error(&send(app.call(Method::POST, &reg, &member.token, Some(gym))).await, 409, "already_registered");
+    assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
+    assert_eq!(send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await.0, 204, "cancel");
+    assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
+    assert_error(&send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await, 422, "validation_error");
+    assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
+    assert_eq!(send(app.call(Method::POST, &reg, &member.token, Some(gym))).await.0, 201, "re-book");
+    assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &member).await})).await;
+    assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(false)), "{body}");
+    assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
+    assert_error(&send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await, 422, "validation_error");
+    assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
+    // A walk-in takes a place.
+    let walk_in = app.member(gym, &owner, "member").await;
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &walk_in).await})).await;
+    assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(true)), "{body}");
+    assert_count_matches_rows(&app, gym, &owner, &id, 2).await;
+    // Booked, cancelled, then checked in at the door: the place is taken again.
+    let late = app.member(gym, &owner, "member").await;
+    assert_eq!(send(app.call(Method::POST, &reg, &late.token, Some(gym))).await.0, 201);
+    assert_eq!(send(app.call(Method::DELETE, &reg, &late.token, Some(gym))).await.0, 204);
+    assert_count_matches_rows(&app, gym, &owner, &id, 2).await;
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &late).await})).await;
+    assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(false)), "{body}");
+    assert_count_matches_rows(&app, gym, &owner, &id, 3).await;
+    assert_error(&send(app.call(Method::POST, &reg, &late.token, Some(gym))).await, 409, "already_registered");
+    assert_count_matches_rows(&app, gym, &owner, &id, 3).await;
+});
+
+both_backends!(a_walk_in_into_a_full_session_is_session_full_and_changes_nothing, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 1).await;
+    let s = app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
+    let booked = app.member(gym, &owner, "member").await;
+    let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
+    assert_eq!(send(app.call(Method::POST, &reg, &booked.token, Some(gym))).await.0, 201);
+    let walk_in = app.member(gym, &owner, "member").await;
+    let got = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &walk_in).await})).await;
+    assert_error(&got, 400, "session_full");
+    assert_count_matches_rows(&app, gym, &owner, &s["id"], 1).await;
+    // The member who booked still gets in.
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &booked).await})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_count_matches_rows(&app, gym, &owner, &s["id"], 1).await;
+});

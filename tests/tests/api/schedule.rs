@@ -301,3 +301,60 @@ both_backends!(times_at_the_edge_of_the_calendar_are_refused_not_a_panic, |app| 
     assert_eq!((got.0.as_u16(), got.1), (200, json!([])));
     assert_eq!(send(app.req(Method::GET, "/health")).await.0, 200, "the server is still up");
 });
+
+both_backends!(trainers_and_instructors_of_another_gym_are_user_not_found, |app| {
+    let (owner, gym) = app.gym().await;
+    let (other_owner, other_gym) = app.gym().await;
+    let outsider = app.member(other_gym, &other_owner, "trainer").await;
+    let stranger = app.user("a-user-of-no-gym").await;
+    for id in [outsider.id, stranger.id, other_owner.id] {
+        let body = json!({"name": "Yoga", "duration_minutes": 60, "max_capacity": 10, "instructor_id": id});
+        let got = send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await;
+        assert_error(&got, 404, "user_not_found");
+    }
+    let class = app.class(gym, &owner, 10).await;
+    let path = format!("/api/v1/schedule/classes/{class}");
+    let got =
+        send(app.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"instructor_id": outsider.id})))
+            .await;
+    assert_error(&got, 404, "user_not_found");
+    let (_, unchanged) = send(app.call(Method::GET, &path, &owner.token, Some(gym))).await;
+    assert!(unchanged["instructor_id"].is_null(), "{unchanged}");
+    let got = send(
+        app.call(Method::PATCH, "/api/v1/schedule/classes/999999", &owner.token, Some(gym))
+            .json(&json!({"instructor_id": owner.id})),
+    )
+    .await;
+    assert_error(&got, 404, "class_not_found");
+    let start = rfc3339(now() + Duration::days(1));
+    let got = send(
+        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
+            .json(&json!({"class_id": class, "start_time": start, "trainer_id": outsider.id})),
+    )
+    .await;
+    assert_error(&got, 404, "user_not_found");
+    // Members of the gym are accepted.
+    let trainer = app.member(gym, &owner, "trainer").await;
+    let (status, s) = send(
+        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
+            .json(&json!({"class_id": class, "start_time": start, "trainer_id": trainer.id})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), s["trainer_id"].as_i64()), (201, Some(trainer.id)), "{s}");
+    let (status, c) =
+        send(app.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"instructor_id": trainer.id}))).await;
+    assert_eq!((status.as_u16(), c["instructor_id"].as_i64()), (200, Some(trainer.id)), "{c}");
+});
+
+both_backends!(a_deleted_class_gets_no_new_sessions, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 10).await;
+    let path = format!("/api/v1/schedule/classes/{class}");
+    assert_eq!(send(app.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
+    let got = send(
+        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
+            .json(&json!({"class_id": class, "start_time": rfc3339(now() + Duration::days(1))})),
+    )
+    .await;
+    assert_error(&got, 404, "class_not_found");
+});

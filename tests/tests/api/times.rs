@@ -88,7 +88,7 @@ both_backends!(sub_second_times_are_truncated_before_end_after_start_is_checked,
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 10).await;
     let start = now() + Duration::days(1);
-    let (a, b) = (format!("{}", rfc3339(start)).replace('Z', ".2Z"), format!("{}", rfc3339(start)).replace('Z', ".7Z"));
+    let (a, b) = (rfc3339(start).replace('Z', ".2Z"), rfc3339(start).replace('Z', ".7Z"));
     let got = send(
         app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
             .json(&json!({"class_id": class, "start_time": a, "end_time": b})),

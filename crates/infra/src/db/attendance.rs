@@ -3,14 +3,15 @@
 //! `(session_id, member_id)` makes it exactly-once across any number of instances.
 
 use async_trait::async_trait;
-use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, QrSecret};
-use domain::schedule::Session;
+use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, MarkOutcome, QrSecret};
+use domain::schedule::{ParticipationStatus, Session};
 use domain::{GymId, Page, Result, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::rows::{SessionRow, convert, participation_status, session_status};
-use super::{Db, all, exec, one, timed, ts};
+use super::schedule::participation_status_of;
+use super::{Db, all, exec, map_err, one, timed, ts};
 
 #[derive(FromQueryResult)]
 struct SecretRow {
@@ -59,6 +60,53 @@ const CONTEXT_SELECT: &str = "SELECT u.qr_secret, m.role, s.id AS s_id, s.start_
      FROM users u \
      LEFT JOIN memberships m ON m.user_id = u.id AND m.gym_id = $2 ";
 const CONTEXT_TAIL: &str = "LEFT JOIN participations p ON p.session_id = s.id AND p.member_id = u.id WHERE u.id = $1";
+
+impl Db {
+    /// A check-in without a held place: takes a free place (session row first, the
+    /// lock order of every booking write) and makes the row `attended` in one write
+    /// transaction. `None` when the participation changed under it (re-read and retry).
+    async fn walk_in(
+        &self,
+        gym: GymId,
+        session_id: i64,
+        user: UserId,
+        created: bool,
+        now: OffsetDateTime,
+    ) -> Result<Option<MarkOutcome>> {
+        let tx = self.write_tx().await?;
+        let outcome = timed("checkin_walk_in", async {
+            let taken = exec(
+                &tx,
+                "UPDATE sessions SET registered_count = registered_count + 1 \
+                 WHERE gym_id = $1 AND id = $2 AND registered_count < capacity",
+                vec![gym.0.into(), session_id.into()],
+            )
+            .await?;
+            if taken == 0 {
+                return Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
+                    Some("attended") => Some(MarkOutcome::AlreadyAttended),
+                    Some("registered") => None,
+                    _ => Some(MarkOutcome::Full),
+                });
+            }
+            let sql = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                       VALUES ($1, $2, $3, 'attended', $4, $4) \
+                       ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'attended', attendance_time = excluded.attendance_time \
+                       WHERE participations.status IN ('cancelled', 'no_show')";
+            let marked = exec(&tx, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]).await?;
+            // `created` comes from the read that found no row: timestamps cannot tell a
+            // row created in this second from one revived.
+            Ok((marked == 1).then_some(MarkOutcome::Marked { created }))
+        })
+        .await?;
+        match outcome {
+            Some(MarkOutcome::Marked { .. }) => tx.commit().await.map_err(map_err)?,
+            // Nothing to keep: the counted place is given back.
+            _ => tx.rollback().await.map_err(map_err)?,
+        }
+        Ok(outcome)
+    }
+}
 
 #[async_trait]
 impl AttendanceRepository for Db {
@@ -115,19 +163,40 @@ impl AttendanceRepository for Db {
         Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
     }
 
-    async fn mark_attended(&self, gym: GymId, session_id: i64, user: UserId, now: OffsetDateTime) -> Result<bool> {
-        // The WHERE makes a repeated check-in change nothing (0 rows), which is how
-        // the loser of a race learns it lost.
-        let sql = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-                   VALUES ($1, $2, $3, 'attended', $4, $4) \
-                   ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'attended', attendance_time = excluded.attendance_time \
-                   WHERE participations.status <> 'attended'";
-        let marked = timed(
-            "checkin_mark_attended",
-            exec(&self.conn, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]),
-        )
-        .await?;
-        Ok(marked == 1)
+    async fn mark_attended(
+        &self,
+        gym: GymId,
+        session_id: i64,
+        user: UserId,
+        seen: Option<ParticipationStatus>,
+        now: OffsetDateTime,
+    ) -> Result<MarkOutcome> {
+        let mut seen = seen;
+        // Each pass acts on what was last seen; a pass that finds the row changed by a
+        // concurrent write re-reads it. Every change of status is one way (towards
+        // attended), so a few passes always settle.
+        for _ in 0..4 {
+            match seen {
+                Some(ParticipationStatus::Attended) => return Ok(MarkOutcome::AlreadyAttended),
+                Some(ParticipationStatus::Registered) => {
+                    // The common case costs one statement: the place is already counted.
+                    let sql = "UPDATE participations SET status = 'attended', attendance_time = $4 \
+                               WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'";
+                    let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+                    if timed("checkin_mark_attended", exec(&self.conn, sql, values)).await? == 1 {
+                        return Ok(MarkOutcome::Marked { created: false });
+                    }
+                }
+                None | Some(ParticipationStatus::Cancelled | ParticipationStatus::NoShow) => {
+                    if let Some(outcome) = self.walk_in(gym, session_id, user, seen.is_none(), now).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+            let now_seen = timed("checkin_reread", participation_status_of(&self.conn, session_id, user)).await?;
+            seen = now_seen.as_deref().map(participation_status).transpose()?;
+        }
+        Err(domain::DomainError::Internal("check-in did not settle after concurrent changes".into()))
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {

@@ -8,10 +8,43 @@ use domain::schedule::{
     Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft, SessionStatus,
 };
 use domain::{DomainError, GymId, Result, UserId};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
 use super::{Db, all, exec, map_err, one, opt_id, timed, timed_or, ts, unknown_user};
+
+/// Guards of the inserts and updates that name a user (instructor, trainer): the
+/// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
+/// by the statement itself.
+const MEMBER_OR_NULL_5: &str = "($5 IS NULL OR EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $5))";
+const MEMBER_OR_NULL_7: &str = "($7 IS NULL OR EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $7))";
+const MEMBER_OR_NULL_8: &str = "($8 IS NULL OR EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $8))";
+
+#[derive(FromQueryResult)]
+struct StatusRow {
+    status: String,
+}
+
+/// The member's participation in a session, as the transaction sees it now.
+pub(super) async fn participation_status_of(
+    c: &impl ConnectionTrait,
+    session_id: i64,
+    member: UserId,
+) -> std::result::Result<Option<String>, DbErr> {
+    Ok(one::<StatusRow>(
+        c,
+        "SELECT status FROM participations WHERE session_id = $1 AND member_id = $2",
+        vec![session_id.into(), member.0.into()],
+    )
+    .await?
+    .map(|r| r.status))
+}
+
+/// Whether a stored participation status holds one of the session's places.
+pub(super) fn holds_place(status: Option<String>) -> bool {
+    matches!(status.as_deref(), Some("registered" | "attended"))
+}
 
 #[async_trait]
 impl ScheduleRepository for Db {
@@ -29,7 +62,7 @@ impl ScheduleRepository for Db {
     async fn create_class(&self, gym: GymId, c: &NewClass, now: OffsetDateTime) -> Result<Class> {
         let sql = format!(
             "INSERT INTO classes (gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8) RETURNING {CLASS_COLS}"
+             SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8 WHERE {MEMBER_OR_NULL_7} RETURNING {CLASS_COLS}"
         );
         let values = vec![
             gym.0.into(),
@@ -41,10 +74,11 @@ impl ScheduleRepository for Db {
             opt_id(c.instructor_id),
             ts(now),
         ];
+        // No row: the guard refused an instructor who is not a member of the gym.
         timed_or("class_create", one::<ClassRow>(&self.conn, &sql, values), unknown_user)
             .await?
             .map(Class::from)
-            .ok_or_else(|| DomainError::Internal("insert returned no class".into()))
+            .ok_or(DomainError::UserNotFound)
     }
 
     async fn update_class(&self, gym: GymId, id: i64, p: &ClassPatch) -> Result<Option<Class>> {
@@ -52,7 +86,7 @@ impl ScheduleRepository for Db {
             "UPDATE classes SET name = COALESCE($3, name), description = COALESCE($4, description), \
              duration_minutes = COALESCE($5, duration_minutes), max_capacity = COALESCE($6, max_capacity), \
              category = COALESCE($7, category), instructor_id = COALESCE($8, instructor_id), active = COALESCE($9, active) \
-             WHERE gym_id = $1 AND id = $2 RETURNING {CLASS_COLS}"
+             WHERE gym_id = $1 AND id = $2 AND {MEMBER_OR_NULL_8} RETURNING {CLASS_COLS}"
         );
         let values = vec![
             gym.0.into(),
@@ -65,7 +99,12 @@ impl ScheduleRepository for Db {
             opt_id(p.instructor_id),
             p.active.into(),
         ];
-        Ok(timed_or("class_update", one::<ClassRow>(&self.conn, &sql, values), unknown_user).await?.map(Class::from))
+        let updated = timed_or("class_update", one::<ClassRow>(&self.conn, &sql, values), unknown_user).await?;
+        if updated.is_none() && p.instructor_id.is_some() && self.class(gym, id).await?.is_some() {
+            // The class exists, so the guard refused the instructor.
+            return Err(DomainError::UserNotFound);
+        }
+        Ok(updated.map(Class::from))
     }
 
     async fn sessions_between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Session>> {
@@ -89,7 +128,7 @@ impl ScheduleRepository for Db {
     async fn create_session(&self, gym: GymId, d: &SessionDraft, now: OffsetDateTime) -> Result<Session> {
         let sql = format!(
             "INSERT INTO sessions (gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, registered_count, created_at) \
-             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, 0, $8) RETURNING {SESSION_COLS}"
+             SELECT $1, $2, $3, $4, 'scheduled', $5, $6, $7, 0, $8 WHERE {MEMBER_OR_NULL_5} RETURNING {SESSION_COLS}"
         );
         let values = vec![
             gym.0.into(),
@@ -101,9 +140,10 @@ impl ScheduleRepository for Db {
             d.capacity.into(),
             ts(now),
         ];
+        // No row: the guard refused a trainer who is not a member of the gym.
         timed_or("session_create", one::<SessionRow>(&self.conn, &sql, values), unknown_user)
             .await?
-            .ok_or_else(|| DomainError::Internal("insert returned no session".into()))?
+            .ok_or(DomainError::UserNotFound)?
             .into_domain()
     }
 
@@ -119,19 +159,9 @@ impl ScheduleRepository for Db {
     async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Participation> {
         let tx = self.write_tx().await?;
         let outcome = timed("session_book", async {
-            // The member's row first: a second booking of the same member stops here
-            // with already_registered, even when the session is full.
-            let upsert = format!(
-                "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-                 VALUES ($1, $2, $3, 'registered', NULL, $4) \
-                 ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'registered', attendance_time = NULL \
-                 WHERE participations.status = 'cancelled' RETURNING {PARTICIPATION_COLS}"
-            );
-            let Some(p) =
-                one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.into(), member.0.into(), ts(now)]).await?
-            else {
-                return Ok(Err(DomainError::AlreadyRegistered));
-            };
+            // The session's row first (every write to a session's places locks it
+            // first, so booking, cancelling and check-in never deadlock): the place
+            // is taken only while the session is open and has one.
             let taken = exec(
                 &tx,
                 "UPDATE sessions SET registered_count = registered_count + 1 \
@@ -139,17 +169,33 @@ impl ScheduleRepository for Db {
                 vec![gym.0.into(), session_id.into(), ts(now)],
             )
             .await?;
-            if taken == 1 {
-                return Ok(Ok(p));
+            if taken == 0 {
+                // No place was taken: say why, from the state as it is now. A member
+                // who already holds a place hears that first, even when it is full.
+                if holds_place(participation_status_of(&tx, session_id, member).await?) {
+                    return Ok(Err(DomainError::AlreadyRegistered));
+                }
+                let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
+                let s = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.into()]).await?;
+                return Ok(Err(match s {
+                    None => DomainError::SessionNotFound,
+                    Some(s) if s.status != SessionStatus::Scheduled.as_str() || s.start_time <= now => {
+                        DomainError::SessionNotOpen
+                    }
+                    Some(_) => DomainError::SessionFull,
+                }));
             }
-            // No place was taken: say why, from the session as it is now.
-            let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-            let s = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.into()]).await?;
-            Ok(Err(match s {
-                None => DomainError::SessionNotFound,
-                Some(s) if s.status != SessionStatus::Scheduled.as_str() || s.start_time <= now => DomainError::SessionNotOpen,
-                Some(_) => DomainError::SessionFull,
-            }))
+            let upsert = format!(
+                "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                 VALUES ($1, $2, $3, 'registered', NULL, $4) \
+                 ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'registered', attendance_time = NULL \
+                 WHERE participations.status IN ('cancelled', 'no_show') RETURNING {PARTICIPATION_COLS}"
+            );
+            // No row: the member already holds a place (registered or attended); the
+            // rollback gives the counted place back.
+            Ok(one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.into(), member.0.into(), ts(now)])
+                .await?
+                .ok_or(DomainError::AlreadyRegistered))
         })
         .await?;
         match outcome {
@@ -167,6 +213,17 @@ impl ScheduleRepository for Db {
     async fn cancel_booking(&self, gym: GymId, session_id: i64, member: UserId) -> Result<bool> {
         let tx = self.write_tx().await?;
         let cancelled = timed("session_unbook", async {
+            // Session row first, as in `book`; a count of 0 means nobody holds a place.
+            let freed = exec(
+                &tx,
+                "UPDATE sessions SET registered_count = registered_count - 1 \
+                 WHERE gym_id = $1 AND id = $2 AND registered_count > 0",
+                vec![gym.0.into(), session_id.into()],
+            )
+            .await?;
+            if freed == 0 {
+                return Ok(false);
+            }
             let n = exec(
                 &tx,
                 "UPDATE participations SET status = 'cancelled' \
@@ -174,19 +231,15 @@ impl ScheduleRepository for Db {
                 vec![gym.0.into(), session_id.into(), member.0.into()],
             )
             .await?;
-            if n == 1 {
-                exec(
-                    &tx,
-                    "UPDATE sessions SET registered_count = registered_count - 1 \
-                     WHERE gym_id = $1 AND id = $2 AND registered_count > 0",
-                    vec![gym.0.into(), session_id.into()],
-                )
-                .await?;
-            }
             Ok(n == 1)
         })
         .await?;
-        tx.commit().await.map_err(map_err)?;
+        if cancelled {
+            tx.commit().await.map_err(map_err)?;
+        } else {
+            // The member held no registered place: the freed count is given back.
+            tx.rollback().await.map_err(map_err)?;
+        }
         Ok(cancelled)
     }
 
