@@ -207,14 +207,19 @@ impl GymService {
         Ok(m)
     }
 
-    /// Removes a member from the gym.
+    /// Removes a member from the gym (admin), or lets the caller leave it (anyone).
     ///
     /// # Errors
-    /// [`DomainError::Forbidden`] below admin or for a non-owner removing an admin or
-    /// owner; [`DomainError::UserNotFound`]; [`DomainError::LastOwner`].
+    /// [`DomainError::Forbidden`] below admin removing someone else, or for a non-owner
+    /// removing an admin or owner; [`DomainError::UserNotFound`];
+    /// [`DomainError::LastOwner`].
     pub async fn remove_member(&self, actor: &Actor, user: UserId) -> Result<()> {
-        actor.require(Role::Admin)?;
-        self.may_manage(actor, user).await?;
+        // Any member may leave; removing someone else takes an admin. The last-owner
+        // rule holds either way (decided by the repository under a lock).
+        if user != actor.user_id {
+            actor.require(Role::Admin)?;
+            self.may_manage(actor, user).await?;
+        }
         if !self.gyms.remove_member(actor.gym_id, user).await? {
             return Err(DomainError::UserNotFound);
         }
@@ -282,6 +287,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_member_may_leave_but_not_remove_others() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_remove_member().withf(|g, u| *g == GYM && *u == UserId(1)).once().returning(|_, _| Ok(true));
+        let svc = service(gyms, cache_expecting_invalidation_of(UserId(1)));
+        assert_eq!(svc.remove_member(&actor(Role::Member), UserId(1)).await, Ok(()));
+        let svc = service(MockGymRepository::new(), MockCache::new());
+        assert_eq!(svc.remove_member(&actor(Role::Member), UserId(2)).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
     async fn trainer_cannot_add_members() {
         let svc = service(MockGymRepository::new(), MockCache::new());
         assert_eq!(svc.add_member(&actor(Role::Trainer), UserId(2), Role::Member).await, Err(DomainError::Forbidden));
@@ -318,9 +333,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn removing_the_last_owner_is_refused() {
+    async fn the_last_owner_may_not_leave() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_membership().once().returning(|u, _| Ok(Some(membership(u, Role::Owner))));
         gyms.expect_remove_member().once().returning(|_, _| Err(DomainError::LastOwner));
         let svc = service(gyms, MockCache::new());
         assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));

@@ -55,7 +55,8 @@ pub struct ProfilePatch {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Returns the user of `claims.sub`, creating it (with `qr_secret`) if absent.
+    /// Returns the user of `claims.sub`, creating it (with `qr_secret` and a fresh
+    /// [`UserId::random`] id, drawn again on the rare clash) if absent.
     /// Concurrent first requests of one subject must yield one user.
     ///
     /// # Errors

@@ -12,6 +12,19 @@ pub struct GymId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
 
+impl UserId {
+    /// Ids are below 2^53, so JavaScript clients read them exactly.
+    pub const LIMIT: i64 = 1 << 53;
+
+    /// A fresh id for a new user, drawn from the thread's CSPRNG in `1..2^53`.
+    /// Sequential ids would let anyone who can add members (every gym owner) walk
+    /// through every user's email and phone; a random one is known only to whom
+    /// it was given.
+    pub fn random() -> Self {
+        Self(rand::random_range(1..Self::LIMIT))
+    }
+}
+
 /// A member's role in a gym, ordered from least to most powerful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -235,6 +248,15 @@ mod tests {
     use super::*;
     use time::Duration;
     use time::macros::date;
+
+    #[test]
+    fn random_user_ids_are_positive_below_2_pow_53_and_differ() {
+        let ids: std::collections::HashSet<i64> = (0..1000).map(|_| UserId::random().0).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|&id| (1..UserId::LIMIT).contains(&id)));
+        // Not clustered at the bottom like a sequence.
+        assert!(ids.iter().any(|&id| id > 1 << 50));
+    }
 
     #[test]
     fn roles_are_ordered_from_member_to_owner() {

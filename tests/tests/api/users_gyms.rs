@@ -135,3 +135,43 @@ both_backends!(a_gym_asked_for_before_it_existed_is_usable_by_its_creator_at_onc
     assert_eq!((status.as_u16(), gym["id"].as_i64()), (201, Some(next)));
     assert_eq!(send(app.call(Method::GET, "/api/v1/gyms/current", &u.token, Some(next))).await.0, 200);
 });
+
+both_backends!(user_ids_are_random_positive_integers_below_2_pow_53, |app| {
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(app.user(&format!("random-id-{i}")).await.id);
+    }
+    assert!(ids.iter().all(|&id| id > 0 && id < 1 << 53), "{ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "distinct: {ids:?}");
+    // Not a sequence: twelve consecutive users would span 11.
+    assert!(sorted[sorted.len() - 1] - sorted[0] > 1_000_000, "{ids:?}");
+    // A guessed id finds nobody: adding the neighbour of a real id is user_not_found.
+    let (owner, gym) = app.gym().await;
+    let got = send(
+        app.call(Method::POST, "/api/v1/members", &owner.token, Some(gym))
+            .json(&json!({"user_id": owner.id + 1, "role": "member"})),
+    )
+    .await;
+    assert_error(&got, 404, "user_not_found");
+});
+
+both_backends!(a_member_may_leave_a_gym_but_its_last_owner_may_not, |app| {
+    let (owner, gym) = app.gym().await;
+    let member = app.member(gym, &owner, "member").await;
+    let other = app.member(gym, &owner, "member").await;
+    let me = |u: &gymapi_tests::TestUser| format!("/api/v1/members/{}", u.id);
+    assert_error(&send(app.call(Method::DELETE, &me(&other), &member.token, Some(gym))).await, 403, "forbidden");
+    let (status, _) = send(app.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
+    assert_eq!(status, 200);
+    assert_eq!(send(app.call(Method::DELETE, &me(&member), &member.token, Some(gym))).await.0, 204);
+    let got = send(app.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
+    assert_error(&got, 403, "not_a_member");
+    let (_, gyms) = send(app.call(Method::GET, "/api/v1/users/me/gyms", &member.token, None)).await;
+    assert_eq!(gyms, json!([]));
+    let got = send(app.call(Method::DELETE, &me(&owner), &owner.token, Some(gym))).await;
+    assert_error(&got, 409, "last_owner");
+    assert_eq!(send(app.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
+});

@@ -65,7 +65,7 @@ async fn set_role(
 }
 
 #[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, ("user_id" = i64, Path)), 
-    responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "user_not_found", body = ErrorBody), (status = 409, description = "last_owner", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Remove a member (admin).")]
+    responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "user_not_found", body = ErrorBody), (status = 409, description = "last_owner", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Remove a member (admin), or leave the gym (any member, own id); the last owner stays.")]
 async fn remove_member(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.gyms.remove_member(&actor, UserId(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -18,21 +18,34 @@ impl UserRepository for Db {
             if let Some(u) = one::<UserRow>(c, &select, vec![claims.sub.clone().into()]).await? {
                 return Ok(u.into());
             }
-            // Two first requests of one subject may race: the unique key settles it
-            // and both read the one row afterwards.
-            exec(
-                c,
-                "INSERT INTO users (auth0_id, email, name, qr_secret, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (auth0_id) DO NOTHING",
-                vec![
-                    claims.sub.clone().into(),
-                    claims.email.clone().into(),
-                    claims.name.clone().into(),
-                    qr_secret.as_str().to_owned().into(),
-                    ts(now),
-                ],
-            )
-            .await?;
+            // Two first requests of one subject may race: the unique key on auth0_id
+            // settles it and both read the one row afterwards. An id clash (one in
+            // 2^53 per existing user) is a unique violation of the key: draw again.
+            for attempt in 0.. {
+                let inserted = exec(
+                    c,
+                    "INSERT INTO users (id, auth0_id, email, name, qr_secret, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (auth0_id) DO NOTHING",
+                    vec![
+                        UserId::random().0.into(),
+                        claims.sub.clone().into(),
+                        claims.email.clone().into(),
+                        claims.name.clone().into(),
+                        qr_secret.as_str().to_owned().into(),
+                        ts(now),
+                    ],
+                )
+                .await;
+                match inserted {
+                    Err(e)
+                        if attempt < 3
+                            && matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {}
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
             one::<UserRow>(c, &select, vec![claims.sub.clone().into()])
                 .await?
                 .map(User::from)
