@@ -136,7 +136,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// When the listener cannot be used.
 pub fn server(state: State, listener: TcpListener, workers: usize, handle_signals: bool) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).wrap(middleware::from_fn(telemetry::middleware)).configure(configure)
+        // The last `wrap` is the outermost: telemetry sees (and logs) the body limit's 413s.
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(crate::limits::body_limit))
+            .wrap(middleware::from_fn(telemetry::middleware))
+            .configure(configure)
     })
     .workers(workers)
     .shutdown_timeout(30);

@@ -506,15 +506,21 @@ impl PageIn {
     }
 }
 
-/// `start_date` / `end_date` of range routes.
+/// `start_date` / `end_date` of range routes, with `skip` and `limit`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DateRangeIn {
     pub start_date: Option<String>,
     pub end_date: Option<String>,
+    pub skip: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 impl DateRangeIn {
+    pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
+        domain::Page::new(self.skip.unwrap_or(0), self.limit.unwrap_or(100))
+    }
+
     /// Missing `start_date` is today (UTC); missing `end_date` is a week after the start.
     pub fn range(&self, today: time::Date) -> Result<domain::DateRange, domain::DomainError> {
         let fmt = time::macros::format_description!("[year]-[month]-[day]");

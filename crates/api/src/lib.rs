@@ -3,10 +3,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod telemetry;

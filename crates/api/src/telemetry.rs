@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
@@ -31,6 +32,23 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()))
 }
 
+/// The `method` label: the standard methods by name, any other as `OTHER`, so that
+/// invented methods cannot create series (and grow memory) without bound.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 /// The middleware; see the module docs.
 ///
 /// # Errors
@@ -42,7 +60,7 @@ pub async fn middleware(
     let start = Instant::now();
     let id = request_id(&req);
     let lang = Lang::of(req.request());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %id);
     // Handler and extractor errors arrive here as responses; an Err is only ever
     // produced by inner middleware, and actix renders it itself.
@@ -55,9 +73,9 @@ pub async fn middleware(
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
-    metrics::counter!("gymapi_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!("gymapi_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("gymapi_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!("gymapi_http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(elapsed.as_secs_f64());
 
     let ext = res.request().extensions();
@@ -94,7 +112,11 @@ fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceRespon
         .is_some_and(|v| v.starts_with("application/json"));
     match ApiError::from_status(res.status()) {
         Some(e) if !is_json => {
-            let rendered = e.render(lang);
+            let mut rendered = e.render(lang);
+            // actix's 405 names the resource's methods (RFC 9110 requires it): keep it.
+            if let Some(allow) = res.headers().get(header::ALLOW) {
+                rendered.headers_mut().insert(header::ALLOW, allow.clone());
+            }
             res.into_response(rendered)
         }
         _ => res,

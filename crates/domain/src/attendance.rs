@@ -14,8 +14,9 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::policy;
 use crate::schedule::{ParticipationStatus, Session, SessionStatus};
-use crate::values::{Actor, GymId, Page, Role, UserId};
+use crate::values::{Actor, GymId, Page, UserId};
 
 /// The secret half of a QR code: 8 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq)]
@@ -293,7 +294,7 @@ impl AttendanceService {
     /// # Errors
     /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
     pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<i64>) -> Result<CheckIn> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::CHECK_IN)?;
         let code = QrCode::parse(qr)?;
         let now = self.clock.now();
         let (from, until) = (now - self.window, now + self.window);
@@ -410,6 +411,7 @@ mod tests {
     use super::*;
     use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::values::Role;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);

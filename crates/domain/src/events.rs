@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{Actor, DateRange, GymId, Role, Timestamp, UserId, optional_text, required_text};
+use crate::policy;
+use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
 
 /// An event of a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub trait EventRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Event>>;
+    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime, page: Page) -> Result<Vec<Event>>;
     /// One event.
     ///
     /// # Errors
@@ -101,8 +102,8 @@ impl EventService {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn list(&self, actor: &Actor, range: DateRange) -> Result<Vec<Event>> {
-        self.repo.between(actor.gym_id, range.from(), range.until()).await
+    pub async fn list(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Event>> {
+        self.repo.between(actor.gym_id, range.from(), range.until(), page).await
     }
 
     /// One event.
@@ -119,7 +120,7 @@ impl EventService {
     /// [`DomainError::Forbidden`]; [`DomainError::Validation`] for a missing title or
     /// time, or an end not after the start.
     pub async fn create(&self, actor: &Actor, fields: EventFields) -> Result<Event> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_EVENTS)?;
         let now = self.clock.now();
         let blank = Event {
             id: 0,
@@ -147,7 +148,7 @@ impl EventService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`], [`DomainError::Validation`].
     pub async fn update(&self, actor: &Actor, id: i64, fields: EventFields) -> Result<Event> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_EVENTS)?;
         let current = self.get(actor, id).await?;
         let event = apply(current, fields)?;
         let updated = self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)?;
@@ -160,7 +161,7 @@ impl EventService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
     pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
-        actor.require(Role::Admin)?;
+        actor.require(policy::DELETE_EVENT)?;
         if !self.repo.delete(actor.gym_id, id).await? {
             return Err(DomainError::EventNotFound);
         }
@@ -203,6 +204,7 @@ mod tests {
     use super::*;
     use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::values::Role;
     use time::Duration;
     use time::macros::datetime;
 

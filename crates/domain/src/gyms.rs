@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::policy;
 use crate::users::User;
 use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
 
@@ -177,7 +178,7 @@ impl GymService {
     /// # Errors
     /// [`DomainError::Forbidden`] below trainer; storage failures.
     pub async fn members(&self, actor: &Actor, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::SEE_MEMBERS)?;
         self.gyms.members(actor.gym_id, role, page).await
     }
 
@@ -217,7 +218,7 @@ impl GymService {
         // Any member may leave; removing someone else takes an admin. The last-owner
         // rule holds either way (decided by the repository under a lock).
         if user != actor.user_id {
-            actor.require(Role::Admin)?;
+            actor.require(policy::MANAGE_MEMBERS)?;
             self.may_manage(actor, user).await?;
         }
         if !self.gyms.remove_member(actor.gym_id, user).await? {
@@ -243,9 +244,9 @@ impl GymService {
 
 /// Admins manage members; only an owner grants `admin` or `owner`.
 fn may_grant(actor: &Actor, role: Role) -> Result<()> {
-    actor.require(Role::Admin)?;
+    actor.require(policy::MANAGE_MEMBERS)?;
     if role >= Role::Admin {
-        actor.require(Role::Owner)?;
+        actor.require(policy::GRANT_STAFF_ADMIN)?;
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::values::{Actor, DateRange, GymId, Role, Timestamp, UserId, optional_text, required_text};
+use crate::policy;
+use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
 
 /// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +217,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn active_classes(&self, gym: GymId) -> Result<Vec<Class>>;
+    async fn active_classes(&self, gym: GymId, page: Page) -> Result<Vec<Class>>;
     /// One class of the gym, active or not.
     ///
     /// # Errors
@@ -238,7 +239,13 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn sessions_between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Session>>;
+    async fn sessions_between(
+        &self,
+        gym: GymId,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        page: Page,
+    ) -> Result<Vec<Session>>;
     /// One session of the gym.
     ///
     /// # Errors
@@ -274,7 +281,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn participants(&self, gym: GymId, session_id: i64) -> Result<Vec<Participation>>;
+    async fn participants(&self, gym: GymId, session_id: i64, page: Page) -> Result<Vec<Participation>>;
 }
 
 /// Use cases of the timetable.
@@ -305,8 +312,8 @@ impl ScheduleService {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn classes(&self, actor: &Actor) -> Result<Vec<Class>> {
-        self.repo.active_classes(actor.gym_id).await
+    pub async fn classes(&self, actor: &Actor, page: Page) -> Result<Vec<Class>> {
+        self.repo.active_classes(actor.gym_id, page).await
     }
 
     /// One class of the actor's gym.
@@ -322,7 +329,7 @@ impl ScheduleService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::Validation`].
     pub async fn create_class(&self, actor: &Actor, class: NewClass) -> Result<Class> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_SCHEDULE)?;
         check_class_numbers(Some(class.duration_minutes), Some(class.max_capacity))?;
         let class = NewClass {
             name: required_text("name", &class.name, 200)?,
@@ -340,7 +347,7 @@ impl ScheduleService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::Validation`], [`DomainError::ClassNotFound`].
     pub async fn update_class(&self, actor: &Actor, id: i64, patch: ClassPatch) -> Result<Class> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_SCHEDULE)?;
         check_class_numbers(patch.duration_minutes, patch.max_capacity)?;
         let patch = ClassPatch {
             name: match patch.name.as_deref() {
@@ -361,7 +368,7 @@ impl ScheduleService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::ClassNotFound`].
     pub async fn delete_class(&self, actor: &Actor, id: i64) -> Result<()> {
-        actor.require(Role::Admin)?;
+        actor.require(policy::DELETE_CLASS)?;
         let patch = ClassPatch { active: Some(false), ..ClassPatch::default() };
         self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
         self.forget(&[keys::classes(actor.gym_id)]).await;
@@ -372,8 +379,8 @@ impl ScheduleService {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn sessions(&self, actor: &Actor, range: DateRange) -> Result<Vec<Session>> {
-        self.repo.sessions_between(actor.gym_id, range.from(), range.until()).await
+    pub async fn sessions(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Session>> {
+        self.repo.sessions_between(actor.gym_id, range.from(), range.until(), page).await
     }
 
     /// One session.
@@ -390,7 +397,7 @@ impl ScheduleService {
     /// [`DomainError::Forbidden`]; [`DomainError::ClassNotFound`] for a missing or other
     /// gym's class; [`DomainError::Validation`] for an end not after the start.
     pub async fn create_session(&self, actor: &Actor, new: NewSession) -> Result<Session> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_SCHEDULE)?;
         // A deleted (inactive) class is gone for scheduling, as if it never existed.
         let class = self
             .repo
@@ -421,7 +428,7 @@ impl ScheduleService {
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
     pub async fn cancel_session(&self, actor: &Actor, id: i64) -> Result<Session> {
-        actor.require(Role::Trainer)?;
+        actor.require(policy::MANAGE_SCHEDULE)?;
         let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
         self.forget(&[keys::session(actor.gym_id, id)]).await;
         Ok(s)
@@ -464,10 +471,10 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
-    pub async fn participants(&self, actor: &Actor, session_id: i64) -> Result<Vec<Participation>> {
-        actor.require(Role::Trainer)?;
+    pub async fn participants(&self, actor: &Actor, session_id: i64, page: Page) -> Result<Vec<Participation>> {
+        actor.require(policy::MANAGE_SCHEDULE)?;
         self.session(actor, session_id).await?;
-        self.repo.participants(actor.gym_id, session_id).await
+        self.repo.participants(actor.gym_id, session_id, page).await
     }
 
     async fn forget_booking(&self, actor: &Actor, session_id: i64) {
@@ -485,6 +492,7 @@ mod tests {
     use super::*;
     use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::values::Role;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);

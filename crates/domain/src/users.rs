@@ -10,7 +10,8 @@ use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::gyms::GymRepository;
-use crate::values::{Actor, Role, UserId, optional_text};
+use crate::policy;
+use crate::values::{Actor, UserId, optional_text};
 
 /// A person who can sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +138,7 @@ impl UserService {
     /// [`DomainError::UserNotFound`] for a user who is not in the gym.
     pub async fn user_in_gym(&self, actor: &Actor, target: UserId) -> Result<User> {
         if target != actor.user_id {
-            actor.require(Role::Trainer)?;
+            actor.require(policy::SEE_MEMBERS)?;
             if self.gyms.membership(target, actor.gym_id).await?.is_none() {
                 return Err(DomainError::UserNotFound);
             }
@@ -153,6 +154,7 @@ mod tests {
     use crate::clock::FixedClock;
     use crate::gyms::{Membership, MockGymRepository};
     use crate::values::GymId;
+    use crate::values::Role;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);

@@ -81,12 +81,17 @@ both_backends!(health_and_ready_answer, |app| {
 });
 
 /// Sends a chunked POST by hand (no Content-Length) and returns the status line.
-async fn post_chunked(base: &str, path: &str, token: &str, chunks: &[&[u8]]) -> String {
+pub(crate) async fn post_chunked(base: &str, path: &str, token: &str, chunks: &[&[u8]]) -> String {
+    post_chunked_with(base, path, token, "", chunks).await
+}
+
+/// [`post_chunked`] with extra header lines (each ending in `\r\n`).
+pub(crate) async fn post_chunked_with(base: &str, path: &str, token: &str, extra: &str, chunks: &[&[u8]]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{extra}\
          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.expect("write");

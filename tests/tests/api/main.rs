@@ -6,6 +6,7 @@ mod cache;
 mod docs;
 mod events;
 mod http;
+mod limits;
 mod outage;
 mod schedule;
 mod times;

@@ -4,7 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::cache::keys;
 
+use domain::policy;
+
 use crate::app::{Slot, State, cached_json, json};
+use crate::body::Body;
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::{ApiError, Lang};
@@ -38,8 +41,9 @@ async fn check_in(
     req: HttpRequest,
     state: State,
     Tenant(actor): Tenant,
-    body: web::Json<CheckInIn>,
+    body: Body<CheckInIn>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.parse_as(&actor, policy::CHECK_IN)?;
     let result = state.attendance.check_in(&actor, &body.qr_code, body.session_id).await;
     let label = match &result {
         Ok(_) => "success",

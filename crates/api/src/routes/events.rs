@@ -4,7 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::cache::keys;
 
+use domain::policy;
+
 use crate::app::{Slot, State, cached_json, json};
+use crate::body::Body;
 use crate::dto::{DateRangeIn, EventIn, EventOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
@@ -22,18 +25,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn), 
     responses((status = 200, body = [EventOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Events starting within the UTC dates (cached).")]
 async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
-    let range = q.range(state.clock.now().date())?;
-    let slot = Slot::Field(keys::events(actor.gym_id), format!("{}/{}", range.from().date(), range.until().date()));
-    cached_json(&state, slot, async {
-        Ok(state.events.list(&actor, range).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
+    let (range, page) = (q.range(state.clock.now().date())?, q.page()?);
+    let field = format!("{}/{}/{}/{}", range.from().date(), range.until().date(), page.skip, page.limit);
+    cached_json(&state, Slot::Field(keys::events(actor.gym_id), field), async {
+        Ok(state.events.list(&actor, range, page).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
     })
     .await
 }
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", params(GymHeader), request_body = EventIn, 
     responses((status = 201, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create an event (staff); end after start.")]
-async fn create(state: State, Tenant(actor): Tenant, body: web::Json<EventIn>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, body.into_inner().into()).await?))
+async fn create(state: State, Tenant(actor): Tenant, body: Body<EventIn>) -> Result<HttpResponse, ApiError> {
+    let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.into();
+    json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, fields).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 
@@ -48,9 +52,10 @@ async fn update(
     state: State,
     Tenant(actor): Tenant,
     id: web::Path<i64>,
-    body: web::Json<EventIn>,
+    body: Body<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id.into_inner(), body.into_inner().into()).await?))
+    let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.into();
+    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id.into_inner(), fields).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 

@@ -5,8 +5,11 @@ use actix_web::{HttpResponse, web};
 use domain::gyms::NewGym;
 use domain::{Page, Role, UserId};
 
+use domain::policy;
+
 use crate::app::{State, json};
 use crate::auth::Caller;
+use crate::body::Body;
 use crate::dto::{ErrorBody, GymHeader};
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
@@ -23,8 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(post, path = "/api/v1/gyms", tag = "gyms", request_body = GymIn, 
     responses((status = 201, body = GymOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a gym; the caller becomes its owner.")]
-async fn create_gym(state: State, caller: Caller, body: web::Json<GymIn>) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+async fn create_gym(state: State, caller: Caller, body: Body<GymIn>) -> Result<HttpResponse, ApiError> {
+    let body = body.parse()?;
     let new =
         NewGym { name: body.name, timezone: body.timezone.unwrap_or_else(|| "UTC".to_owned()), address: body.address };
     json(StatusCode::CREATED, &GymOut::from(state.gyms.create_gym(caller.user_id, new).await?))
@@ -47,7 +50,8 @@ async fn members(state: State, Tenant(actor): Tenant, q: web::Query<MembersQuery
 
 #[utoipa::path(post, path = "/api/v1/members", tag = "gyms", params(GymHeader), request_body = MemberIn, 
     responses((status = 201, body = MembershipOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "user_not_found", body = ErrorBody), (status = 409, description = "already_member", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Add a user (admin; only an owner grants admin/owner).")]
-async fn add_member(state: State, Tenant(actor): Tenant, body: web::Json<MemberIn>) -> Result<HttpResponse, ApiError> {
+async fn add_member(state: State, Tenant(actor): Tenant, body: Body<MemberIn>) -> Result<HttpResponse, ApiError> {
+    let body = body.parse_as(&actor, policy::MANAGE_MEMBERS)?;
     let m = state.gyms.add_member(&actor, UserId(body.user_id), body.role).await?;
     json(StatusCode::CREATED, &MembershipOut::from(m))
 }
@@ -58,8 +62,9 @@ async fn set_role(
     state: State,
     Tenant(actor): Tenant,
     path: web::Path<i64>,
-    body: web::Json<RoleIn>,
+    body: Body<RoleIn>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.parse_as(&actor, policy::MANAGE_MEMBERS)?;
     let m = state.gyms.set_role(&actor, UserId(path.into_inner()), body.role).await?;
     json(StatusCode::OK, &MembershipOut::from(m))
 }

@@ -5,8 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::cache::keys;
 
+use domain::policy;
+
 use crate::app::{Slot, State, cached_json, json};
-use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, ParticipationOut, SessionIn, SessionOut};
+use crate::body::Body;
+use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
@@ -32,19 +35,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)));
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), 
+#[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader, PageIn), 
     responses((status = 200, body = [ClassOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Active classes (cached).")]
-async fn classes(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, Slot::Key(keys::classes(actor.gym_id)), async {
-        Ok(state.schedule.classes(&actor).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
+async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
+    let page = q.page()?;
+    let slot = Slot::Field(keys::classes(actor.gym_id), format!("{}/{}", page.skip, page.limit));
+    cached_json(&state, slot, async {
+        Ok(state.schedule.classes(&actor, page).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
     })
     .await
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), request_body = ClassIn, 
     responses((status = 201, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
-async fn create_class(state: State, Tenant(actor): Tenant, body: web::Json<ClassIn>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, body.into_inner().into()).await?))
+async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) -> Result<HttpResponse, ApiError> {
+    let class = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
+    json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, class).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
@@ -59,9 +65,10 @@ async fn update_class(
     state: State,
     Tenant(actor): Tenant,
     id: web::Path<i64>,
-    body: web::Json<ClassPatchIn>,
+    body: Body<ClassPatchIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let class = state.schedule.update_class(&actor, id.into_inner(), body.into_inner().into()).await?;
+    let patch = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
+    let class = state.schedule.update_class(&actor, id.into_inner(), patch).await?;
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
@@ -76,18 +83,15 @@ async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -
     responses((status = 200, body = [SessionOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included.")]
 async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let range = q.range(state.clock.now().date())?;
-    let list = state.schedule.sessions(&actor, range).await?;
+    let list = state.schedule.sessions(&actor, range, q.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader), request_body = SessionIn, 
     responses((status = 201, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Schedule a session (staff); end defaults to start + duration.")]
-async fn create_session(
-    state: State,
-    Tenant(actor): Tenant,
-    body: web::Json<SessionIn>,
-) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, body.into_inner().into()).await?))
+async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionIn>) -> Result<HttpResponse, ApiError> {
+    let new = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
+    json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, new).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
@@ -119,9 +123,14 @@ async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> 
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule", params(GymHeader, ("id" = i64, Path), PageIn), 
     responses((status = 200, body = [ParticipationOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Every participation of a session (staff).")]
-async fn participants(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let list = state.schedule.participants(&actor, id.into_inner()).await?;
+async fn participants(
+    state: State,
+    Tenant(actor): Tenant,
+    id: web::Path<i64>,
+    q: web::Query<PageIn>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.schedule.participants(&actor, id.into_inner(), q.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(ParticipationOut::from).collect::<Vec<_>>())
 }

@@ -8,6 +8,7 @@ use domain::users::ProfilePatch;
 
 use crate::app::{Slot, State, cached_json, json};
 use crate::auth::Caller;
+use crate::body::Body;
 use crate::dto::{ErrorBody, GymHeader};
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
@@ -31,8 +32,8 @@ async fn me(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
 
 #[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", request_body = ProfileIn, 
     responses((status = 200, body = UserOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Change the caller's name and/or phone.")]
-async fn update_me(state: State, caller: Caller, body: web::Json<ProfileIn>) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+async fn update_me(state: State, caller: Caller, body: Body<ProfileIn>) -> Result<HttpResponse, ApiError> {
+    let body = body.parse()?;
     let user = state.users.update_me(caller.user_id, ProfilePatch { name: body.name, phone: body.phone }).await?;
     json(StatusCode::OK, &UserOut::from(user))
 }

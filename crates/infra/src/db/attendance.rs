@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::rows::{SessionRow, convert, participation_status, session_status};
 use super::schedule::participation_status_of;
-use super::{Db, all, exec, map_err, one, timed, ts};
+use super::{Db, PageValues, all, exec, map_err, one, timed, ts};
 
 #[derive(FromQueryResult)]
 struct SecretRow {
@@ -214,7 +214,7 @@ impl AttendanceRepository for Db {
                    FROM participations p JOIN sessions s ON s.id = p.session_id \
                    WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'attended' AND p.attendance_time IS NOT NULL \
                    ORDER BY p.attendance_time DESC, p.id DESC LIMIT $3 OFFSET $4";
-        let values = vec![gym.0.into(), user.0.into(), (page.limit as i64).into(), (page.skip as i64).into()];
+        let values = vec![gym.0.into(), user.0.into(), page.limit_value(), page.skip_value()];
         let rows = timed("attendance_history", all::<HistoryRow>(&self.conn, sql, values)).await?;
         convert(rows, |r| Ok((r.session.into_domain()?, r.attendance_time)))
     }

@@ -2,20 +2,21 @@
 
 use async_trait::async_trait;
 use domain::events::{Event, EventRepository};
-use domain::{DomainError, GymId, Result};
+use domain::{DomainError, GymId, Page, Result};
 use time::OffsetDateTime;
 
 use super::rows::{EVENT_COLS, EventRow, convert};
-use super::{Db, all, exec, one, opt_id, timed, ts};
+use super::{Db, PageValues, all, exec, one, opt_id, timed, ts};
 
 #[async_trait]
 impl EventRepository for Db {
-    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Event>> {
+    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime, page: Page) -> Result<Vec<Event>> {
         let sql = format!(
-            "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 ORDER BY start_time, id"
+            "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 \
+             ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
-        let rows =
-            timed("events_list", all::<EventRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)])).await?;
+        let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
+        let rows = timed("events_list", all::<EventRow>(&self.conn, &sql, values)).await?;
         convert(rows, EventRow::into_domain)
     }
 

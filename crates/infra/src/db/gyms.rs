@@ -7,7 +7,7 @@ use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert};
-use super::{Db, all, already_member, exec, map_err, one, timed, timed_or, ts};
+use super::{Db, PageValues, all, already_member, exec, map_err, one, timed, timed_or, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -92,15 +92,13 @@ impl GymRepository for Db {
     }
 
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
+        // Ordered by the membership's own column, so the page is read from the
+        // (gym_id, user_id) index of this gym instead of sorting every user.
         let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at, m.role, m.joined_at \
                    FROM memberships m JOIN users u ON u.id = m.user_id \
-                   WHERE m.gym_id = $1 AND ($2 IS NULL OR m.role = $2) ORDER BY u.id LIMIT $3 OFFSET $4";
-        let values = vec![
-            gym.0.into(),
-            role.map(|r| r.as_str().to_owned()).into(),
-            (page.limit as i64).into(),
-            (page.skip as i64).into(),
-        ];
+                   WHERE m.gym_id = $1 AND ($2 IS NULL OR m.role = $2) ORDER BY m.user_id LIMIT $3 OFFSET $4";
+        let values =
+            vec![gym.0.into(), role.map(|r| r.as_str().to_owned()).into(), page.limit_value(), page.skip_value()];
         convert(timed("members_list", all::<MemberRow>(&self.conn, sql, values)).await?, MemberRow::into_domain)
     }
 

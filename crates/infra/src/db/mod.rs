@@ -181,6 +181,21 @@ fn unknown_user(e: &DbErr) -> Option<DomainError> {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))).then_some(DomainError::UserNotFound)
 }
 
+/// `LIMIT` / `OFFSET` values of a page (both databases take 64-bit integers).
+trait PageValues {
+    fn limit_value(&self) -> Value;
+    fn skip_value(&self) -> Value;
+}
+
+impl PageValues for domain::Page {
+    fn limit_value(&self) -> Value {
+        Value::from(i64::try_from(self.limit).unwrap_or(i64::MAX))
+    }
+    fn skip_value(&self) -> Value {
+        Value::from(i64::try_from(self.skip).unwrap_or(i64::MAX))
+    }
+}
+
 /// `Some(i64)` for an optional id.
 fn opt_id(id: Option<domain::UserId>) -> Value {
     Value::from(id.map(|u| u.0))

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use domain::schedule::{
     Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft, SessionStatus,
 };
-use domain::{DomainError, GymId, Result, UserId};
+use domain::{DomainError, GymId, Page, Result, UserId};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
-use super::{Db, all, exec, map_err, one, opt_id, timed, timed_or, ts, unknown_user};
+use super::{Db, PageValues, all, exec, map_err, one, opt_id, timed, timed_or, ts, unknown_user};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -48,9 +48,12 @@ pub(super) fn holds_place(status: Option<String>) -> bool {
 
 #[async_trait]
 impl ScheduleRepository for Db {
-    async fn active_classes(&self, gym: GymId) -> Result<Vec<Class>> {
-        let sql = format!("SELECT {CLASS_COLS} FROM classes WHERE gym_id = $1 AND active = TRUE ORDER BY id");
-        let rows = timed("classes_list", all::<ClassRow>(&self.conn, &sql, vec![gym.0.into()])).await?;
+    async fn active_classes(&self, gym: GymId, page: Page) -> Result<Vec<Class>> {
+        let sql = format!(
+            "SELECT {CLASS_COLS} FROM classes WHERE gym_id = $1 AND active = TRUE ORDER BY id LIMIT $2 OFFSET $3"
+        );
+        let values = vec![gym.0.into(), page.limit_value(), page.skip_value()];
+        let rows = timed("classes_list", all::<ClassRow>(&self.conn, &sql, values)).await?;
         Ok(rows.into_iter().map(Class::from).collect())
     }
 
@@ -107,13 +110,19 @@ impl ScheduleRepository for Db {
         Ok(updated.map(Class::from))
     }
 
-    async fn sessions_between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime) -> Result<Vec<Session>> {
+    async fn sessions_between(
+        &self,
+        gym: GymId,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        page: Page,
+    ) -> Result<Vec<Session>> {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 \
-             ORDER BY start_time, id"
+             ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
-        let rows = timed("sessions_list", all::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), ts(from), ts(until)]))
-            .await?;
+        let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
+        let rows = timed("sessions_list", all::<SessionRow>(&self.conn, &sql, values)).await?;
         convert(rows, SessionRow::into_domain)
     }
 
@@ -243,15 +252,13 @@ impl ScheduleRepository for Db {
         Ok(cancelled)
     }
 
-    async fn participants(&self, gym: GymId, session_id: i64) -> Result<Vec<Participation>> {
+    async fn participants(&self, gym: GymId, session_id: i64, page: Page) -> Result<Vec<Participation>> {
         let sql = format!(
-            "SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 ORDER BY id"
+            "SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 \
+             ORDER BY id LIMIT $3 OFFSET $4"
         );
-        let rows = timed(
-            "participants_list",
-            all::<ParticipationRow>(&self.conn, &sql, vec![gym.0.into(), session_id.into()]),
-        )
-        .await?;
+        let values = vec![gym.0.into(), session_id.into(), page.limit_value(), page.skip_value()];
+        let rows = timed("participants_list", all::<ParticipationRow>(&self.conn, &sql, values)).await?;
         convert(rows, ParticipationRow::into_domain)
     }
 }

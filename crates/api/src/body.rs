@@ -1,0 +1,58 @@
+//! The JSON body of a request, read but not yet parsed.
+//!
+//! actix runs a handler's extractors together, so a `web::Json<T>` beside the tenant
+//! extractor could answer `422` before the role was checked. [`Body`] only collects
+//! the bytes (bounded by the 64 KiB limit); the handler parses them after the role
+//! check, which gives the contract's order: route → token → gym → role → body.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use domain::Role;
+use domain::values::Actor;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The raw body of a request, to be parsed as `T` with [`Body::parse`].
+pub struct Body<T> {
+    bytes: web::Bytes,
+    _shape: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Body<T> {
+    /// Parses the body as `T`. Only a JSON object is accepted: serde would otherwise
+    /// read an array such as `[null, null]` as the struct's fields in order.
+    ///
+    /// # Errors
+    /// `422 validation_error` saying what is wrong.
+    pub fn parse(self) -> Result<T, ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(&self.bytes)
+            .map_err(|e| ApiError::validation(format!("the body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::validation("the body must be a JSON object"));
+        }
+        serde_json::from_value(value).map_err(|e| ApiError::validation(format!("invalid body: {e}")))
+    }
+
+    /// [`Body::parse`], once the actor's role is at least `min`.
+    ///
+    /// # Errors
+    /// `403 forbidden` below `min`, then the parse errors.
+    pub fn parse_as(self, actor: &Actor, min: Role) -> Result<T, ApiError> {
+        actor.require(min)?;
+        self.parse()
+    }
+}
+
+impl<T: 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move { Ok(Self { bytes: bytes.await?, _shape: PhantomData }) })
+    }
+}

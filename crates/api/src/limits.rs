@@ -1,0 +1,57 @@
+//! The 64 KiB body limit on every request, whether or not its route reads a body.
+//!
+//! Extractors enforce the limit only where a handler reads the body, so a route
+//! without one (`POST /attendance/my-qr/rotate`) would accept a body of any size and
+//! act on the request. This middleware refuses an oversized body before routing:
+//! by its `Content-Length` at once, and a chunked one by reading it up to the limit
+//! (then handing the buffered bytes on), so nothing of an oversized request is applied.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web::BytesMut;
+use actix_web::{Error, HttpMessage};
+use futures_util::StreamExt;
+
+use crate::app::MAX_BODY;
+use crate::error::{ApiError, Lang};
+
+/// The middleware; see the module docs.
+///
+/// # Errors
+/// Errors of inner services, passed through.
+pub async fn body_limit(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>().unwrap_or(u64::MAX));
+    let too_large = match declared {
+        Some(len) => len > MAX_BODY as u64,
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            let mut payload = req.take_payload();
+            let mut buf = BytesMut::new();
+            let mut over = false;
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk?;
+                if buf.len() + chunk.len() > MAX_BODY {
+                    over = true;
+                    break;
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            req.set_payload(Payload::from(buf.freeze()));
+            over
+        }
+        None => false,
+    };
+    if too_large {
+        let lang = Lang::of(req.request());
+        return Ok(req.into_response(ApiError::PayloadTooLarge.render(lang)).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

@@ -1,0 +1,24 @@
+//! Who may do what: the least role of each kind of operation, in one place. The
+//! services enforce these; the HTTP layer reads the same constants to refuse a
+//! caller *before* it parses a request body (contract §7: route → token → gym →
+//! role → body), so a member sending junk to a staff route learns `forbidden`,
+//! not what the body should have been.
+
+use crate::values::Role;
+
+/// Create and change classes and sessions, cancel sessions, list participants.
+pub const MANAGE_SCHEDULE: Role = Role::Trainer;
+/// Delete (deactivate) a class.
+pub const DELETE_CLASS: Role = Role::Admin;
+/// Create and change events.
+pub const MANAGE_EVENTS: Role = Role::Trainer;
+/// Delete an event.
+pub const DELETE_EVENT: Role = Role::Admin;
+/// See the member list and other members' profiles.
+pub const SEE_MEMBERS: Role = Role::Trainer;
+/// Add, change and remove members (granting `admin`/`owner` takes [`GRANT_STAFF_ADMIN`]).
+pub const MANAGE_MEMBERS: Role = Role::Admin;
+/// Grant or change the roles `admin` and `owner`, or manage those who hold them.
+pub const GRANT_STAFF_ADMIN: Role = Role::Owner;
+/// Check members in at the front desk.
+pub const CHECK_IN: Role = Role::Trainer;
