@@ -79,8 +79,13 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
     let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
+    let verifier = Verifier::from_settings(settings)?;
+    // Keys are fetched at start-up, so the first requests do not wait for them.
+    if let (Some(jwks), Ok(rt)) = (verifier.jwks(), tokio::runtime::Handle::try_current()) {
+        rt.spawn(async move { jwks.refresh().await });
+    }
     Ok(AppState {
-        verifier: Verifier::from_settings(settings)?,
+        verifier,
         identity: Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl),
         schedule: ScheduleService::new(repo.clone(), cache.clone(), clock.clone()),
         events: EventService::new(repo.clone(), cache.clone(), clock.clone()),

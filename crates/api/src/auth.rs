@@ -27,6 +27,13 @@ pub const WRITE_SCOPE: &str = "resource:write";
 /// cannot turn the service into a load generator against the issuer.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Longest a JWKS fetch may take: no request waits longer than this for keys.
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest pause between fetches after repeated failures (the pause doubles from
+/// [`JWKS_REFETCH_INTERVAL`] with each failure in a row).
+const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// The claims GymAPI reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenClaims {
@@ -55,11 +62,21 @@ impl TokenClaims {
     }
 }
 
-struct Jwks {
+/// When the next fetch may start, and how many fetches failed in a row.
+struct FetchState {
+    not_before: Option<Instant>,
+    failures: u32,
+}
+
+/// Keys of an OIDC issuer, fetched at start-up and again when a token names an
+/// unknown `kid`. Only one fetch is in flight at a time (the mutex): whoever waited
+/// for it reads what it brought instead of fetching again, and a failed fetch
+/// backs off exponentially, so no request waits longer than one fetch.
+pub struct Jwks {
     url: String,
     client: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    fetch: tokio::sync::Mutex<Option<Instant>>,
+    fetch: tokio::sync::Mutex<FetchState>,
 }
 
 impl Jwks {
@@ -71,24 +88,42 @@ impl Jwks {
         if let Some(k) = self.cached(kid) {
             return Some(k);
         }
-        // One fetch at a time; whoever waited re-checks what it brought.
-        let mut last = self.fetch.lock().await;
+        // Bounded twice: the wait for an in-flight fetch and the fetch itself each
+        // end within the fetch timeout.
+        let mut state = tokio::time::timeout(JWKS_FETCH_TIMEOUT, self.fetch.lock()).await.ok()?;
         if let Some(k) = self.cached(kid) {
             return Some(k);
         }
-        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL) {
+        if state.not_before.is_some_and(|t| Instant::now() < t) {
             return None;
         }
-        *last = Some(Instant::now());
+        self.refresh_locked(&mut state).await;
+        self.cached(kid)
+    }
+
+    /// Fetches the keys now (start-up), unless a fetch is already running.
+    pub async fn refresh(&self) {
+        if let Ok(mut state) = self.fetch.try_lock() {
+            self.refresh_locked(&mut state).await;
+        }
+    }
+
+    async fn refresh_locked(&self, state: &mut FetchState) {
         match self.download().await {
             Ok(keys) => {
                 if let Ok(mut k) = self.keys.write() {
                     *k = keys;
                 }
+                state.failures = 0;
+                state.not_before = Some(Instant::now() + JWKS_REFETCH_INTERVAL);
             }
-            Err(e) => tracing::warn!(error = %e, url = %self.url, "JWKS fetch failed"),
+            Err(e) => {
+                state.failures = state.failures.saturating_add(1);
+                let backoff = JWKS_REFETCH_INTERVAL.saturating_mul(1 << state.failures.min(6)).min(JWKS_MAX_BACKOFF);
+                state.not_before = Some(Instant::now() + backoff);
+                tracing::warn!(error = %e, url = %self.url, backoff_s = backoff.as_secs(), "JWKS fetch failed");
+            }
         }
-        self.cached(kid)
     }
 
     async fn download(&self) -> Result<HashMap<String, DecodingKey>, String> {
@@ -104,7 +139,7 @@ impl Jwks {
 
 enum Keys {
     Hs256(DecodingKey),
-    Rs256(Jwks),
+    Rs256(std::sync::Arc<Jwks>),
 }
 
 /// Verifies bearer tokens.
@@ -126,16 +161,17 @@ impl Verifier {
         let (keys, alg) = match (&s.auth_jwks_url, &s.auth_jwt_secret) {
             (Some(url), _) => {
                 let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
+                    .timeout(JWKS_FETCH_TIMEOUT)
+                    .connect_timeout(JWKS_FETCH_TIMEOUT)
                     .build()
                     .map_err(|e| format!("AUTH_JWKS_URL: {e}"))?;
                 let jwks = Jwks {
                     url: url.clone(),
                     client,
                     keys: RwLock::new(HashMap::new()),
-                    fetch: tokio::sync::Mutex::new(None),
+                    fetch: tokio::sync::Mutex::new(FetchState { not_before: None, failures: 0 }),
                 };
-                (Keys::Rs256(jwks), Algorithm::RS256)
+                (Keys::Rs256(std::sync::Arc::new(jwks)), Algorithm::RS256)
             }
             (None, Some(secret)) => {
                 (Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256)
@@ -143,7 +179,10 @@ impl Verifier {
             (None, None) => return Err("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set".into()),
         };
         let mut validation = Validation::new(alg);
+        // RFC 8725: a token not yet valid is refused like an expired one, with the
+        // same leeway for clock skew.
         validation.leeway = 30;
+        validation.validate_nbf = true;
         match &s.auth_audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
@@ -154,6 +193,14 @@ impl Verifier {
         let verified =
             moka::future::Cache::builder().max_capacity(20_000).time_to_live(Duration::from_secs(300)).build();
         Ok(Self { keys, validation, verified })
+    }
+
+    /// The issuer's key set, when tokens are RS256 (to fetch it at start-up).
+    pub fn jwks(&self) -> Option<std::sync::Arc<Jwks>> {
+        match &self.keys {
+            Keys::Rs256(j) => Some(j.clone()),
+            Keys::Hs256(_) => None,
+        }
     }
 
     /// The claims of a valid token.
@@ -185,7 +232,14 @@ impl Verifier {
                 jwks.key(header.kid.as_deref().ok_or(ApiError::InvalidToken)?).await.ok_or(ApiError::InvalidToken)?
             }
         };
-        decode::<TokenClaims>(token, &key, &self.validation).map(|d| d.claims).map_err(|_| ApiError::InvalidToken)
+        let claims = decode::<TokenClaims>(token, &key, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|_| ApiError::InvalidToken)?;
+        // A token must name somebody: an empty subject is no identity to provision.
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::InvalidToken);
+        }
+        Ok(claims)
     }
 }
 

@@ -236,6 +236,13 @@ impl Settings {
                 None if self.auth_jwks_url.is_none() => {
                     return Err(ConfigError("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production".into()));
                 }
+                // Without both, an Auth0 access token minted for another API of the
+                // same tenant (same keys) would be accepted here.
+                _ if self.auth_jwks_url.is_some() && (self.auth_audience.is_none() || self.auth_issuer.is_none()) => {
+                    return Err(ConfigError(
+                        "AUTH_AUDIENCE and AUTH_ISSUER must be set in production when AUTH_JWKS_URL is".into(),
+                    ));
+                }
                 _ => {}
             },
             Environment::Development => {
@@ -338,7 +345,15 @@ mod tests {
         assert!(load(&[("GYMAPI_ENV", "production"), ("AUTH_JWT_SECRET", "short")]).is_err());
         let ok = load(&[("GYMAPI_ENV", "production"), ("AUTH_JWT_SECRET", &"k".repeat(32))]);
         assert!(ok.is_ok());
-        assert!(load(&[("GYMAPI_ENV", "production"), ("AUTH_JWKS_URL", "https://x/.well-known/jwks.json")]).is_ok());
+        let jwks = ("AUTH_JWKS_URL", "https://x/.well-known/jwks.json");
+        let (aud, iss) = (("AUTH_AUDIENCE", "https://gymapi/"), ("AUTH_ISSUER", "https://x/"));
+        assert!(load(&[("GYMAPI_ENV", "production"), jwks, aud, iss]).is_ok());
+        for partial in [vec![jwks], vec![jwks, aud], vec![jwks, iss]] {
+            let mut vars = vec![("GYMAPI_ENV", "production")];
+            vars.extend(partial);
+            let e = load(&vars).expect_err("JWKS without audience and issuer");
+            assert!(e.to_string().contains("AUTH_AUDIENCE") && e.to_string().contains("AUTH_ISSUER"), "{e}");
+        }
     }
 
     #[test]

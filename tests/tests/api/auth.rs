@@ -230,3 +230,119 @@ async fn issuer_and_audience_must_match_when_configured() {
         rs256(&k1, "k1", &json!({"sub": "a", "exp": exp_in(3600), "iss": "https://issuer.test/", "aud": "other"}));
     assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &bad_aud, None)).await, 401, "invalid_token");
 }
+
+both_backends!(a_token_not_yet_valid_or_with_an_empty_sub_is_invalid_token, |app| {
+    let early = hs256(SECRET.as_bytes(), &json!({"sub": "soon", "exp": exp_in(7200), "nbf": exp_in(3600)}));
+    assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &early, None)).await, 401, "invalid_token");
+    // nbf gets the same leeway as exp (30 s of clock skew).
+    let skewed = hs256(SECRET.as_bytes(), &json!({"sub": "skewed", "exp": exp_in(3600), "nbf": exp_in(10)}));
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me", &skewed, None)).await.0, 200);
+    let past = hs256(SECRET.as_bytes(), &json!({"sub": "now", "exp": exp_in(3600), "nbf": exp_in(-10)}));
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me", &past, None)).await.0, 200);
+    for sub in ["", "   "] {
+        let t = hs256(SECRET.as_bytes(), &json!({"sub": sub, "exp": exp_in(3600)}));
+        let got = send(app.call(Method::GET, "/api/v1/users/me", &t, None)).await;
+        assert_error(&got, 401, "invalid_token");
+        let res = app.call(Method::GET, "/api/v1/users/me", &t, None).send().await.expect("send");
+        assert_eq!(res.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    }
+});
+
+/// How the test JWKS server answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum JwksMode {
+    Ok,
+    Slow,
+    Down,
+}
+
+/// A JWKS server whose behaviour can change, counting the fetches it received.
+async fn jwks_server_with_modes(
+    body: String,
+    mode: std::sync::Arc<std::sync::Mutex<JwksMode>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = HttpServer::new(move || {
+        let (body, mode, hits) = (body.clone(), mode.clone(), hits.clone());
+        App::new().route(
+            "/jwks.json",
+            web::get().to(move || {
+                let (body, hits) = (body.clone(), hits.clone());
+                let mode = mode.lock().map(|m| *m).unwrap_or(JwksMode::Down);
+                async move {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match mode {
+                        JwksMode::Ok => HttpResponse::Ok().content_type("application/json").body(body),
+                        JwksMode::Slow => {
+                            // Longer than the service's fetch timeout.
+                            tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+                            HttpResponse::Ok().content_type("application/json").body(body)
+                        }
+                        JwksMode::Down => HttpResponse::ServiceUnavailable().body("down"),
+                    }
+                }
+            }),
+        )
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}/jwks.json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_is_fetched_at_start_once_at_a_time_and_backed_off_when_slow_or_down() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::{Duration, Instant};
+    let k1 = rsa_key("k1");
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(JwksMode::Ok));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let body = json!({"keys": [k1.jwk.clone()]}).to_string();
+    let url = jwks_server_with_modes(body, mode.clone(), hits.clone()).await;
+    let db = std::sync::Arc::new(TestDb::create(Backend::Sqlite).await);
+    let app = TestApp::spawn_on(db, Options { jwks_url: Some(url), ..Options::default() }).await;
+    // Keys are fetched at start-up, before any request.
+    let start = Instant::now();
+    while hits.load(SeqCst) == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hits.load(SeqCst), 1, "one fetch at start-up");
+    let good = rs256(&k1, "k1", &json!({"sub": "jwks-user", "exp": exp_in(3600)}));
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me", &good, None)).await.0, 200);
+    assert_eq!(hits.load(SeqCst), 1, "a known kid costs no fetch");
+
+    // A slow issuer: twenty tokens with an unknown kid share one fetch, and none
+    // waits much past the fetch timeout.
+    *mode.lock().expect("mode") = JwksMode::Slow;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stranger = rsa_key("k-unknown");
+    let forged = rs256(&stranger, "k-unknown", &json!({"sub": "eve", "exp": exp_in(3600)}));
+    let began = Instant::now();
+    let results =
+        futures_util::future::join_all((0..20).map(|_| send(app.call(Method::GET, "/api/v1/users/me", &forged, None))))
+            .await;
+    let waited = began.elapsed();
+    for got in &results {
+        assert_error(got, 401, "invalid_token");
+    }
+    assert!(waited < api::auth::JWKS_FETCH_TIMEOUT + Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(hits.load(SeqCst), 2, "one fetch for twenty waiters");
+
+    // Down: the failure is backed off, so a burst causes no fetch at all.
+    *mode.lock().expect("mode") = JwksMode::Down;
+    let before = hits.load(SeqCst);
+    let began = Instant::now();
+    for _ in 0..10 {
+        assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &forged, None)).await, 401, "invalid_token");
+    }
+    assert!(began.elapsed() < Duration::from_secs(2), "answered at once: {:?}", began.elapsed());
+    assert_eq!(hits.load(SeqCst), before, "no fetch inside the back-off");
+    // Known keys keep working while the issuer is down.
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me", &good, None)).await.0, 200);
+}
