@@ -74,6 +74,12 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// `DATABASE_ACQUIRE_TIMEOUT_SECONDS`.
     pub database_acquire_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_SECONDS`: longest one statement may run
+    /// (PostgreSQL's `statement_timeout`; SQLite's busy timeout).
+    pub database_statement_timeout: Duration,
+    /// `SHUTDOWN_GRACE_SECONDS`: after SIGTERM, how long `/ready` answers 503 while
+    /// requests are still served, before the server drains and stops.
+    pub shutdown_grace: Duration,
     /// `REDIS_URL`; `None` selects the in-process cache.
     pub redis_url: Option<Secret>,
     /// `REDIS_POOL_MAX_CONNECTIONS`: multiplexed Redis connections to keep.
@@ -105,6 +111,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("DATABASE_URL", Some("sqlite://gymapi.db?mode=rwc")),
     ("DATABASE_MAX_CONNECTIONS", Some("20")),
     ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", Some("5")),
+    ("DATABASE_STATEMENT_TIMEOUT_SECONDS", Some("10")),
+    ("SHUTDOWN_GRACE_SECONDS", Some("5")),
     ("REDIS_URL", None),
     ("REDIS_POOL_MAX_CONNECTIONS", Some("64")),
     ("CACHE_TTL_SECONDS", Some("300")),
@@ -190,6 +198,18 @@ impl Settings {
                 &get("DATABASE_ACQUIRE_TIMEOUT_SECONDS").unwrap_or_default(),
                 "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
                 1,
+                600,
+            )?),
+            database_statement_timeout: Duration::from_secs(number(
+                &get("DATABASE_STATEMENT_TIMEOUT_SECONDS").unwrap_or_default(),
+                "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+                1,
+                3600,
+            )?),
+            shutdown_grace: Duration::from_secs(number(
+                &get("SHUTDOWN_GRACE_SECONDS").unwrap_or_default(),
+                "SHUTDOWN_GRACE_SECONDS",
+                0,
                 600,
             )?),
             redis_url: redis_url.map(Secret),

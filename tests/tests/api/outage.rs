@@ -88,3 +88,116 @@ async fn a_lost_database_answers_503_fast_and_the_service_recovers() {
     }
     assert_eq!(send(app.req(Method::GET, "/ready")).await.0, 200);
 }
+
+/// Runs SQL on a test database from a connection of its own.
+async fn admin_exec(url: &str, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(url).await.expect("connect");
+    conn.execute_unprepared(sql).await.expect("exec");
+    let _ = conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_answer_503_never_500_and_the_service_recovers_alone() {
+    // What a PostgreSQL restart does to the pool: every connection is terminated
+    // by the server (57P01), under a steady stream of requests.
+    let db = Arc::new(TestDb::create(Backend::Postgres).await);
+    let app = TestApp::spawn_on(db.clone(), Options::default()).await;
+    let (owner, gym) = app.gym().await;
+    let name = db.url.rsplit_once('/').map(|(_, n)| n.to_owned()).expect("db name");
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for round in 0..5 {
+        // Fill the pool, then terminate every backend of this database.
+        let burst = futures_util::future::join_all(
+            (0..8).map(|_| send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None))),
+        )
+        .await;
+        for (s, _) in &burst {
+            *statuses.entry(s.as_u16()).or_default() += 1;
+        }
+        admin_exec(
+            &admin,
+            &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"),
+        )
+        .await;
+        for path in ["/api/v1/users/me/gyms", "/api/v1/gyms/current", "/api/v1/schedule/classes"] {
+            let (s, body) = send(app.call(Method::GET, path, &owner.token, Some(gym))).await;
+            assert!(s == 200 || s == 503, "round {round} {path}: {s} {body}");
+            if s == 503 {
+                assert_eq!(body["code"], "database_unavailable", "{body}");
+            }
+            *statuses.entry(s.as_u16()).or_default() += 1;
+        }
+    }
+    assert!(!statuses.contains_key(&500), "{statuses:?}");
+    // And it recovers by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None)).await;
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_past_the_timeout_answers_503_on_postgres() {
+    let db = Arc::new(TestDb::create(Backend::Postgres).await);
+    let opts = Options { extra: vec![("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into())], ..Options::default() };
+    let app = TestApp::spawn_on(db.clone(), opts).await;
+    let owner = app.user("stuck").await;
+    // Another session holds an exclusive lock on memberships for 4 s.
+    let url = db.url.clone();
+    let locker = tokio::spawn(async move {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let conn = sea_orm::Database::connect(url.as_str()).await.expect("connect");
+        let tx = conn.begin().await.expect("begin");
+        tx.execute_unprepared("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        tx.rollback().await.expect("rollback");
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let got = send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None)).await;
+    assert_error(&got, 503, "database_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
+    locker.await.expect("locker");
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None)).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_still_busy_after_its_timeout_answers_503() {
+    let db = Arc::new(TestDb::create(Backend::Sqlite).await);
+    let opts = Options { extra: vec![("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into())], ..Options::default() };
+    let app = TestApp::spawn_on(db.clone(), opts).await;
+    let owner = app.user("busy").await;
+    let url = db.url.clone();
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let locker = tokio::spawn(async move {
+        use sea_orm::ConnectionTrait;
+        let conn = sea_orm::Database::connect(url.as_str()).await.expect("connect");
+        // One connection of its own holds the write lock for 4 s.
+        conn.execute_unprepared("BEGIN EXCLUSIVE").await.expect("begin exclusive");
+        let _ = locked_tx.send(());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        conn.execute_unprepared("ROLLBACK").await.expect("rollback");
+    });
+    locked_rx.await.expect("locked");
+    let started = Instant::now();
+    let got =
+        send(app.call(Method::POST, "/api/v1/gyms", &owner.token, None).json(&serde_json::json!({"name": "Busy"})))
+            .await;
+    assert_error(&got, 503, "database_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    locker.await.expect("locker");
+    let (s, gyms) = send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None)).await;
+    assert_eq!((s.as_u16(), gyms), (200, serde_json::json!([])), "the refused write changed nothing");
+    let (s, _) =
+        send(app.call(Method::POST, "/api/v1/gyms", &owner.token, None).json(&serde_json::json!({"name": "Free"})))
+            .await;
+    assert_eq!(s, 201);
+}

@@ -36,6 +36,7 @@ pub struct Db {
 /// # Errors
 /// The cause, when the database cannot be reached or the URL is refused.
 pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
+    let statement_timeout = settings.database_statement_timeout;
     let mut opt = ConnectOptions::new(settings.database_url.expose().to_owned());
     opt.max_connections(settings.database_max_connections)
         .min_connections(1)
@@ -45,10 +46,15 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
         // connections surface as errors and are replaced by the pool instead.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
+        // A stuck statement cannot hold a request: PostgreSQL cancels it server-side
+        // (57014, answered 503); SQLite waits for a lock at most as long.
+        .map_sqlx_postgres_opts(move |o| {
+            o.options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
+        })
+        .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(10))
+                .busy_timeout(statement_timeout)
                 .foreign_keys(true)
         });
     let conn = Database::connect(opt).await?;
@@ -152,22 +158,42 @@ fn ts(t: OffsetDateTime) -> Value {
     Value::from(t.replace_nanosecond(0).unwrap_or(t))
 }
 
-/// Pool exhaustion and lost connections are the database being unavailable; any
-/// other failure is unexpected and stays opaque to clients.
+/// Failures that are the database being unavailable for now — pool exhaustion, lost
+/// connections, a server shutting down or restarting, a statement timeout, a lock
+/// not granted in time — are `503 database_unavailable`, which a client may retry;
+/// any other failure is unexpected and stays opaque to clients.
 fn map_err(e: DbErr) -> DomainError {
+    if is_transient(&e) { DomainError::Unavailable } else { DomainError::Internal(e.to_string()) }
+}
+
+fn is_transient(e: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sx;
-    match &e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DomainError::Unavailable,
-        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))
-            if matches!(
-                inner.as_ref(),
-                Sx::Io(_) | Sx::PoolTimedOut | Sx::PoolClosed | Sx::Tls(_) | Sx::WorkerCrashed | Sx::Protocol(_)
-            ) =>
-        {
-            DomainError::Unavailable
-        }
-        _ => DomainError::Internal(e.to_string()),
+    let inner = match e {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(inner))
+        | DbErr::Exec(RuntimeErr::SqlxError(inner))
+        | DbErr::Query(RuntimeErr::SqlxError(inner)) => inner,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match inner.as_ref() {
+        Sx::Io(_) | Sx::PoolTimedOut | Sx::PoolClosed | Sx::Tls(_) | Sx::WorkerCrashed | Sx::Protocol(_) => true,
+        Sx::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        _ => false,
     }
+}
+
+/// SQLSTATE classes of PostgreSQL, or SQLite result codes, that mean "not now".
+fn transient_code(code: &str) -> bool {
+    // PostgreSQL codes are five characters (SQLite's, at most four digits): 08
+    // connection exception, 53 insufficient resources, 57 operator intervention
+    // (57014 statement timeout, 57P01 terminated by a restart), 40001 serialization
+    // failure, 40P01 deadlock, 55P03 lock not available.
+    if code.len() == 5 {
+        return ["08", "53", "57"].iter().any(|c| code.starts_with(c)) || ["40001", "40P01", "55P03"].contains(&code);
+    }
+    // SQLite: the primary result code is the low byte; 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
 /// A second membership of one user in one gym.
@@ -199,4 +225,19 @@ impl PageValues for domain::Page {
 /// `Some(i64)` for an optional id.
 fn opt_id(id: Option<domain::UserId>) -> Value {
     Value::from(id.map(|u| u.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn restarts_timeouts_and_busy_databases_are_transient() {
+        for code in ["57P01", "57014", "08006", "53300", "40001", "40P01", "55P03", "5", "517", "6", "262"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "23503", "23514", "42601", "19", "2067", "1", "11"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
 }
