@@ -54,6 +54,16 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Set on SIGTERM: `/ready` answers 503 and responses close their connection,
+    /// so a load balancer stops sending before the server drains.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// Whether the process is shutting down (see [`AppState::draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The state of a request.
@@ -97,6 +107,7 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
         db,
         clock,
         metrics: telemetry::metrics_handle(),
+        draining: std::sync::atomic::AtomicBool::new(false),
     })
 }
 

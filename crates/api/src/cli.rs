@@ -97,6 +97,30 @@ pub async fn run() -> ExitCode {
     }
 }
 
+/// SIGTERM (or Ctrl-C): `/ready` turns 503 at once while requests are still served
+/// for `grace`, so a load balancer stops routing here before anything is refused;
+/// then actix stops accepting and drains in-flight requests (bounded by its 30 s
+/// shutdown timeout). A second signal skips the rest of the grace period.
+async fn shut_down_on_signal(state: app::State, server: actix_web::dev::ServerHandle, grace: std::time::Duration) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        tracing::error!("cannot listen for SIGTERM; stop the process with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    state.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(grace_s = grace.as_secs(), "shutdown: /ready answers 503, serving through the grace period");
+    tokio::select! {
+        () = tokio::time::sleep(grace) => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown: draining in-flight requests");
+    server.stop(true).await;
+}
+
 async fn connect_and_migrate(settings: &Settings) -> Result<infra::db::Db, String> {
     let db = infra::db::connect(settings).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
     db.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
@@ -120,12 +144,11 @@ async fn serve(settings: Settings) -> ExitCode {
     // The bound address, not the configured one: BIND_ADDR may ask for port 0.
     let addr = listener.local_addr().map_or_else(|_| settings.bind_addr.to_string(), |a| a.to_string());
     tracing::info!(addr = %addr, workers = settings.workers, sqlite = settings.is_sqlite(), "gymapi serving");
-    let server = match app::server(state, listener, settings.workers, true) {
+    let server = match app::server(state.clone(), listener, settings.workers, false) {
         Ok(s) => s,
         Err(e) => return fail(1, e),
     };
-    // actix stops accepting on SIGTERM/SIGINT and drains in-flight requests
-    // (bounded by the shutdown timeout) before this future resolves.
+    tokio::spawn(shut_down_on_signal(state, server.handle(), settings.shutdown_grace));
     let result = server.await;
     db.close().await;
     match result {

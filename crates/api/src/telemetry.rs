@@ -66,6 +66,10 @@ pub async fn middleware(
     // produced by inner middleware, and actix renders it itself.
     let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     let mut res = finish_error_body(res, lang);
+    if res.request().app_data::<crate::app::State>().is_some_and(|s| s.is_draining()) {
+        // Clients move to another instance instead of reusing this connection.
+        res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), v);
     }

@@ -65,6 +65,12 @@ fn production_refuses_weak_or_missing_secrets() {
     assert_config_error(&run(&["migrate"], &[prod, ("AUTH_JWT_SECRET", "too-short")]), "AUTH_JWT_SECRET");
     let dev = ("AUTH_JWT_SECRET", "gymapi-development-secret-not-for-production-use");
     assert_config_error(&run(&["migrate"], &[prod, dev]), "AUTH_JWT_SECRET");
+    let jwks = ("AUTH_JWKS_URL", "https://tenant.example/.well-known/jwks.json");
+    assert_config_error(&run(&["migrate"], &[prod, jwks]), "AUTH_AUDIENCE");
+    assert_config_error(&run(&["migrate"], &[prod, jwks, ("AUTH_AUDIENCE", "https://gymapi/")]), "AUTH_ISSUER");
+    for (var, value) in [("DATABASE_STATEMENT_TIMEOUT_SECONDS", "0"), ("SHUTDOWN_GRACE_SECONDS", "soon")] {
+        assert_config_error(&run(&["migrate"], &[(var, value)]), var);
+    }
 }
 
 #[test]
@@ -130,7 +136,7 @@ impl Drop for Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_the_request_id() {
-    let mut server = Server::start(workdir(), &[("LOG_FORMAT", "json")]);
+    let mut server = Server::start(workdir(), &[("LOG_FORMAT", "json"), ("SHUTDOWN_GRACE_SECONDS", "0")]);
     let client = reqwest::Client::new();
     let res =
         client.get(format!("{}/health", server.base)).header("X-Request-ID", "log-probe-1").send().await.expect("get");
@@ -169,7 +175,7 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_request_completes_it_and_exits_0() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut server = Server::start(workdir(), &[]);
+    let mut server = Server::start(workdir(), &[("SHUTDOWN_GRACE_SECONDS", "1")]);
     let token = String::from_utf8_lossy(
         &gymapi(&server.dir, &["token", "--sub", "drain"], &[]).output().expect("token").stdout,
     )
@@ -195,6 +201,48 @@ async fn sigterm_during_a_request_completes_it_and_exits_0() {
     assert!(response.contains("Drained"), "{response}");
     let status = tokio::task::spawn_blocking(move || server.child.wait()).await.expect("join").expect("wait");
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_ready_is_503_at_once_and_every_request_sent_is_answered_then_exit_0() {
+    let mut server = Server::start(workdir(), &[("SHUTDOWN_GRACE_SECONDS", "2")]);
+    let token = String::from_utf8_lossy(
+        &gymapi(&server.dir, &["token", "--sub", "burst"], &[]).output().expect("token").stdout,
+    )
+    .trim()
+    .to_owned();
+    // Keep-alive connections already open, as a load balancer's are.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("client");
+    let me = format!("{}/api/v1/users/me", server.base);
+    assert_eq!(client.get(&me).bearer_auth(&token).send().await.expect("warm").status(), 200);
+    // A burst is on its way when the signal lands.
+    let burst: Vec<_> = (0..200)
+        .map(|_| {
+            let (client, me, token) = (client.clone(), me.clone(), token.clone());
+            tokio::spawn(async move { client.get(&me).bearer_auth(&token).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    server.sigterm();
+    let signalled = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ready = client.get(format!("{}/ready", server.base)).send().await.expect("ready");
+    assert_eq!(ready.status(), 503, "/ready turns 503 at once");
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["code"], "shutting_down");
+    // Requests are still served during the grace period, with Connection: close.
+    let res = client.get(&me).bearer_auth(&token).send().await.expect("during grace");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
+    let mut answered = 0;
+    for task in burst {
+        let status = task.await.expect("join").expect("every request sent before SIGTERM is answered");
+        assert_eq!(status, 200);
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.expect("join").expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() >= Duration::from_secs(2), "served through the grace period");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

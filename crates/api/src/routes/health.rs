@@ -19,8 +19,13 @@ async fn health() -> HttpResponse {
 
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "{status: ready, database: ok, cache: ok|disabled|degraded}"),
-    (status = 503, description = "database_unavailable")))]
+    (status = 503, description = "database_unavailable, or shutting_down after SIGTERM")))]
 async fn ready(state: State) -> HttpResponse {
+    if state.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "draining", "detail": "shutting down", "code": "shutting_down"
+        }));
+    }
     let cache = match state.cache.health().await {
         CacheHealth::Ok => "ok",
         CacheHealth::Disabled => "disabled",
