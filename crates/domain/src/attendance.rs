@@ -333,11 +333,12 @@ impl AttendanceService {
                 MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
                 MarkOutcome::Full => return Err(DomainError::SessionFull),
             };
-        // The session's own entry too: a walk-in took one of its places.
+        // The session's own entry too, and every dashboard of the gym: a walk-in took
+        // one of the session's places, which dashboards show.
         self.cache
             .delete(&[
                 keys::last_attendance(code.user_id, actor.gym_id),
-                keys::dashboard_summary(code.user_id, actor.gym_id),
+                keys::dashboards(actor.gym_id),
                 keys::session(actor.gym_id, chosen.id),
             ])
             .await;
@@ -466,7 +467,7 @@ mod tests {
             .expect_delete()
             .withf(|k| {
                 k.len() == 3
-                    && k[..2] == [keys::last_attendance(MEMBER, GYM), keys::dashboard_summary(MEMBER, GYM)]
+                    && k[..2] == [keys::last_attendance(MEMBER, GYM), keys::dashboards(GYM)]
                     && k[2].starts_with(&format!("gym:{}:session:", GYM.0))
             })
             .once()

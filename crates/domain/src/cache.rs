@@ -58,9 +58,15 @@ pub mod keys {
     pub fn last_attendance(user: UserId, gym: GymId) -> String {
         format!("last_attendance:{}:{}", user.0, gym.0)
     }
-    /// A member's dashboard summary in a gym.
-    pub fn dashboard_summary(user: UserId, gym: GymId) -> String {
-        format!("dashboard_summary:{}:{}", user.0, gym.0)
+    /// Every member's dashboard summary in a gym (a group, one field per member):
+    /// a dashboard shows sessions with their status and `registered_count`, so any
+    /// booking, cancellation or check-in in the gym drops the whole group at once.
+    pub fn dashboards(gym: GymId) -> String {
+        format!("gym:{}:dashboards", gym.0)
+    }
+    /// The field of one member's summary in [`dashboards`].
+    pub fn dashboard_field(user: UserId) -> String {
+        user.0.to_string()
     }
     /// A user's profile.
     pub fn user(user: UserId) -> String {
@@ -74,8 +80,9 @@ pub mod keys {
     pub fn user_by_sub(sub: &str) -> String {
         format!("auth:sub:{sub}")
     }
-    /// A user's membership (role) in a gym; absent when not a member.
-    pub fn membership(user: UserId, gym: GymId) -> String {
-        format!("auth:member:{}:{}", user.0, gym.0)
+    /// Every membership of a user (gym and role), in one entry: a user has a handful
+    /// of gyms, and a made-up `X-Gym-ID` is answered from it without creating a key.
+    pub fn memberships(user: UserId) -> String {
+        format!("auth:memberships:{}", user.0)
     }
 }

@@ -84,6 +84,13 @@ pub trait GymRepository: Send + Sync {
     /// Storage failures.
     async fn membership(&self, user: UserId, gym: GymId) -> Result<Option<Membership>>;
 
+    /// The user's role in every gym they belong to, by gym id: what the tenant
+    /// check caches per user.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn roles_of(&self, user: UserId) -> Result<Vec<(GymId, Role)>>;
+
     /// Every gym the user belongs to, with the role there, by gym id.
     ///
     /// # Errors
@@ -145,7 +152,7 @@ impl GymService {
         let created = self.gyms.create_with_owner(&gym, caller, self.clock.now()).await?;
         // The caller may have asked for this id before it existed, leaving a cached
         // "not a member" that would hide their own new gym until it expired.
-        self.forget_membership(caller, created.id).await;
+        self.forget_memberships(caller).await;
         Ok(created)
     }
 
@@ -165,12 +172,12 @@ impl GymService {
         self.gyms.by_id(actor.gym_id).await?.ok_or(DomainError::NotAMember)
     }
 
-    /// The caller's membership of a gym: what the tenant check needs.
+    /// The caller's role in each of their gyms: what the tenant check needs.
     ///
     /// # Errors
-    /// [`DomainError::NotAMember`] when the caller is not in the gym or it does not exist.
-    pub async fn membership(&self, caller: UserId, gym: GymId) -> Result<Membership> {
-        self.gyms.membership(caller, gym).await?.ok_or(DomainError::NotAMember)
+    /// Storage failures.
+    pub async fn roles_of(&self, caller: UserId) -> Result<Vec<(GymId, Role)>> {
+        self.gyms.roles_of(caller).await
     }
 
     /// Members of the gym, for staff.
@@ -190,7 +197,7 @@ impl GymService {
     pub async fn add_member(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
         may_grant(actor, role)?;
         let m = self.gyms.add_member(actor.gym_id, user, role, self.clock.now()).await?;
-        self.forget_membership(user, actor.gym_id).await;
+        self.forget_memberships(user).await;
         Ok(m)
     }
 
@@ -204,7 +211,7 @@ impl GymService {
         may_grant(actor, role)?;
         self.may_manage(actor, user).await?;
         let m = self.gyms.set_role(actor.gym_id, user, role).await?.ok_or(DomainError::UserNotFound)?;
-        self.forget_membership(user, actor.gym_id).await;
+        self.forget_memberships(user).await;
         Ok(m)
     }
 
@@ -224,7 +231,7 @@ impl GymService {
         if !self.gyms.remove_member(actor.gym_id, user).await? {
             return Err(DomainError::UserNotFound);
         }
-        self.forget_membership(user, actor.gym_id).await;
+        self.forget_memberships(user).await;
         Ok(())
     }
 
@@ -237,8 +244,9 @@ impl GymService {
         Ok(())
     }
 
-    async fn forget_membership(&self, user: UserId, gym: GymId) {
-        self.cache.delete(&[keys::membership(user, gym)]).await;
+    /// Drops the user's cached memberships (all gyms are one entry).
+    async fn forget_memberships(&self, user: UserId) {
+        self.cache.delete(&[keys::memberships(user)]).await;
     }
 }
 
@@ -271,7 +279,7 @@ mod tests {
 
     fn cache_expecting_invalidation_of(user: UserId) -> MockCache {
         let mut cache = MockCache::new();
-        let key = keys::membership(user, GYM);
+        let key = keys::memberships(user);
         cache.expect_delete().withf(move |k| k == [key.clone()]).once().return_const(());
         cache
     }

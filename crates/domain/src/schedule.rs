@@ -430,7 +430,8 @@ impl ScheduleService {
     pub async fn cancel_session(&self, actor: &Actor, id: i64) -> Result<Session> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
-        self.forget(&[keys::session(actor.gym_id, id)]).await;
+        // Members' dashboards list their upcoming sessions with status.
+        self.forget(&[keys::session(actor.gym_id, id), keys::dashboards(actor.gym_id)]).await;
         Ok(s)
     }
 
@@ -478,8 +479,7 @@ impl ScheduleService {
     }
 
     async fn forget_booking(&self, actor: &Actor, session_id: i64) {
-        self.forget(&[keys::session(actor.gym_id, session_id), keys::dashboard_summary(actor.user_id, actor.gym_id)])
-            .await;
+        self.forget(&[keys::session(actor.gym_id, session_id), keys::dashboards(actor.gym_id)]).await;
     }
 
     async fn forget(&self, keys: &[String]) {
@@ -605,11 +605,7 @@ mod tests {
                 })
             });
         let mut cache = MockCache::new();
-        cache
-            .expect_delete()
-            .withf(|k| k == [keys::session(GYM, 11), keys::dashboard_summary(UserId(5), GYM)])
-            .once()
-            .return_const(());
+        cache.expect_delete().withf(|k| k == [keys::session(GYM, 11), keys::dashboards(GYM)]).once().return_const(());
         let p = svc(repo, cache).register(&member(), 11).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
     }

@@ -116,3 +116,131 @@ async fn ready_reports_a_live_redis_as_ok() {
     let (_, ready) = send(app.req(Method::GET, "/ready")).await;
     assert_eq!(ready["cache"], "ok");
 }
+
+/// One test per backend of an async fn taking the backend.
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body(Backend::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body(Backend::Sqlite).await;
+            }
+        }
+    };
+}
+
+async fn dashboard(app: &TestApp, gym: i64, u: &gymapi_tests::TestUser) -> serde_json::Value {
+    let (status, d) = send(app.call(Method::GET, "/api/v1/users/me/dashboard-summary", &u.token, Some(gym))).await;
+    assert_eq!(status, 200, "{d}");
+    d
+}
+
+async fn cancelling_a_session_refreshes_registered_members_dashboards_on(backend: Backend) {
+    let (a, b) = two_instances(backend).await;
+    let (owner, gym) = a.gym().await;
+    let class = a.class(gym, &owner, 10).await;
+    let s = a.session_at(gym, &owner, class, now() + Duration::hours(3)).await;
+    let (first, second) = (a.member(gym, &owner, "member").await, a.member(gym, &owner, "member").await);
+    let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
+    assert_eq!(send(a.call(Method::POST, &reg, &first.token, Some(gym))).await.0, 201);
+    // B caches the first member's dashboard: one upcoming session, one place taken.
+    let d = dashboard(&b, gym, &first).await;
+    assert_eq!(
+        (d["upcoming_registrations"][0]["id"].clone(), d["upcoming_registrations"][0]["registered_count"].clone()),
+        (s["id"].clone(), json!(1))
+    );
+    // Another member's booking changes the count that dashboard shows.
+    assert_eq!(send(a.call(Method::POST, &reg, &second.token, Some(gym))).await.0, 201);
+    assert_eq!(dashboard(&b, gym, &first).await["upcoming_registrations"][0]["registered_count"], 2);
+    let _ = dashboard(&b, gym, &second).await;
+    // Cancelled on A: gone from every registered member's dashboard on B at once.
+    let (status, _) =
+        send(a.call(Method::POST, &format!("/api/v1/schedule/sessions/{}/cancel", s["id"]), &owner.token, Some(gym)))
+            .await;
+    assert_eq!(status, 200);
+    for m in [&first, &second] {
+        assert_eq!(dashboard(&b, gym, m).await["upcoming_registrations"], json!([]), "member {}", m.id);
+    }
+}
+on_both_backends!(
+    cancelling_a_session_refreshes_registered_members_dashboards,
+    cancelling_a_session_refreshes_registered_members_dashboards_on
+);
+
+async fn keys_with_prefix(prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(redis_url().as_str()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
+    keys.sort();
+    keys
+}
+
+async fn made_up_gym_ids_create_no_cache_entry_on(backend: Backend) {
+    let (a, _b) = two_instances(backend).await;
+    let (owner, gym) = a.gym().await;
+    assert_eq!(send(a.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
+    let before = keys_with_prefix(&a.db.cache_prefix).await;
+    for made_up in [gym + 1, gym + 1000, 987_654_321, i64::MAX] {
+        let got = send(a.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(made_up))).await;
+        assert_error(&got, 403, "not_a_member");
+    }
+    assert_eq!(keys_with_prefix(&a.db.cache_prefix).await, before, "no key per made-up gym id");
+    assert!(before.iter().filter(|k| k.contains("auth:")).count() == 1, "one authorization entry per user: {before:?}");
+}
+on_both_backends!(made_up_gym_ids_create_no_cache_entry, made_up_gym_ids_create_no_cache_entry_on);
+
+async fn a_role_change_takes_effect_at_once_on_another_instance_on(backend: Backend) {
+    let (a, b) = two_instances(backend).await;
+    let (owner, gym) = a.gym().await;
+    let admin = a.member(gym, &owner, "admin").await;
+    let members = || b.call(Method::GET, "/api/v1/members", &admin.token, Some(gym));
+    assert_eq!(send(members()).await.0, 200, "B caches the admin's role");
+    let path = format!("/api/v1/members/{}", admin.id);
+    let (status, _) =
+        send(a.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"role": "member"}))).await;
+    assert_eq!(status, 200);
+    assert_error(&send(members()).await, 403, "forbidden");
+    assert_eq!(send(a.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
+    assert_error(&send(members()).await, 403, "not_a_member");
+}
+on_both_backends!(
+    a_role_change_takes_effect_at_once_on_another_instance,
+    a_role_change_takes_effect_at_once_on_another_instance_on
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most() {
+    redis_reachable().await;
+    // A reaches Redis, C does not: C's invalidation of a demotion is lost.
+    let db = Arc::new(TestDb::create(Backend::Postgres).await);
+    let a = TestApp::spawn_on(db.clone(), Options { redis_url: Some(redis_url()), ..Options::default() }).await;
+    let c =
+        TestApp::spawn_on(db, Options { redis_url: Some("redis://127.0.0.1:1/0".into()), ..Options::default() }).await;
+    let (owner, gym) = a.gym().await;
+    let admin = a.member(gym, &owner, "admin").await;
+    let members = || a.call(Method::GET, "/api/v1/members", &admin.token, Some(gym));
+    assert_eq!(send(members()).await.0, 200);
+    let path = format!("/api/v1/members/{}", admin.id);
+    let (status, _) =
+        send(c.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"role": "member"}))).await;
+    assert_eq!(status, 200);
+    let demoted = std::time::Instant::now();
+    loop {
+        let (status, _) = send(members()).await;
+        if status == 403 {
+            break;
+        }
+        assert!(
+            demoted.elapsed() <= api::tenant::AUTH_ENTRY_TTL + std::time::Duration::from_secs(1),
+            "still admin {:?} after the demotion",
+            demoted.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -79,8 +79,6 @@ async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 #[utoipa::path(get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance", params(GymHeader), 
     responses((status = 200, body = DashboardOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's attendance figures and next 5 registrations (cached).")]
 pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, Slot::Key(keys::dashboard_summary(actor.user_id, actor.gym_id)), async {
-        Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?))
-    })
-    .await
+    let slot = Slot::Field(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
+    cached_json(&state, slot, async { Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?)) }).await
 }

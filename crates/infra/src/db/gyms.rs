@@ -6,10 +6,16 @@ use domain::{DomainError, GymId, Page, Result, Role, UserId};
 use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
-use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert};
+use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert, role};
 use super::{Db, PageValues, all, already_member, exec, map_err, one, timed, timed_or, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
+
+#[derive(FromQueryResult)]
+struct GymRoleIdRow {
+    gym_id: i64,
+    role: String,
+}
 
 #[derive(FromQueryResult)]
 struct Count {
@@ -80,6 +86,19 @@ impl GymRepository for Db {
             .await?
             .map(MembershipRow::into_domain)
             .transpose()
+    }
+
+    async fn roles_of(&self, user: UserId) -> Result<Vec<(GymId, Role)>> {
+        let rows = timed(
+            "roles_of_user",
+            all::<GymRoleIdRow>(
+                &self.conn,
+                "SELECT gym_id, role FROM memberships WHERE user_id = $1 ORDER BY gym_id",
+                vec![user.0.into()],
+            ),
+        )
+        .await?;
+        rows.into_iter().map(|r| Ok((GymId(r.gym_id), role(&r.role)?))).collect()
     }
 
     async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
