@@ -1,5 +1,5 @@
 # GymAPI — the two commands of a fresh machine are `make run` and `make test`.
-.PHONY: run test lint fmt demo bench build release
+.PHONY: run test lint fmt demo bench build release api-fuzz
 
 CARGO ?= cargo
 
@@ -29,6 +29,11 @@ release:
 ## Load test (goose) against a release build on PostgreSQL and Redis; prints the figures table.
 bench:
 	./scripts/bench.sh
+
+## The OpenAPI document against the server: openapi-spec-validator, schemathesis --checks all,
+## and a booking and a check-in through a generated Python client (tools from PyPI, in ~/.cache).
+api-fuzz:
+	./scripts/api-fuzz.sh
 
 ## A server on SQLite with demo data, and how to try a check-in with curl.
 demo:

@@ -29,11 +29,12 @@ impl<T: DeserializeOwned> Body<T> {
     /// # Errors
     /// `422 validation_error` saying what is wrong.
     pub fn parse(self) -> Result<T, ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(&self.bytes)
+        let mut value: serde_json::Value = serde_json::from_slice(&self.bytes)
             .map_err(|e| ApiError::validation(format!("the body is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(ApiError::validation("the body must be a JSON object"));
         }
+        integral_floats_as_integers(&mut value);
         serde_json::from_value(value).map_err(|e| ApiError::validation(format!("invalid body: {e}")))
     }
 
@@ -44,6 +45,28 @@ impl<T: DeserializeOwned> Body<T> {
     pub fn parse_as(self, actor: &Actor, min: Role) -> Result<T, ApiError> {
         actor.require(min)?;
         self.parse()
+    }
+}
+
+/// JSON (and its schemas) has one number type: `5.0` is the integer 5, as Python's
+/// and JavaScript's clients may send it. serde would refuse it for an integer
+/// field, so integral floats inside the i64 range become integers first.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+            {
+                // Exact: an integral float inside the i64 range converts without rounding.
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *v = serde_json::Value::from(i);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 

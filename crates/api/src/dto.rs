@@ -8,8 +8,8 @@ use domain::schedule::{Class, ClassPatch, NewClass, NewSession, Participation, S
 use domain::users::User;
 use domain::{Role, Timestamp, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::{IntoParams, ToSchema};
 
 /// RFC 3339 in UTC with `Z`, as every response time.
@@ -36,22 +36,57 @@ pub mod utc {
     }
 }
 
-/// Parses RFC 3339, or a date-time without offset taken as UTC (what FastAPI
-/// clients often send), into a storable [`Timestamp`] (UTC, whole seconds, years
-/// 1 to 9999 once in UTC).
+/// A calendar date of the years 1 to 9999, leap days included only in leap years,
+/// as a regular expression that means the same in Rust, Python and JavaScript: the
+/// server accepts exactly what the OpenAPI document's pattern admits.
+const DATE_RE: &str = concat!(
+    "(?:(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-",
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+    "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)"
+);
+/// RFC 3339 time of day with seconds (up to nanoseconds) and its offset.
+const TIME_RE: &str =
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
+
+/// The anchored pattern of request date-times (published in the OpenAPI document).
+pub fn date_time_pattern() -> String {
+    format!("^{DATE_RE}{TIME_RE}$")
+}
+
+/// The anchored pattern of request dates (published in the OpenAPI document).
+pub fn date_pattern() -> String {
+    format!("^{DATE_RE}$")
+}
+
+static DATE_TIME: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(&date_time_pattern()).ok());
+static DATE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(&date_pattern()).ok());
+
+/// Parses a request date-time ([`date_time_pattern`]) into a storable [`Timestamp`]
+/// (UTC, whole seconds, years 1 to 9999 once in UTC).
 ///
 /// # Errors
 /// A message for the client: not a date-time, or not storable.
 pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    let parsed = OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
-        let naive = time::macros::format_description!(
-            version = 2,
-            "[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
-        );
-        PrimitiveDateTime::parse(s, naive).ok().map(PrimitiveDateTime::assume_utc)
-    });
-    let t = parsed.ok_or_else(|| format!("{s:?} is not an RFC 3339 date-time"))?;
+    let not_a_time = || format!("{s:?} is not an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM])");
+    if !DATE_TIME.as_ref().is_some_and(|re| re.is_match(s)) {
+        return Err(not_a_time());
+    }
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| not_a_time())?;
     Timestamp::new(t).map_err(|_| format!("{s:?} is outside the years 1 to 9999 in UTC"))
+}
+
+/// Parses a request date ([`date_pattern`]).
+///
+/// # Errors
+/// A message naming the parameter.
+pub fn parse_date(name: &str, s: &str) -> Result<time::Date, domain::DomainError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    DATE.as_ref()
+        .filter(|re| re.is_match(s))
+        .and_then(|_| time::Date::parse(s, fmt).ok())
+        .ok_or_else(|| domain::DomainError::validation(format!("{name} must be a date YYYY-MM-DD")))
 }
 
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
@@ -399,6 +434,34 @@ pub struct EventIn {
     pub max_participants: Option<i32>,
 }
 
+/// `POST /events`: the fields an event must have.
+#[derive(Deserialize, ToSchema)]
+pub struct EventNewIn {
+    pub title: String,
+    pub description: Option<String>,
+    #[serde(deserialize_with = "de_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start_time: Timestamp,
+    #[serde(deserialize_with = "de_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub end_time: Timestamp,
+    pub location: Option<String>,
+    pub max_participants: Option<i32>,
+}
+
+impl From<EventNewIn> for EventFields {
+    fn from(e: EventNewIn) -> Self {
+        Self {
+            title: Some(e.title),
+            description: e.description,
+            start_time: Some(e.start_time),
+            end_time: Some(e.end_time),
+            location: e.location,
+            max_participants: e.max_participants,
+        }
+    }
+}
+
 impl From<EventIn> for EventFields {
     fn from(e: EventIn) -> Self {
         Self {
@@ -521,21 +584,17 @@ impl DateRangeIn {
         domain::Page::new(self.skip.unwrap_or(0), self.limit.unwrap_or(100))
     }
 
-    /// Missing `start_date` is today (UTC); missing `end_date` is a week after the start.
+    /// Missing both: today (UTC) and the week after; only a start: that week; only
+    /// an end: the week up to it.
     pub fn range(&self, today: time::Date) -> Result<domain::DateRange, domain::DomainError> {
-        let fmt = time::macros::format_description!("[year]-[month]-[day]");
-        let parse = |name: &str, v: &Option<String>| -> Result<Option<time::Date>, domain::DomainError> {
-            v.as_deref()
-                .map(|s| {
-                    time::Date::parse(s, fmt)
-                        .map_err(|_| domain::DomainError::validation(format!("{name} must be a date YYYY-MM-DD")))
-                })
-                .transpose()
-        };
-        let start = parse("start_date", &self.start_date)?.unwrap_or(today);
-        let end = match parse("end_date", &self.end_date)? {
-            Some(d) => d,
-            None => start.checked_add(time::Duration::days(7)).unwrap_or(start),
+        let parse = |name: &str, v: &Option<String>| v.as_deref().map(|s| parse_date(name, s)).transpose();
+        let week = time::Duration::days(7);
+        let (start, end) = match (parse("start_date", &self.start_date)?, parse("end_date", &self.end_date)?) {
+            (Some(s), Some(e)) => (s, e),
+            (Some(s), None) => (s, s.checked_add(week).unwrap_or(s)),
+            // Only an end: the week up to it, so any single date is a valid range.
+            (None, Some(e)) => (e.checked_sub(week).filter(|d| d.year() >= 1).unwrap_or(e), e),
+            (None, None) => (today, today.checked_add(week).unwrap_or(today)),
         };
         domain::DateRange::new(start, end)
     }
@@ -566,3 +625,54 @@ pub struct GymHeader(
     /// A positive integer.
     pub i64,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_date_time_pattern_admits_parses_and_the_rest_does_not() {
+        for ok in [
+            "2026-01-31T10:00:00Z",
+            "2024-02-29T23:59:59.123456789+05:30",
+            "2000-02-29T00:00:00-23:59",
+            "0004-02-29T00:00:00Z",
+            "0001-01-01T12:00:00+00:00",
+            "9999-12-31T23:59:59.5Z",
+            "2026-04-30T00:00:00.1-00:00",
+        ] {
+            assert!(parse_time(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "2026-02-29T10:00:00Z",
+            "1900-02-29T10:00:00Z",
+            "2026-04-31T10:00:00Z",
+            "0000-06-01T00:00:00Z",
+            "2026-01-01 10:00:00Z",
+            "2026-01-01T10:00Z",
+            "2026-01-01t10:00:00z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T10:00:60Z",
+            "2026-01-01T10:00:00.1234567890Z",
+            "2026-01-01T10:00:00",
+            "2026-01-01T10:00:00+24:00",
+            "+2026-01-01T10:00:00Z",
+            "２０２６-01-01T10:00:00Z",
+            "9999-12-31T23:30:00-01:00",
+            "0001-01-01T00:30:00+01:00",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_date_pattern_admits_parses_and_the_rest_does_not() {
+        for ok in ["2026-01-31", "2024-02-29", "0001-01-01", "9999-12-31"] {
+            assert!(parse_date("d", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2026-02-29", "0000-01-01", "2026-1-1", "-0001-01-01", "10000-01-01", "2026-13-01"] {
+            assert!(parse_date("d", bad).is_err(), "{bad:?}");
+        }
+    }
+}

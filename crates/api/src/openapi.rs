@@ -2,6 +2,8 @@
 //! are served from the binary (the UI is vendored), so `/docs` works offline.
 
 use actix_web::{HttpResponse, web};
+use domain::limits;
+use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -60,5 +62,124 @@ async fn docs_page() -> HttpResponse {
 /// `/openapi.json`, `/docs` and the UI's assets under `/docs/`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/docs").route(web::get().to(docs_page)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", document()));
+}
+
+/// The served document: what utoipa derives from the routes, completed with what
+/// the derive cannot know — a description on every response (OpenAPI requires it)
+/// and every bound the server validates, taken from the same constants the
+/// domain checks against, so the document and the server cannot drift apart.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+            describe_responses(op);
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                params.iter_mut().for_each(constrain_parameter);
+            }
+        }
+    }
+    if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (name, schema) in schemas.iter_mut() {
+            for (field, bounds) in field_bounds(name) {
+                if let Some(prop) = schema.pointer_mut(&format!("/properties/{field}")).and_then(Value::as_object_mut) {
+                    prop.extend(bounds);
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn describe_responses(op: &mut Value) {
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { return };
+    for (status, response) in responses.iter_mut() {
+        let Some(r) = response.as_object_mut() else { continue };
+        if r.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+            let reason = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Response");
+            r.insert("description".into(), json!(reason));
+        }
+    }
+}
+
+fn constrain_parameter(param: &mut Value) {
+    let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let bounds = match name.as_str() {
+        "X-Gym-ID" | "id" | "user_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
+        "skip" => json!({"type": "integer", "format": "int64", "minimum": 0}),
+        "limit" => json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": domain::Page::MAX_LIMIT}),
+        "start_date" | "end_date" => json!({"type": "string", "format": "date", "pattern": crate::dto::date_pattern()}),
+        "role" => json!({"type": "string", "enum": ROLES}),
+        _ => return,
+    };
+    param["schema"] = bounds;
+}
+
+const ROLES: [&str; 4] = ["member", "trainer", "admin", "owner"];
+
+/// A required text: at most `max` characters and not blank.
+fn required_text(max: usize) -> Map<String, Value> {
+    let blank: String = limits::BLANK_CHARS.iter().map(|c| format!("\\u{:04x}", u32::from(*c))).collect();
+    obj(json!({"minLength": 1, "maxLength": max, "pattern": format!("[^{blank}]")}))
+}
+
+/// A request date-time: exactly what the server parses.
+fn date_time() -> Map<String, Value> {
+    obj(json!({"pattern": crate::dto::date_time_pattern()}))
+}
+
+fn text(max: usize) -> Map<String, Value> {
+    obj(json!({"maxLength": max}))
+}
+
+fn range(r: &std::ops::RangeInclusive<i32>) -> Map<String, Value> {
+    obj(json!({"minimum": r.start(), "maximum": r.end()}))
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The bounds of each field of each request (and enum of each response) schema.
+fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
+    use limits::*;
+    let roles = || obj(json!({"enum": ROLES}));
+    match schema {
+        "GymIn" => vec![
+            ("name", required_text(NAME_MAX)),
+            ("timezone", required_text(TIMEZONE_MAX)),
+            ("address", text(ADDRESS_MAX)),
+        ],
+        "ProfileIn" => vec![("name", text(NAME_MAX)), ("phone", text(PHONE_MAX))],
+        "MemberIn" | "RoleIn" | "MemberOut" | "MembershipOut" | "GymWithRoleOut" => vec![("role", roles())],
+        "ClassIn" | "ClassPatchIn" => vec![
+            ("name", required_text(NAME_MAX)),
+            ("description", text(CLASS_DESCRIPTION_MAX)),
+            ("category", text(CATEGORY_MAX)),
+            ("duration_minutes", range(&DURATION_MINUTES)),
+            ("max_capacity", range(&CAPACITY)),
+        ],
+        "SessionIn" => vec![("room", text(ROOM_MAX)), ("start_time", date_time()), ("end_time", date_time())],
+        "EventIn" | "EventNewIn" => vec![
+            ("start_time", date_time()),
+            ("end_time", date_time()),
+            ("title", required_text(NAME_MAX)),
+            ("description", text(EVENT_DESCRIPTION_MAX)),
+            ("location", text(LOCATION_MAX)),
+            ("max_participants", obj(json!({"minimum": MIN_PARTICIPANTS}))),
+        ],
+        "SessionOut" => vec![("status", obj(json!({"enum": ["scheduled", "cancelled"]})))],
+        "ParticipationOut" => {
+            vec![("status", obj(json!({"enum": ["registered", "attended", "cancelled", "no_show"]})))]
+        }
+        _ => vec![],
+    }
 }

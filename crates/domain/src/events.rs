@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::policy;
 use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
+use crate::{limits, policy};
 
 /// An event of a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,16 +177,16 @@ impl EventService {
 /// Applies the given fields and checks the event's rules.
 fn apply(mut e: Event, f: EventFields) -> Result<Event> {
     if let Some(t) = f.title {
-        e.title = required_text("title", &t, 200)?;
+        e.title = required_text("title", &t, limits::NAME_MAX)?;
     }
     if f.description.is_some() {
-        e.description = optional_text("description", f.description.as_deref(), 5000)?;
+        e.description = optional_text("description", f.description.as_deref(), limits::EVENT_DESCRIPTION_MAX)?;
     }
     if f.location.is_some() {
-        e.location = optional_text("location", f.location.as_deref(), 200)?;
+        e.location = optional_text("location", f.location.as_deref(), limits::LOCATION_MAX)?;
     }
     if let Some(m) = f.max_participants {
-        if m < 1 {
+        if m < limits::MIN_PARTICIPANTS {
             return Err(DomainError::validation("max_participants must be 1 or more"));
         }
         e.max_participants = Some(m);

@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::policy;
 use crate::users::User;
 use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
+use crate::{limits, policy};
 
 /// A gym: the tenant every scoped route acts in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +145,9 @@ impl GymService {
     /// [`DomainError::Validation`] for a bad name, time zone or address; storage failures.
     pub async fn create_gym(&self, caller: UserId, gym: NewGym) -> Result<Gym> {
         let gym = NewGym {
-            name: required_text("name", &gym.name, 200)?,
-            timezone: required_text("timezone", &gym.timezone, 64)?,
-            address: optional_text("address", gym.address.as_deref(), 500)?,
+            name: required_text("name", &gym.name, limits::NAME_MAX)?,
+            timezone: required_text("timezone", &gym.timezone, limits::TIMEZONE_MAX)?,
+            address: optional_text("address", gym.address.as_deref(), limits::ADDRESS_MAX)?,
         };
         let created = self.gyms.create_with_owner(&gym, caller, self.clock.now()).await?;
         // The caller may have asked for this id before it existed, leaving a cached

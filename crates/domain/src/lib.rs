@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod gyms;
+pub mod limits;
 pub mod policy;
 pub mod schedule;
 pub mod users;

@@ -8,8 +8,8 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::policy;
 use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
+use crate::{limits, policy};
 
 /// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,10 +293,10 @@ pub struct ScheduleService {
 }
 
 fn check_class_numbers(duration: Option<i32>, capacity: Option<i32>) -> Result<()> {
-    if duration.is_some_and(|d| !(1..=600).contains(&d)) {
+    if duration.is_some_and(|d| !limits::DURATION_MINUTES.contains(&d)) {
         return Err(DomainError::validation("duration_minutes must be between 1 and 600"));
     }
-    if capacity.is_some_and(|c| !(1..=1000).contains(&c)) {
+    if capacity.is_some_and(|c| !limits::CAPACITY.contains(&c)) {
         return Err(DomainError::validation("max_capacity must be between 1 and 1000"));
     }
     Ok(())
@@ -332,9 +332,9 @@ impl ScheduleService {
         actor.require(policy::MANAGE_SCHEDULE)?;
         check_class_numbers(Some(class.duration_minutes), Some(class.max_capacity))?;
         let class = NewClass {
-            name: required_text("name", &class.name, 200)?,
-            description: optional_text("description", class.description.as_deref(), 2000)?,
-            category: optional_text("category", class.category.as_deref(), 100)?,
+            name: required_text("name", &class.name, limits::NAME_MAX)?,
+            description: optional_text("description", class.description.as_deref(), limits::CLASS_DESCRIPTION_MAX)?,
+            category: optional_text("category", class.category.as_deref(), limits::CATEGORY_MAX)?,
             ..class
         };
         let created = self.repo.create_class(actor.gym_id, &class, self.clock.now()).await?;
@@ -351,11 +351,11 @@ impl ScheduleService {
         check_class_numbers(patch.duration_minutes, patch.max_capacity)?;
         let patch = ClassPatch {
             name: match patch.name.as_deref() {
-                Some(n) => Some(required_text("name", n, 200)?),
+                Some(n) => Some(required_text("name", n, limits::NAME_MAX)?),
                 None => None,
             },
-            description: optional_text("description", patch.description.as_deref(), 2000)?,
-            category: optional_text("category", patch.category.as_deref(), 100)?,
+            description: optional_text("description", patch.description.as_deref(), limits::CLASS_DESCRIPTION_MAX)?,
+            category: optional_text("category", patch.category.as_deref(), limits::CATEGORY_MAX)?,
             ..patch
         };
         let class = self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
@@ -417,7 +417,7 @@ impl ScheduleService {
             start_time: new.start_time,
             end_time,
             trainer_id: new.trainer_id,
-            room: optional_text("room", new.room.as_deref(), 100)?,
+            room: optional_text("room", new.room.as_deref(), limits::ROOM_MAX)?,
             capacity: class.max_capacity,
         };
         self.repo.create_session(actor.gym_id, &draft, self.clock.now()).await

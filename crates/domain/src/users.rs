@@ -10,8 +10,8 @@ use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::gyms::GymRepository;
-use crate::policy;
 use crate::values::{Actor, UserId, optional_text};
+use crate::{limits, policy};
 
 /// A person who can sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +122,8 @@ impl UserService {
     /// [`DomainError::Validation`] for over-long values; storage failures.
     pub async fn update_me(&self, me: UserId, patch: ProfilePatch) -> Result<User> {
         let patch = ProfilePatch {
-            name: optional_text("name", patch.name.as_deref(), 200)?,
-            phone: optional_text("phone", patch.phone.as_deref(), 50)?,
+            name: optional_text("name", patch.name.as_deref(), limits::NAME_MAX)?,
+            phone: optional_text("phone", patch.phone.as_deref(), limits::PHONE_MAX)?,
         };
         let user = self.users.update_profile(me, &patch, self.clock.now()).await?;
         self.cache.delete(&[keys::user(me)]).await;

@@ -223,11 +223,14 @@ impl DateRange {
 /// # Errors
 /// [`DomainError::Validation`] naming `field`.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
-    let v = value.trim();
+    // The length is of the text as sent (what the OpenAPI document bounds), the
+    // blank test that of the document's pattern; what is stored is trimmed.
+    optional_text(field, Some(value), max)?;
+    let v = value.trim_matches(crate::limits::is_blank);
     if v.is_empty() {
         return Err(DomainError::validation(format!("{field} must not be empty")));
     }
-    optional_text(field, Some(v), max).map(|o| o.unwrap_or_default())
+    Ok(v.to_owned())
 }
 
 /// Checks an optional text field: at most `max` characters.

@@ -68,3 +68,45 @@ async fn swagger_ui_is_served_without_network() {
     assert_eq!(res.status(), 200, "the UI's assets come from the binary");
     assert!(res.bytes().await.expect("js").len() > 100_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_openapi_3_1_with_a_description_on_every_response_and_the_servers_bounds() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, doc) = send(app.req(Method::GET, "/openapi.json")).await;
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    let mut responses = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for (status, r) in op["responses"].as_object().expect("responses") {
+                responses += 1;
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
+    }
+    assert!(responses > 200, "{responses}");
+    let class = &doc["components"]["schemas"]["ClassIn"]["properties"];
+    assert_eq!(
+        (class["duration_minutes"]["minimum"].as_i64(), class["duration_minutes"]["maximum"].as_i64()),
+        (Some(1), Some(600))
+    );
+    assert_eq!(
+        (class["max_capacity"]["minimum"].as_i64(), class["max_capacity"]["maximum"].as_i64()),
+        (Some(1), Some(1000))
+    );
+    assert_eq!((class["name"]["minLength"].as_i64(), class["name"]["maxLength"].as_i64()), (Some(1), Some(200)));
+    let session = &doc["components"]["schemas"]["SessionIn"]["properties"];
+    assert!(session["start_time"]["pattern"].is_string());
+    let limit = doc["paths"]["/api/v1/members"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .expect("limit parameter");
+    assert_eq!((limit["schema"]["minimum"].as_i64(), limit["schema"]["maximum"].as_i64()), (Some(1), Some(500)));
+    let gym = doc["paths"]["/api/v1/members"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "X-Gym-ID"))
+        .expect("gym header");
+    assert_eq!(gym["schema"]["minimum"].as_i64(), Some(1));
+}

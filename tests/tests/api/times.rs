@@ -130,3 +130,17 @@ both_backends!(list_ranges_outside_the_calendar_are_422, |app| {
         }
     }
 });
+
+both_backends!(a_time_without_its_offset_or_seconds_is_422, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 10).await;
+    for t in ["2030-01-01T10:00:00", "2030-01-01T10:00Z", "2030-01-01 10:00:00Z", "2030-01-01t10:00:00z", ""] {
+        let got = send(
+            app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
+                .json(&json!({"class_id": class, "start_time": t})),
+        )
+        .await;
+        assert_error(&got, 422, "validation_error");
+    }
+    assert_eq!(sessions_of(&app, gym, &owner, "2030-01-01", "2030-01-01").await, json!([]));
+});

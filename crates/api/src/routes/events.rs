@@ -8,7 +8,7 @@ use domain::policy;
 
 use crate::app::{Slot, State, cached_json, json};
 use crate::body::Body;
-use crate::dto::{DateRangeIn, EventIn, EventOut};
+use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
@@ -33,9 +33,9 @@ async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/events", tag = "events", params(GymHeader), request_body = EventIn, 
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", params(GymHeader), request_body = EventNewIn, 
     responses((status = 201, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create an event (staff); end after start.")]
-async fn create(state: State, Tenant(actor): Tenant, body: Body<EventIn>) -> Result<HttpResponse, ApiError> {
+async fn create(state: State, Tenant(actor): Tenant, body: Body<EventNewIn>) -> Result<HttpResponse, ApiError> {
     let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.into();
     json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, fields).await?))
 }

@@ -47,7 +47,7 @@ async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), request_body = ClassIn, 
-    responses((status = 201, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
+    responses((status = 201, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "user_not_found (instructor not a member of the gym)", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
 async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) -> Result<HttpResponse, ApiError> {
     let class = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
     json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, class).await?))
@@ -60,7 +60,7 @@ async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Resul
 }
 
 #[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), request_body = ClassPatchIn, 
-    responses((status = 200, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Change a class (staff).")]
+    responses((status = 200, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found, user_not_found (instructor not a member of the gym)", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Change a class (staff).")]
 async fn update_class(
     state: State,
     Tenant(actor): Tenant,
@@ -88,7 +88,7 @@ async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader), request_body = SessionIn, 
-    responses((status = 201, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Schedule a session (staff); end defaults to start + duration.")]
+    responses((status = 201, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found (missing, another gym's or deleted), user_not_found (trainer not a member)", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Schedule a session (staff); end defaults to start + duration.")]
 async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionIn>) -> Result<HttpResponse, ApiError> {
     let new = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
     json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, new).await?))
