@@ -333,12 +333,31 @@ async fn verify(base: &str, checkins_ok: usize) -> Result<(), String> {
         let client = &client;
         async move { call(client, base, reqwest::Method::GET, &path, &b.staff, Some(&b.gym), None).await }
     };
+    // Every participation of a session, page by page (lists are paged, at most 500 a page).
+    let participants = |s: i64| {
+        let get = &get;
+        async move {
+            let mut all = Vec::new();
+            loop {
+                let page =
+                    get(format!("/api/v1/schedule/sessions/{s}/participants?limit=500&skip={}", all.len())).await;
+                let rows = page.as_array().cloned().unwrap_or_default();
+                let last = rows.len() < 500;
+                all.extend(rows);
+                if last {
+                    return Value::Array(all);
+                }
+            }
+        }
+    };
     let count = |parts: &Value, status: &str| {
         parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == status).count())
     };
     for &s in &b.future_sessions {
         let session = get(format!("/api/v1/schedule/sessions/{s}")).await;
-        let registered = count(&get(format!("/api/v1/schedule/sessions/{s}/participants")).await, "registered") as i64;
+        // A place is held by a registered or an attended participation.
+        let parts = participants(s).await;
+        let registered = (count(&parts, "registered") + count(&parts, "attended")) as i64;
         let (booked, cap) =
             (session["registered_count"].as_i64().unwrap_or(-1), session["capacity"].as_i64().unwrap_or(0));
         if booked > cap || booked != registered {
@@ -349,7 +368,7 @@ async fn verify(base: &str, checkins_ok: usize) -> Result<(), String> {
     }
     let mut attended = 0;
     for &s in &b.window_sessions {
-        attended += count(&get(format!("/api/v1/schedule/sessions/{s}/participants")).await, "attended");
+        attended += count(&participants(s).await, "attended");
     }
     if attended != checkins_ok {
         return Err(format!("{attended} attended rows for {checkins_ok} successful check-ins"));

@@ -211,9 +211,10 @@ impl AttendanceRepository for Db {
     async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>> {
         let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, \
                    s.registered_count, p.attendance_time \
-                   FROM participations p JOIN sessions s ON s.id = p.session_id \
-                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'attended' AND p.attendance_time IS NOT NULL \
-                   ORDER BY p.attendance_time DESC, p.id DESC LIMIT $3 OFFSET $4";
+                   FROM (SELECT id, session_id, attendance_time FROM participations \
+                         WHERE gym_id = $1 AND member_id = $2 AND status = 'attended' AND attendance_time IS NOT NULL \
+                         ORDER BY attendance_time DESC, id DESC LIMIT $3 OFFSET $4) p \
+                   JOIN sessions s ON s.id = p.session_id ORDER BY p.attendance_time DESC, p.id DESC";
         let values = vec![gym.0.into(), user.0.into(), page.limit_value(), page.skip_value()];
         let rows = timed("attendance_history", all::<HistoryRow>(&self.conn, sql, values)).await?;
         convert(rows, |r| Ok((r.session.into_domain()?, r.attendance_time)))

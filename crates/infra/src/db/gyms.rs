@@ -111,11 +111,13 @@ impl GymRepository for Db {
     }
 
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
-        // Ordered by the membership's own column, so the page is read from the
-        // (gym_id, user_id) index of this gym instead of sorting every user.
+        // The page is cut from this gym's memberships alone (its (gym_id, user_id)
+        // index, in order), and only its rows are joined to users: a deep page costs
+        // the gym's rows up to it, never a scan of the platform's users.
         let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at, m.role, m.joined_at \
-                   FROM memberships m JOIN users u ON u.id = m.user_id \
-                   WHERE m.gym_id = $1 AND ($2 IS NULL OR m.role = $2) ORDER BY m.user_id LIMIT $3 OFFSET $4";
+                   FROM (SELECT user_id, role, joined_at FROM memberships \
+                         WHERE gym_id = $1 AND ($2 IS NULL OR role = $2) ORDER BY user_id LIMIT $3 OFFSET $4) m \
+                   JOIN users u ON u.id = m.user_id ORDER BY m.user_id";
         let values =
             vec![gym.0.into(), role.map(|r| r.as_str().to_owned()).into(), page.limit_value(), page.skip_value()];
         convert(timed("members_list", all::<MemberRow>(&self.conn, sql, values)).await?, MemberRow::into_domain)
