@@ -235,8 +235,11 @@ impl Verifier {
         let claims = decode::<TokenClaims>(token, &key, &self.validation)
             .map(|d| d.claims)
             .map_err(|_| ApiError::InvalidToken)?;
-        // A token must name somebody: an empty subject is no identity to provision.
-        if claims.sub.trim().is_empty() {
+        // A token must name somebody: an empty subject is no identity to provision;
+        // and no claim stored for the user may hold NUL, which PostgreSQL cannot store.
+        let has_nul = |s: &Option<String>| s.as_deref().is_some_and(|v| v.contains('\0'));
+        if claims.sub.trim().is_empty() || claims.sub.contains('\0') || has_nul(&claims.email) || has_nul(&claims.name)
+        {
             return Err(ApiError::InvalidToken);
         }
         Ok(claims)

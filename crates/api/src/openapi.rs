@@ -122,10 +122,11 @@ fn constrain_parameter(param: &mut Value) {
 
 const ROLES: [&str; 4] = ["member", "trainer", "admin", "owner"];
 
-/// A required text: at most `max` characters and not blank.
+/// A required text: at most `max` characters, not blank, without NUL.
 fn required_text(max: usize) -> Map<String, Value> {
     let blank: String = limits::BLANK_CHARS.iter().map(|c| format!("\\u{:04x}", u32::from(*c))).collect();
-    obj(json!({"minLength": 1, "maxLength": max, "pattern": format!("[^{blank}]")}))
+    let pattern = format!("^[^\\u0000]*[^\\u0000{blank}][^\\u0000]*$");
+    obj(json!({"minLength": 1, "maxLength": max, "pattern": pattern}))
 }
 
 /// A request date-time: exactly what the server parses.
@@ -133,8 +134,9 @@ fn date_time() -> Map<String, Value> {
     obj(json!({"pattern": crate::dto::date_time_pattern()}))
 }
 
+/// An optional text: at most `max` characters, without NUL (PostgreSQL cannot store it).
 fn text(max: usize) -> Map<String, Value> {
-    obj(json!({"maxLength": max}))
+    obj(json!({"maxLength": max, "pattern": "^[^\\u0000]*$"}))
 }
 
 fn range(r: &std::ops::RangeInclusive<i32>) -> Map<String, Value> {

@@ -242,6 +242,8 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Opt
         Some(v) if v.chars().count() > max => {
             Err(DomainError::validation(format!("{field} must be at most {max} characters")))
         }
+        // PostgreSQL's text cannot hold NUL; refusing it here keeps both databases alike.
+        Some(v) if v.contains('\0') => Err(DomainError::validation(format!("{field} must not contain NUL characters"))),
         other => Ok(other.map(str::to_owned)),
     }
 }
@@ -259,6 +261,13 @@ mod tests {
         assert!(ids.iter().all(|&id| (1..UserId::LIMIT).contains(&id)));
         // Not clustered at the bottom like a sequence.
         assert!(ids.iter().any(|&id| id > 1 << 50));
+    }
+
+    #[test]
+    fn texts_with_nul_are_refused_as_postgresql_cannot_store_them() {
+        assert!(matches!(optional_text("name", Some("a\0b"), 10), Err(DomainError::Validation(_))));
+        assert!(matches!(required_text("name", "\0", 10), Err(DomainError::Validation(_))));
+        assert_eq!(required_text("name", " Ana ", 10), Ok("Ana".to_owned()));
     }
 
     #[test]

@@ -198,3 +198,44 @@ both_backends!(a_wrong_method_is_405_with_an_allow_header, |app| {
         assert_eq!(body["code"], "method_not_allowed");
     }
 });
+
+both_backends!(text_with_a_nul_character_is_422_on_both_databases_and_stores_nothing, |app| {
+    let (owner, gym) = app.gym().await;
+    let class = app.class(gym, &owner, 10).await;
+    let nul = "a\u{0}b";
+    let start = gymapi_tests::rfc3339(now() + Duration::days(2));
+    let end = gymapi_tests::rfc3339(now() + Duration::days(2) + Duration::hours(1));
+    let cases = [
+        (Method::PATCH, "/api/v1/users/me".to_owned(), json!({"name": nul})),
+        (Method::PATCH, "/api/v1/users/me".to_owned(), json!({"phone": nul})),
+        (Method::POST, "/api/v1/gyms".to_owned(), json!({"name": nul})),
+        (Method::POST, "/api/v1/gyms".to_owned(), json!({"name": "G", "address": nul})),
+        (
+            Method::POST,
+            "/api/v1/schedule/classes".to_owned(),
+            json!({"name": nul, "duration_minutes": 5, "max_capacity": 5}),
+        ),
+        (Method::PATCH, format!("/api/v1/schedule/classes/{class}"), json!({"category": nul})),
+        (
+            Method::POST,
+            "/api/v1/schedule/sessions".to_owned(),
+            json!({"class_id": class, "start_time": start, "room": nul}),
+        ),
+        (Method::POST, "/api/v1/events".to_owned(), json!({"title": nul, "start_time": start, "end_time": end})),
+    ];
+    for (method, path, body) in cases {
+        let got = send(app.call(method.clone(), &path, &owner.token, Some(gym)).json(&body)).await;
+        assert_error(&got, 422, "validation_error");
+    }
+    let (_, me) = send(app.call(Method::GET, "/api/v1/users/me", &owner.token, None)).await;
+    assert!(me["name"].is_null() && me["phone"].is_null(), "{me}");
+    let (_, gyms) = send(app.call(Method::GET, "/api/v1/users/me/gyms", &owner.token, None)).await;
+    assert_eq!(gyms.as_array().map(Vec::len), Some(1));
+    let nul_claims = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "nul-mail", "exp": (now() + Duration::hours(1)).unix_timestamp(), "email": "a\u{0}@x.io"}),
+        &jsonwebtoken::EncodingKey::from_secret(gymapi_tests::SECRET.as_bytes()),
+    )
+    .expect("sign");
+    assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &nul_claims, None)).await, 401, "invalid_token");
+});
