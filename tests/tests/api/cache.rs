@@ -214,11 +214,10 @@ on_both_backends!(
     a_role_change_takes_effect_at_once_on_another_instance_on
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most() {
+async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most_on(backend: Backend) {
     redis_reachable().await;
     // A reaches Redis, C does not: C's invalidation of a demotion is lost.
-    let db = Arc::new(TestDb::create(Backend::Postgres).await);
+    let db = Arc::new(TestDb::create(backend).await);
     let a = TestApp::spawn_on(db.clone(), Options { redis_url: Some(redis_url()), ..Options::default() }).await;
     let c =
         TestApp::spawn_on(db, Options { redis_url: Some("redis://127.0.0.1:1/0".into()), ..Options::default() }).await;
@@ -244,3 +243,7 @@ async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+on_both_backends!(
+    a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most,
+    a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most_on
+);
