@@ -148,10 +148,11 @@ pub enum MarkOutcome {
         /// A new participation row was inserted (a walk-in).
         created: bool,
     },
-    /// It was already `attended` (another check-in won).
+    /// It was already `attended` (another check-in won), or, for a chosen session,
+    /// the member is already attended in the window.
     AlreadyAttended,
-    /// A walk-in needed a place and every place is taken.
-    Full,
+    /// The member left the gym since the check-in read.
+    NotAMember,
 }
 
 /// A member's attendance figures in a gym.
@@ -190,15 +191,18 @@ pub trait AttendanceRepository: Send + Sync {
     async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
     -> Result<Option<CheckInContext>>;
     /// Makes the member's participation in the session `attended` at `now`, creating
-    /// it if absent. `seen` is the participation the context read found; the adapter
-    /// acts on it optimistically and re-reads when a concurrent write changed it.
+    /// it if absent. `seen` is the participation the context read found (a hint for a
+    /// fast path; the adapter decides on the state under its locks). With `window`
+    /// (`[from, until]`, the session was chosen, not named), a member already attended
+    /// in any scheduled session of the gym starting in it is
+    /// [`MarkOutcome::AlreadyAttended`].
     ///
     /// Guarantees, decided by the database: any number of concurrent calls for one
-    /// member and session mark it once ([`MarkOutcome::Marked`] once, every other call
+    /// member mark at most one session of a window, and a session once
+    /// ([`MarkOutcome::Marked`] once, every other call
     /// [`MarkOutcome::AlreadyAttended`]); `registered_count` stays equal to the
     /// session's `registered` + `attended` participations — a `registered` place is
-    /// kept, while a walk-in (or a `cancelled`/`no_show` one) takes a free place,
-    /// and [`MarkOutcome::Full`] when there is none.
+    /// kept, a walk-in (or a `cancelled`/`no_show` one) takes a place, capacity or not.
     ///
     /// # Errors
     /// Storage failures.
@@ -208,6 +212,7 @@ pub trait AttendanceRepository: Send + Sync {
         session_id: i64,
         user: UserId,
         seen: Option<ParticipationStatus>,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
         now: OffsetDateTime,
     ) -> Result<MarkOutcome>;
     /// The member's latest attendance time in the gym.
@@ -327,12 +332,14 @@ impl AttendanceService {
         if chosen.participation == Some(ParticipationStatus::Attended) {
             return Err(DomainError::AlreadyCheckedIn);
         }
-        let created =
-            match self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, chosen.participation, now).await? {
-                MarkOutcome::Marked { created } => created,
-                MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
-                MarkOutcome::Full => return Err(DomainError::SessionFull),
-            };
+        let window = session_id.is_none().then_some((from, until));
+        let outcome =
+            self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, chosen.participation, window, now).await?;
+        let created = match outcome {
+            MarkOutcome::Marked { created } => created,
+            MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
+            MarkOutcome::NotAMember => return Err(DomainError::NotAMember),
+        };
         // The session's own entry too, and every dashboard of the gym: a walk-in took
         // one of the session's places, which dashboards show.
         self.cache
@@ -453,9 +460,9 @@ mod tests {
 
     fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, outcome: MarkOutcome) {
         repo.expect_mark_attended()
-            .withf(move |g, s, u, _, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
+            .withf(move |g, s, u, _, _, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
             .once()
-            .returning(move |_, _, _, _, _| Ok(outcome));
+            .returning(move |_, _, _, _, _, _| Ok(outcome));
     }
 
     const MARKED: MarkOutcome = MarkOutcome::Marked { created: false };
@@ -667,10 +674,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_walk_in_into_a_full_session_is_session_full() {
+    async fn a_chosen_session_is_marked_within_its_window_and_a_named_one_without() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        expect_attended(&mut repo, 1, MarkOutcome::Full);
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::SessionFull));
+        repo.expect_mark_attended()
+            .withf(|_, _, _, _, window, _| *window == Some((NOW - W, NOW + W)))
+            .once()
+            .returning(|_, _, _, _, _, _| Ok(MarkOutcome::AlreadyAttended));
+        assert_eq!(
+            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            Err(DomainError::AlreadyCheckedIn),
+            "another scan of the window won"
+        );
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        repo.expect_mark_attended()
+            .withf(|_, _, _, _, window, _| window.is_none())
+            .once()
+            .returning(|_, _, _, _, _, _| Ok(MarkOutcome::Marked { created: true }));
+        assert!(svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(1)).await.is_ok());
     }
 
     #[tokio::test]

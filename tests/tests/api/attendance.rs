@@ -341,7 +341,9 @@ both_backends!(registered_count_equals_the_rows_after_every_kind_of_write, |app|
     assert_count_matches_rows(&app, gym, &owner, &id, 3).await;
 });
 
-both_backends!(a_walk_in_into_a_full_session_is_session_full_and_changes_nothing, |app| {
+both_backends!(a_walk_in_into_a_full_session_is_checked_in_and_counted, |app| {
+    // The desk admits whoever is at the door (§5 has no capacity refusal); the walk-in
+    // is counted, so registered_count still equals the rows, and bookings stay closed.
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 1).await;
     let s = app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
@@ -349,11 +351,55 @@ both_backends!(a_walk_in_into_a_full_session_is_session_full_and_changes_nothing
     let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
     assert_eq!(send(app.call(Method::POST, &reg, &booked.token, Some(gym))).await.0, 201);
     let walk_in = app.member(gym, &owner, "member").await;
-    let got = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &walk_in).await})).await;
-    assert_error(&got, 400, "session_full");
-    assert_count_matches_rows(&app, gym, &owner, &s["id"], 1).await;
-    // The member who booked still gets in.
+    let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &walk_in).await})).await;
+    assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(true)), "{body}");
+    assert_count_matches_rows(&app, gym, &owner, &s["id"], 2).await;
+    let late = app.member(gym, &owner, "member").await;
+    assert_error(&send(app.call(Method::POST, &reg, &late.token, Some(gym))).await, 409, "session_full");
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &booked).await})).await;
     assert_eq!(status, 200, "{body}");
-    assert_count_matches_rows(&app, gym, &owner, &s["id"], 1).await;
+    assert_count_matches_rows(&app, gym, &owner, &s["id"], 2).await;
 });
+
+async fn concurrent_scans_of_one_member_check_in_once_per_window(backend: Backend) {
+    let db = Arc::new(TestDb::create(backend).await);
+    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
+    let a = TestApp::spawn_on(db.clone(), opts.clone()).await;
+    let b = TestApp::spawn_on(db, opts).await;
+    let (owner, member, gym, class) = desk(&a).await;
+    let first = a.session_at(gym, &owner, class, now() + Duration::minutes(2)).await;
+    let second = a.session_at(gym, &owner, class, now() + Duration::minutes(3)).await;
+    let qr = qr_of(&a, gym, &member).await;
+    // Thirty scans over two instances, the server choosing the session: one check-in.
+    let body = json!({"qr_code": qr});
+    let results = futures_util::future::join_all((0..30).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        send(app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&body))
+    }))
+    .await;
+    let wins = results.iter().filter(|(st, _)| st.as_u16() == 200).count();
+    assert_eq!(wins, 1, "{:?}", results.iter().map(|r| (r.0, r.1["code"].clone())).collect::<Vec<_>>());
+    assert!(results.iter().all(|(st, b)| st.as_u16() == 200 || b["code"] == "already_checked_in"));
+    let mut attended = 0;
+    for s in [&first, &second] {
+        let (_, parts) = send(a.call(
+            Method::GET,
+            &format!("/api/v1/schedule/sessions/{}/participants", s["id"]),
+            &owner.token,
+            Some(gym),
+        ))
+        .await;
+        attended += parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == "attended").count());
+    }
+    assert_eq!(attended, 1, "one attendance in the whole window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scans_of_one_member_check_in_once_per_window_on_postgres() {
+    concurrent_scans_of_one_member_check_in_once_per_window(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scans_of_one_member_check_in_once_per_window_on_sqlite() {
+    concurrent_scans_of_one_member_check_in_once_per_window(Backend::Sqlite).await;
+}

@@ -61,52 +61,98 @@ const CONTEXT_SELECT: &str = "SELECT u.qr_secret, m.role, s.id AS s_id, s.start_
      LEFT JOIN memberships m ON m.user_id = u.id AND m.gym_id = $2 ";
 const CONTEXT_TAIL: &str = "LEFT JOIN participations p ON p.session_id = s.id AND p.member_id = u.id WHERE u.id = $1";
 
+#[derive(FromQueryResult)]
+struct Found {
+    #[allow(dead_code)]
+    found: i32,
+}
+
 impl Db {
-    /// A check-in without a held place: takes a free place (session row first, the
-    /// lock order of every booking write) and makes the row `attended` in one write
-    /// transaction. `None` when the participation changed under it (re-read and retry).
-    async fn walk_in(
+    /// A check-in as one write transaction, its locks taken in the order every writer
+    /// of places uses: the member's membership (only when the session was chosen from
+    /// a window, so that two scans choosing different sessions of one window queue
+    /// here and the second finds the first's attendance), then the session row, then
+    /// the participation, whose status is read under those locks and acted on once.
+    async fn check_in_tx(
         &self,
         gym: GymId,
         session_id: i64,
         user: UserId,
-        created: bool,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
         now: OffsetDateTime,
-    ) -> Result<Option<MarkOutcome>> {
+    ) -> Result<MarkOutcome> {
         let tx = self.write_tx().await?;
-        let outcome = timed("checkin_walk_in", async {
-            let taken = exec(
+        let outcome = timed("checkin_mark_attended", async {
+            if let Some((from, until)) = window {
+                let member = exec(
+                    &tx,
+                    "UPDATE memberships SET role = role WHERE gym_id = $1 AND user_id = $2",
+                    vec![gym.0.into(), user.0.into()],
+                )
+                .await?;
+                if member == 0 {
+                    return Ok(MarkOutcome::NotAMember);
+                }
+                let attended = one::<Found>(
+                    &tx,
+                    "SELECT 1 AS found FROM participations p JOIN sessions s ON s.id = p.session_id \
+                     WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'attended' AND s.status = 'scheduled' \
+                     AND s.start_time >= $3 AND s.start_time <= $4 LIMIT 1",
+                    vec![gym.0.into(), user.0.into(), ts(from), ts(until)],
+                )
+                .await?;
+                if attended.is_some() {
+                    return Ok(MarkOutcome::AlreadyAttended);
+                }
+            }
+            exec(
                 &tx,
-                "UPDATE sessions SET registered_count = registered_count + 1 \
-                 WHERE gym_id = $1 AND id = $2 AND registered_count < capacity",
+                "UPDATE sessions SET registered_count = registered_count WHERE gym_id = $1 AND id = $2",
                 vec![gym.0.into(), session_id.into()],
             )
             .await?;
-            if taken == 0 {
-                return Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
-                    Some("attended") => Some(MarkOutcome::AlreadyAttended),
-                    Some("registered") => None,
-                    _ => Some(MarkOutcome::Full),
-                });
-            }
-            let sql = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-                       VALUES ($1, $2, $3, 'attended', $4, $4) \
-                       ON CONFLICT (session_id, member_id) DO UPDATE SET status = 'attended', attendance_time = excluded.attendance_time \
-                       WHERE participations.status IN ('cancelled', 'no_show')";
-            let marked = exec(&tx, sql, vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)]).await?;
-            // `created` comes from the read that found no row: timestamps cannot tell a
-            // row created in this second from one revived.
-            Ok((marked == 1).then_some(MarkOutcome::Marked { created }))
+            let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+            Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
+                Some("attended") => MarkOutcome::AlreadyAttended,
+                Some("registered") => {
+                    exec(&tx, MARK_REGISTERED, values).await?;
+                    MarkOutcome::Marked { created: false }
+                }
+                other => {
+                    // A walk-in (or a given-back place) takes a place; the desk admits
+                    // whoever is at the door, so no capacity guard here (see migration
+                    // m20261201_000002).
+                    exec(
+                        &tx,
+                        "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2",
+                        vec![gym.0.into(), session_id.into()],
+                    )
+                    .await?;
+                    exec(
+                        &tx,
+                        "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                         VALUES ($1, $2, $3, 'attended', $4, $4) \
+                         ON CONFLICT (session_id, member_id) DO UPDATE \
+                         SET status = 'attended', attendance_time = excluded.attendance_time",
+                        values,
+                    )
+                    .await?;
+                    MarkOutcome::Marked { created: other.is_none() }
+                }
+            })
         })
         .await?;
         match outcome {
-            Some(MarkOutcome::Marked { .. }) => tx.commit().await.map_err(map_err)?,
-            // Nothing to keep: the counted place is given back.
+            MarkOutcome::Marked { .. } => tx.commit().await.map_err(map_err)?,
             _ => tx.rollback().await.map_err(map_err)?,
         }
         Ok(outcome)
     }
 }
+
+/// A registered participation becomes attended (its place is already counted).
+const MARK_REGISTERED: &str = "UPDATE participations SET status = 'attended', attendance_time = $4 \
+                               WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'";
 
 #[async_trait]
 impl AttendanceRepository for Db {
@@ -169,34 +215,19 @@ impl AttendanceRepository for Db {
         session_id: i64,
         user: UserId,
         seen: Option<ParticipationStatus>,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
         now: OffsetDateTime,
     ) -> Result<MarkOutcome> {
-        let mut seen = seen;
-        // Each pass acts on what was last seen; a pass that finds the row changed by a
-        // concurrent write re-reads it. Every change of status is one way (towards
-        // attended), so a few passes always settle.
-        for _ in 0..4 {
-            match seen {
-                Some(ParticipationStatus::Attended) => return Ok(MarkOutcome::AlreadyAttended),
-                Some(ParticipationStatus::Registered) => {
-                    // The common case costs one statement: the place is already counted.
-                    let sql = "UPDATE participations SET status = 'attended', attendance_time = $4 \
-                               WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'";
-                    let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
-                    if timed("checkin_mark_attended", exec(&self.conn, sql, values)).await? == 1 {
-                        return Ok(MarkOutcome::Marked { created: false });
-                    }
-                }
-                None | Some(ParticipationStatus::Cancelled | ParticipationStatus::NoShow) => {
-                    if let Some(outcome) = self.walk_in(gym, session_id, user, seen.is_none(), now).await? {
-                        return Ok(outcome);
-                    }
-                }
+        // A registered member at a named session: one statement, whose guard on the
+        // status makes it exactly-once. Anything else, or a status that changed since
+        // the read, takes the transaction.
+        if window.is_none() && seen == Some(ParticipationStatus::Registered) {
+            let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+            if timed("checkin_mark_registered", exec(&self.conn, MARK_REGISTERED, values)).await? == 1 {
+                return Ok(MarkOutcome::Marked { created: false });
             }
-            let now_seen = timed("checkin_reread", participation_status_of(&self.conn, session_id, user)).await?;
-            seen = now_seen.as_deref().map(participation_status).transpose()?;
         }
-        Err(domain::DomainError::Internal("check-in did not settle after concurrent changes".into()))
+        self.check_in_tx(gym, session_id, user, window, now).await
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {
