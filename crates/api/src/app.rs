@@ -90,9 +90,17 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     let verifier = Verifier::from_settings(settings)?;
-    // Keys are fetched at start-up, so the first requests do not wait for them.
+    // Keys are fetched at start-up, so the first requests do not wait for them, and
+    // again every JWKS_MAX_AGE, so a key the issuer withdrew stops verifying.
     if let (Some(jwks), Ok(rt)) = (verifier.jwks(), tokio::runtime::Handle::try_current()) {
-        rt.spawn(async move { jwks.refresh().await });
+        let jwks = std::sync::Arc::downgrade(&jwks);
+        rt.spawn(async move {
+            while let Some(j) = jwks.upgrade() {
+                j.refresh().await;
+                drop(j);
+                tokio::time::sleep(crate::auth::JWKS_MAX_AGE).await;
+            }
+        });
     }
     Ok(AppState {
         verifier,
@@ -160,7 +168,9 @@ pub fn server(state: State, listener: TcpListener, workers: usize, handle_signal
             .configure(configure)
     })
     .workers(workers)
-    .shutdown_timeout(30);
+    // With SHUTDOWN_GRACE_SECONDS before it, the whole stop fits an orchestrator's
+    // usual 30 s kill deadline when the grace is at most 10 s (see the README).
+    .shutdown_timeout(20);
     if !handle_signals {
         server = server.disable_signals();
     }

@@ -27,6 +27,10 @@ pub const WRITE_SCOPE: &str = "resource:write";
 /// cannot turn the service into a load generator against the issuer.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often the keys are fetched again, so that a key the issuer withdrew (rotated
+/// out, revoked) stops verifying even when no token names an unknown `kid`.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Longest a JWKS fetch may take: no request waits longer than this for keys.
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -99,13 +99,14 @@ pub async fn run() -> ExitCode {
 
 /// SIGTERM (or Ctrl-C): `/ready` turns 503 at once while requests are still served
 /// for `grace`, so a load balancer stops routing here before anything is refused;
-/// then actix stops accepting and drains in-flight requests (bounded by its 30 s
+/// then actix stops accepting and drains in-flight requests (bounded by its 20 s
 /// shutdown timeout). A second signal skips the rest of the grace period.
-async fn shut_down_on_signal(state: app::State, server: actix_web::dev::ServerHandle, grace: std::time::Duration) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-        tracing::error!("cannot listen for SIGTERM; stop the process with SIGKILL");
-        return;
-    };
+async fn shut_down_on_signal(
+    mut term: tokio::signal::unix::Signal,
+    state: app::State,
+    server: actix_web::dev::ServerHandle,
+    grace: std::time::Duration,
+) {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -148,7 +149,12 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(1, e),
     };
-    tokio::spawn(shut_down_on_signal(state, server.handle(), settings.shutdown_grace));
+    // Listen before serving, so a SIGTERM at start-up is a graceful stop too.
+    let term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => return fail(1, format!("cannot listen for SIGTERM: {e}")),
+    };
+    tokio::spawn(shut_down_on_signal(term, state, server.handle(), settings.shutdown_grace));
     let result = server.await;
     db.close().await;
     match result {

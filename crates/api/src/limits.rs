@@ -5,6 +5,8 @@
 //! act on the request. This middleware refuses an oversized body before routing:
 //! by its `Content-Length` at once, and a chunked one by reading it up to the limit
 //! (then handing the buffered bytes on), so nothing of an oversized request is applied.
+//! It runs after routing and before authentication: a body that large is refused
+//! before anything reads it, whoever sends it.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -25,6 +27,10 @@ pub async fn body_limit(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    // Routing comes first (§7): an unknown path is 404 whatever its body.
+    if !req.resource_map().has_resource(req.path()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

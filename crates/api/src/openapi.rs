@@ -129,9 +129,13 @@ fn required_text(max: usize) -> Map<String, Value> {
     obj(json!({"minLength": 1, "maxLength": max, "pattern": pattern}))
 }
 
-/// A request date-time: exactly what the server parses.
+/// A request date-time: exactly what the server parses; the instant must also fall
+/// within the years 1 to 9999 once in UTC, which a pattern cannot say.
 fn date_time() -> Map<String, Value> {
-    obj(json!({"pattern": crate::dto::date_time_pattern()}))
+    obj(json!({
+        "pattern": crate::dto::date_time_pattern(),
+        "description": "RFC 3339 with seconds and offset; the instant must fall within the years 1 to 9999 in UTC"
+    }))
 }
 
 /// An optional text: at most `max` characters, without NUL (PostgreSQL cannot store it).
@@ -176,7 +180,7 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("title", required_text(NAME_MAX)),
             ("description", text(EVENT_DESCRIPTION_MAX)),
             ("location", text(LOCATION_MAX)),
-            ("max_participants", obj(json!({"minimum": MIN_PARTICIPANTS}))),
+            ("max_participants", obj(json!({"minimum": MIN_PARTICIPANTS, "maximum": i32::MAX}))),
         ],
         "SessionOut" => vec![("status", obj(json!({"enum": ["scheduled", "cancelled"]})))],
         "ParticipationOut" => {

@@ -34,6 +34,8 @@ pub trait Cache: Send + Sync {
     /// (e.g. every date range of a gym's events).
     async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>>;
     /// Stores one field of a group; the group expires `ttl` after its first field.
+    /// A group holds at most [`MAX_FIELDS`] fields: past that, new fields are not
+    /// stored (their reads are served uncached), so no client can grow a group.
     async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration);
     /// Removes the keys (plain values or whole groups), in one round trip where the
     /// adapter can; failures are swallowed.
@@ -41,6 +43,9 @@ pub trait Cache: Send + Sync {
     /// Whether the cache answers.
     async fn health(&self) -> CacheHealth;
 }
+
+/// Most fields one group holds (pages and date ranges of a list are the fields).
+pub const MAX_FIELDS: usize = 32;
 
 /// The cache keys of the contract, in one place so readers and invalidators agree.
 pub mod keys {

@@ -117,12 +117,15 @@ pub trait GymRepository: Send + Sync {
     /// atomically with the change), storage failures.
     async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>>;
 
-    /// Removes a member; `Ok(false)` when not a member.
+    /// Removes a member and, in the same transaction, gives back their places in
+    /// sessions starting after `now` (those `registered` participations become
+    /// `cancelled` and free their place). `Ok(None)` when not a member, else the ids of
+    /// the sessions whose places were freed.
     ///
     /// # Errors
     /// [`DomainError::LastOwner`] when it would remove the gym's only owner (checked
     /// atomically with the change), storage failures.
-    async fn remove_member(&self, gym: GymId, user: UserId) -> Result<bool>;
+    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<i64>>>;
 }
 
 /// Use cases about gyms and their members.
@@ -228,10 +231,15 @@ impl GymService {
             actor.require(policy::MANAGE_MEMBERS)?;
             self.may_manage(actor, user).await?;
         }
-        if !self.gyms.remove_member(actor.gym_id, user).await? {
-            return Err(DomainError::UserNotFound);
-        }
+        let freed =
+            self.gyms.remove_member(actor.gym_id, user, self.clock.now()).await?.ok_or(DomainError::UserNotFound)?;
         self.forget_memberships(user).await;
+        if !freed.is_empty() {
+            // The freed places show in those sessions and on dashboards of the gym.
+            let mut stale: Vec<String> = freed.iter().map(|&s| keys::session(actor.gym_id, s)).collect();
+            stale.push(keys::dashboards(actor.gym_id));
+            self.cache.delete(&stale).await;
+        }
         Ok(())
     }
 
@@ -298,7 +306,10 @@ mod tests {
     #[tokio::test]
     async fn a_member_may_leave_but_not_remove_others() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_remove_member().withf(|g, u| *g == GYM && *u == UserId(1)).once().returning(|_, _| Ok(true));
+        gyms.expect_remove_member()
+            .withf(|g, u, now| *g == GYM && *u == UserId(1) && *now == NOW)
+            .once()
+            .returning(|_, _, _| Ok(Some(vec![])));
         let svc = service(gyms, cache_expecting_invalidation_of(UserId(1)));
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(1)).await, Ok(()));
         let svc = service(MockGymRepository::new(), MockCache::new());
@@ -344,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_owner_may_not_leave() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_remove_member().once().returning(|_, _| Err(DomainError::LastOwner));
+        gyms.expect_remove_member().once().returning(|_, _, _| Err(DomainError::LastOwner));
         let svc = service(gyms, MockCache::new());
         assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));
     }

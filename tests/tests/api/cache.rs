@@ -247,3 +247,23 @@ on_both_backends!(
     a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most,
     a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most_on
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_list_keeps_a_bounded_number_of_pages_in_redis() {
+    let (a, _b) = two_instances(Backend::Sqlite).await;
+    let (owner, gym) = a.gym().await;
+    a.class(gym, &owner, 5).await;
+    for skip in 0..(domain::cache::MAX_FIELDS + 20) {
+        let path = format!("/api/v1/schedule/classes?skip={skip}&limit=7");
+        assert_eq!(send(a.call(Method::GET, &path, &owner.token, Some(gym))).await.0, 200);
+    }
+    let client = redis::Client::open(redis_url().as_str()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let key = format!("{}gym:{gym}:classes", a.db.cache_prefix);
+    let fields: usize = redis::cmd("HLEN").arg(&key).query_async(&mut conn).await.expect("HLEN");
+    assert_eq!(fields, domain::cache::MAX_FIELDS, "pages past the bound are served uncached");
+    // And they are still served right.
+    let (_, last) =
+        send(a.call(Method::GET, "/api/v1/schedule/classes?skip=0&limit=100", &owner.token, Some(gym))).await;
+    assert_eq!(last.as_array().map(Vec::len), Some(1));
+}

@@ -239,3 +239,11 @@ both_backends!(text_with_a_nul_character_is_422_on_both_databases_and_stores_not
     .expect("sign");
     assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &nul_claims, None)).await, 401, "invalid_token");
 });
+
+both_backends!(routing_comes_before_the_body_limit, |app| {
+    let big = "x".repeat(70 * 1000);
+    let got = send(app.req(Method::POST, "/api/v1/nowhere").body(big.clone())).await;
+    assert_error(&got, 404, "not_found");
+    let got = send(app.req(Method::GET, "/nowhere/else").body(big)).await;
+    assert_error(&got, 404, "not_found");
+});

@@ -175,3 +175,22 @@ both_backends!(a_member_may_leave_a_gym_but_its_last_owner_may_not, |app| {
     assert_error(&got, 409, "last_owner");
     assert_eq!(send(app.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
 });
+
+both_backends!(a_member_who_leaves_gives_back_their_places_ahead, |app| {
+    let (owner, gym) = app.gym().await;
+    let member = app.member(gym, &owner, "member").await;
+    let class = app.class(gym, &owner, 1).await;
+    let start = gymapi_tests::now() + time::Duration::days(1);
+    let s = app.session_at(gym, &owner, class, start).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(send(app.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
+    assert_eq!(send(app.call(Method::GET, &one, &owner.token, Some(gym))).await.1["registered_count"], 1);
+    let leave = format!("/api/v1/members/{}", member.id);
+    assert_eq!(send(app.call(Method::DELETE, &leave, &member.token, Some(gym))).await.0, 204);
+    let (_, after) = send(app.call(Method::GET, &one, &owner.token, Some(gym))).await;
+    assert_eq!(after["registered_count"], 0, "the place is free again: {after}");
+    let (_, parts) = send(app.call(Method::GET, &format!("{one}/participants"), &owner.token, Some(gym))).await;
+    assert_eq!(parts[0]["status"], "cancelled", "{parts}");
+    let next = app.member(gym, &owner, "member").await;
+    assert_eq!(send(app.call(Method::POST, &format!("{one}/register"), &next.token, Some(gym))).await.0, 201);
+});

@@ -72,6 +72,7 @@ impl Cache for MemoryCache {
         let entry = self.inner.get_with(key.to_owned(), async { fresh }).await;
         if let Value::Fields(f) = entry.value
             && let Ok(mut f) = f.lock()
+            && (f.len() < domain::cache::MAX_FIELDS || f.contains_key(field))
         {
             f.insert(field.to_owned(), value.into());
         }
@@ -114,6 +115,17 @@ mod tests {
         assert_eq!(c.get_field("g", "c").await, None);
         c.delete(&["g".to_owned()]).await;
         assert_eq!(c.get_field("g", "a").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_group_holds_a_bounded_number_of_fields() {
+        let c = MemoryCache::new(10);
+        for i in 0..domain::cache::MAX_FIELDS + 10 {
+            c.set_field("g", &i.to_string(), b"v", Duration::from_secs(60)).await;
+        }
+        assert!(c.get_field("g", "0").await.is_some());
+        assert!(c.get_field("g", &(domain::cache::MAX_FIELDS - 1).to_string()).await.is_some());
+        assert_eq!(c.get_field("g", &domain::cache::MAX_FIELDS.to_string()).await, None);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::cache::{Cache, CacheHealth};
+use domain::cache::{Cache, CacheHealth, MAX_FIELDS};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::count;
@@ -102,6 +102,11 @@ impl RedisCache {
     }
 }
 
+/// `set_field` as one atomic step: KEYS[1] group, ARGV field, value, ttl, most fields.
+const SET_FIELD_SCRIPT: &str = "if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) \
+    or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then \
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX') end return 0";
+
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -117,12 +122,13 @@ impl Cache for RedisCache {
     }
 
     async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration) {
-        // HSET and EXPIRE NX in one round trip: the group lives `ttl` from its first field.
+        // One round trip: HSET unless the group is full, and EXPIRE NX, so the group
+        // lives `ttl` from its first field.
         let key = self.key(key);
-        let mut pipe = redis::pipe();
-        pipe.hset(&key, field, value).ignore().cmd("EXPIRE").arg(&key).arg(ttl.as_secs().max(1)).arg("NX").ignore();
+        let mut script = redis::cmd("EVAL");
+        script.arg(SET_FIELD_SCRIPT).arg(1).arg(&key).arg(field).arg(value).arg(ttl.as_secs().max(1)).arg(MAX_FIELDS);
         let mut conn = self.conn();
-        let result = match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+        let result = match tokio::time::timeout(CALL_TIMEOUT, script.query_async::<()>(&mut conn)).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err("timed out".to_owned()),
         };

@@ -12,6 +12,11 @@ use super::{Db, PageValues, all, already_member, exec, map_err, one, timed, time
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
 #[derive(FromQueryResult)]
+struct SessionIdRow {
+    session_id: i64,
+}
+
+#[derive(FromQueryResult)]
 struct GymRoleIdRow {
     gym_id: i64,
     role: String,
@@ -154,7 +159,7 @@ impl GymRepository for Db {
         updated.map(MembershipRow::into_domain).transpose()
     }
 
-    async fn remove_member(&self, gym: GymId, user: UserId) -> Result<bool> {
+    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<i64>>> {
         let tx = self.write_tx().await?;
         let removed = timed("membership_delete", async {
             lock_gym(&tx, gym).await?;
@@ -167,7 +172,41 @@ impl GymRepository for Db {
                 vec![gym.0.into(), user.0.into()],
             )
             .await?;
-            Ok(Ok(n == 1))
+            if n == 0 {
+                return Ok(Ok(None));
+            }
+            // Places held in sessions still ahead go back, each as `cancel_booking`
+            // does: the session row first (the lock order of every booking write).
+            let held = all::<SessionIdRow>(
+                &tx,
+                "SELECT p.session_id FROM participations p JOIN sessions s ON s.id = p.session_id \
+                 WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.start_time > $3 \
+                 ORDER BY p.session_id",
+                vec![gym.0.into(), user.0.into(), ts(now)],
+            )
+            .await?;
+            let mut freed = Vec::with_capacity(held.len());
+            for SessionIdRow { session_id } in held {
+                let decrement = "UPDATE sessions SET registered_count = registered_count - 1 \
+                                 WHERE gym_id = $1 AND id = $2 AND registered_count > 0";
+                let decremented = exec(&tx, decrement, vec![gym.0.into(), session_id.into()]).await?;
+                let cancelled = exec(
+                    &tx,
+                    "UPDATE participations SET status = 'cancelled' \
+                     WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'",
+                    vec![gym.0.into(), session_id.into(), user.0.into()],
+                )
+                .await?;
+                if cancelled == 1 {
+                    freed.push(session_id);
+                } else if decremented == 1 {
+                    // Given back meanwhile by the member: undo the count of this pass.
+                    let undo =
+                        "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
+                    exec(&tx, undo, vec![gym.0.into(), session_id.into()]).await?;
+                }
+            }
+            Ok(Ok(Some(freed)))
         })
         .await??;
         tx.commit().await.map_err(map_err)?;

@@ -29,6 +29,8 @@ mod users;
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// To open a migration connection of its own (redacted in `Debug`).
+    url: crate::config::Secret,
 }
 
 /// Connects to the database named by the settings.
@@ -58,7 +60,7 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
                 .foreign_keys(true)
         });
     let conn = Database::connect(opt).await?;
-    Ok(Db { conn })
+    Ok(Db { conn, url: settings.database_url.clone() })
 }
 
 impl Db {
@@ -68,7 +70,17 @@ impl Db {
     /// The migration's failure.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         use migration::MigratorTrait;
-        migration::Migrator::up(&self.conn, None).await
+        if self.backend() != DbBackend::Postgres {
+            return migration::Migrator::up(&self.conn, None).await;
+        }
+        // Not through the pool: its connections carry the statement timeout, and
+        // building an index on a large table may rightly take longer than that.
+        let mut opt = ConnectOptions::new(self.url.expose().to_owned());
+        opt.max_connections(1).min_connections(1).sqlx_logging(false);
+        let conn = Database::connect(opt).await?;
+        let applied = migration::Migrator::up(&conn, None).await;
+        let _ = conn.close().await;
+        applied
     }
 
     /// One round trip, for readiness probes.
