@@ -191,11 +191,12 @@ pub fn json<T: Serialize>(status: actix_web::http::StatusCode, value: &T) -> Res
     Ok(json_bytes(status, bytes))
 }
 
-/// Where a cached read lives: a key, or a field of a keyed group.
+/// Where a cached read lives: a group of its own, or one field of a group shared
+/// with its variants (pages, date ranges), all invalidated together.
 pub enum Slot {
-    /// A plain key.
+    /// A group holding this one read.
     Key(String),
-    /// A field of a group, all dropped together by deleting the key.
+    /// A field of a group.
     Field(String, String),
 }
 
@@ -210,11 +211,12 @@ where
     F: std::future::Future<Output = Result<T, domain::DomainError>>,
 {
     use actix_web::http::StatusCode;
-    let cached = match &slot {
-        Slot::Key(k) => state.cache.get(k).await,
-        Slot::Field(k, f) => state.cache.get_field(k, f).await,
+    let (group, field) = match &slot {
+        Slot::Key(k) => (k.as_str(), ""),
+        Slot::Field(k, f) => (k.as_str(), f.as_str()),
     };
-    if let Some(bytes) = cached {
+    let read = state.cache.read(group, field).await;
+    if let Some(bytes) = read.value {
         if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
             return Ok(json_bytes(StatusCode::OK, bytes));
         }
@@ -222,9 +224,8 @@ where
     }
     let value = load.await?;
     let bytes = serde_json::to_vec(&value).map_err(|e| domain::DomainError::Internal(e.to_string()))?;
-    match &slot {
-        Slot::Key(k) => state.cache.set(k, &bytes, state.cache_ttl).await,
-        Slot::Field(k, f) => state.cache.set_field(k, f, &bytes, state.cache_ttl).await,
-    }
+    // At the version read: if a write invalidated the group meanwhile, this value
+    // lands where no reader looks.
+    state.cache.fill(group, read.version, field, &bytes, state.cache_ttl).await;
     Ok(json_bytes(StatusCode::OK, bytes))
 }

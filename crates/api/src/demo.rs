@@ -24,7 +24,7 @@ use crate::auth::{TokenClaims, sign_hs256};
 pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let secret = settings.auth_jwt_secret.as_ref().ok_or("AUTH_JWT_SECRET is not set")?.expose().to_owned();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cache: Arc<dyn Cache> = Arc::new(infra::cache::MemoryCache::new(16));
+    let cache: Arc<dyn Cache> = Arc::new(infra::cache::MemoryCache::new(16, settings.cache_ttl));
     let repo = Arc::new(db);
     let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());

@@ -343,7 +343,7 @@ impl AttendanceService {
         // The session's own entry too, and every dashboard of the gym: a walk-in took
         // one of the session's places, which dashboards show.
         self.cache
-            .delete(&[
+            .invalidate(&[
                 keys::last_attendance(code.user_id, actor.gym_id),
                 keys::dashboards(actor.gym_id),
                 keys::session(actor.gym_id, chosen.id),
@@ -471,7 +471,7 @@ mod tests {
     fn cache_expecting_invalidation() -> MockCache {
         let mut cache = MockCache::new();
         cache
-            .expect_delete()
+            .expect_invalidate()
             .withf(|k| {
                 k.len() == 3
                     && k[..2] == [keys::last_attendance(MEMBER, GYM), keys::dashboards(GYM)]

@@ -3,6 +3,9 @@
 //! The port is infallible on purpose: a cache that is down, slow or returns garbage
 //! must never fail a request, so adapters log and count their failures and answer
 //! as a miss. Values are opaque bytes (serialized by whoever reads them).
+//!
+//! Cached reads are versioned groups (see [`Cache`]); a service invalidates the
+//! groups a write changed, by name, from [`keys`].
 
 use std::time::Duration;
 
@@ -21,30 +24,48 @@ pub enum CacheHealth {
     Degraded,
 }
 
+/// A read of one field of a versioned group: the group's version at the time of the
+/// read, to be handed back to [`Cache::fill`], and the value if it is cached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Read {
+    /// The version the value was read at (and a fill must be stored at).
+    pub version: u64,
+    /// The cached bytes, `None` on a miss or any failure.
+    pub value: Option<Vec<u8>>,
+}
+
 /// A key-value cache shared by every instance of the service.
+///
+/// Cached reads live in *versioned groups* (one group per list, session, profile…,
+/// one field per page or variant). A write invalidates a group by moving it to a new
+/// version; a read that missed fills the field at the version it read. So a read
+/// that loaded from the database before a write and stores its value after the
+/// write's invalidation stores it at a version nobody reads any more: a write is
+/// visible on the very next read, with no window until the TTL.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Cache: Send + Sync {
-    /// The stored bytes, or `None` on a miss *or any failure*.
+    /// The stored bytes of a plain key, or `None` on a miss *or any failure*.
     async fn get(&self, key: &str) -> Option<Vec<u8>>;
-    /// Stores bytes for `ttl`; failures are swallowed.
+    /// Stores bytes under a plain key for `ttl`; failures are swallowed.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration);
-    /// One field of a keyed group of values (a Redis hash), or `None` on a miss or
-    /// any failure. Groups let one [`Cache::delete`] drop every variant of a read
-    /// (e.g. every date range of a gym's events).
-    async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>>;
-    /// Stores one field of a group; the group expires `ttl` after its first field.
-    /// A group holds at most [`MAX_FIELDS`] fields: past that, new fields are not
-    /// stored (their reads are served uncached), so no client can grow a group.
-    async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration);
-    /// Removes the keys (plain values or whole groups), in one round trip where the
-    /// adapter can; failures are swallowed.
+    /// Removes plain keys, in one round trip where the adapter can; failures are swallowed.
     async fn delete(&self, keys: &[String]);
+    /// One field of a versioned group, with the group's current version, in one round
+    /// trip where the adapter can.
+    async fn read(&self, group: &str, field: &str) -> Read;
+    /// Stores one field of a group at `version` (from [`Cache::read`]). The group's
+    /// fields at one version expire `ttl` after the first; a version holds at most
+    /// [`MAX_FIELDS`] fields, past which fills are dropped (their reads stay uncached).
+    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration);
+    /// Moves each group to a new version: every field cached so far is gone for
+    /// every reader, and fills of reads that began before are never served.
+    async fn invalidate(&self, groups: &[String]);
     /// Whether the cache answers.
     async fn health(&self) -> CacheHealth;
 }
 
-/// Most fields one group holds (pages and date ranges of a list are the fields).
+/// Most fields one version of a group holds (pages and date ranges of a list).
 pub const MAX_FIELDS: usize = 32;
 
 /// The cache keys of the contract, in one place so readers and invalidators agree.

@@ -170,7 +170,7 @@ impl EventService {
     }
 
     async fn forget(&self, actor: &Actor) {
-        self.cache.delete(&[keys::events(actor.gym_id)]).await;
+        self.cache.invalidate(&[keys::events(actor.gym_id)]).await;
     }
 }
 
@@ -216,7 +216,7 @@ mod tests {
 
     fn svc(repo: MockEventRepository) -> EventService {
         let mut cache = MockCache::new();
-        cache.expect_delete().withf(|k| k == [keys::events(GymId(2))]).return_const(());
+        cache.expect_invalidate().withf(|k| k == [keys::events(GymId(2))]).return_const(());
         EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)))
     }
 
@@ -250,7 +250,7 @@ mod tests {
             .once()
             .returning(|_, e| Ok(Event { id: 9, ..e.clone() }));
         let mut cache = MockCache::new();
-        cache.expect_delete().withf(|k| k == [keys::events(GymId(2))]).once().return_const(());
+        cache.expect_invalidate().withf(|k| k == [keys::events(GymId(2))]).once().return_const(());
         let svc = EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)));
         let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
         assert_eq!(e.id, 9, "and the gym's cached event lists were dropped (the mock expects one delete)");

@@ -238,7 +238,7 @@ impl GymService {
             // The freed places show in those sessions and on dashboards of the gym.
             let mut stale: Vec<String> = freed.iter().map(|&s| keys::session(actor.gym_id, s)).collect();
             stale.push(keys::dashboards(actor.gym_id));
-            self.cache.delete(&stale).await;
+            self.cache.invalidate(&stale).await;
         }
         Ok(())
     }

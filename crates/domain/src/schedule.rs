@@ -483,7 +483,7 @@ impl ScheduleService {
     }
 
     async fn forget(&self, keys: &[String]) {
-        self.cache.delete(keys).await;
+        self.cache.invalidate(keys).await;
     }
 }
 
@@ -540,7 +540,7 @@ mod tests {
 
     fn quiet_cache() -> MockCache {
         let mut c = MockCache::new();
-        c.expect_delete().return_const(());
+        c.expect_invalidate().return_const(());
         c
     }
 
@@ -605,7 +605,11 @@ mod tests {
                 })
             });
         let mut cache = MockCache::new();
-        cache.expect_delete().withf(|k| k == [keys::session(GYM, 11), keys::dashboards(GYM)]).once().return_const(());
+        cache
+            .expect_invalidate()
+            .withf(|k| k == [keys::session(GYM, 11), keys::dashboards(GYM)])
+            .once()
+            .return_const(());
         let p = svc(repo, cache).register(&member(), 11).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
     }
@@ -708,7 +712,7 @@ mod tests {
             })
         });
         let mut cache = MockCache::new();
-        cache.expect_delete().withf(|k| k == [keys::classes(GYM)]).once().return_const(());
+        cache.expect_invalidate().withf(|k| k == [keys::classes(GYM)]).once().return_const(());
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,

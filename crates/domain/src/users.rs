@@ -126,7 +126,7 @@ impl UserService {
             phone: optional_text("phone", patch.phone.as_deref(), limits::PHONE_MAX)?,
         };
         let user = self.users.update_profile(me, &patch, self.clock.now()).await?;
-        self.cache.delete(&[keys::user(me)]).await;
+        self.cache.invalidate(&[keys::user(me)]).await;
         Ok(user)
     }
 
@@ -226,7 +226,7 @@ mod tests {
             .once()
             .returning(|id, _, _| Ok(user(id.0)));
         let mut cache = MockCache::new();
-        cache.expect_delete().withf(|k| k == [keys::user(UserId(1))]).once().return_const(());
+        cache.expect_invalidate().withf(|k| k == [keys::user(UserId(1))]).once().return_const(());
         let svc = UserService::new(
             Arc::new(users),
             Arc::new(MockGymRepository::new()),

@@ -175,8 +175,13 @@ on_both_backends!(
 async fn keys_with_prefix(prefix: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url().as_str()).expect("redis url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    // Group keys start with a hash tag: `{prefix…}`.
+    let escaped = prefix.replace('{', "\\{").replace('}', "\\}");
     let mut keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
+        redis::cmd("KEYS").arg(format!("{escaped}*")).query_async(&mut conn).await.expect("KEYS");
+    let tagged: Vec<String> =
+        redis::cmd("KEYS").arg(format!("\\{{{escaped}*")).query_async(&mut conn).await.expect("KEYS");
+    keys.extend(tagged);
     keys.sort();
     keys
 }
@@ -259,11 +264,33 @@ async fn a_cached_list_keeps_a_bounded_number_of_pages_in_redis() {
     }
     let client = redis::Client::open(redis_url().as_str()).expect("redis url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let key = format!("{}gym:{gym}:classes", a.db.cache_prefix);
-    let fields: usize = redis::cmd("HLEN").arg(&key).query_async(&mut conn).await.expect("HLEN");
+    // The class list's current version is the one data key of its group.
+    let data = keys_with_prefix(&format!("{{{}gym:{gym}:classes}}:d", a.db.cache_prefix)).await;
+    assert_eq!(data.len(), 1, "{data:?}");
+    let fields: usize = redis::cmd("HLEN").arg(&data[0]).query_async(&mut conn).await.expect("HLEN");
     assert_eq!(fields, domain::cache::MAX_FIELDS, "pages past the bound are served uncached");
     // And they are still served right.
     let (_, last) =
         send(a.call(Method::GET, "/api/v1/schedule/classes?skip=0&limit=100", &owner.token, Some(gym))).await;
     assert_eq!(last.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_fill_of_a_read_that_began_before_an_invalidation_is_never_served() {
+    use domain::cache::Cache;
+    redis_reachable().await;
+    let prefix = format!("race-{}:", rand::random::<u64>());
+    let cache =
+        infra::cache::RedisCache::new(&redis_url(), 1, &prefix, std::time::Duration::from_secs(60)).expect("redis");
+    let ttl = std::time::Duration::from_secs(60);
+    let before = cache.read("gym:1:dashboards", "7").await;
+    assert_eq!(before.value, None);
+    // A write commits and invalidates while that read loads from the database.
+    cache.invalidate(&["gym:1:dashboards".to_owned()]).await;
+    let after = cache.read("gym:1:dashboards", "7").await;
+    assert_ne!(after.version, before.version);
+    cache.fill("gym:1:dashboards", before.version, "7", b"stale", ttl).await;
+    assert_eq!(cache.read("gym:1:dashboards", "7").await.value, None, "the stale fill is never served");
+    cache.fill("gym:1:dashboards", after.version, "7", b"fresh", ttl).await;
+    assert_eq!(cache.read("gym:1:dashboards", "7").await.value.as_deref(), Some(&b"fresh"[..]));
 }

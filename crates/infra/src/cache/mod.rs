@@ -24,8 +24,9 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
             url.expose(),
             settings.redis_pool_max_connections,
             &settings.cache_key_prefix,
+            settings.cache_ttl,
         )?)),
-        None => Ok(Arc::new(MemoryCache::new(100_000))),
+        None => Ok(Arc::new(MemoryCache::new(100_000, settings.cache_ttl))),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::cache::{Cache, CacheHealth, MAX_FIELDS};
+use domain::cache::{Cache, CacheHealth, MAX_FIELDS, Read};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::count;
@@ -21,6 +21,9 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct RedisCache {
     conns: Vec<ConnectionManager>,
     prefix: String,
+    /// Life of a group's version key: longer than any version's fields live, so a
+    /// version never falls back to one whose fields are still cached.
+    version_ttl: Duration,
 }
 
 /// Hands each thread its slot among the connections.
@@ -32,7 +35,7 @@ impl RedisCache {
     ///
     /// # Errors
     /// A URL that does not parse.
-    pub fn new(url: &str, connections: usize, prefix: &str) -> Result<Self, String> {
+    pub fn new(url: &str, connections: usize, prefix: &str, ttl: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
@@ -43,11 +46,18 @@ impl RedisCache {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("REDIS_URL: {e}"))?;
-        Ok(Self { conns, prefix: prefix.to_owned() })
+        Ok(Self { conns, prefix: prefix.to_owned(), version_ttl: ttl.saturating_mul(2) + Duration::from_secs(60) })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// A group's version key, and the prefix of its data keys (`…:d{version}`): both
+    /// carry the group in a hash tag, so they live in one slot of a Redis cluster.
+    fn group_keys(&self, group: &str) -> (String, String) {
+        let tag = format!("{{{}{group}}}", self.prefix);
+        (format!("{tag}:v"), format!("{tag}:d"))
     }
 
     /// The connection of the calling thread. Each actix worker is a single-threaded
@@ -102,8 +112,13 @@ impl RedisCache {
     }
 }
 
-/// `set_field` as one atomic step: KEYS[1] group, ARGV field, value, ttl, most fields.
-const SET_FIELD_SCRIPT: &str = "if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) \
+/// `read` in one round trip: KEYS[1] the version key; ARGV the data key prefix and
+/// the field. Replies `{version}` on a miss, `{version, value}` on a hit.
+const READ_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) or '0' \
+    return {v, redis.call('HGET', ARGV[1] .. v, ARGV[2])}";
+
+/// `fill` as one atomic step: KEYS[1] the data key; ARGV field, value, ttl, most fields.
+const FILL_SCRIPT: &str = "if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) \
     or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then \
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX') end return 0";
 
@@ -117,24 +132,6 @@ impl Cache for RedisCache {
         Self::write_outcome("set", self.run(redis::Cmd::set_ex(self.key(key), value, ttl.as_secs().max(1))).await);
     }
 
-    async fn get_field(&self, key: &str, field: &str) -> Option<Vec<u8>> {
-        Self::read_outcome(self.run(redis::Cmd::hget(self.key(key), field)).await)
-    }
-
-    async fn set_field(&self, key: &str, field: &str, value: &[u8], ttl: Duration) {
-        // One round trip: HSET unless the group is full, and EXPIRE NX, so the group
-        // lives `ttl` from its first field.
-        let key = self.key(key);
-        let mut script = redis::cmd("EVAL");
-        script.arg(SET_FIELD_SCRIPT).arg(1).arg(&key).arg(field).arg(value).arg(ttl.as_secs().max(1)).arg(MAX_FIELDS);
-        let mut conn = self.conn();
-        let result = match tokio::time::timeout(CALL_TIMEOUT, script.query_async::<()>(&mut conn)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
-        };
-        Self::write_outcome("set", result);
-    }
-
     async fn delete(&self, keys: &[String]) {
         if keys.is_empty() {
             return;
@@ -143,6 +140,62 @@ impl Cache for RedisCache {
             "delete",
             self.run(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await,
         );
+    }
+
+    async fn read(&self, group: &str, field: &str) -> Read {
+        let (version_key, data_prefix) = self.group_keys(group);
+        let mut script = redis::cmd("EVAL");
+        script.arg(READ_SCRIPT).arg(1).arg(&version_key).arg(&data_prefix).arg(field);
+        match self.run::<Vec<Option<Vec<u8>>>>(script).await {
+            Ok(reply) => {
+                let version = reply
+                    .first()
+                    .and_then(|v| v.as_deref())
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let value = Self::read_outcome(Ok(reply.into_iter().nth(1).flatten()));
+                Read { version, value }
+            }
+            // Nothing is filled at a version the read could not learn.
+            Err(e) => Read { version: u64::MAX, value: Self::read_outcome(Err(e)) },
+        }
+    }
+
+    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration) {
+        if version == u64::MAX {
+            return;
+        }
+        // One round trip: HSET unless the version is full, and EXPIRE NX, so its
+        // fields live `ttl` from the first.
+        let (_, data_prefix) = self.group_keys(group);
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(FILL_SCRIPT)
+            .arg(1)
+            .arg(format!("{data_prefix}{version}"))
+            .arg(field)
+            .arg(value)
+            .arg(ttl.as_secs().max(1))
+            .arg(MAX_FIELDS);
+        Self::write_outcome("set", self.run::<()>(script).await);
+    }
+
+    async fn invalidate(&self, groups: &[String]) {
+        if groups.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for g in groups {
+            let (version_key, _) = self.group_keys(g);
+            pipe.incr(&version_key, 1).ignore().expire(&version_key, self.version_ttl.as_secs() as i64).ignore();
+        }
+        let mut conn = self.conn();
+        let result = match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        };
+        Self::write_outcome("delete", result);
     }
 
     async fn health(&self) -> CacheHealth {
