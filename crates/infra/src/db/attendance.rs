@@ -71,8 +71,8 @@ impl Db {
     /// A check-in as one write transaction, its locks taken in the order every writer
     /// of places uses: the member's membership (only when the session was chosen from
     /// a window, so that two scans choosing different sessions of one window queue
-    /// here and the second finds the first's attendance), then the session row, then
-    /// the participation, whose status is read under those locks and acted on once.
+    /// here and the second finds the first's attendance), then — only when a place
+    /// must be taken — the session row, then the participation.
     async fn check_in_tx(
         &self,
         gym: GymId,
@@ -105,36 +105,39 @@ impl Db {
                     return Ok(MarkOutcome::AlreadyAttended);
                 }
             }
-            exec(
-                &tx,
-                "UPDATE sessions SET registered_count = registered_count WHERE gym_id = $1 AND id = $2",
-                vec![gym.0.into(), session_id.into()],
-            )
-            .await?;
-            let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
-            Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
+            let values = || vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+            // A held place: the guarded update is exactly-once and the count stands,
+            // so the session row is not locked (check-ins of one class run side by side).
+            if exec(&tx, MARK_REGISTERED, values()).await? == 1 {
+                return Ok(MarkOutcome::Marked { created: false });
+            }
+            // No held place: take one (the session row first, the lock order of every
+            // write to places), then make the row attended. The desk admits whoever
+            // is at the door, so there is no capacity guard here (migration
+            // m20261201_000002).
+            let take = "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
+            exec(&tx, take, vec![gym.0.into(), session_id.into()]).await?;
+            let seen = participation_status_of(&tx, session_id, user).await?;
+            Ok(match seen.as_deref() {
+                // Under the session lock a participation's status is stable: every
+                // writer of places takes it first.
                 Some("attended") => MarkOutcome::AlreadyAttended,
                 Some("registered") => {
-                    exec(&tx, MARK_REGISTERED, values).await?;
+                    // Booked meanwhile: its place is counted already.
+                    let give_back = "UPDATE sessions SET registered_count = registered_count - 1 \
+                                     WHERE gym_id = $1 AND id = $2";
+                    exec(&tx, give_back, vec![gym.0.into(), session_id.into()]).await?;
+                    exec(&tx, MARK_REGISTERED, values()).await?;
                     MarkOutcome::Marked { created: false }
                 }
                 other => {
-                    // A walk-in (or a given-back place) takes a place; the desk admits
-                    // whoever is at the door, so no capacity guard here (see migration
-                    // m20261201_000002).
-                    exec(
-                        &tx,
-                        "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2",
-                        vec![gym.0.into(), session_id.into()],
-                    )
-                    .await?;
                     exec(
                         &tx,
                         "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
                          VALUES ($1, $2, $3, 'attended', $4, $4) \
                          ON CONFLICT (session_id, member_id) DO UPDATE \
                          SET status = 'attended', attendance_time = excluded.attendance_time",
-                        values,
+                        values(),
                     )
                     .await?;
                     MarkOutcome::Marked { created: other.is_none() }
