@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod docs;
 mod events;
+mod fan_out;
 mod http;
 mod limits;
 mod outage;

@@ -67,20 +67,27 @@ struct Found {
     found: i32,
 }
 
+/// What a check-in transaction acts on.
+struct Attempt {
+    gym: GymId,
+    session_id: i64,
+    user: UserId,
+    /// The participation the context read saw.
+    seen: Option<ParticipationStatus>,
+    /// Whether the one-statement path already tried (and failed) a registered place.
+    tried: bool,
+    window: Option<(OffsetDateTime, OffsetDateTime)>,
+    now: OffsetDateTime,
+}
+
 impl Db {
     /// A check-in as one write transaction, its locks taken in the order every writer
     /// of places uses: the member's membership (only when the session was chosen from
     /// a window, so that two scans choosing different sessions of one window queue
     /// here and the second finds the first's attendance), then — only when a place
     /// must be taken — the session row, then the participation.
-    async fn check_in_tx(
-        &self,
-        gym: GymId,
-        session_id: i64,
-        user: UserId,
-        window: Option<(OffsetDateTime, OffsetDateTime)>,
-        now: OffsetDateTime,
-    ) -> Result<MarkOutcome> {
+    async fn check_in_tx(&self, attempt: Attempt) -> Result<MarkOutcome> {
+        let Attempt { gym, session_id, user, seen, tried, window, now } = attempt;
         let tx = self.write_tx().await?;
         let outcome = timed("checkin_mark_attended", async {
             if let Some((from, until)) = window {
@@ -108,7 +115,8 @@ impl Db {
             let values = || vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
             // A held place: the guarded update is exactly-once and the count stands,
             // so the session row is not locked (check-ins of one class run side by side).
-            if exec(&tx, MARK_REGISTERED, values()).await? == 1 {
+            let held = seen == Some(ParticipationStatus::Registered) && !tried;
+            if held && exec(&tx, MARK_REGISTERED, values()).await? == 1 {
                 return Ok(MarkOutcome::Marked { created: false });
             }
             // No held place: take one (the session row first, the lock order of every
@@ -117,31 +125,26 @@ impl Db {
             // m20261201_000002).
             let take = "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
             exec(&tx, take, vec![gym.0.into(), session_id.into()]).await?;
-            let seen = participation_status_of(&tx, session_id, user).await?;
-            Ok(match seen.as_deref() {
-                // Under the session lock a participation's status is stable: every
-                // writer of places takes it first.
-                Some("attended") => MarkOutcome::AlreadyAttended,
+            let walk_in = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                           VALUES ($1, $2, $3, 'attended', $4, $4) \
+                           ON CONFLICT (session_id, member_id) DO UPDATE \
+                           SET status = 'attended', attendance_time = excluded.attendance_time \
+                           WHERE participations.status IN ('cancelled', 'no_show')";
+            if exec(&tx, walk_in, values()).await? == 1 {
+                // `created` from the read: a timestamp cannot tell a row created in
+                // this second from one revived.
+                return Ok(MarkOutcome::Marked { created: seen.is_none() });
+            }
+            // The row holds a place after all (booked or checked in meanwhile); under
+            // the session lock its status is stable, as every writer of places takes it.
+            let give_back = "UPDATE sessions SET registered_count = registered_count - 1 WHERE gym_id = $1 AND id = $2";
+            exec(&tx, give_back, vec![gym.0.into(), session_id.into()]).await?;
+            Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
                 Some("registered") => {
-                    // Booked meanwhile: its place is counted already.
-                    let give_back = "UPDATE sessions SET registered_count = registered_count - 1 \
-                                     WHERE gym_id = $1 AND id = $2";
-                    exec(&tx, give_back, vec![gym.0.into(), session_id.into()]).await?;
                     exec(&tx, MARK_REGISTERED, values()).await?;
                     MarkOutcome::Marked { created: false }
                 }
-                other => {
-                    exec(
-                        &tx,
-                        "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-                         VALUES ($1, $2, $3, 'attended', $4, $4) \
-                         ON CONFLICT (session_id, member_id) DO UPDATE \
-                         SET status = 'attended', attendance_time = excluded.attendance_time",
-                        values(),
-                    )
-                    .await?;
-                    MarkOutcome::Marked { created: other.is_none() }
-                }
+                _ => MarkOutcome::AlreadyAttended,
             })
         })
         .await?;
@@ -230,7 +233,9 @@ impl AttendanceRepository for Db {
                 return Ok(MarkOutcome::Marked { created: false });
             }
         }
-        self.check_in_tx(gym, session_id, user, window, now).await
+        // Seen registered but not marked: the status changed; the transaction finds out.
+        let tried = window.is_none() && seen == Some(ParticipationStatus::Registered);
+        self.check_in_tx(Attempt { gym, session_id, user, seen, tried, window, now }).await
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {

@@ -1,0 +1,183 @@
+//! Each kind of write (each domain event) is seen by the very next read on another
+//! instance sharing the database and Redis, whatever that instance had cached.
+
+use std::sync::Arc;
+
+use gymapi_tests::{Backend, Options, TestApp, TestDb, TestUser, assert_error, now, redis_url, send};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::Duration;
+
+/// Two instances, A (writes) and B (reads, having cached first).
+async fn pair(backend: Backend) -> (TestApp, TestApp) {
+    let db = Arc::new(TestDb::create(backend).await);
+    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
+    (TestApp::spawn_on(db.clone(), opts.clone()).await, TestApp::spawn_on(db, opts).await)
+}
+
+async fn get(app: &TestApp, path: &str, u: &TestUser, gym: Option<i64>) -> Value {
+    let (status, body) = send(app.call(Method::GET, path, &u.token, gym)).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+macro_rules! event_test {
+    ($name:ident, |$a:ident, $b:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            async fn run(backend: Backend) {
+                let ($a, $b) = pair(backend).await;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+        }
+    };
+}
+
+event_test!(gym_created_is_usable_on_the_other_instance_at_once, |a, b| {
+    let owner = a.user("fan-owner").await;
+    // B caches the owner's memberships (none), then A creates a gym.
+    assert_eq!(get(&b, "/api/v1/users/me/gyms", &owner, None).await, json!([]));
+    let (status, gym) =
+        send(a.call(Method::POST, "/api/v1/gyms", &owner.token, None).json(&json!({"name": "New"}))).await;
+    assert_eq!(status, 201);
+    let current = get(&b, "/api/v1/gyms/current", &owner, gym["id"].as_i64()).await;
+    assert_eq!(current["id"], gym["id"]);
+});
+
+event_test!(profile_changed_shows_on_the_other_instance_at_once, |a, b| {
+    let u = a.user("fan-profile").await;
+    assert!(get(&b, "/api/v1/users/me", &u, None).await["name"].is_null());
+    let (status, _) =
+        send(a.call(Method::PATCH, "/api/v1/users/me", &u.token, None).json(&json!({"name": "Ana"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&b, "/api/v1/users/me", &u, None).await["name"], "Ana");
+});
+
+event_test!(membership_changed_applies_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let trainer = a.member(gym, &owner, "trainer").await;
+    assert_eq!(send(b.call(Method::GET, "/api/v1/members", &trainer.token, Some(gym))).await.0, 200);
+    let path = format!("/api/v1/members/{}", trainer.id);
+    let (status, _) =
+        send(a.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"role": "member"}))).await;
+    assert_eq!(status, 200);
+    assert_error(&send(b.call(Method::GET, "/api/v1/members", &trainer.token, Some(gym))).await, 403, "forbidden");
+});
+
+event_test!(class_changed_shows_in_the_other_instances_list_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let class = a.class(gym, &owner, 5).await;
+    assert_eq!(get(&b, "/api/v1/schedule/classes", &owner, Some(gym)).await[0]["max_capacity"], 5);
+    let path = format!("/api/v1/schedule/classes/{class}");
+    let (status, _) =
+        send(a.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"max_capacity": 9}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&b, "/api/v1/schedule/classes", &owner, Some(gym)).await[0]["max_capacity"], 9);
+    assert_eq!(send(a.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
+    assert_eq!(get(&b, "/api/v1/schedule/classes", &owner, Some(gym)).await, json!([]));
+});
+
+event_test!(booked_and_booking_cancelled_show_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let class = a.class(gym, &owner, 5).await;
+    let s = a.session_at(gym, &owner, class, now() + Duration::days(1)).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 0);
+    assert_eq!(
+        get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["upcoming_registrations"],
+        json!([])
+    );
+    assert_eq!(send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
+    assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 1);
+    let d = get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await;
+    assert_eq!(d["upcoming_registrations"][0]["id"], s["id"]);
+    assert_eq!(send(a.call(Method::DELETE, &format!("{one}/register"), &member.token, Some(gym))).await.0, 204);
+    assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 0);
+    assert_eq!(
+        get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["upcoming_registrations"],
+        json!([])
+    );
+});
+
+event_test!(session_cancelled_shows_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let class = a.class(gym, &owner, 5).await;
+    let s = a.session_at(gym, &owner, class, now() + Duration::days(1)).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(get(&b, &one, &owner, Some(gym)).await["status"], "scheduled");
+    assert_eq!(send(a.call(Method::POST, &format!("{one}/cancel"), &owner.token, Some(gym))).await.0, 200);
+    assert_eq!(get(&b, &one, &owner, Some(gym)).await["status"], "cancelled");
+});
+
+event_test!(checked_in_shows_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let class = a.class(gym, &owner, 5).await;
+    let s = a.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert!(get(&b, "/api/v1/attendance/me/last", &member, Some(gym)).await["last_attendance"].is_null());
+    assert_eq!(get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["total_attendances"], 0);
+    assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 0);
+    let qr = get(&a, "/api/v1/attendance/my-qr", &member, Some(gym)).await["qr_code"].clone();
+    let (status, _) = send(
+        a.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&json!({"qr_code": qr})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(get(&b, "/api/v1/attendance/me/last", &member, Some(gym)).await["last_attendance"].is_string());
+    assert_eq!(get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["total_attendances"], 1);
+    assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 1, "the walk-in's place");
+});
+
+event_test!(event_changed_shows_in_the_other_instances_list_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let list = "/api/v1/events";
+    assert_eq!(get(&b, list, &owner, Some(gym)).await, json!([]));
+    let body = json!({"title": "Open day", "start_time": gymapi_tests::rfc3339(now() + Duration::hours(2)),
+        "end_time": gymapi_tests::rfc3339(now() + Duration::hours(3))});
+    let (status, e) = send(a.call(Method::POST, list, &owner.token, Some(gym)).json(&body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(get(&b, list, &owner, Some(gym)).await[0]["title"], "Open day");
+    let one = format!("/api/v1/events/{}", e["id"]);
+    let (status, _) = send(a.call(Method::PATCH, &one, &owner.token, Some(gym)).json(&json!({"title": "Fair"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&b, list, &owner, Some(gym)).await[0]["title"], "Fair");
+    assert_eq!(send(a.call(Method::DELETE, &one, &owner.token, Some(gym))).await.0, 204);
+    assert_eq!(get(&b, list, &owner, Some(gym)).await, json!([]));
+});
+
+event_test!(qr_rotated_applies_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let old = get(&b, "/api/v1/attendance/my-qr", &owner, Some(gym)).await["qr_code"].clone();
+    let (status, new) = send(a.call(Method::POST, "/api/v1/attendance/my-qr/rotate", &owner.token, Some(gym))).await;
+    assert_eq!(status, 200);
+    assert_ne!(new["qr_code"], old);
+    assert_eq!(get(&b, "/api/v1/attendance/my-qr", &owner, Some(gym)).await["qr_code"], new["qr_code"]);
+});
+
+event_test!(places_freed_by_a_leaving_member_show_on_the_other_instance_at_once, |a, b| {
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let class = a.class(gym, &owner, 5).await;
+    let s = a.session_at(gym, &owner, class, now() + Duration::days(1)).await;
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
+    assert_eq!(get(&b, &one, &owner, Some(gym)).await["registered_count"], 1);
+    let leave = format!("/api/v1/members/{}", member.id);
+    assert_eq!(send(a.call(Method::DELETE, &leave, &member.token, Some(gym))).await.0, 204);
+    assert_eq!(get(&b, &one, &owner, Some(gym)).await["registered_count"], 0);
+    assert_error(
+        &send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await,
+        403,
+        "not_a_member",
+    );
+});
