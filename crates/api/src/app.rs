@@ -12,6 +12,7 @@ use domain::attendance::AttendanceService;
 use domain::cache::Cache;
 use domain::clock::{Clock, SystemClock};
 use domain::events::EventService;
+use domain::facts::Dispatcher;
 use domain::gyms::GymService;
 use domain::schedule::ScheduleService;
 use domain::users::UserService;
@@ -21,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::auth::Verifier;
+use crate::cache_keys::CacheInvalidation;
 use crate::error::ApiError;
 use crate::tenant::Identity;
 use crate::{routes, telemetry};
@@ -86,8 +88,10 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
     let cache = infra::cache::from_settings(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let repo = Arc::new(db.clone());
-    let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
+    // Every listener of the domain's facts, one line each.
+    let events = Dispatcher::new().with(Arc::new(CacheInvalidation::new(cache.clone())));
+    let users = UserService::new(repo.clone(), repo.clone(), events.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), events.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     let verifier = Verifier::from_settings(settings)?;
     // Keys are fetched at start-up, so the first requests do not wait for them, and
@@ -105,9 +109,9 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
     Ok(AppState {
         verifier,
         identity: Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl),
-        schedule: ScheduleService::new(repo.clone(), cache.clone(), clock.clone()),
-        events: EventService::new(repo.clone(), cache.clone(), clock.clone()),
-        attendance: AttendanceService::new(repo, cache.clone(), clock.clone(), window),
+        schedule: ScheduleService::new(repo.clone(), events.clone(), clock.clone()),
+        events: EventService::new(repo.clone(), events.clone(), clock.clone()),
+        attendance: AttendanceService::new(repo, events, clock.clone(), window),
         users,
         gyms,
         cache,

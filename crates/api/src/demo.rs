@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use domain::attendance::AttendanceService;
-use domain::cache::Cache;
 use domain::clock::{Clock, SystemClock};
+use domain::facts::Dispatcher;
 use domain::gyms::{GymService, NewGym};
 use domain::schedule::{NewClass, NewSession, ScheduleService};
 use domain::users::{Claims, UserService};
@@ -24,13 +24,14 @@ use crate::auth::{TokenClaims, sign_hs256};
 pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let secret = settings.auth_jwt_secret.as_ref().ok_or("AUTH_JWT_SECRET is not set")?.expose().to_owned();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cache: Arc<dyn Cache> = Arc::new(infra::cache::MemoryCache::new(16, settings.cache_ttl));
+    // A fresh database and nothing cached yet: the facts need no listener here.
+    let events = Dispatcher::new();
     let repo = Arc::new(db);
-    let users = UserService::new(repo.clone(), repo.clone(), cache.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), cache.clone(), clock.clone());
-    let schedule = ScheduleService::new(repo.clone(), cache.clone(), clock.clone());
+    let users = UserService::new(repo.clone(), repo.clone(), events.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), events.clone(), clock.clone());
+    let schedule = ScheduleService::new(repo.clone(), events.clone(), clock.clone());
     let attendance =
-        AttendanceService::new(repo, cache, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
+        AttendanceService::new(repo, events, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
     let e = |e: domain::DomainError| e.to_string();
 
     let stamp = clock.now().unix_timestamp();

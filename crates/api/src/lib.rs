@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cache_keys;
 pub mod cli;
 pub mod demo;
 pub mod dto;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use domain::cache::{Cache, keys};
+use domain::cache::Cache;
+
+use crate::cache_keys as keys;
 use domain::gyms::GymService;
 use domain::users::{Claims, UserService};
 use domain::values::Actor;

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::{Dispatcher, DomainEvent};
 use crate::policy;
 use crate::schedule::{ParticipationStatus, Session, SessionStatus};
 use crate::values::{Actor, GymId, Page, UserId};
@@ -252,7 +252,7 @@ pub trait AttendanceRepository: Send + Sync {
 #[derive(Clone)]
 pub struct AttendanceService {
     repo: Arc<dyn AttendanceRepository>,
-    cache: Arc<dyn Cache>,
+    events: Dispatcher,
     clock: Arc<dyn Clock>,
     window: Duration,
 }
@@ -261,11 +261,11 @@ impl AttendanceService {
     /// Wires the service to its ports; `window` is W of the check-in rule.
     pub fn new(
         repo: Arc<dyn AttendanceRepository>,
-        cache: Arc<dyn Cache>,
+        events: Dispatcher,
         clock: Arc<dyn Clock>,
         window: Duration,
     ) -> Self {
-        Self { repo, cache, clock, window }
+        Self { repo, events, clock, window }
     }
 
     /// The caller's current QR code.
@@ -284,6 +284,7 @@ impl AttendanceService {
     pub async fn rotate_qr(&self, user: UserId) -> Result<String> {
         let secret = QrSecret::random();
         self.repo.set_qr_secret(user, &secret).await?;
+        self.events.publish(DomainEvent::QrRotated { user }).await;
         Ok(QrCode::format(user, &secret))
     }
 
@@ -340,15 +341,9 @@ impl AttendanceService {
             MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
             MarkOutcome::NotAMember => return Err(DomainError::NotAMember),
         };
-        // The session's own entry too, and every dashboard of the gym: a walk-in took
-        // one of the session's places, which dashboards show.
-        self.cache
-            .invalidate(&[
-                keys::last_attendance(code.user_id, actor.gym_id),
-                keys::dashboards(actor.gym_id),
-                keys::session(actor.gym_id, chosen.id),
-            ])
-            .await;
+        let fact =
+            DomainEvent::CheckedIn { gym: actor.gym_id, session: chosen.id, member: code.user_id, walk_in: created };
+        self.events.publish(fact).await;
         Ok(CheckIn {
             user_id: code.user_id,
             session_id: chosen.id,
@@ -417,8 +412,8 @@ pub fn choose_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::facts::MockListener;
     use crate::values::Role;
     use time::macros::datetime;
 
@@ -468,22 +463,18 @@ mod tests {
     const MARKED: MarkOutcome = MarkOutcome::Marked { created: false };
     const CREATED: MarkOutcome = MarkOutcome::Marked { created: true };
 
-    fn cache_expecting_invalidation() -> MockCache {
-        let mut cache = MockCache::new();
-        cache
-            .expect_invalidate()
-            .withf(|k| {
-                k.len() == 3
-                    && k[..2] == [keys::last_attendance(MEMBER, GYM), keys::dashboards(GYM)]
-                    && k[2].starts_with(&format!("gym:{}:session:", GYM.0))
-            })
+    /// A listener expecting one `CheckedIn` of the member in the gym.
+    fn expecting_checked_in() -> MockListener {
+        let mut l = MockListener::new();
+        l.expect_on()
+            .withf(|e| matches!(e, DomainEvent::CheckedIn { gym, member, .. } if *gym == GYM && *member == MEMBER))
             .once()
             .return_const(());
-        cache
+        l
     }
 
-    fn svc(repo: MockAttendanceRepository, cache: MockCache) -> AttendanceService {
-        AttendanceService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)), W)
+    fn svc(repo: MockAttendanceRepository, listener: MockListener) -> AttendanceService {
+        AttendanceService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)), W)
     }
 
     #[test]
@@ -519,41 +510,42 @@ mod tests {
     async fn non_staff_cannot_check_in() {
         let actor = Actor { role: Role::Member, ..staff() };
         assert_eq!(
-            svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&actor, &qr(), None).await,
+            svc(MockAttendanceRepository::new(), MockListener::new()).check_in(&actor, &qr(), None).await,
             Err(DomainError::Forbidden)
         );
     }
 
     #[tokio::test]
     async fn a_malformed_code_is_invalid_qr_without_touching_storage() {
-        let got = svc(MockAttendanceRepository::new(), MockCache::new()).check_in(&staff(), "INVALID_QR", None).await;
+        let got =
+            svc(MockAttendanceRepository::new(), MockListener::new()).check_in(&staff(), "INVALID_QR", None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn an_unknown_user_is_invalid_qr() {
-        let got = svc(repo_with(None), MockCache::new()).check_in(&staff(), &qr(), None).await;
+        let got = svc(repo_with(None), MockListener::new()).check_in(&staff(), &qr(), None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn a_right_id_with_a_wrong_secret_is_invalid_qr() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        let got = svc(repo, MockCache::new()).check_in(&staff(), &format!("U{}_ffffffff", MEMBER.0), None).await;
+        let got = svc(repo, MockListener::new()).check_in(&staff(), &format!("U{}_ffffffff", MEMBER.0), None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn a_valid_code_of_a_non_member_is_not_a_member() {
         let repo = repo_with(Some(ctx(false, vec![cand(1, NOW, None)])));
-        assert_eq!(svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
+        assert_eq!(svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
     }
 
     #[tokio::test]
     async fn no_session_in_window_when_there_is_none() {
         let repo = repo_with(Some(ctx(true, vec![])));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::NoSessionInWindow)
         );
     }
@@ -564,7 +556,7 @@ mod tests {
         c.status = SessionStatus::Cancelled;
         let repo = repo_with(Some(ctx(true, vec![c])));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -573,7 +565,7 @@ mod tests {
     async fn a_named_missing_session_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![])));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -583,7 +575,7 @@ mod tests {
         for start in [NOW - W, NOW + W] {
             let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
             expect_attended(&mut repo, 7, CREATED);
-            let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(7)).await;
+            let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(7)).await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
     }
@@ -592,7 +584,7 @@ mod tests {
     async fn one_second_beyond_the_window_is_session_outside_window() {
         for start in [NOW - W - Duration::seconds(1), NOW + W + Duration::seconds(1)] {
             let repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            let got = svc(repo, MockCache::new()).check_in(&staff(), &qr(), Some(7)).await;
+            let got = svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await;
             assert_eq!(got, Err(DomainError::SessionOutsideWindow), "start {start}");
         }
     }
@@ -637,7 +629,7 @@ mod tests {
     async fn an_attended_participation_is_already_checked_in() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn)
         );
     }
@@ -647,7 +639,7 @@ mod tests {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
         expect_attended(&mut repo, 1, MarkOutcome::AlreadyAttended);
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn)
         );
     }
@@ -659,7 +651,7 @@ mod tests {
             vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))],
         )));
         expect_attended(&mut repo, 1, MARKED);
-        let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
+        let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert_eq!(got.session_id, 1);
         assert_eq!(got.user_id, MEMBER);
         assert!(!got.new_participation);
@@ -669,7 +661,7 @@ mod tests {
     async fn a_walk_in_gets_a_new_participation() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
         expect_attended(&mut repo, 1, CREATED);
-        let got = svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), None).await.expect("checked in");
+        let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert!(got.new_participation);
     }
 
@@ -681,7 +673,7 @@ mod tests {
             .once()
             .returning(|_, _, _, _, _, _| Ok(MarkOutcome::AlreadyAttended));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn),
             "another scan of the window won"
         );
@@ -690,7 +682,7 @@ mod tests {
             .withf(|_, _, _, _, window, _| window.is_none())
             .once()
             .returning(|_, _, _, _, _, _| Ok(MarkOutcome::Marked { created: true }));
-        assert!(svc(repo, cache_expecting_invalidation()).check_in(&staff(), &qr(), Some(1)).await.is_ok());
+        assert!(svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(1)).await.is_ok());
     }
 
     #[tokio::test]
@@ -699,7 +691,7 @@ mod tests {
         let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended))];
         let repo = repo_with(Some(ctx(true, c)));
         assert_eq!(
-            svc(repo, MockCache::new()).check_in(&staff(), &qr(), None).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
             Err(DomainError::AlreadyCheckedIn)
         );
     }
@@ -723,7 +715,7 @@ mod tests {
             .once()
             .returning(|_, _, _, _| Ok(vec![]));
         let actor = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
-        let d = svc(repo, MockCache::new()).dashboard(&actor).await.expect("summary");
+        let d = svc(repo, MockListener::new()).dashboard(&actor).await.expect("summary");
         assert_eq!((d.total_attendances, d.attendances_last_30_days, d.last_attendance), (9, 2, Some(NOW)));
     }
 }

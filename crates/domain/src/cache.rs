@@ -4,14 +4,13 @@
 //! must never fail a request, so adapters log and count their failures and answer
 //! as a miss. Values are opaque bytes (serialized by whoever reads them).
 //!
-//! Cached reads are versioned groups (see [`Cache`]); a service invalidates the
-//! groups a write changed, by name, from [`keys`].
+//! Cached reads are versioned groups (see [`Cache`]). The domain's services never
+//! name a key: they yield facts ([`crate::facts`]), and whoever caches reads maps
+//! those facts to what they invalidate.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-
-use crate::values::{GymId, UserId};
 
 /// How the cache is doing, for readiness probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,48 +66,3 @@ pub trait Cache: Send + Sync {
 
 /// Most fields one version of a group holds (pages and date ranges of a list).
 pub const MAX_FIELDS: usize = 32;
-
-/// The cache keys of the contract, in one place so readers and invalidators agree.
-pub mod keys {
-    use super::{GymId, UserId};
-
-    /// Active classes of a gym.
-    pub fn classes(gym: GymId) -> String {
-        format!("gym:{}:classes", gym.0)
-    }
-    /// One session of a gym.
-    pub fn session(gym: GymId, session_id: i64) -> String {
-        format!("gym:{}:session:{session_id}", gym.0)
-    }
-    /// A member's last attendance in a gym.
-    pub fn last_attendance(user: UserId, gym: GymId) -> String {
-        format!("last_attendance:{}:{}", user.0, gym.0)
-    }
-    /// Every member's dashboard summary in a gym (a group, one field per member):
-    /// a dashboard shows sessions with their status and `registered_count`, so any
-    /// booking, cancellation or check-in in the gym drops the whole group at once.
-    pub fn dashboards(gym: GymId) -> String {
-        format!("gym:{}:dashboards", gym.0)
-    }
-    /// The field of one member's summary in [`dashboards`].
-    pub fn dashboard_field(user: UserId) -> String {
-        user.0.to_string()
-    }
-    /// A user's profile.
-    pub fn user(user: UserId) -> String {
-        format!("user:{}", user.0)
-    }
-    /// Every cached date range of a gym's events (a group).
-    pub fn events(gym: GymId) -> String {
-        format!("gym:{}:events", gym.0)
-    }
-    /// The user provisioned for a token subject.
-    pub fn user_by_sub(sub: &str) -> String {
-        format!("auth:sub:{sub}")
-    }
-    /// Every membership of a user (gym and role), in one entry: a user has a handful
-    /// of gyms, and a made-up `X-Gym-ID` is answered from it without creating a key.
-    pub fn memberships(user: UserId) -> String {
-        format!("auth:memberships:{}", user.0)
-    }
-}

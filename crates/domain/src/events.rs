@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::{Dispatcher, DomainEvent};
 use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
@@ -88,14 +88,14 @@ pub trait EventRepository: Send + Sync {
 #[derive(Clone)]
 pub struct EventService {
     repo: Arc<dyn EventRepository>,
-    cache: Arc<dyn Cache>,
+    events: Dispatcher,
     clock: Arc<dyn Clock>,
 }
 
 impl EventService {
     /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn EventRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, cache, clock }
+    pub fn new(repo: Arc<dyn EventRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, events, clock }
     }
 
     /// Events starting within the range.
@@ -139,7 +139,7 @@ impl EventService {
         }
         let event = apply(blank, fields)?;
         let created = self.repo.create(actor.gym_id, &event).await?;
-        self.forget(actor).await;
+        self.changed(actor, created.id).await;
         Ok(created)
     }
 
@@ -152,7 +152,7 @@ impl EventService {
         let current = self.get(actor, id).await?;
         let event = apply(current, fields)?;
         let updated = self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)?;
-        self.forget(actor).await;
+        self.changed(actor, id).await;
         Ok(updated)
     }
 
@@ -165,12 +165,12 @@ impl EventService {
         if !self.repo.delete(actor.gym_id, id).await? {
             return Err(DomainError::EventNotFound);
         }
-        self.forget(actor).await;
+        self.changed(actor, id).await;
         Ok(())
     }
 
-    async fn forget(&self, actor: &Actor) {
-        self.cache.invalidate(&[keys::events(actor.gym_id)]).await;
+    async fn changed(&self, actor: &Actor, event: i64) {
+        self.events.publish(DomainEvent::EventChanged { gym: actor.gym_id, event }).await;
     }
 }
 
@@ -202,8 +202,8 @@ fn apply(mut e: Event, f: EventFields) -> Result<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::facts::MockListener;
     use crate::values::Role;
     use time::Duration;
     use time::macros::datetime;
@@ -215,9 +215,9 @@ mod tests {
     }
 
     fn svc(repo: MockEventRepository) -> EventService {
-        let mut cache = MockCache::new();
-        cache.expect_invalidate().withf(|k| k == [keys::events(GymId(2))]).return_const(());
-        EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)))
+        let mut listener = MockListener::new();
+        listener.expect_on().withf(|e| matches!(e, DomainEvent::EventChanged { gym: GymId(2), .. })).return_const(());
+        EventService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)))
     }
 
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
@@ -243,17 +243,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn staff_creates_an_event_stamped_with_creator_and_now_and_drops_cached_lists() {
+    async fn staff_creates_an_event_stamped_with_creator_and_now_and_yields_event_changed() {
         let mut repo = MockEventRepository::new();
         repo.expect_create()
             .withf(|g, e| *g == GymId(2) && e.created_by == Some(UserId(1)) && e.created_at == NOW)
             .once()
             .returning(|_, e| Ok(Event { id: 9, ..e.clone() }));
-        let mut cache = MockCache::new();
-        cache.expect_invalidate().withf(|k| k == [keys::events(GymId(2))]).once().return_const(());
-        let svc = EventService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)));
+        let mut listener = MockListener::new();
+        listener
+            .expect_on()
+            .withf(|e| *e == DomainEvent::EventChanged { gym: GymId(2), event: 9 })
+            .once()
+            .return_const(());
+        let svc =
+            EventService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)));
         let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
-        assert_eq!(e.id, 9, "and the gym's cached event lists were dropped (the mock expects one delete)");
+        assert_eq!(e.id, 9, "and EventChanged was published (the mock expects it once)");
     }
 
     #[tokio::test]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::{Dispatcher, DomainEvent};
 use crate::users::User;
 use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
 use crate::{limits, policy};
@@ -132,14 +132,14 @@ pub trait GymRepository: Send + Sync {
 #[derive(Clone)]
 pub struct GymService {
     gyms: Arc<dyn GymRepository>,
-    cache: Arc<dyn Cache>,
+    events: Dispatcher,
     clock: Arc<dyn Clock>,
 }
 
 impl GymService {
     /// Wires the service to its ports.
-    pub fn new(gyms: Arc<dyn GymRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
-        Self { gyms, cache, clock }
+    pub fn new(gyms: Arc<dyn GymRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
+        Self { gyms, events, clock }
     }
 
     /// Creates a gym owned by the caller.
@@ -153,9 +153,7 @@ impl GymService {
             address: optional_text("address", gym.address.as_deref(), limits::ADDRESS_MAX)?,
         };
         let created = self.gyms.create_with_owner(&gym, caller, self.clock.now()).await?;
-        // The caller may have asked for this id before it existed, leaving a cached
-        // "not a member" that would hide their own new gym until it expired.
-        self.forget_memberships(caller).await;
+        self.events.publish(DomainEvent::GymCreated { gym: created.id, owner: caller }).await;
         Ok(created)
     }
 
@@ -200,7 +198,7 @@ impl GymService {
     pub async fn add_member(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
         may_grant(actor, role)?;
         let m = self.gyms.add_member(actor.gym_id, user, role, self.clock.now()).await?;
-        self.forget_memberships(user).await;
+        self.events.publish(DomainEvent::MembershipChanged { gym: actor.gym_id, user }).await;
         Ok(m)
     }
 
@@ -214,7 +212,7 @@ impl GymService {
         may_grant(actor, role)?;
         self.may_manage(actor, user).await?;
         let m = self.gyms.set_role(actor.gym_id, user, role).await?.ok_or(DomainError::UserNotFound)?;
-        self.forget_memberships(user).await;
+        self.events.publish(DomainEvent::MembershipChanged { gym: actor.gym_id, user }).await;
         Ok(m)
     }
 
@@ -231,15 +229,9 @@ impl GymService {
             actor.require(policy::MANAGE_MEMBERS)?;
             self.may_manage(actor, user).await?;
         }
-        let freed =
+        let freed_sessions =
             self.gyms.remove_member(actor.gym_id, user, self.clock.now()).await?.ok_or(DomainError::UserNotFound)?;
-        self.forget_memberships(user).await;
-        if !freed.is_empty() {
-            // The freed places show in those sessions and on dashboards of the gym.
-            let mut stale: Vec<String> = freed.iter().map(|&s| keys::session(actor.gym_id, s)).collect();
-            stale.push(keys::dashboards(actor.gym_id));
-            self.cache.invalidate(&stale).await;
-        }
+        self.events.publish(DomainEvent::MemberLeft { gym: actor.gym_id, user, freed_sessions }).await;
         Ok(())
     }
 
@@ -250,11 +242,6 @@ impl GymService {
             return Err(DomainError::Forbidden);
         }
         Ok(())
-    }
-
-    /// Drops the user's cached memberships (all gyms are one entry).
-    async fn forget_memberships(&self, user: UserId) {
-        self.cache.delete(&[keys::memberships(user)]).await;
     }
 }
 
@@ -270,8 +257,8 @@ fn may_grant(actor: &Actor, role: Role) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::facts::MockListener;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
@@ -285,20 +272,27 @@ mod tests {
         Membership { user_id: user, gym_id: GYM, role, joined_at: NOW }
     }
 
-    fn cache_expecting_invalidation_of(user: UserId) -> MockCache {
-        let mut cache = MockCache::new();
-        let key = keys::memberships(user);
-        cache.expect_delete().withf(move |k| k == [key.clone()]).once().return_const(());
-        cache
+    /// A listener expecting one fact about this user's memberships.
+    fn cache_expecting_invalidation_of(user: UserId) -> MockListener {
+        let mut l = MockListener::new();
+        l.expect_on()
+            .withf(move |e| match e {
+                DomainEvent::MembershipChanged { user: u, .. } | DomainEvent::MemberLeft { user: u, .. } => *u == user,
+                DomainEvent::GymCreated { owner, .. } => *owner == user,
+                _ => false,
+            })
+            .once()
+            .return_const(());
+        l
     }
 
-    fn service(gyms: MockGymRepository, cache: MockCache) -> GymService {
-        GymService::new(Arc::new(gyms), Arc::new(cache), Arc::new(FixedClock(NOW)))
+    fn service(gyms: MockGymRepository, listener: MockListener) -> GymService {
+        GymService::new(Arc::new(gyms), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)))
     }
 
     #[tokio::test]
     async fn admin_granting_admin_is_forbidden() {
-        let svc = service(MockGymRepository::new(), MockCache::new());
+        let svc = service(MockGymRepository::new(), MockListener::new());
         assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Admin).await, Err(DomainError::Forbidden));
         assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Owner).await, Err(DomainError::Forbidden));
     }
@@ -312,13 +306,13 @@ mod tests {
             .returning(|_, _, _| Ok(Some(vec![])));
         let svc = service(gyms, cache_expecting_invalidation_of(UserId(1)));
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(1)).await, Ok(()));
-        let svc = service(MockGymRepository::new(), MockCache::new());
+        let svc = service(MockGymRepository::new(), MockListener::new());
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(2)).await, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
     async fn trainer_cannot_add_members() {
-        let svc = service(MockGymRepository::new(), MockCache::new());
+        let svc = service(MockGymRepository::new(), MockListener::new());
         assert_eq!(svc.add_member(&actor(Role::Trainer), UserId(2), Role::Member).await, Err(DomainError::Forbidden));
     }
 
@@ -347,7 +341,7 @@ mod tests {
     async fn admin_cannot_demote_an_owner() {
         let mut gyms = MockGymRepository::new();
         gyms.expect_membership().once().returning(|u, _| Ok(Some(membership(u, Role::Owner))));
-        let svc = service(gyms, MockCache::new());
+        let svc = service(gyms, MockListener::new());
         let got = svc.set_role(&actor(Role::Admin), UserId(2), Role::Member).await;
         assert_eq!(got, Err(DomainError::Forbidden));
     }
@@ -356,7 +350,7 @@ mod tests {
     async fn the_last_owner_may_not_leave() {
         let mut gyms = MockGymRepository::new();
         gyms.expect_remove_member().once().returning(|_, _, _| Err(DomainError::LastOwner));
-        let svc = service(gyms, MockCache::new());
+        let svc = service(gyms, MockListener::new());
         assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));
     }
 
@@ -364,7 +358,7 @@ mod tests {
     async fn removing_a_non_member_is_user_not_found() {
         let mut gyms = MockGymRepository::new();
         gyms.expect_membership().once().returning(|_, _| Ok(None));
-        let svc = service(gyms, MockCache::new());
+        let svc = service(gyms, MockListener::new());
         assert_eq!(svc.remove_member(&actor(Role::Admin), UserId(9)).await, Err(DomainError::UserNotFound));
     }
 
@@ -384,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn creating_a_gym_with_a_blank_name_stores_nothing() {
-        let svc = service(MockGymRepository::new(), MockCache::new());
+        let svc = service(MockGymRepository::new(), MockListener::new());
         let got = svc.create_gym(UserId(1), NewGym { name: "  ".into(), timezone: "UTC".into(), address: None }).await;
         assert!(matches!(got, Err(DomainError::Validation(_))));
     }

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod facts;
 pub mod gyms;
 pub mod limits;
 pub mod policy;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::{Dispatcher, DomainEvent};
 use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
@@ -288,7 +288,7 @@ pub trait ScheduleRepository: Send + Sync {
 #[derive(Clone)]
 pub struct ScheduleService {
     repo: Arc<dyn ScheduleRepository>,
-    cache: Arc<dyn Cache>,
+    events: Dispatcher,
     clock: Arc<dyn Clock>,
 }
 
@@ -304,8 +304,8 @@ fn check_class_numbers(duration: Option<i32>, capacity: Option<i32>) -> Result<(
 
 impl ScheduleService {
     /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn ScheduleRepository>, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, cache, clock }
+    pub fn new(repo: Arc<dyn ScheduleRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, events, clock }
     }
 
     /// Active classes of the actor's gym.
@@ -338,7 +338,7 @@ impl ScheduleService {
             ..class
         };
         let created = self.repo.create_class(actor.gym_id, &class, self.clock.now()).await?;
-        self.forget(&[keys::classes(actor.gym_id)]).await;
+        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: created.id }).await;
         Ok(created)
     }
 
@@ -359,7 +359,7 @@ impl ScheduleService {
             ..patch
         };
         let class = self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
-        self.forget(&[keys::classes(actor.gym_id)]).await;
+        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: id }).await;
         Ok(class)
     }
 
@@ -371,7 +371,7 @@ impl ScheduleService {
         actor.require(policy::DELETE_CLASS)?;
         let patch = ClassPatch { active: Some(false), ..ClassPatch::default() };
         self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
-        self.forget(&[keys::classes(actor.gym_id)]).await;
+        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: id }).await;
         Ok(())
     }
 
@@ -420,7 +420,9 @@ impl ScheduleService {
             room: optional_text("room", new.room.as_deref(), limits::ROOM_MAX)?,
             capacity: class.max_capacity,
         };
-        self.repo.create_session(actor.gym_id, &draft, self.clock.now()).await
+        let session = self.repo.create_session(actor.gym_id, &draft, self.clock.now()).await?;
+        self.events.publish(DomainEvent::SessionScheduled { gym: actor.gym_id, session: session.id }).await;
+        Ok(session)
     }
 
     /// Cancels a session (staff).
@@ -430,8 +432,7 @@ impl ScheduleService {
     pub async fn cancel_session(&self, actor: &Actor, id: i64) -> Result<Session> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
-        // Members' dashboards list their upcoming sessions with status.
-        self.forget(&[keys::session(actor.gym_id, id), keys::dashboards(actor.gym_id)]).await;
+        self.events.publish(DomainEvent::SessionCancelled { gym: actor.gym_id, session: id }).await;
         Ok(s)
     }
 
@@ -450,7 +451,9 @@ impl ScheduleService {
             return Err(DomainError::SessionNotOpen);
         }
         let p = self.repo.book(actor.gym_id, session_id, actor.user_id, now).await?;
-        self.forget_booking(actor, session_id).await;
+        self.events
+            .publish(DomainEvent::Booked { gym: actor.gym_id, session: session_id, member: actor.user_id })
+            .await;
         Ok(p)
     }
 
@@ -464,7 +467,8 @@ impl ScheduleService {
         if !self.repo.cancel_booking(actor.gym_id, session_id, actor.user_id).await? {
             return Err(DomainError::validation("you hold no registered place in this session"));
         }
-        self.forget_booking(actor, session_id).await;
+        let freed = DomainEvent::BookingCancelled { gym: actor.gym_id, session: session_id, member: actor.user_id };
+        self.events.publish(freed).await;
         Ok(())
     }
 
@@ -477,21 +481,13 @@ impl ScheduleService {
         self.session(actor, session_id).await?;
         self.repo.participants(actor.gym_id, session_id, page).await
     }
-
-    async fn forget_booking(&self, actor: &Actor, session_id: i64) {
-        self.forget(&[keys::session(actor.gym_id, session_id), keys::dashboards(actor.gym_id)]).await;
-    }
-
-    async fn forget(&self, keys: &[String]) {
-        self.cache.invalidate(keys).await;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::facts::MockListener;
     use crate::values::Role;
     use time::macros::datetime;
 
@@ -538,14 +534,21 @@ mod tests {
         }
     }
 
-    fn quiet_cache() -> MockCache {
-        let mut c = MockCache::new();
-        c.expect_invalidate().return_const(());
-        c
+    fn quiet() -> MockListener {
+        let mut l = MockListener::new();
+        l.expect_on().return_const(());
+        l
     }
 
-    fn svc(repo: MockScheduleRepository, cache: MockCache) -> ScheduleService {
-        ScheduleService::new(Arc::new(repo), Arc::new(cache), Arc::new(FixedClock(NOW)))
+    /// A listener expecting exactly this one fact.
+    fn expecting(event: DomainEvent) -> MockListener {
+        let mut l = MockListener::new();
+        l.expect_on().withf(move |e| *e == event).once().return_const(());
+        l
+    }
+
+    fn svc(repo: MockScheduleRepository, listener: MockListener) -> ScheduleService {
+        ScheduleService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)))
     }
 
     fn repo_with_session(s: Session) -> MockScheduleRepository {
@@ -557,38 +560,38 @@ mod tests {
     #[tokio::test]
     async fn booking_a_cancelled_session_is_session_not_open() {
         let repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Cancelled));
-        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
     }
 
     #[tokio::test]
     async fn booking_a_started_session_is_session_not_open() {
         let repo = repo_with_session(session(NOW, SessionStatus::Scheduled));
-        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
     }
 
     #[tokio::test]
     async fn booking_an_unknown_session_is_session_not_found() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_session().returning(|_, _| Ok(None));
-        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionNotFound));
+        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotFound));
     }
 
     #[tokio::test]
     async fn a_full_session_answers_session_full() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::SessionFull));
-        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::SessionFull));
+        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionFull));
     }
 
     #[tokio::test]
     async fn booking_twice_answers_already_registered() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::AlreadyRegistered));
-        assert_eq!(svc(repo, MockCache::new()).register(&member(), 11).await, Err(DomainError::AlreadyRegistered));
+        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::AlreadyRegistered));
     }
 
     #[tokio::test]
-    async fn a_booking_invalidates_the_cached_session_and_summary() {
+    async fn a_booking_yields_booked() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_book()
             .withf(|g, s, m, now| *g == GYM && *s == 11 && *m == UserId(5) && *now == NOW)
@@ -604,13 +607,8 @@ mod tests {
                     created_at: now,
                 })
             });
-        let mut cache = MockCache::new();
-        cache
-            .expect_invalidate()
-            .withf(|k| k == [keys::session(GYM, 11), keys::dashboards(GYM)])
-            .once()
-            .return_const(());
-        let p = svc(repo, cache).register(&member(), 11).await.expect("booked");
+        let booked = expecting(DomainEvent::Booked { gym: GYM, session: 11, member: UserId(5) });
+        let p = svc(repo, booked).register(&member(), 11).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
     }
 
@@ -618,7 +616,10 @@ mod tests {
     async fn cancelling_without_a_place_is_a_validation_error() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_cancel_booking().once().returning(|_, _, _| Ok(false));
-        assert!(matches!(svc(repo, MockCache::new()).unregister(&member(), 11).await, Err(DomainError::Validation(_))));
+        assert!(matches!(
+            svc(repo, MockListener::new()).unregister(&member(), 11).await,
+            Err(DomainError::Validation(_))
+        ));
     }
 
     #[tokio::test]
@@ -632,14 +633,14 @@ mod tests {
             instructor_id: None,
         };
         assert_eq!(
-            svc(MockScheduleRepository::new(), MockCache::new()).create_class(&member(), new).await,
+            svc(MockScheduleRepository::new(), MockListener::new()).create_class(&member(), new).await,
             Err(DomainError::Forbidden)
         );
     }
 
     #[tokio::test]
     async fn class_numbers_out_of_range_are_refused() {
-        let s = svc(MockScheduleRepository::new(), MockCache::new());
+        let s = svc(MockScheduleRepository::new(), MockListener::new());
         for (d, c) in [(0, 10), (601, 10), (60, 0), (60, 1001)] {
             let new = NewClass {
                 name: "Yoga".into(),
@@ -675,7 +676,7 @@ mod tests {
                 })
             });
         let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        let s = svc(repo, quiet_cache()).create_session(&staff(), new).await.expect("created");
+        let s = svc(repo, quiet()).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
 
@@ -684,7 +685,7 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(Some(Class { active: false, ..class() })));
         let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        assert_eq!(svc(repo, MockCache::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
+        assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 
     #[tokio::test]
@@ -692,11 +693,11 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(None));
         let new = NewSession { class_id: 99, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        assert_eq!(svc(repo, MockCache::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
+        assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 
     #[tokio::test]
-    async fn creating_a_class_invalidates_the_class_list() {
+    async fn creating_a_class_yields_class_changed() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_create_class().once().returning(|g, c, _| {
             Ok(Class {
@@ -711,8 +712,7 @@ mod tests {
                 active: true,
             })
         });
-        let mut cache = MockCache::new();
-        cache.expect_invalidate().withf(|k| k == [keys::classes(GYM)]).once().return_const(());
+        let cache = expecting(DomainEvent::ClassChanged { gym: GYM, class: 1 });
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::attendance::QrSecret;
-use crate::cache::{Cache, keys};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::{Dispatcher, DomainEvent};
 use crate::gyms::GymRepository;
 use crate::values::{Actor, UserId, optional_text};
 use crate::{limits, policy};
@@ -82,7 +82,7 @@ pub trait UserRepository: Send + Sync {
 pub struct UserService {
     users: Arc<dyn UserRepository>,
     gyms: Arc<dyn GymRepository>,
-    cache: Arc<dyn Cache>,
+    events: Dispatcher,
     clock: Arc<dyn Clock>,
 }
 
@@ -91,10 +91,10 @@ impl UserService {
     pub fn new(
         users: Arc<dyn UserRepository>,
         gyms: Arc<dyn GymRepository>,
-        cache: Arc<dyn Cache>,
+        events: Dispatcher,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, gyms, cache, clock }
+        Self { users, gyms, events, clock }
     }
 
     /// The user behind verified claims, created on the subject's first request.
@@ -126,7 +126,7 @@ impl UserService {
             phone: optional_text("phone", patch.phone.as_deref(), limits::PHONE_MAX)?,
         };
         let user = self.users.update_profile(me, &patch, self.clock.now()).await?;
-        self.cache.invalidate(&[keys::user(me)]).await;
+        self.events.publish(DomainEvent::ProfileChanged { user: me }).await;
         Ok(user)
     }
 
@@ -150,8 +150,8 @@ impl UserService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::MockCache;
     use crate::clock::FixedClock;
+    use crate::facts::MockListener;
     use crate::gyms::{Membership, MockGymRepository};
     use crate::values::GymId;
     use crate::values::Role;
@@ -172,7 +172,12 @@ mod tests {
     }
 
     fn service(users: MockUserRepository, gyms: MockGymRepository) -> UserService {
-        UserService::new(Arc::new(users), Arc::new(gyms), Arc::new(MockCache::new()), Arc::new(FixedClock(NOW)))
+        UserService::new(
+            Arc::new(users),
+            Arc::new(gyms),
+            Dispatcher::new().with(Arc::new(MockListener::new())),
+            Arc::new(FixedClock(NOW)),
+        )
     }
 
     fn actor(role: Role) -> Actor {
@@ -218,19 +223,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_profile_change_invalidates_the_cached_profile() {
+    async fn a_profile_change_yields_profile_changed() {
         let mut users = MockUserRepository::new();
         users
             .expect_update_profile()
             .withf(|id, p, now| *id == UserId(1) && p.name.as_deref() == Some("Ana") && *now == NOW)
             .once()
             .returning(|id, _, _| Ok(user(id.0)));
-        let mut cache = MockCache::new();
-        cache.expect_invalidate().withf(|k| k == [keys::user(UserId(1))]).once().return_const(());
+        let mut cache = MockListener::new();
+        cache.expect_on().withf(|e| *e == DomainEvent::ProfileChanged { user: UserId(1) }).once().return_const(());
         let svc = UserService::new(
             Arc::new(users),
             Arc::new(MockGymRepository::new()),
-            Arc::new(cache),
+            Dispatcher::new().with(Arc::new(cache)),
             Arc::new(FixedClock(NOW)),
         );
         let patch = ProfilePatch { name: Some("Ana".into()), phone: None };

@@ -1,8 +1,8 @@
 //! `/attendance`: QR codes, the front-desk check-in, and a member's attendance.
 
+use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::cache::keys;
 
 use domain::policy;
 

@@ -1,8 +1,8 @@
 //! `/events`: a gym's events.
 
+use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use domain::cache::keys;
 
 use domain::policy;
 

@@ -1,9 +1,9 @@
 //! `/schedule`: classes, sessions and bookings. The class list and single
 //! sessions are cached reads; the domain invalidates them on every write.
 
+use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use domain::cache::keys;
 
 use domain::policy;
 

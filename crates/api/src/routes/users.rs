@@ -1,9 +1,9 @@
 //! `/users`: the caller's profile and gyms, and users as seen from a gym.
 
+use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::UserId;
-use domain::cache::keys;
 use domain::users::ProfilePatch;
 
 use crate::app::{Slot, State, cached_json, json};

@@ -1,0 +1,136 @@
+//! What the HTTP layer caches, and the one place that says what each fact of the
+//! domain invalidates. The domain publishes facts ([`domain::facts`]); this
+//! listener turns them into versioned-group invalidations (see [`domain::cache`]).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::cache::Cache;
+use domain::facts::{DomainEvent, Listener};
+use domain::{GymId, UserId};
+
+/// Active classes of a gym (one field per page).
+pub fn classes(gym: GymId) -> String {
+    format!("gym:{}:classes", gym.0)
+}
+/// One session of a gym.
+pub fn session(gym: GymId, session_id: i64) -> String {
+    format!("gym:{}:session:{session_id}", gym.0)
+}
+/// A member's last attendance in a gym.
+pub fn last_attendance(user: UserId, gym: GymId) -> String {
+    format!("last_attendance:{}:{}", user.0, gym.0)
+}
+/// Every member's dashboard summary in a gym (one field per member): a dashboard
+/// shows sessions with their status and `registered_count`, so any booking,
+/// cancellation or check-in in the gym invalidates the whole group at once.
+pub fn dashboards(gym: GymId) -> String {
+    format!("gym:{}:dashboards", gym.0)
+}
+/// The field of one member's summary in [`dashboards`].
+pub fn dashboard_field(user: UserId) -> String {
+    user.0.to_string()
+}
+/// A user's profile.
+pub fn user(user: UserId) -> String {
+    format!("user:{}", user.0)
+}
+/// A gym's events (one field per date range and page).
+pub fn events(gym: GymId) -> String {
+    format!("gym:{}:events", gym.0)
+}
+/// Every membership of a user (gym and role), in one plain entry: a user has a
+/// handful of gyms, and a made-up `X-Gym-ID` is answered from it without a key.
+pub fn memberships(user: UserId) -> String {
+    format!("auth:memberships:{}", user.0)
+}
+
+/// What a fact makes stale: versioned groups of cached reads, and plain entries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stale {
+    /// Groups to move to a new version.
+    pub groups: Vec<String>,
+    /// Plain entries to delete.
+    pub entries: Vec<String>,
+}
+
+/// The one mapping from facts to cached reads. A new cached read adds its key here,
+/// under every fact that changes what it shows.
+pub fn stale(event: &DomainEvent) -> Stale {
+    use DomainEvent as E;
+    let groups = |g: Vec<String>| Stale { groups: g, entries: vec![] };
+    match event {
+        E::GymCreated { owner: user, .. } | E::MembershipChanged { user, .. } => {
+            Stale { groups: vec![], entries: vec![memberships(*user)] }
+        }
+        E::MemberLeft { gym, user, freed_sessions } => {
+            let mut g: Vec<String> = freed_sessions.iter().map(|s| session(*gym, *s)).collect();
+            if !freed_sessions.is_empty() {
+                g.push(dashboards(*gym));
+            }
+            Stale { groups: g, entries: vec![memberships(*user)] }
+        }
+        E::ProfileChanged { user: u } => groups(vec![user(*u)]),
+        E::ClassChanged { gym, .. } => groups(vec![classes(*gym)]),
+        E::SessionScheduled { .. } | E::QrRotated { .. } => Stale::default(),
+        E::SessionCancelled { gym, session: s }
+        | E::Booked { gym, session: s, .. }
+        | E::BookingCancelled { gym, session: s, .. } => groups(vec![session(*gym, *s), dashboards(*gym)]),
+        E::CheckedIn { gym, session: s, member, .. } => {
+            groups(vec![last_attendance(*member, *gym), dashboards(*gym), session(*gym, *s)])
+        }
+        E::EventChanged { gym, .. } => groups(vec![events(*gym)]),
+    }
+}
+
+/// The listener that keeps cached reads fresh.
+pub struct CacheInvalidation {
+    cache: Arc<dyn Cache>,
+}
+
+impl CacheInvalidation {
+    /// Invalidates in this cache.
+    pub fn new(cache: Arc<dyn Cache>) -> Self {
+        Self { cache }
+    }
+}
+
+#[async_trait]
+impl Listener for CacheInvalidation {
+    async fn on(&self, event: &DomainEvent) {
+        let Stale { groups, entries } = stale(event);
+        if !groups.is_empty() {
+            self.cache.invalidate(&groups).await;
+        }
+        if !entries.is_empty() {
+            self.cache.delete(&entries).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: GymId = GymId(3);
+    const U: UserId = UserId(9);
+
+    #[test]
+    fn each_fact_invalidates_what_shows_it() {
+        use DomainEvent as E;
+        let booked = E::Booked { gym: G, session: 5, member: U };
+        assert_eq!(stale(&booked).groups, [session(G, 5), dashboards(G)]);
+        let cancelled = E::SessionCancelled { gym: G, session: 5 };
+        assert!(stale(&cancelled).groups.contains(&dashboards(G)), "cancelled sessions leave dashboards");
+        let checked = E::CheckedIn { gym: G, session: 5, member: U, walk_in: true };
+        assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, 5)]);
+        assert_eq!(stale(&E::MembershipChanged { gym: G, user: U }).entries, [memberships(U)]);
+        assert_eq!(stale(&E::GymCreated { gym: G, owner: U }).entries, [memberships(U)]);
+        let left = E::MemberLeft { gym: G, user: U, freed_sessions: vec![5] };
+        assert_eq!(stale(&left), Stale { groups: vec![session(G, 5), dashboards(G)], entries: vec![memberships(U)] });
+        assert_eq!(stale(&E::ProfileChanged { user: U }).groups, [user(U)]);
+        assert_eq!(stale(&E::ClassChanged { gym: G, class: 1 }).groups, [classes(G)]);
+        assert_eq!(stale(&E::EventChanged { gym: G, event: 1 }).groups, [events(G)]);
+        assert_eq!(stale(&E::QrRotated { user: U }), Stale::default(), "QR codes are not cached");
+    }
+}
