@@ -287,14 +287,15 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     if let Some(c) = req.extensions().get::<Caller>() {
         return Ok(c.clone());
     }
-    let state = crate::app::state(req)?;
+    let missing = || ApiError::from(domain::DomainError::Internal("verifier or identity not configured".into()));
+    let verifier = req.app_data::<actix_web::web::Data<Verifier>>().cloned().ok_or_else(missing)?;
+    let identity = req.app_data::<actix_web::web::Data<crate::identity::Identity>>().cloned().ok_or_else(missing)?;
     let token = bearer(req)?;
-    let claims = state.verifier.verify(&token).await?;
+    let claims = verifier.verify(&token).await?;
     if is_mutation(req.method()) && !claims.has_scope(WRITE_SCOPE) {
         return Err(ApiError::InsufficientScope);
     }
-    let user_id = state
-        .identity
+    let user_id = identity
         .user_for(&claims.sub, || Claims {
             sub: claims.sub.clone(),
             email: claims.email.clone(),

@@ -111,7 +111,7 @@ async fn shut_down_on_signal(
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    state.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    state.lifecycle.start_draining();
     tracing::info!(grace_s = grace.as_secs(), "shutdown: /ready answers 503, serving through the grace period");
     tokio::select! {
         () = tokio::time::sleep(grace) => {}

@@ -27,7 +27,7 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     // A fresh database and nothing cached yet: the facts need no listener here.
     let events = Dispatcher::new();
     let repo = Arc::new(db);
-    let users = UserService::new(repo.clone(), repo.clone(), events.clone(), clock.clone());
+    let users = UserService::new(repo.clone(), events.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), events.clone(), clock.clone());
     let schedule = ScheduleService::new(repo.clone(), events.clone(), clock.clone());
     let attendance =

@@ -16,8 +16,10 @@ use actix_web::web::BytesMut;
 use actix_web::{Error, HttpMessage};
 use futures_util::StreamExt;
 
-use crate::app::MAX_BODY;
 use crate::error::{ApiError, Lang};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// The middleware; see the module docs.
 ///

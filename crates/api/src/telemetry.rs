@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Lang};
+use crate::lifecycle::Lifecycle;
 
 /// The request id header.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,7 +67,7 @@ pub async fn middleware(
     // produced by inner middleware, and actix renders it itself.
     let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     let mut res = finish_error_body(res, lang);
-    if res.request().app_data::<crate::app::State>().is_some_and(|s| s.is_draining()) {
+    if res.request().app_data::<actix_web::web::Data<Lifecycle>>().is_some_and(|l| l.is_draining()) {
         // Clients move to another instance instead of reusing this connection.
         res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     }

@@ -9,7 +9,7 @@ use crate::attendance::QrSecret;
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
-use crate::gyms::GymRepository;
+use crate::values::GymId;
 use crate::values::{Actor, UserId, optional_text};
 use crate::{limits, policy};
 
@@ -70,6 +70,12 @@ pub trait UserRepository: Send + Sync {
     /// Storage failures only; a missing user is `Ok(None)`.
     async fn by_id(&self, id: UserId) -> Result<Option<User>>;
 
+    /// The user, when they are a member of the gym (one read: user and membership).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn member_of(&self, gym: GymId, id: UserId) -> Result<Option<User>>;
+
     /// Applies a profile change and returns the new state.
     ///
     /// # Errors
@@ -81,20 +87,14 @@ pub trait UserRepository: Send + Sync {
 #[derive(Clone)]
 pub struct UserService {
     users: Arc<dyn UserRepository>,
-    gyms: Arc<dyn GymRepository>,
     events: Dispatcher,
     clock: Arc<dyn Clock>,
 }
 
 impl UserService {
     /// Wires the service to its ports.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        gyms: Arc<dyn GymRepository>,
-        events: Dispatcher,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { users, gyms, events, clock }
+    pub fn new(users: Arc<dyn UserRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
+        Self { users, events, clock }
     }
 
     /// The user behind verified claims, created on the subject's first request.
@@ -137,13 +137,11 @@ impl UserService {
     /// [`DomainError::Forbidden`] for a plain member reading someone else;
     /// [`DomainError::UserNotFound`] for a user who is not in the gym.
     pub async fn user_in_gym(&self, actor: &Actor, target: UserId) -> Result<User> {
-        if target != actor.user_id {
-            actor.require(policy::SEE_MEMBERS)?;
-            if self.gyms.membership(target, actor.gym_id).await?.is_none() {
-                return Err(DomainError::UserNotFound);
-            }
+        if target == actor.user_id {
+            return self.me(target).await;
         }
-        self.me(target).await
+        actor.require(policy::SEE_MEMBERS)?;
+        self.users.member_of(actor.gym_id, target).await?.ok_or(DomainError::UserNotFound)
     }
 }
 
@@ -152,8 +150,6 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::facts::MockListener;
-    use crate::gyms::{Membership, MockGymRepository};
-    use crate::values::GymId;
     use crate::values::Role;
     use time::macros::datetime;
 
@@ -171,10 +167,9 @@ mod tests {
         }
     }
 
-    fn service(users: MockUserRepository, gyms: MockGymRepository) -> UserService {
+    fn service(users: MockUserRepository) -> UserService {
         UserService::new(
             Arc::new(users),
-            Arc::new(gyms),
             Dispatcher::new().with(Arc::new(MockListener::new())),
             Arc::new(FixedClock(NOW)),
         )
@@ -186,29 +181,29 @@ mod tests {
 
     #[tokio::test]
     async fn plain_member_reading_another_user_is_forbidden() {
-        let svc = service(MockUserRepository::new(), MockGymRepository::new());
+        let svc = service(MockUserRepository::new());
         let err = svc.user_in_gym(&actor(Role::Member), UserId(2)).await;
         assert_eq!(err, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
     async fn staff_reading_a_user_outside_the_gym_gets_user_not_found() {
-        let mut gyms = MockGymRepository::new();
-        gyms.expect_membership().withf(|u, g| *u == UserId(2) && *g == GymId(7)).once().returning(|_, _| Ok(None));
-        let svc = service(MockUserRepository::new(), gyms);
+        let mut users = MockUserRepository::new();
+        users.expect_member_of().withf(|g, u| *u == UserId(2) && *g == GymId(7)).once().returning(|_, _| Ok(None));
+        let svc = service(users);
         let err = svc.user_in_gym(&actor(Role::Trainer), UserId(2)).await;
         assert_eq!(err, Err(DomainError::UserNotFound));
     }
 
     #[tokio::test]
     async fn staff_reads_a_member_of_the_gym() {
-        let mut gyms = MockGymRepository::new();
-        gyms.expect_membership()
-            .once()
-            .returning(|u, g| Ok(Some(Membership { user_id: u, gym_id: g, role: Role::Member, joined_at: NOW })));
         let mut users = MockUserRepository::new();
-        users.expect_by_id().withf(|id| *id == UserId(2)).once().returning(|id| Ok(Some(user(id.0))));
-        let svc = service(users, gyms);
+        users
+            .expect_member_of()
+            .withf(|g, id| *g == GymId(7) && *id == UserId(2))
+            .once()
+            .returning(|_, id| Ok(Some(user(id.0))));
+        let svc = service(users);
         let got = svc.user_in_gym(&actor(Role::Admin), UserId(2)).await.expect("visible");
         assert_eq!(got.id, UserId(2));
     }
@@ -217,7 +212,7 @@ mod tests {
     async fn anyone_reads_themselves_without_a_membership_lookup() {
         let mut users = MockUserRepository::new();
         users.expect_by_id().once().returning(|id| Ok(Some(user(id.0))));
-        let svc = service(users, MockGymRepository::new());
+        let svc = service(users);
         let got = svc.user_in_gym(&actor(Role::Member), UserId(1)).await.expect("self");
         assert_eq!(got.id, UserId(1));
     }
@@ -232,19 +227,14 @@ mod tests {
             .returning(|id, _, _| Ok(user(id.0)));
         let mut cache = MockListener::new();
         cache.expect_on().withf(|e| *e == DomainEvent::ProfileChanged { user: UserId(1) }).once().return_const(());
-        let svc = UserService::new(
-            Arc::new(users),
-            Arc::new(MockGymRepository::new()),
-            Dispatcher::new().with(Arc::new(cache)),
-            Arc::new(FixedClock(NOW)),
-        );
+        let svc = UserService::new(Arc::new(users), Dispatcher::new().with(Arc::new(cache)), Arc::new(FixedClock(NOW)));
         let patch = ProfilePatch { name: Some("Ana".into()), phone: None };
         assert!(svc.update_me(UserId(1), patch).await.is_ok());
     }
 
     #[tokio::test]
     async fn an_overlong_name_is_a_validation_error_and_nothing_is_stored() {
-        let svc = service(MockUserRepository::new(), MockGymRepository::new());
+        let svc = service(MockUserRepository::new());
         let patch = ProfilePatch { name: Some("x".repeat(201)), phone: None };
         assert!(matches!(svc.update_me(UserId(1), patch).await, Err(DomainError::Validation(_))));
     }

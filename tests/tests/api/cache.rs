@@ -241,7 +241,7 @@ async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most_on(backend:
             break;
         }
         assert!(
-            demoted.elapsed() <= api::tenant::AUTH_ENTRY_TTL + std::time::Duration::from_secs(1),
+            demoted.elapsed() <= api::identity::AUTH_ENTRY_TTL + std::time::Duration::from_secs(1),
             "still admin {:?} after the demotion",
             demoted.elapsed()
         );

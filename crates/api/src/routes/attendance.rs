@@ -1,16 +1,17 @@
 //! `/attendance`: QR codes, the front-desk check-in, and a member's attendance.
 
-use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use domain::policy;
 
-use crate::app::{Slot, State, cached_json, json};
 use crate::body::Body;
+use crate::cache_keys as keys;
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::{ApiError, Lang};
+use crate::respond::{Slot, cached_json, json};
+use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

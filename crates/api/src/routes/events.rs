@@ -1,16 +1,17 @@
 //! `/events`: a gym's events.
 
-use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use domain::policy;
 
-use crate::app::{Slot, State, cached_json, json};
 use crate::body::Body;
+use crate::cache_keys as keys;
 use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
+use crate::respond::{Slot, cached_json, json};
+use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

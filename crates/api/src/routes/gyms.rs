@@ -7,12 +7,13 @@ use domain::{Page, Role, UserId};
 
 use domain::policy;
 
-use crate::app::{State, json};
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::dto::{ErrorBody, GymHeader};
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
+use crate::respond::json;
+use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use domain::cache::CacheHealth;
 use serde_json::json;
 
-use crate::app::State;
+use crate::state::State;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").route(web::get().to(health)))

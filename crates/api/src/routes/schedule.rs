@@ -1,17 +1,18 @@
 //! `/schedule`: classes, sessions and bookings. The class list and single
 //! sessions are cached reads; the domain invalidates them on every write.
 
-use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use domain::policy;
 
-use crate::app::{Slot, State, cached_json, json};
 use crate::body::Body;
+use crate::cache_keys as keys;
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
 use crate::dto::{ErrorBody, GymHeader};
 use crate::error::ApiError;
+use crate::respond::{Slot, cached_json, json};
+use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

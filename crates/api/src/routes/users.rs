@@ -1,17 +1,18 @@
 //! `/users`: the caller's profile and gyms, and users as seen from a gym.
 
-use crate::cache_keys as keys;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use domain::UserId;
 use domain::users::ProfilePatch;
 
-use crate::app::{Slot, State, cached_json, json};
 use crate::auth::Caller;
 use crate::body::Body;
+use crate::cache_keys as keys;
 use crate::dto::{ErrorBody, GymHeader};
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
+use crate::respond::{Slot, cached_json, json};
+use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use domain::attendance::QrSecret;
 use domain::users::{Claims, ProfilePatch, User, UserRepository};
-use domain::{DomainError, Result, UserId};
+use domain::{DomainError, GymId, Result, UserId};
 use time::OffsetDateTime;
 
 use super::rows::{USER_COLS, UserRow};
@@ -57,6 +57,14 @@ impl UserRepository for Db {
     async fn by_id(&self, id: UserId) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
         Ok(timed("user_by_id", one::<UserRow>(&self.conn, &sql, vec![id.0.into()])).await?.map(User::from))
+    }
+
+    async fn member_of(&self, gym: GymId, id: UserId) -> Result<Option<User>> {
+        let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at \
+                   FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.gym_id = $1 AND u.id = $2";
+        Ok(timed("user_member_of", one::<UserRow>(&self.conn, sql, vec![gym.0.into(), id.0.into()]))
+            .await?
+            .map(User::from))
     }
 
     async fn update_profile(&self, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User> {
