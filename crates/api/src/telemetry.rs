@@ -62,7 +62,17 @@ pub async fn middleware(
     let id = request_id(&req);
     let lang = Lang::of(req.request());
     let method = method_label(req.method());
-    let span = tracing::info_span!("request", request_id = %id);
+    // Declared here, filled as they become known, so that every line logged inside
+    // the request carries them: the route template (from the routing table, before
+    // routing runs), then the user (authentication) and the gym (tenancy).
+    let pattern = req.resource_map().match_pattern(req.path()).unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        route = %pattern,
+        user_id = tracing::field::Empty,
+        gym_id = tracing::field::Empty
+    );
     // Handler and extractor errors arrive here as responses; an Err is only ever
     // produced by inner middleware, and actix renders it itself.
     let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
@@ -135,7 +145,7 @@ pub fn init_tracing(format: LogFormat) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).with_ansi(ansi);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

@@ -46,6 +46,7 @@ impl FromRequest for Tenant {
                 .ok_or_else(|| ApiError::from(DomainError::Internal("identity not configured".into())))?;
             let role = identity.role_in(caller.user_id, gym).await?;
             let actor = Actor { user_id: caller.user_id, gym_id: gym, role };
+            tracing::Span::current().record("gym_id", gym.0);
             req.extensions_mut().insert(actor);
             Ok(Tenant(actor))
         })
