@@ -38,6 +38,17 @@ pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`JWKS_REFETCH_INTERVAL`] with each failure in a row).
 const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Authentication settings that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// Neither `AUTH_JWT_SECRET` nor `AUTH_JWKS_URL`.
+    #[error("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set")]
+    NoKeys,
+    /// The HTTP client of the JWKS could not be built.
+    #[error("AUTH_JWKS_URL: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 /// The claims GymAPI reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenClaims {
@@ -130,9 +141,8 @@ impl Jwks {
         }
     }
 
-    async fn download(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let res = self.client.get(&self.url).send().await.map_err(|e| e.to_string())?;
-        let set: JwkSet = res.error_for_status().map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    async fn download(&self) -> Result<HashMap<String, DecodingKey>, reqwest::Error> {
+        let set: JwkSet = self.client.get(&self.url).send().await?.error_for_status()?.json().await?;
         Ok(set
             .keys
             .iter()
@@ -160,15 +170,16 @@ impl Verifier {
     /// Builds the verifier the settings describe (JWKS wins over a secret).
     ///
     /// # Errors
-    /// When neither a secret nor a JWKS URL is configured.
-    pub fn from_settings(s: &Settings) -> Result<Self, String> {
+    /// [`AuthConfigError`] when neither a secret nor a JWKS URL is configured, or the
+    /// HTTP client for the JWKS cannot be built.
+    pub fn from_settings(s: &Settings) -> Result<Self, AuthConfigError> {
         let (keys, alg) = match (&s.auth_jwks_url, &s.auth_jwt_secret) {
             (Some(url), _) => {
                 let client = reqwest::Client::builder()
                     .timeout(JWKS_FETCH_TIMEOUT)
                     .connect_timeout(JWKS_FETCH_TIMEOUT)
                     .build()
-                    .map_err(|e| format!("AUTH_JWKS_URL: {e}"))?;
+                    .map_err(AuthConfigError::Client)?;
                 let jwks = Jwks {
                     url: url.clone(),
                     client,
@@ -180,7 +191,7 @@ impl Verifier {
             (None, Some(secret)) => {
                 (Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256)
             }
-            (None, None) => return Err("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set".into()),
+            (None, None) => return Err(AuthConfigError::NoKeys),
         };
         let mut validation = Validation::new(alg);
         // RFC 8725: a token not yet valid is refused like an expired one, with the
@@ -254,9 +265,8 @@ impl Verifier {
 ///
 /// # Errors
 /// Signing failures.
-pub fn sign_hs256(secret: &str, claims: &TokenClaims) -> Result<String, String> {
+pub fn sign_hs256(secret: &str, claims: &TokenClaims) -> Result<String, jsonwebtoken::errors::Error> {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .map_err(|e| e.to_string())
 }
 
 /// The authenticated caller of a request.

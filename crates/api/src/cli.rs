@@ -122,9 +122,9 @@ async fn shut_down_on_signal(
     server.stop(true).await;
 }
 
-async fn connect_and_migrate(settings: &Settings) -> Result<infra::db::Db, String> {
-    let db = infra::db::connect(settings).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    db.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+async fn connect_and_migrate(settings: &Settings) -> Result<infra::db::Db, infra::db::DbError> {
+    let db = infra::db::connect(settings).await?;
+    db.migrate().await?;
     Ok(db)
 }
 

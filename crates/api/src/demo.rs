@@ -17,12 +17,26 @@ use time::Duration;
 
 use crate::auth::{TokenClaims, sign_hs256};
 
+/// Why the demo data could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Tokens are signed with the HS256 secret.
+    #[error("AUTH_JWT_SECRET is not set")]
+    NoSecret,
+    /// A rule or the database said no.
+    #[error(transparent)]
+    Domain(#[from] domain::DomainError),
+    /// A token could not be signed.
+    #[error("signing a token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+}
+
 /// Seeds the demo data and returns what to print.
 ///
 /// # Errors
 /// A one-line reason.
-pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
-    let secret = settings.auth_jwt_secret.as_ref().ok_or("AUTH_JWT_SECRET is not set")?.expose().to_owned();
+pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
+    let secret = settings.auth_jwt_secret.as_ref().ok_or(DemoError::NoSecret)?.expose().to_owned();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // A fresh database and nothing cached yet: the facts need no listener here.
     let events = Dispatcher::new();
@@ -32,7 +46,6 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
     let schedule = ScheduleService::new(repo.clone(), events.clone(), clock.clone());
     let attendance =
         AttendanceService::new(repo, events, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
-    let e = |e: domain::DomainError| e.to_string();
 
     let stamp = clock.now().unix_timestamp();
     let person = |who: &str| Claims {
@@ -40,21 +53,20 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
         email: Some(format!("{who}@demo.gymapi.local")),
         name: Some(format!("Demo {who}")),
     };
-    let owner = users.provision(&person("owner")).await.map_err(e)?;
+    let owner = users.provision(&person("owner")).await?;
     let gym = gyms
         .create_gym(
             owner.id,
             NewGym { name: "GymAPI Demo Gym".into(), timezone: "UTC".into(), address: Some("1 Demo Street".into()) },
         )
-        .await
-        .map_err(e)?;
+        .await?;
     let as_owner = Actor { user_id: owner.id, gym_id: gym.id, role: Role::Owner };
-    let trainer = users.provision(&person("trainer")).await.map_err(e)?;
-    gyms.add_member(&as_owner, trainer.id, Role::Trainer).await.map_err(e)?;
+    let trainer = users.provision(&person("trainer")).await?;
+    gyms.add_member(&as_owner, trainer.id, Role::Trainer).await?;
     let mut members = Vec::new();
     for i in 1..=3 {
-        let m = users.provision(&person(&format!("member{i}"))).await.map_err(e)?;
-        gyms.add_member(&as_owner, m.id, Role::Member).await.map_err(e)?;
+        let m = users.provision(&person(&format!("member{i}"))).await?;
+        gyms.add_member(&as_owner, m.id, Role::Member).await?;
         members.push(m);
     }
     let now = clock.now();
@@ -72,21 +84,19 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
                     instructor_id: Some(trainer.id),
                 },
             )
-            .await
-            .map_err(e)?;
+            .await?;
         let s = schedule
             .create_session(
                 &as_owner,
                 NewSession {
                     class_id: class.id,
-                    start_time: domain::Timestamp::new(now + Duration::minutes(offset)).map_err(e)?,
+                    start_time: domain::Timestamp::new(now + Duration::minutes(offset))?,
                     end_time: None,
                     trainer_id: Some(trainer.id),
                     room: Some("Main room".into()),
                 },
             )
-            .await
-            .map_err(e)?;
+            .await?;
         sessions.push(s);
     }
     let exp = now.unix_timestamp().unsigned_abs() + 7 * 24 * 3600;
@@ -108,14 +118,14 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, String> {
         out += &format!("{role:8} user {:>4}  token: {}\n", u.id.0, token(&u.auth0_id)?);
     }
     for m in &members {
-        let qr = attendance.my_qr(UserId(m.id.0)).await.map_err(e)?;
+        let qr = attendance.my_qr(UserId(m.id.0)).await?;
         out += &format!("member   user {:>4}  qr: {qr}  token: {}\n", m.id.0, token(&m.auth0_id)?);
     }
     out += "\nSessions:\n";
     for s in &sessions {
         out += &format!("  session {:>4} starts {}\n", s.id, s.start_time);
     }
-    let first_qr = attendance.my_qr(members[0].id).await.map_err(e)?;
+    let first_qr = attendance.my_qr(members[0].id).await?;
     out += &format!(
         "\nTry a check-in at the front desk (the trainer scans member 1):\n\
          curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n",

@@ -68,13 +68,24 @@ static DATE: std::sync::LazyLock<Option<regex::Regex>> =
 ///
 /// # Errors
 /// A message for the client: not a date-time, or not storable.
-pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    let not_a_time = || format!("{s:?} is not an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM])");
+pub fn parse_time(s: &str) -> Result<Timestamp, TimeError> {
+    let not_a_time = || TimeError::NotRfc3339(s.to_owned());
     if !DATE_TIME.as_ref().is_some_and(|re| re.is_match(s)) {
         return Err(not_a_time());
     }
     let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| not_a_time())?;
-    Timestamp::new(t).map_err(|_| format!("{s:?} is outside the years 1 to 9999 in UTC"))
+    Timestamp::new(t).map_err(|_| TimeError::OutOfRange(s.to_owned()))
+}
+
+/// Why a request date-time was refused (the message a client reads).
+#[derive(Debug, thiserror::Error)]
+pub enum TimeError {
+    /// Not of the published pattern.
+    #[error("{0:?} is not an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM])")]
+    NotRfc3339(String),
+    /// Not within the years 1 to 9999 once in UTC.
+    #[error("{0:?} is outside the years 1 to 9999 in UTC")]
+    OutOfRange(String),
 }
 
 /// Parses a request date ([`date_pattern`]).

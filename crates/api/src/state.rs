@@ -63,12 +63,23 @@ impl AppState {
 /// The state of a request.
 pub type State = web::Data<AppState>;
 
+/// Why the state could not be built (a one-line reason, by its setting).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// `REDIS_URL` refused.
+    #[error(transparent)]
+    Cache(#[from] infra::cache::CacheConfigError),
+    /// Authentication settings that cannot work.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
+}
+
 /// Wires services to adapters as the settings say. The database must already be
 /// connected (and migrated).
 ///
 /// # Errors
 /// A one-line reason (bad cache URL, bad auth settings).
-pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, String> {
+pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
     let cache = infra::cache::from_settings(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let repo = Arc::new(db.clone());

@@ -11,14 +11,14 @@ mod memory;
 mod redis;
 
 pub use self::memory::MemoryCache;
-pub use self::redis::RedisCache;
+pub use self::redis::{CacheConfigError, RedisCache};
 
 /// The cache the settings ask for. Never fails: a Redis that is down at start is
 /// connected to lazily, and until then every read is a miss.
 ///
 /// # Errors
 /// Only a `REDIS_URL` that does not parse.
-pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
+pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Cache>, CacheConfigError> {
     match &settings.redis_url {
         Some(url) => Ok(Arc::new(RedisCache::new(
             url.expose(),

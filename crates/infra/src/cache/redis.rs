@@ -14,6 +14,23 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::count;
 
+/// A `REDIS_URL` the client refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheConfigError {
+    /// The URL does not parse or names an unsupported scheme.
+    #[error("REDIS_URL: {0}")]
+    Url(#[source] redis::RedisError),
+}
+
+/// Why one cache call failed (logged and counted, then answered as a miss).
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error(transparent)]
+    Redis(redis::RedisError),
+    #[error("timed out")]
+    TimedOut,
+}
+
 /// Longest wait for any one cache call before it counts as a failure.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -35,8 +52,8 @@ impl RedisCache {
     ///
     /// # Errors
     /// A URL that does not parse.
-    pub fn new(url: &str, connections: usize, prefix: &str, ttl: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+    pub fn new(url: &str, connections: usize, prefix: &str, ttl: Duration) -> Result<Self, CacheConfigError> {
+        let client = redis::Client::open(url).map_err(CacheConfigError::Url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
@@ -45,7 +62,7 @@ impl RedisCache {
         let conns = (0..connections.clamp(1, 64))
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("REDIS_URL: {e}"))?;
+            .map_err(CacheConfigError::Url)?;
         Ok(Self { conns, prefix: prefix.to_owned(), version_ttl: ttl.saturating_mul(2) + Duration::from_secs(60) })
     }
 
@@ -72,17 +89,17 @@ impl RedisCache {
         self.conns[i].clone()
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, CallError> {
         let mut conn = self.conn();
         match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
+            Ok(Err(e)) => Err(CallError::Redis(e)),
+            Err(_) => Err(CallError::TimedOut),
         }
     }
 
     /// Counts and logs the outcome of a read.
-    fn read_outcome(result: Result<Option<Vec<u8>>, String>) -> Option<Vec<u8>> {
+    fn read_outcome(result: Result<Option<Vec<u8>>, CallError>) -> Option<Vec<u8>> {
         match result {
             Ok(Some(v)) => {
                 count("get", "hit");
@@ -101,7 +118,7 @@ impl RedisCache {
     }
 
     /// Counts and logs the outcome of a write.
-    fn write_outcome(operation: &'static str, result: Result<(), String>) {
+    fn write_outcome(operation: &'static str, result: Result<(), CallError>) {
         match result {
             Ok(()) => count(operation, "ok"),
             Err(e) => {
@@ -192,8 +209,8 @@ impl Cache for RedisCache {
         }
         let mut conn = self.conn();
         let result = match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
+            Ok(r) => r.map_err(CallError::Redis),
+            Err(_) => Err(CallError::TimedOut),
         };
         Self::write_outcome("delete", result);
     }

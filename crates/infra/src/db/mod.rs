@@ -33,11 +33,23 @@ pub struct Db {
     url: crate::config::Secret,
 }
 
+/// Why the database could not be opened or migrated (the driver's error is the
+/// source; it never leaves this crate by its own type).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Unreachable, or the URL is refused.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] DbErr),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[source] DbErr),
+}
+
 /// Connects to the database named by the settings.
 ///
 /// # Errors
-/// The cause, when the database cannot be reached or the URL is refused.
-pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
+/// [`DbError::Connect`] when the database cannot be reached or the URL is refused.
+pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
     let statement_timeout = settings.database_statement_timeout;
     let mut opt = ConnectOptions::new(settings.database_url.expose().to_owned());
     opt.max_connections(settings.database_max_connections)
@@ -59,7 +71,7 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbErr> {
                 .busy_timeout(statement_timeout)
                 .foreign_keys(true)
         });
-    let conn = Database::connect(opt).await?;
+    let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
     Ok(Db { conn, url: settings.database_url.clone() })
 }
 
@@ -67,18 +79,18 @@ impl Db {
     /// Applies pending migrations.
     ///
     /// # Errors
-    /// The migration's failure.
-    pub async fn migrate(&self) -> Result<(), DbErr> {
+    /// [`DbError::Migrate`] (or [`DbError::Connect`] for the migration connection).
+    pub async fn migrate(&self) -> Result<(), DbError> {
         use migration::MigratorTrait;
         if self.backend() != DbBackend::Postgres {
-            return migration::Migrator::up(&self.conn, None).await;
+            return migration::Migrator::up(&self.conn, None).await.map_err(DbError::Migrate);
         }
         // Not through the pool: its connections carry the statement timeout, and
         // building an index on a large table may rightly take longer than that.
         let mut opt = ConnectOptions::new(self.url.expose().to_owned());
         opt.max_connections(1).min_connections(1).sqlx_logging(false);
-        let conn = Database::connect(opt).await?;
-        let applied = migration::Migrator::up(&conn, None).await;
+        let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
+        let applied = migration::Migrator::up(&conn, None).await.map_err(DbError::Migrate);
         let _ = conn.close().await;
         applied
     }
