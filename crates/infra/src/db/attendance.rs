@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::rows::{SessionRow, convert, participation_status, session_status};
 use super::schedule::participation_status_of;
-use super::{Db, PageValues, all, exec, map_err, one, timed, ts};
+use super::{Db, PageValues, all, exec, one, timed, ts, unavailable_or_internal};
 
 #[derive(FromQueryResult)]
 struct SecretRow {
@@ -149,8 +149,8 @@ impl Db {
         })
         .await?;
         match outcome {
-            MarkOutcome::Marked { .. } => tx.commit().await.map_err(map_err)?,
-            _ => tx.rollback().await.map_err(map_err)?,
+            MarkOutcome::Marked { .. } => tx.commit().await.map_err(unavailable_or_internal)?,
+            _ => tx.rollback().await.map_err(unavailable_or_internal)?,
         }
         Ok(outcome)
     }

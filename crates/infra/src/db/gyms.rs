@@ -7,7 +7,7 @@ use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert, role};
-use super::{Db, PageValues, all, already_member, exec, map_err, one, timed, timed_or, ts};
+use super::{Db, PageValues, all, already_member, exec, one, timed, timed_or, ts, unavailable_or_internal};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -76,7 +76,7 @@ impl GymRepository for Db {
             ),
         )
         .await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
         Ok(created.into())
     }
 
@@ -155,7 +155,7 @@ impl GymRepository for Db {
                 .await?))
         })
         .await??;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
         updated.map(MembershipRow::into_domain).transpose()
     }
 
@@ -209,7 +209,7 @@ impl GymRepository for Db {
             Ok(Ok(Some(freed)))
         })
         .await??;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
         Ok(removed)
     }
 }

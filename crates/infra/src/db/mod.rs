@@ -100,7 +100,7 @@ impl Db {
     /// # Errors
     /// [`DomainError::Unavailable`] when the database does not answer.
     pub async fn ping(&self) -> Result<(), DomainError> {
-        self.conn.ping().await.map_err(map_err)
+        self.conn.ping().await.map_err(unavailable_or_internal)
     }
 
     /// Connections of the pool: `(open, idle)`.
@@ -135,7 +135,7 @@ impl Db {
             sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.conn.begin_with_options(options).await.map_err(map_err)
+        self.conn.begin_with_options(options).await.map_err(unavailable_or_internal)
     }
 }
 
@@ -161,7 +161,7 @@ async fn timed_or<T>(
     let out = fut.await;
     metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => operation)
         .record(start.elapsed().as_secs_f64());
-    out.map_err(|e| violation(&e).unwrap_or_else(|| map_err(e)))
+    out.map_err(|e| violation(&e).unwrap_or_else(|| unavailable_or_internal(e)))
 }
 
 async fn one<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Option<T>, DbErr> {
@@ -186,7 +186,7 @@ fn ts(t: OffsetDateTime) -> Value {
 /// connections, a server shutting down or restarting, a statement timeout, a lock
 /// not granted in time — are `503 database_unavailable`, which a client may retry;
 /// any other failure is unexpected and stays opaque to clients.
-fn map_err(e: DbErr) -> DomainError {
+fn unavailable_or_internal(e: DbErr) -> DomainError {
     if is_transient(&e) { DomainError::Unavailable } else { DomainError::Internal(e.to_string()) }
 }
 

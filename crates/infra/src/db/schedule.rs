@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
-use super::{Db, PageValues, all, exec, map_err, one, opt_id, timed, timed_or, ts, unknown_user};
+use super::{Db, PageValues, all, exec, one, opt_id, timed, timed_or, ts, unavailable_or_internal, unknown_user};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -209,11 +209,11 @@ impl ScheduleRepository for Db {
         .await?;
         match outcome {
             Ok(p) => {
-                tx.commit().await.map_err(map_err)?;
+                tx.commit().await.map_err(unavailable_or_internal)?;
                 p.into_domain()
             }
             Err(e) => {
-                tx.rollback().await.map_err(map_err)?;
+                tx.rollback().await.map_err(unavailable_or_internal)?;
                 Err(e)
             }
         }
@@ -244,10 +244,10 @@ impl ScheduleRepository for Db {
         })
         .await?;
         if cancelled {
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await.map_err(unavailable_or_internal)?;
         } else {
             // The member held no registered place: the freed count is given back.
-            tx.rollback().await.map_err(map_err)?;
+            tx.rollback().await.map_err(unavailable_or_internal)?;
         }
         Ok(cancelled)
     }
