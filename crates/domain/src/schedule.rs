@@ -208,6 +208,39 @@ pub struct Participation {
     pub created_at: OffsetDateTime,
 }
 
+/// What [`ScheduleRepository::book`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Booking {
+    /// A place was taken.
+    Booked(Participation),
+    /// No place was taken; the state the write transaction saw.
+    Refused {
+        /// The member already holds a place (registered or attended).
+        holds_place: bool,
+        /// The session as it is, `None` when it is not in the gym.
+        session: Option<Session>,
+    },
+}
+
+impl Session {
+    /// Whether a member may book a place now: scheduled and not yet started.
+    pub fn open_for_booking(&self, now: OffsetDateTime) -> bool {
+        self.status == SessionStatus::Scheduled && self.start_time > now
+    }
+}
+
+/// Why a booking took no place, in the contract's order: the member's own place
+/// first, then the session (missing, not open), then capacity. The one statement of
+/// this rule; the database only enforces it.
+pub fn refusal(holds_place: bool, session: Option<&Session>, now: OffsetDateTime) -> DomainError {
+    match session {
+        _ if holds_place => DomainError::AlreadyRegistered,
+        None => DomainError::SessionNotFound,
+        Some(s) if !s.open_for_booking(now) => DomainError::SessionNotOpen,
+        Some(_) => DomainError::SessionFull,
+    }
+}
+
 /// Storage of classes, sessions and bookings. Every method is scoped to a gym:
 /// another gym's rows are invisible, exactly as missing ones.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -264,13 +297,13 @@ pub trait ScheduleRepository: Send + Sync {
     async fn cancel_session(&self, gym: GymId, id: i64) -> Result<Option<Session>>;
     /// Books a place atomically: the member's participation becomes (or is created as)
     /// `registered` and the session's `registered_count` grows, only while the session
-    /// is scheduled, starts after `now` and has a free place — decided by the database.
+    /// is scheduled, starts after `now` and has a free place, and the member holds no
+    /// place — decided by the database. When no place was taken it reports what the
+    /// same transaction saw, and the service says why ([`refusal`]).
     ///
     /// # Errors
-    /// [`DomainError::AlreadyRegistered`] when the member holds a registered or attended
-    /// participation; [`DomainError::SessionFull`]; [`DomainError::SessionNotOpen`];
-    /// [`DomainError::SessionNotFound`]; storage failures.
-    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Participation>;
+    /// Storage failures.
+    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Booking>;
     /// Gives a `registered` place back (the participation becomes `cancelled`) and frees
     /// it; `Ok(false)` when the member held no registered place.
     ///
@@ -447,10 +480,13 @@ impl ScheduleService {
     pub async fn register(&self, actor: &Actor, session_id: i64) -> Result<Participation> {
         let now = self.clock.now();
         let session = self.session(actor, session_id).await?;
-        if session.status != SessionStatus::Scheduled || session.start_time <= now {
+        if !session.open_for_booking(now) {
             return Err(DomainError::SessionNotOpen);
         }
-        let p = self.repo.book(actor.gym_id, session_id, actor.user_id, now).await?;
+        let p = match self.repo.book(actor.gym_id, session_id, actor.user_id, now).await? {
+            Booking::Booked(p) => p,
+            Booking::Refused { holds_place, session } => return Err(refusal(holds_place, session.as_ref(), now)),
+        };
         self.events
             .publish(DomainEvent::Booked { gym: actor.gym_id, session: session_id, member: actor.user_id })
             .await;
@@ -579,14 +615,29 @@ mod tests {
     #[tokio::test]
     async fn a_full_session_answers_session_full() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::SessionFull));
+        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
+        repo.expect_book()
+            .once()
+            .returning(move |_, _, _, _| Ok(Booking::Refused { holds_place: false, session: Some(open.clone()) }));
         assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionFull));
+    }
+
+    #[test]
+    fn a_refusal_names_the_members_place_then_the_session_then_capacity() {
+        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
+        let started = session(NOW, SessionStatus::Scheduled);
+        let cancelled = session(NOW + Duration::hours(1), SessionStatus::Cancelled);
+        assert_eq!(refusal(true, Some(&started), NOW), DomainError::AlreadyRegistered, "even when not open");
+        assert_eq!(refusal(false, None, NOW), DomainError::SessionNotFound);
+        assert_eq!(refusal(false, Some(&started), NOW), DomainError::SessionNotOpen);
+        assert_eq!(refusal(false, Some(&cancelled), NOW), DomainError::SessionNotOpen);
+        assert_eq!(refusal(false, Some(&open), NOW), DomainError::SessionFull);
     }
 
     #[tokio::test]
     async fn booking_twice_answers_already_registered() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_book().once().returning(|_, _, _, _| Err(DomainError::AlreadyRegistered));
+        repo.expect_book().once().returning(|_, _, _, _| Ok(Booking::Refused { holds_place: true, session: None }));
         assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::AlreadyRegistered));
     }
 
@@ -597,7 +648,7 @@ mod tests {
             .withf(|g, s, m, now| *g == GYM && *s == 11 && *m == UserId(5) && *now == NOW)
             .once()
             .returning(|g, s, m, now| {
-                Ok(Participation {
+                Ok(Booking::Booked(Participation {
                     id: 1,
                     session_id: s,
                     member_id: m,
@@ -605,7 +656,7 @@ mod tests {
                     status: ParticipationStatus::Registered,
                     attendance_time: None,
                     created_at: now,
-                })
+                }))
             });
         let booked = expecting(DomainEvent::Booked { gym: GYM, session: 11, member: UserId(5) });
         let p = svc(repo, booked).register(&member(), 11).await.expect("booked");

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use domain::schedule::{
-    Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft, SessionStatus,
+    Booking, Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft,
 };
 use domain::{DomainError, GymId, Page, Result, UserId};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -165,7 +165,7 @@ impl ScheduleRepository for Db {
             .transpose()
     }
 
-    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Participation> {
+    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Booking> {
         let tx = self.write_tx().await?;
         let outcome = timed("session_book", async {
             // The session's row first (every write to a session's places locks it
@@ -179,20 +179,11 @@ impl ScheduleRepository for Db {
             )
             .await?;
             if taken == 0 {
-                // No place was taken: say why, from the state as it is now. A member
-                // who already holds a place hears that first, even when it is full.
-                if holds_place(participation_status_of(&tx, session_id, member).await?) {
-                    return Ok(Err(DomainError::AlreadyRegistered));
-                }
+                // Report what this transaction sees; the domain says why.
+                let holds_place = holds_place(participation_status_of(&tx, session_id, member).await?);
                 let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-                let s = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.into()]).await?;
-                return Ok(Err(match s {
-                    None => DomainError::SessionNotFound,
-                    Some(s) if s.status != SessionStatus::Scheduled.as_str() || s.start_time <= now => {
-                        DomainError::SessionNotOpen
-                    }
-                    Some(_) => DomainError::SessionFull,
-                }));
+                let session = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.into()]).await?;
+                return Ok(Err((holds_place, session)));
             }
             let upsert = format!(
                 "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
@@ -202,19 +193,22 @@ impl ScheduleRepository for Db {
             );
             // No row: the member already holds a place (registered or attended); the
             // rollback gives the counted place back.
-            Ok(one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.into(), member.0.into(), ts(now)])
+            match one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.into(), member.0.into(), ts(now)])
                 .await?
-                .ok_or(DomainError::AlreadyRegistered))
+            {
+                Some(p) => Ok(Ok(p)),
+                None => Ok(Err((true, None))),
+            }
         })
         .await?;
         match outcome {
             Ok(p) => {
                 tx.commit().await.map_err(unavailable_or_internal)?;
-                p.into_domain()
+                Ok(Booking::Booked(p.into_domain()?))
             }
-            Err(e) => {
+            Err((holds_place, session)) => {
                 tx.rollback().await.map_err(unavailable_or_internal)?;
-                Err(e)
+                Ok(Booking::Refused { holds_place, session: session.map(SessionRow::into_domain).transpose()? })
             }
         }
     }
