@@ -67,11 +67,11 @@ pub trait EventRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>>;
-    /// Stores a complete event (every required field set).
+    /// Stores a new event, created at `now`.
     ///
     /// # Errors
     /// Storage failures.
-    async fn create(&self, gym: GymId, event: &Event) -> Result<Event>;
+    async fn create(&self, gym: GymId, event: &NewEvent, now: OffsetDateTime) -> Result<Event>;
     /// Replaces an event's fields; `Ok(None)` when absent.
     ///
     /// # Errors
@@ -121,24 +121,8 @@ impl EventService {
     /// time, or an end not after the start.
     pub async fn create(&self, actor: &Actor, fields: EventFields) -> Result<Event> {
         actor.require(policy::MANAGE_EVENTS)?;
-        let now = self.clock.now();
-        let blank = Event {
-            id: 0,
-            gym_id: actor.gym_id,
-            title: String::new(),
-            description: None,
-            start_time: Timestamp::new(now)?,
-            end_time: Timestamp::new(now)?,
-            location: None,
-            max_participants: None,
-            created_by: Some(actor.user_id),
-            created_at: now,
-        };
-        if fields.title.is_none() || fields.start_time.is_none() || fields.end_time.is_none() {
-            return Err(DomainError::validation("title, start_time and end_time are required"));
-        }
-        let event = apply(blank, fields)?;
-        let created = self.repo.create(actor.gym_id, &event).await?;
+        let event = NewEvent::from_fields(fields, actor.user_id)?;
+        let created = self.repo.create(actor.gym_id, &event, self.clock.now()).await?;
         self.changed(actor, created.id).await;
         Ok(created)
     }
@@ -185,18 +169,70 @@ fn apply(mut e: Event, f: EventFields) -> Result<Event> {
     if f.location.is_some() {
         e.location = optional_text("location", f.location.as_deref(), limits::LOCATION_MAX)?;
     }
-    if let Some(m) = f.max_participants {
-        if m < limits::MIN_PARTICIPANTS {
-            return Err(DomainError::validation("max_participants must be 1 or more"));
-        }
-        e.max_participants = Some(m);
+    if f.max_participants.is_some() {
+        e.max_participants = participants(f.max_participants)?;
     }
     e.start_time = f.start_time.unwrap_or(e.start_time);
     e.end_time = f.end_time.unwrap_or(e.end_time);
-    if e.end_time <= e.start_time {
+    times(e.start_time, e.end_time)?;
+    Ok(e)
+}
+
+fn participants(max: Option<i32>) -> Result<Option<i32>> {
+    match max {
+        Some(m) if m < limits::MIN_PARTICIPANTS => Err(DomainError::validation("max_participants must be 1 or more")),
+        other => Ok(other),
+    }
+}
+
+fn times(start: Timestamp, end: Timestamp) -> Result<()> {
+    if end <= start {
         return Err(DomainError::validation("end_time must be after start_time"));
     }
-    Ok(e)
+    Ok(())
+}
+
+/// What is asked to create an event, checked: every required field set, within its
+/// bounds, the end after the start. Stored, it becomes an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Title (not blank).
+    pub title: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Start.
+    pub start_time: Timestamp,
+    /// End, after start.
+    pub end_time: Timestamp,
+    /// Where.
+    pub location: Option<String>,
+    /// Places, 1 or more.
+    pub max_participants: Option<i32>,
+    /// Who created it.
+    pub created_by: UserId,
+}
+
+impl NewEvent {
+    /// Checks the fields of a creation.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for a missing title or time, a bound broken, or an
+    /// end not after the start.
+    pub fn from_fields(f: EventFields, created_by: UserId) -> Result<Self> {
+        let (Some(title), Some(start_time), Some(end_time)) = (f.title, f.start_time, f.end_time) else {
+            return Err(DomainError::validation("title, start_time and end_time are required"));
+        };
+        times(start_time, end_time)?;
+        Ok(Self {
+            title: required_text("title", &title, limits::NAME_MAX)?,
+            description: optional_text("description", f.description.as_deref(), limits::EVENT_DESCRIPTION_MAX)?,
+            start_time,
+            end_time,
+            location: optional_text("location", f.location.as_deref(), limits::LOCATION_MAX)?,
+            max_participants: participants(f.max_participants)?,
+            created_by,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -246,9 +282,22 @@ mod tests {
     async fn staff_creates_an_event_stamped_with_creator_and_now_and_yields_event_changed() {
         let mut repo = MockEventRepository::new();
         repo.expect_create()
-            .withf(|g, e| *g == GymId(2) && e.created_by == Some(UserId(1)) && e.created_at == NOW)
+            .withf(|g, e, now| *g == GymId(2) && e.created_by == UserId(1) && *now == NOW)
             .once()
-            .returning(|_, e| Ok(Event { id: 9, ..e.clone() }));
+            .returning(|g, e, now| {
+                Ok(Event {
+                    id: 9,
+                    gym_id: g,
+                    title: e.title.clone(),
+                    description: e.description.clone(),
+                    start_time: e.start_time,
+                    end_time: e.end_time,
+                    location: e.location.clone(),
+                    max_participants: e.max_participants,
+                    created_by: Some(e.created_by),
+                    created_at: now,
+                })
+            });
         let mut listener = MockListener::new();
         listener
             .expect_on()

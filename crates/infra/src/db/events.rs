@@ -1,12 +1,12 @@
 //! [`EventRepository`] on SQL.
 
 use async_trait::async_trait;
-use domain::events::{Event, EventRepository};
+use domain::events::{Event, EventRepository, NewEvent};
 use domain::{DomainError, GymId, Page, Result};
 use time::OffsetDateTime;
 
 use super::rows::{EVENT_COLS, EventRow, convert};
-use super::{Db, PageValues, all, exec, one, opt_id, timed, ts};
+use super::{Db, PageValues, all, exec, one, timed, ts};
 
 #[async_trait]
 impl EventRepository for Db {
@@ -28,7 +28,7 @@ impl EventRepository for Db {
             .transpose()
     }
 
-    async fn create(&self, gym: GymId, e: &Event) -> Result<Event> {
+    async fn create(&self, gym: GymId, e: &NewEvent, now: OffsetDateTime) -> Result<Event> {
         let sql = format!(
             "INSERT INTO events (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EVENT_COLS}"
@@ -41,8 +41,8 @@ impl EventRepository for Db {
             ts(e.end_time.get()),
             e.location.clone().into(),
             e.max_participants.into(),
-            opt_id(e.created_by),
-            ts(e.created_at),
+            e.created_by.0.into(),
+            ts(now),
         ];
         timed("event_create", one::<EventRow>(&self.conn, &sql, values))
             .await?
