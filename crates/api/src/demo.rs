@@ -78,8 +78,8 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
                 NewClass {
                     name: name.into(),
                     description: Some(format!("{name} for everyone")),
-                    duration_minutes: minutes,
-                    max_capacity: 20,
+                    duration_minutes: domain::values::DurationMinutes::new(minutes)?,
+                    max_capacity: domain::values::Capacity::new(20)?,
                     category: Some("demo".into()),
                     instructor_id: Some(trainer.id),
                 },

@@ -267,16 +267,18 @@ pub struct ClassIn {
     pub instructor_id: Option<i64>,
 }
 
-impl From<ClassIn> for NewClass {
-    fn from(c: ClassIn) -> Self {
-        Self {
+impl TryFrom<ClassIn> for NewClass {
+    type Error = domain::DomainError;
+
+    fn try_from(c: ClassIn) -> Result<Self, Self::Error> {
+        Ok(Self {
             name: c.name,
             description: c.description,
-            duration_minutes: c.duration_minutes,
-            max_capacity: c.max_capacity,
+            duration_minutes: domain::values::DurationMinutes::new(c.duration_minutes)?,
+            max_capacity: domain::values::Capacity::new(c.max_capacity)?,
             category: c.category,
             instructor_id: c.instructor_id.map(UserId),
-        }
+        })
     }
 }
 
@@ -291,17 +293,19 @@ pub struct ClassPatchIn {
     pub active: Option<bool>,
 }
 
-impl From<ClassPatchIn> for ClassPatch {
-    fn from(c: ClassPatchIn) -> Self {
-        Self {
+impl TryFrom<ClassPatchIn> for ClassPatch {
+    type Error = domain::DomainError;
+
+    fn try_from(c: ClassPatchIn) -> Result<Self, Self::Error> {
+        Ok(Self {
             name: c.name,
             description: c.description,
-            duration_minutes: c.duration_minutes,
-            max_capacity: c.max_capacity,
+            duration_minutes: c.duration_minutes.map(domain::values::DurationMinutes::new).transpose()?,
+            max_capacity: c.max_capacity.map(domain::values::Capacity::new).transpose()?,
             category: c.category,
             instructor_id: c.instructor_id.map(UserId),
             active: c.active,
-        }
+        })
     }
 }
 

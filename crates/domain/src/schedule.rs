@@ -8,7 +8,9 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
-use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
+use crate::values::{
+    Actor, Capacity, DateRange, DurationMinutes, GymId, Page, Timestamp, UserId, optional_text, required_text,
+};
 use crate::{limits, policy};
 
 /// A kind of class a gym offers (e.g. "Spinning, 45 minutes, 20 places").
@@ -42,9 +44,9 @@ pub struct NewClass {
     /// Free text.
     pub description: Option<String>,
     /// Length of one session, 1..=600.
-    pub duration_minutes: i32,
+    pub duration_minutes: DurationMinutes,
     /// Places per session, 1..=1000.
-    pub max_capacity: i32,
+    pub max_capacity: Capacity,
     /// Free-form category.
     pub category: Option<String>,
     /// Usual instructor.
@@ -59,9 +61,9 @@ pub struct ClassPatch {
     /// New description.
     pub description: Option<String>,
     /// New duration.
-    pub duration_minutes: Option<i32>,
+    pub duration_minutes: Option<DurationMinutes>,
     /// New capacity (applies to sessions created afterwards).
-    pub max_capacity: Option<i32>,
+    pub max_capacity: Option<Capacity>,
     /// New category.
     pub category: Option<String>,
     /// New instructor.
@@ -325,16 +327,6 @@ pub struct ScheduleService {
     clock: Arc<dyn Clock>,
 }
 
-fn check_class_numbers(duration: Option<i32>, capacity: Option<i32>) -> Result<()> {
-    if duration.is_some_and(|d| !limits::DURATION_MINUTES.contains(&d)) {
-        return Err(DomainError::validation("duration_minutes must be between 1 and 600"));
-    }
-    if capacity.is_some_and(|c| !limits::CAPACITY.contains(&c)) {
-        return Err(DomainError::validation("max_capacity must be between 1 and 1000"));
-    }
-    Ok(())
-}
-
 impl ScheduleService {
     /// Wires the service to its ports.
     pub fn new(repo: Arc<dyn ScheduleRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
@@ -363,7 +355,6 @@ impl ScheduleService {
     /// [`DomainError::Forbidden`], [`DomainError::Validation`].
     pub async fn create_class(&self, actor: &Actor, class: NewClass) -> Result<Class> {
         actor.require(policy::MANAGE_SCHEDULE)?;
-        check_class_numbers(Some(class.duration_minutes), Some(class.max_capacity))?;
         let class = NewClass {
             name: required_text("name", &class.name, limits::NAME_MAX)?,
             description: optional_text("description", class.description.as_deref(), limits::CLASS_DESCRIPTION_MAX)?,
@@ -381,7 +372,6 @@ impl ScheduleService {
     /// [`DomainError::Forbidden`], [`DomainError::Validation`], [`DomainError::ClassNotFound`].
     pub async fn update_class(&self, actor: &Actor, id: i64, patch: ClassPatch) -> Result<Class> {
         actor.require(policy::MANAGE_SCHEDULE)?;
-        check_class_numbers(patch.duration_minutes, patch.max_capacity)?;
         let patch = ClassPatch {
             name: match patch.name.as_deref() {
                 Some(n) => Some(required_text("name", n, limits::NAME_MAX)?),
@@ -678,8 +668,8 @@ mod tests {
         let new = NewClass {
             name: "Yoga".into(),
             description: None,
-            duration_minutes: 60,
-            max_capacity: 10,
+            duration_minutes: DurationMinutes::new(60).expect("in range"),
+            max_capacity: Capacity::new(10).expect("in range"),
             category: None,
             instructor_id: None,
         };
@@ -687,22 +677,6 @@ mod tests {
             svc(MockScheduleRepository::new(), MockListener::new()).create_class(&member(), new).await,
             Err(DomainError::Forbidden)
         );
-    }
-
-    #[tokio::test]
-    async fn class_numbers_out_of_range_are_refused() {
-        let s = svc(MockScheduleRepository::new(), MockListener::new());
-        for (d, c) in [(0, 10), (601, 10), (60, 0), (60, 1001)] {
-            let new = NewClass {
-                name: "Yoga".into(),
-                description: None,
-                duration_minutes: d,
-                max_capacity: c,
-                category: None,
-                instructor_id: None,
-            };
-            assert!(matches!(s.create_class(&staff(), new).await, Err(DomainError::Validation(_))), "{d} {c}");
-        }
     }
 
     #[tokio::test]
@@ -756,8 +730,8 @@ mod tests {
                 gym_id: g,
                 name: c.name.clone(),
                 description: None,
-                duration_minutes: c.duration_minutes,
-                max_capacity: c.max_capacity,
+                duration_minutes: c.duration_minutes.get(),
+                max_capacity: c.max_capacity.get(),
                 category: None,
                 instructor_id: None,
                 active: true,
@@ -767,8 +741,8 @@ mod tests {
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,
-            duration_minutes: 60,
-            max_capacity: 10,
+            duration_minutes: DurationMinutes::new(60).expect("in range"),
+            max_capacity: Capacity::new(10).expect("in range"),
             category: None,
             instructor_id: None,
         };

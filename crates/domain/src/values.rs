@@ -139,6 +139,52 @@ impl Timestamp {
     }
 }
 
+/// Length of one session of a class, in minutes, within [`crate::limits::DURATION_MINUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationMinutes(i32);
+
+impl DurationMinutes {
+    /// Checks the bound.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] outside 1..=600.
+    pub fn new(minutes: i32) -> Result<Self> {
+        if crate::limits::DURATION_MINUTES.contains(&minutes) {
+            Ok(Self(minutes))
+        } else {
+            Err(DomainError::validation("duration_minutes must be between 1 and 600"))
+        }
+    }
+
+    /// The minutes.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// Places per session of a class, within [`crate::limits::CAPACITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Capacity(i32);
+
+impl Capacity {
+    /// Checks the bound.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] outside 1..=1000.
+    pub fn new(places: i32) -> Result<Self> {
+        if crate::limits::CAPACITY.contains(&places) {
+            Ok(Self(places))
+        } else {
+            Err(DomainError::validation("max_capacity must be between 1 and 1000"))
+        }
+    }
+
+    /// The places.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
 /// A window of a list: `skip` rows, then at most `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -268,6 +314,20 @@ mod tests {
         assert!(matches!(optional_text("name", Some("a\0b"), 10), Err(DomainError::Validation(_))));
         assert!(matches!(required_text("name", "\0", 10), Err(DomainError::Validation(_))));
         assert_eq!(required_text("name", " Ana ", 10), Ok("Ana".to_owned()));
+    }
+
+    #[test]
+    fn class_numbers_are_checked_by_their_types() {
+        for d in [0, 601, -1, i32::MAX] {
+            assert!(DurationMinutes::new(d).is_err(), "{d}");
+        }
+        for c in [0, 1001, -5] {
+            assert!(Capacity::new(c).is_err(), "{c}");
+        }
+        assert_eq!(
+            (DurationMinutes::new(600).map(DurationMinutes::get), Capacity::new(1).map(Capacity::get)),
+            (Ok(600), Ok(1))
+        );
     }
 
     #[test]

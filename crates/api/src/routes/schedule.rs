@@ -50,7 +50,7 @@ async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 #[utoipa::path(post, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), request_body = ClassIn, 
     responses((status = 201, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "user_not_found (instructor not a member of the gym)", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
 async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) -> Result<HttpResponse, ApiError> {
-    let class = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
+    let class = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
     json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, class).await?))
 }
 
@@ -68,7 +68,7 @@ async fn update_class(
     id: web::Path<i64>,
     body: Body<ClassPatchIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.into();
+    let patch = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
     let class = state.schedule.update_class(&actor, id.into_inner(), patch).await?;
     json(StatusCode::OK, &ClassOut::from(class))
 }
