@@ -26,6 +26,23 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // The old CHECK cannot hold sessions that walk-ins took past capacity.
+        let over = manager
+            .get_connection()
+            .query_one_raw(Statement::from_string(
+                manager.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM sessions WHERE registered_count > capacity".to_owned(),
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+        if over > 0 {
+            return Err(DbErr::Migration(format!(
+                "{over} sessions hold more participants than capacity (walk-ins); \
+                 the old CHECK (registered_count <= capacity) cannot be restored"
+            )));
+        }
         swap_check(manager, NEW_CHECK, OLD_CHECK).await
     }
 }

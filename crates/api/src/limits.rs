@@ -30,7 +30,8 @@ pub async fn body_limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     // Routing comes first (§7): an unknown path is 404 whatever its body.
-    if !req.resource_map().has_resource(req.path()) {
+    // The path as routing sees it (percent-decoded), not the raw one.
+    if !req.resource_map().has_resource(req.match_info().as_str()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let declared = req

@@ -25,8 +25,10 @@ pub fn json<T: Serialize>(status: actix_web::http::StatusCode, value: &T) -> Res
 pub enum Slot {
     /// A group holding this one read.
     Key(String),
-    /// A field of a group.
+    /// A field of a group: one variant of a list (a page, a date range).
     Field(String, String),
+    /// A member's field of a group with one per member (dashboards).
+    Member(String, String),
 }
 
 /// Cache-aside for a read: serves the cached JSON bytes as they are, or loads,
@@ -40,9 +42,10 @@ where
     F: std::future::Future<Output = Result<T, domain::DomainError>>,
 {
     use actix_web::http::StatusCode;
-    let (group, field) = match &slot {
-        Slot::Key(k) => (k.as_str(), ""),
-        Slot::Field(k, f) => (k.as_str(), f.as_str()),
+    let (group, field, max_fields) = match &slot {
+        Slot::Key(k) => (k.as_str(), "", 1),
+        Slot::Field(k, f) => (k.as_str(), f.as_str(), domain::cache::MAX_FIELDS),
+        Slot::Member(k, f) => (k.as_str(), f.as_str(), domain::cache::MAX_MEMBER_FIELDS),
     };
     let read = state.cache.read(group, field).await;
     if let Some(bytes) = read.value {
@@ -55,6 +58,6 @@ where
     let bytes = serde_json::to_vec(&value).map_err(|e| domain::DomainError::Internal(e.to_string()))?;
     // At the version read: if a write invalidated the group meanwhile, this value
     // lands where no reader looks.
-    state.cache.fill(group, read.version, field, &bytes, state.cache_ttl).await;
+    state.cache.fill(group, read.version, field, &bytes, state.cache_ttl, max_fields).await;
     Ok(json_bytes(StatusCode::OK, bytes))
 }

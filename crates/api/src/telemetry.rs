@@ -65,7 +65,7 @@ pub async fn middleware(
     // Declared here, filled as they become known, so that every line logged inside
     // the request carries them: the route template (from the routing table, before
     // routing runs), then the user (authentication) and the gym (tenancy).
-    let pattern = req.resource_map().match_pattern(req.path()).unwrap_or_else(|| "unmatched".to_owned());
+    let pattern = req.resource_map().match_pattern(req.match_info().as_str()).unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "request",
         request_id = %id,

@@ -153,6 +153,8 @@ pub enum MarkOutcome {
     AlreadyAttended,
     /// The member left the gym since the check-in read.
     NotAMember,
+    /// The session was cancelled since the check-in read.
+    SessionGone,
 }
 
 /// A member's attendance figures in a gym.
@@ -340,6 +342,7 @@ impl AttendanceService {
             MarkOutcome::Marked { created } => created,
             MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
             MarkOutcome::NotAMember => return Err(DomainError::NotAMember),
+            MarkOutcome::SessionGone => return Err(DomainError::SessionNotFound),
         };
         let fact =
             DomainEvent::CheckedIn { gym: actor.gym_id, session: chosen.id, member: code.user_id, walk_in: created };

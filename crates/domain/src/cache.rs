@@ -55,8 +55,10 @@ pub trait Cache: Send + Sync {
     async fn read(&self, group: &str, field: &str) -> Read;
     /// Stores one field of a group at `version` (from [`Cache::read`]). The group's
     /// fields at one version expire `ttl` after the first; a version holds at most
-    /// [`MAX_FIELDS`] fields, past which fills are dropped (their reads stay uncached).
-    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration);
+    /// `max_fields` fields ([`MAX_FIELDS`] for the variants of a list, which clients
+    /// choose; [`MAX_MEMBER_FIELDS`] for one field per member), past which fills are
+    /// dropped (their reads stay uncached), so no client can grow a group.
+    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration, max_fields: usize);
     /// Moves each group to a new version: every field cached so far is gone for
     /// every reader, and fills of reads that began before are never served.
     async fn invalidate(&self, groups: &[String]);
@@ -66,3 +68,6 @@ pub trait Cache: Send + Sync {
 
 /// Most fields one version of a group holds (pages and date ranges of a list).
 pub const MAX_FIELDS: usize = 32;
+
+/// Most fields of a group with one field per member of a gym (dashboards).
+pub const MAX_MEMBER_FIELDS: usize = 20_000;

@@ -289,8 +289,31 @@ async fn on_redis_a_fill_of_a_read_that_began_before_an_invalidation_is_never_se
     cache.invalidate(&["gym:1:dashboards".to_owned()]).await;
     let after = cache.read("gym:1:dashboards", "7").await;
     assert_ne!(after.version, before.version);
-    cache.fill("gym:1:dashboards", before.version, "7", b"stale", ttl).await;
+    cache.fill("gym:1:dashboards", before.version, "7", b"stale", ttl, 32).await;
     assert_eq!(cache.read("gym:1:dashboards", "7").await.value, None, "the stale fill is never served");
-    cache.fill("gym:1:dashboards", after.version, "7", b"fresh", ttl).await;
+    cache.fill("gym:1:dashboards", after.version, "7", b"fresh", ttl, 32).await;
     assert_eq!(cache.read("gym:1:dashboards", "7").await.value.as_deref(), Some(&b"fresh"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_lost_version_key_never_brings_back_an_old_value() {
+    use domain::cache::Cache;
+    redis_reachable().await;
+    let prefix = format!("versions-{}:", rand::random::<u64>());
+    let ttl = std::time::Duration::from_secs(60);
+    let cache = infra::cache::RedisCache::new(&redis_url(), 1, &prefix, ttl).expect("redis");
+    let group = "gym:1:session:7";
+    cache.invalidate(&[group.to_owned()]).await;
+    let read = cache.read(group, "").await;
+    cache.fill(group, read.version, "", b"count=1", ttl, 1).await;
+    assert_eq!(cache.read(group, "").await.value.as_deref(), Some(&b"count=1"[..]));
+    // The version key expires or is evicted; the data key of its version lives on.
+    let client = redis::Client::open(redis_url().as_str()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let _: () = redis::cmd("DEL").arg(format!("{{{prefix}{group}}}:v")).query_async(&mut conn).await.expect("DEL");
+    assert_eq!(cache.read(group, "").await.value, None, "a fresh version, not the old one");
+    cache.invalidate(&[group.to_owned()]).await;
+    let after = cache.read(group, "").await;
+    assert_ne!(after.version, read.version);
+    assert_eq!(after.value, None, "a write after the loss never returns to the old version");
 }

@@ -247,3 +247,13 @@ both_backends!(routing_comes_before_the_body_limit, |app| {
     let got = send(app.req(Method::GET, "/nowhere/else").body(big)).await;
     assert_error(&got, 404, "not_found");
 });
+
+both_backends!(a_percent_encoded_path_is_held_to_the_body_limit_too, |app| {
+    let (owner, gym) = app.gym().await;
+    let before = qr_of(&app, gym, &owner).await;
+    let big = "x".repeat(70 * 1000);
+    let got =
+        send(app.call(Method::POST, "/api/v1/attendance/my-qr/rotat%65", &owner.token, Some(gym)).body(big)).await;
+    assert_error(&got, 413, "payload_too_large");
+    assert_eq!(qr_of(&app, gym, &owner).await, before, "not rotated");
+});

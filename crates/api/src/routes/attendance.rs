@@ -37,7 +37,7 @@ async fn rotate_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, 
 }
 
 #[utoipa::path(post, path = "/api/v1/attendance/check-in", tag = "attendance", params(GymHeader), request_body = CheckInIn, 
-    responses((status = 200, body = CheckInOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, session_not_found, session_outside_window, no_session_in_window, already_checked_in, session_full", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Front-desk check-in from a member's QR code (staff).")]
+    responses((status = 200, body = CheckInOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, session_not_found, session_outside_window, no_session_in_window, already_checked_in", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Front-desk check-in from a member's QR code (staff).")]
 async fn check_in(
     req: HttpRequest,
     state: State,
@@ -80,6 +80,6 @@ async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 #[utoipa::path(get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance", params(GymHeader), 
     responses((status = 200, body = DashboardOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's attendance figures and next 5 registrations (cached).")]
 pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    let slot = Slot::Field(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
+    let slot = Slot::Member(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
     cached_json(&state, slot, async { Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?)) }).await
 }

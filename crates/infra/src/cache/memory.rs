@@ -98,11 +98,11 @@ impl Cache for MemoryCache {
         read
     }
 
-    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], _ttl: Duration) {
+    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], _ttl: Duration, max_fields: usize) {
         if let Some(Value::Group(g)) = self.inner.get(group).await.map(|e| e.value)
             && g.version == version
             && let Ok(mut f) = g.fields.lock()
-            && (f.len() < domain::cache::MAX_FIELDS || f.contains_key(field))
+            && (f.len() < max_fields || f.contains_key(field))
         {
             f.insert(field.to_owned(), value.into());
         }
@@ -142,8 +142,8 @@ mod tests {
     async fn fields_of_a_group_are_invalidated_together() {
         let c = MemoryCache::new(10, TTL);
         let v = c.read("g", "a").await.version;
-        c.fill("g", v, "a", b"1", TTL).await;
-        c.fill("g", v, "b", b"2", TTL).await;
+        c.fill("g", v, "a", b"1", TTL, domain::cache::MAX_FIELDS).await;
+        c.fill("g", v, "b", b"2", TTL, domain::cache::MAX_FIELDS).await;
         assert_eq!(c.read("g", "a").await.value.as_deref(), Some(&b"1"[..]));
         assert_eq!(c.read("g", "b").await.value.as_deref(), Some(&b"2"[..]));
         assert_eq!(c.read("g", "c").await.value, None);
@@ -159,9 +159,9 @@ mod tests {
         // A write commits and invalidates while the read loads from the database.
         c.invalidate(&["g".to_owned()]).await;
         let after = c.read("g", "a").await;
-        c.fill("g", before.version, "a", b"old", TTL).await;
+        c.fill("g", before.version, "a", b"old", TTL, domain::cache::MAX_FIELDS).await;
         assert_eq!(c.read("g", "a").await.value, None, "the stale value is not served");
-        c.fill("g", after.version, "a", b"new", TTL).await;
+        c.fill("g", after.version, "a", b"new", TTL, domain::cache::MAX_FIELDS).await;
         assert_eq!(c.read("g", "a").await.value.as_deref(), Some(&b"new"[..]));
     }
 
@@ -170,7 +170,7 @@ mod tests {
         let c = MemoryCache::new(10, TTL);
         let v = c.read("g", "0").await.version;
         for i in 0..domain::cache::MAX_FIELDS + 10 {
-            c.fill("g", v, &i.to_string(), b"v", TTL).await;
+            c.fill("g", v, &i.to_string(), b"v", TTL, domain::cache::MAX_FIELDS).await;
         }
         assert!(c.read("g", "0").await.value.is_some());
         assert!(c.read("g", &(domain::cache::MAX_FIELDS - 1).to_string()).await.value.is_some());

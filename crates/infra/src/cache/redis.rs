@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::cache::{Cache, CacheHealth, MAX_FIELDS, Read};
+use domain::cache::{Cache, CacheHealth, Read};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::count;
@@ -131,13 +131,35 @@ impl RedisCache {
 
 /// `read` in one round trip: KEYS[1] the version key; ARGV the data key prefix and
 /// the field. Replies `{version}` on a miss, `{version, value}` on a hit.
-const READ_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) or '0' \
+///
+/// Versions never repeat, even after the version key expired or was evicted: a
+/// missing version is created from the server's clock in microseconds (so it is
+/// newer than any version used before), never reset to a small number that old
+/// data keys may still hold. ARGV[3] is the version key's life.
+const READ_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if not v then \
+      local t = redis.call('TIME') \
+      v = t[1] .. string.format('%06d', tonumber(t[2])) \
+      if not redis.call('SET', KEYS[1], v, 'NX', 'EX', ARGV[3]) then v = redis.call('GET', KEYS[1]) end \
+    end \
     return {v, redis.call('HGET', ARGV[1] .. v, ARGV[2])}";
 
+/// `invalidate` of one group: KEYS[1] the version key, ARGV[1] its life. The new
+/// version is the server's clock in microseconds, or one more than the current
+/// version when that is already as new (several writes in one microsecond).
+const BUMP_SCRIPT: &str = "local t = redis.call('TIME') \
+    local v = t[1] .. string.format('%06d', tonumber(t[2])) \
+    local cur = redis.call('GET', KEYS[1]) \
+    if cur and (string.len(cur) > string.len(v) or (string.len(cur) == string.len(v) and cur >= v)) then \
+      redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) \
+    else redis.call('SET', KEYS[1], v, 'EX', ARGV[1]) end return 0";
+
 /// `fill` as one atomic step: KEYS[1] the data key; ARGV field, value, ttl, most fields.
+/// (TTL rather than `EXPIRE … NX`, which Redis before 7 does not know.)
 const FILL_SCRIPT: &str = "if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) \
     or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then \
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX') end return 0";
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+    if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end end return 0";
 
 #[async_trait]
 impl Cache for RedisCache {
@@ -162,7 +184,7 @@ impl Cache for RedisCache {
     async fn read(&self, group: &str, field: &str) -> Read {
         let (version_key, data_prefix) = self.group_keys(group);
         let mut script = redis::cmd("EVAL");
-        script.arg(READ_SCRIPT).arg(1).arg(&version_key).arg(&data_prefix).arg(field);
+        script.arg(READ_SCRIPT).arg(1).arg(&version_key).arg(&data_prefix).arg(field).arg(self.version_ttl.as_secs());
         match self.run::<Vec<Option<Vec<u8>>>>(script).await {
             Ok(reply) => {
                 let version = reply
@@ -170,7 +192,7 @@ impl Cache for RedisCache {
                     .and_then(|v| v.as_deref())
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                    .unwrap_or(u64::MAX);
                 let value = Self::read_outcome(Ok(reply.into_iter().nth(1).flatten()));
                 Read { version, value }
             }
@@ -179,7 +201,7 @@ impl Cache for RedisCache {
         }
     }
 
-    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration) {
+    async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration, max_fields: usize) {
         if version == u64::MAX {
             return;
         }
@@ -194,7 +216,7 @@ impl Cache for RedisCache {
             .arg(field)
             .arg(value)
             .arg(ttl.as_secs().max(1))
-            .arg(MAX_FIELDS);
+            .arg(max_fields);
         Self::write_outcome("set", self.run::<()>(script).await);
     }
 
@@ -205,7 +227,7 @@ impl Cache for RedisCache {
         let mut pipe = redis::pipe();
         for g in groups {
             let (version_key, _) = self.group_keys(g);
-            pipe.incr(&version_key, 1).ignore().expire(&version_key, self.version_ttl.as_secs() as i64).ignore();
+            pipe.cmd("EVAL").arg(BUMP_SCRIPT).arg(1).arg(&version_key).arg(self.version_ttl.as_secs()).ignore();
         }
         let mut conn = self.conn();
         let result = match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {

@@ -123,8 +123,12 @@ impl Db {
             // write to places), then make the row attended. The desk admits whoever
             // is at the door, so there is no capacity guard here (migration
             // m20261201_000002).
-            let take = "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
-            exec(&tx, take, vec![gym.0.into(), session_id.into()]).await?;
+            let take = "UPDATE sessions SET registered_count = registered_count + 1 \
+                        WHERE gym_id = $1 AND id = $2 AND status = 'scheduled'";
+            if exec(&tx, take, vec![gym.0.into(), session_id.into()]).await? == 0 {
+                // Cancelled since the context read.
+                return Ok(MarkOutcome::SessionGone);
+            }
             let walk_in = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
                            VALUES ($1, $2, $3, 'attended', $4, $4) \
                            ON CONFLICT (session_id, member_id) DO UPDATE \
@@ -157,8 +161,11 @@ impl Db {
 }
 
 /// A registered participation becomes attended (its place is already counted).
+/// (Only while the session is still scheduled: a cancellation since the context
+/// read leaves the row alone, and the transaction path answers `SessionGone`.)
 const MARK_REGISTERED: &str = "UPDATE participations SET status = 'attended', attendance_time = $4 \
-                               WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'";
+                               WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered' \
+                               AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.status = 'scheduled')";
 
 #[async_trait]
 impl AttendanceRepository for Db {
