@@ -29,16 +29,18 @@ pub async fn body_limit(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    // Routing comes first (§7): an unknown path is 404 whatever its body.
-    // The path as routing sees it (percent-decoded), not the raw one.
-    if !req.resource_map().has_resource(req.match_info().as_str()) {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().parse::<u64>().unwrap_or(u64::MAX));
+    let has_body = declared.is_some_and(|len| len > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    // Most requests carry no body and cost nothing here. Routing comes first (§7):
+    // an unknown path is 404 whatever its body, judged by the path as routing sees
+    // it (percent-decoded), not the raw one.
+    if !has_body || !req.resource_map().has_resource(req.match_info().as_str()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let too_large = match declared {
         Some(len) => len > MAX_BODY as u64,
         None if req.headers().contains_key(header::TRANSFER_ENCODING) => {

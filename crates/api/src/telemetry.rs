@@ -85,7 +85,8 @@ pub async fn middleware(
         res.headers_mut().insert(REQUEST_ID.clone(), v);
     }
 
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    // The template found before routing is the one routing matched: one lookup.
+    let route = pattern;
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
     metrics::counter!("gymapi_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
