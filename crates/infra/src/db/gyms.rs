@@ -7,6 +7,7 @@ use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert, role};
+use super::schedule::give_back_place;
 use super::{Db, PageValues, all, already_member, exec, one, timed, timed_or, ts, unavailable_or_internal};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
@@ -176,7 +177,7 @@ impl GymRepository for Db {
                 return Ok(Ok(None));
             }
             // Places held in sessions still ahead go back, each as `cancel_booking`
-            // does: the session row first (the lock order of every booking write).
+            // gives one back.
             let held = all::<SessionIdRow>(
                 &tx,
                 "SELECT p.session_id FROM participations p JOIN sessions s ON s.id = p.session_id \
@@ -187,23 +188,8 @@ impl GymRepository for Db {
             .await?;
             let mut freed = Vec::with_capacity(held.len());
             for SessionIdRow { session_id } in held {
-                let decrement = "UPDATE sessions SET registered_count = registered_count - 1 \
-                                 WHERE gym_id = $1 AND id = $2 AND registered_count > 0";
-                let decremented = exec(&tx, decrement, vec![gym.0.into(), session_id.into()]).await?;
-                let cancelled = exec(
-                    &tx,
-                    "UPDATE participations SET status = 'cancelled' \
-                     WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'",
-                    vec![gym.0.into(), session_id.into(), user.0.into()],
-                )
-                .await?;
-                if cancelled == 1 {
+                if give_back_place(&tx, gym, session_id, user).await? {
                     freed.push(session_id);
-                } else if decremented == 1 {
-                    // Given back meanwhile by the member: undo the count of this pass.
-                    let undo =
-                        "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
-                    exec(&tx, undo, vec![gym.0.into(), session_id.into()]).await?;
                 }
             }
             Ok(Ok(Some(freed)))

@@ -8,7 +8,7 @@ use domain::schedule::{
     Booking, Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft,
 };
 use domain::{DomainError, GymId, Page, Result, UserId};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
 use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
@@ -39,6 +39,40 @@ pub(super) async fn participation_status_of(
     )
     .await?
     .map(|r| r.status))
+}
+
+/// Gives a member's `registered` place back inside a write transaction: the session
+/// row first (the lock order of every write to places), then the participation.
+/// `Ok(false)`, with nothing changed, when the member held no registered place.
+pub(super) async fn give_back_place(
+    tx: &DatabaseTransaction,
+    gym: GymId,
+    session_id: i64,
+    member: UserId,
+) -> std::result::Result<bool, DbErr> {
+    let freed = exec(
+        tx,
+        "UPDATE sessions SET registered_count = registered_count - 1 \
+         WHERE gym_id = $1 AND id = $2 AND registered_count > 0",
+        vec![gym.0.into(), session_id.into()],
+    )
+    .await?;
+    if freed == 0 {
+        return Ok(false);
+    }
+    let cancelled = exec(
+        tx,
+        "UPDATE participations SET status = 'cancelled' \
+         WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'",
+        vec![gym.0.into(), session_id.into(), member.0.into()],
+    )
+    .await?;
+    if cancelled == 0 {
+        // Not this member's place after all: undo the count.
+        let undo = "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
+        exec(tx, undo, vec![gym.0.into(), session_id.into()]).await?;
+    }
+    Ok(cancelled == 1)
 }
 
 /// Whether a stored participation status holds one of the session's places.
@@ -215,28 +249,7 @@ impl ScheduleRepository for Db {
 
     async fn cancel_booking(&self, gym: GymId, session_id: i64, member: UserId) -> Result<bool> {
         let tx = self.write_tx().await?;
-        let cancelled = timed("session_unbook", async {
-            // Session row first, as in `book`; a count of 0 means nobody holds a place.
-            let freed = exec(
-                &tx,
-                "UPDATE sessions SET registered_count = registered_count - 1 \
-                 WHERE gym_id = $1 AND id = $2 AND registered_count > 0",
-                vec![gym.0.into(), session_id.into()],
-            )
-            .await?;
-            if freed == 0 {
-                return Ok(false);
-            }
-            let n = exec(
-                &tx,
-                "UPDATE participations SET status = 'cancelled' \
-                 WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'",
-                vec![gym.0.into(), session_id.into(), member.0.into()],
-            )
-            .await?;
-            Ok(n == 1)
-        })
-        .await?;
+        let cancelled = timed("session_unbook", give_back_place(&tx, gym, session_id, member)).await?;
         if cancelled {
             tx.commit().await.map_err(unavailable_or_internal)?;
         } else {
