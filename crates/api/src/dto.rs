@@ -596,7 +596,7 @@ pub struct DateRangeIn {
 
 impl DateRangeIn {
     pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
-        domain::Page::new(self.skip.unwrap_or(0), self.limit.unwrap_or(100))
+        PageIn { skip: self.skip, limit: self.limit }.page()
     }
 
     /// Missing both: today (UTC) and the week after; only a start: that week; only

@@ -139,51 +139,44 @@ impl Timestamp {
     }
 }
 
-/// Length of one session of a class, in minutes, within [`crate::limits::DURATION_MINUTES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DurationMinutes(i32);
+/// A whole number that can only hold the values of its range: the rule lives in
+/// the constructor, so no signature that takes one needs to check it again.
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident, $range:path, $message:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub struct $name(i32);
 
-impl DurationMinutes {
-    /// Checks the bound.
-    ///
-    /// # Errors
-    /// [`DomainError::Validation`] outside 1..=600.
-    pub fn new(minutes: i32) -> Result<Self> {
-        if crate::limits::DURATION_MINUTES.contains(&minutes) {
-            Ok(Self(minutes))
-        } else {
-            Err(DomainError::validation("duration_minutes must be between 1 and 600"))
+        impl $name {
+            /// Checks the bound.
+            ///
+            /// # Errors
+            /// [`DomainError::Validation`] outside the range.
+            pub fn new(value: i32) -> Result<Self> {
+                if $range.contains(&value) { Ok(Self(value)) } else { Err(DomainError::validation($message)) }
+            }
+
+            /// The number.
+            pub fn get(self) -> i32 {
+                self.0
+            }
         }
-    }
-
-    /// The minutes.
-    pub fn get(self) -> i32 {
-        self.0
-    }
+    };
 }
 
-/// Places per session of a class, within [`crate::limits::CAPACITY`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Capacity(i32);
+bounded!(
+    /// Length of one session of a class, in minutes, within [`crate::limits::DURATION_MINUTES`].
+    DurationMinutes,
+    crate::limits::DURATION_MINUTES,
+    "duration_minutes must be between 1 and 600"
+);
 
-impl Capacity {
-    /// Checks the bound.
-    ///
-    /// # Errors
-    /// [`DomainError::Validation`] outside 1..=1000.
-    pub fn new(places: i32) -> Result<Self> {
-        if crate::limits::CAPACITY.contains(&places) {
-            Ok(Self(places))
-        } else {
-            Err(DomainError::validation("max_capacity must be between 1 and 1000"))
-        }
-    }
-
-    /// The places.
-    pub fn get(self) -> i32 {
-        self.0
-    }
-}
+bounded!(
+    /// Places per session of a class, within [`crate::limits::CAPACITY`].
+    Capacity,
+    crate::limits::CAPACITY,
+    "max_capacity must be between 1 and 1000"
+);
 
 /// A window of a list: `skip` rows, then at most `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
