@@ -9,15 +9,15 @@ use reqwest::Method;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// A TCP proxy to PostgreSQL that can be cut and restored on the same port.
-struct Proxy {
-    port: u16,
+/// A TCP proxy (to PostgreSQL or Redis) that can be cut and restored on the same port.
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
     upstream: String,
     task: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Self {
+    pub(crate) async fn start(upstream: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut p = Self { port, upstream, task: None };
@@ -41,14 +41,14 @@ impl Proxy {
     }
 
     /// Drops the listener and every proxied connection.
-    async fn cut(&mut self) {
+    pub(crate) async fn cut(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
         }
     }
 
-    async fn restore(&mut self) {
+    pub(crate) async fn restore(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("rebind");
         self.serve(listener);
     }
