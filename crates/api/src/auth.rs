@@ -297,7 +297,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     if let Some(c) = req.extensions().get::<Caller>() {
         return Ok(c.clone());
     }
-    let missing = || ApiError::from(domain::DomainError::Internal("verifier or identity not configured".into()));
+    let missing = || ApiError::from(domain::DomainError::internal("verifier or identity not configured"));
     let verifier = req.app_data::<actix_web::web::Data<Verifier>>().cloned().ok_or_else(missing)?;
     let identity = req.app_data::<actix_web::web::Data<crate::identity::Identity>>().cloned().ok_or_else(missing)?;
     let token = bearer(req)?;

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::cache::Cache;
 use domain::facts::{DomainEvent, Listener};
-use domain::{GymId, UserId};
+use domain::{GymId, SessionId, UserId};
 
 /// Active classes of a gym (one field per page).
 pub fn classes(gym: GymId) -> String {
     format!("gym:{}:classes", gym.0)
 }
 /// One session of a gym.
-pub fn session(gym: GymId, session_id: i64) -> String {
+pub fn session(gym: GymId, session_id: SessionId) -> String {
     format!("gym:{}:session:{session_id}", gym.0)
 }
 /// A member's last attendance in a gym.
@@ -114,23 +114,24 @@ mod tests {
 
     const G: GymId = GymId(3);
     const U: UserId = UserId(9);
+    const S: SessionId = SessionId(5);
 
     #[test]
     fn each_fact_invalidates_what_shows_it() {
         use DomainEvent as E;
-        let booked = E::Booked { gym: G, session: 5, member: U };
-        assert_eq!(stale(&booked).groups, [session(G, 5), dashboards(G)]);
-        let cancelled = E::SessionCancelled { gym: G, session: 5 };
+        let booked = E::Booked { gym: G, session: S, member: U };
+        assert_eq!(stale(&booked).groups, [session(G, S), dashboards(G)]);
+        let cancelled = E::SessionCancelled { gym: G, session: S };
         assert!(stale(&cancelled).groups.contains(&dashboards(G)), "cancelled sessions leave dashboards");
-        let checked = E::CheckedIn { gym: G, session: 5, member: U, walk_in: true };
-        assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, 5)]);
+        let checked = E::CheckedIn { gym: G, session: S, member: U, walk_in: true };
+        assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, S)]);
         assert_eq!(stale(&E::MembershipChanged { gym: G, user: U }).entries, [memberships(U)]);
         assert_eq!(stale(&E::GymCreated { gym: G, owner: U }).entries, [memberships(U)]);
-        let left = E::MemberLeft { gym: G, user: U, freed_sessions: vec![5] };
-        assert_eq!(stale(&left), Stale { groups: vec![session(G, 5), dashboards(G)], entries: vec![memberships(U)] });
+        let left = E::MemberLeft { gym: G, user: U, freed_sessions: vec![S] };
+        assert_eq!(stale(&left), Stale { groups: vec![session(G, S), dashboards(G)], entries: vec![memberships(U)] });
         assert_eq!(stale(&E::ProfileChanged { user: U }).groups, [user(U)]);
-        assert_eq!(stale(&E::ClassChanged { gym: G, class: 1 }).groups, [classes(G)]);
-        assert_eq!(stale(&E::EventChanged { gym: G, event: 1 }).groups, [events(G)]);
+        assert_eq!(stale(&E::ClassChanged { gym: G, class: domain::ClassId(1) }).groups, [classes(G)]);
+        assert_eq!(stale(&E::EventChanged { gym: G, event: domain::EventId(1) }).groups, [events(G)]);
         assert_eq!(stale(&E::QrRotated { user: U }), Stale::default(), "QR codes are not cached");
     }
 }

@@ -6,7 +6,7 @@ use domain::events::{Event, EventFields};
 use domain::gyms::{Gym, MemberEntry, Membership};
 use domain::schedule::{Class, ClassPatch, NewClass, NewSession, Participation, Session};
 use domain::users::User;
-use domain::{Role, Timestamp, UserId};
+use domain::{ClassId, Role, Timestamp, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -244,7 +244,7 @@ pub struct ClassOut {
 impl From<Class> for ClassOut {
     fn from(c: Class) -> Self {
         Self {
-            id: c.id,
+            id: c.id.0,
             gym_id: c.gym_id.0,
             name: c.name,
             description: c.description,
@@ -330,9 +330,9 @@ pub struct SessionOut {
 impl From<Session> for SessionOut {
     fn from(s: Session) -> Self {
         Self {
-            id: s.id,
+            id: s.id.0,
             gym_id: s.gym_id.0,
-            class_id: s.class_id,
+            class_id: s.class_id.0,
             start_time: s.start_time,
             end_time: s.end_time,
             status: s.status.as_str(),
@@ -360,7 +360,7 @@ pub struct SessionIn {
 impl From<SessionIn> for NewSession {
     fn from(s: SessionIn) -> Self {
         Self {
-            class_id: s.class_id,
+            class_id: ClassId(s.class_id),
             start_time: s.start_time,
             end_time: s.end_time,
             trainer_id: s.trainer_id.map(UserId),
@@ -387,8 +387,8 @@ pub struct ParticipationOut {
 impl From<Participation> for ParticipationOut {
     fn from(p: Participation) -> Self {
         Self {
-            id: p.id,
-            session_id: p.session_id,
+            id: p.id.0,
+            session_id: p.session_id.0,
             member_id: p.member_id.0,
             gym_id: p.gym_id.0,
             status: p.status.as_str(),
@@ -421,7 +421,7 @@ pub struct EventOut {
 impl From<Event> for EventOut {
     fn from(e: Event) -> Self {
         Self {
-            id: e.id,
+            id: e.id.0,
             gym_id: e.gym_id.0,
             title: e.title,
             description: e.description,
@@ -527,7 +527,7 @@ impl CheckInOut {
         Self {
             success: true,
             message,
-            session: CheckInSessionOut { id: c.session_id, start_time: c.start_time, end_time: c.end_time },
+            session: CheckInSessionOut { id: c.session_id.0, start_time: c.start_time, end_time: c.end_time },
             user_id: c.user_id.0,
             new_participation: c.new_participation,
         }

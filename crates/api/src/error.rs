@@ -219,7 +219,7 @@ impl ResponseError for ApiError {
     /// English; the telemetry middleware re-renders it for Spanish requests.
     fn error_response(&self) -> HttpResponse {
         if let Self::Domain(DomainError::Internal(cause)) = self {
-            tracing::error!(cause = %cause, "internal error");
+            tracing::error!(cause = %cause.chain(), "internal error");
         }
         self.render(Lang::En)
     }
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn internal_causes_never_reach_the_body() {
-        let e = ApiError::from(DomainError::Internal("password=hunter2".into()));
+        let e = ApiError::from(DomainError::internal("password=hunter2"));
         assert!(!e.message(Lang::En).contains("hunter2"));
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }

@@ -16,7 +16,7 @@ pub fn json_bytes(status: actix_web::http::StatusCode, bytes: Vec<u8>) -> HttpRe
 /// # Errors
 /// Serialization failures (internal).
 pub fn json<T: Serialize>(status: actix_web::http::StatusCode, value: &T) -> Result<HttpResponse, ApiError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| domain::DomainError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(value).map_err(domain::DomainError::internal)?;
     Ok(json_bytes(status, bytes))
 }
 
@@ -55,7 +55,7 @@ where
         tracing::warn!("cached value is not JSON; reloading");
     }
     let value = load.await?;
-    let bytes = serde_json::to_vec(&value).map_err(|e| domain::DomainError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&value).map_err(domain::DomainError::internal)?;
     // At the version read: if a write invalidated the group meanwhile, this value
     // lands where no reader looks.
     state.cache.fill(group, read.version, field, &bytes, state.cache_ttl, max_fields).await;

@@ -43,7 +43,7 @@ impl FromRequest for Tenant {
             let identity = req
                 .app_data::<actix_web::web::Data<Identity>>()
                 .cloned()
-                .ok_or_else(|| ApiError::from(DomainError::Internal("identity not configured".into())))?;
+                .ok_or_else(|| ApiError::from(DomainError::internal("identity not configured")))?;
             let role = identity.role_in(caller.user_id, gym).await?;
             let actor = Actor { user_id: caller.user_id, gym_id: gym, role };
             tracing::Span::current().record("gym_id", gym.0);

@@ -16,7 +16,7 @@ use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
 use crate::policy;
 use crate::schedule::{ParticipationStatus, Session, SessionStatus};
-use crate::values::{Actor, GymId, Page, UserId};
+use crate::values::{Actor, GymId, Page, SessionId, UserId};
 
 /// The secret half of a QR code: 8 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl QrCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckInTarget {
     /// The session the front desk named (in any status; the rules decide).
-    Session(i64),
+    Session(SessionId),
     /// Scheduled sessions starting in `[from, until]`, both inclusive.
     Window {
         /// Earliest start.
@@ -103,7 +103,7 @@ pub enum CheckInTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// Session id.
-    pub id: i64,
+    pub id: SessionId,
     /// Start.
     pub start_time: OffsetDateTime,
     /// End.
@@ -131,7 +131,7 @@ pub struct CheckIn {
     /// The member checked in.
     pub user_id: UserId,
     /// The session: id, start, end.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// Start of the session.
     pub start_time: OffsetDateTime,
     /// End of the session.
@@ -211,7 +211,7 @@ pub trait AttendanceRepository: Send + Sync {
     async fn mark_attended(
         &self,
         gym: GymId,
-        session_id: i64,
+        session_id: SessionId,
         user: UserId,
         seen: Option<ParticipationStatus>,
         window: Option<(OffsetDateTime, OffsetDateTime)>,
@@ -301,7 +301,7 @@ impl AttendanceService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
-    pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<i64>) -> Result<CheckIn> {
+    pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<SessionId>) -> Result<CheckIn> {
         actor.require(policy::CHECK_IN)?;
         let code = QrCode::parse(qr)?;
         let now = self.clock.now();
@@ -436,7 +436,7 @@ mod tests {
 
     fn cand(id: i64, start: OffsetDateTime, p: Option<ParticipationStatus>) -> Candidate {
         Candidate {
-            id,
+            id: SessionId(id),
             start_time: start,
             end_time: start + Duration::hours(1),
             status: SessionStatus::Scheduled,
@@ -458,7 +458,7 @@ mod tests {
 
     fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, outcome: MarkOutcome) {
         repo.expect_mark_attended()
-            .withf(move |g, s, u, _, _, now| *g == GYM && *s == session && *u == MEMBER && *now == NOW)
+            .withf(move |g, s, u, _, _, now| *g == GYM && s.0 == session && *u == MEMBER && *now == NOW)
             .once()
             .returning(move |_, _, _, _, _, _| Ok(outcome));
     }
@@ -559,7 +559,7 @@ mod tests {
         c.status = SessionStatus::Cancelled;
         let repo = repo_with(Some(ctx(true, vec![c])));
         assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -568,7 +568,7 @@ mod tests {
     async fn a_named_missing_session_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![])));
         assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await,
+            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -578,7 +578,7 @@ mod tests {
         for start in [NOW - W, NOW + W] {
             let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
             expect_attended(&mut repo, 7, CREATED);
-            let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(7)).await;
+            let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(SessionId(7))).await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
     }
@@ -587,7 +587,7 @@ mod tests {
     async fn one_second_beyond_the_window_is_session_outside_window() {
         for start in [NOW - W - Duration::seconds(1), NOW + W + Duration::seconds(1)] {
             let repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            let got = svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(7)).await;
+            let got = svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await;
             assert_eq!(got, Err(DomainError::SessionOutsideWindow), "start {start}");
         }
     }
@@ -595,8 +595,8 @@ mod tests {
     #[test]
     fn window_edges_are_inclusive_when_choosing() {
         let (from, until) = (NOW - W, NOW + W);
-        assert_eq!(choose_session(vec![cand(1, NOW - W, None)], NOW, from, until).map(|c| c.id), Some(1));
-        assert_eq!(choose_session(vec![cand(1, NOW + W, None)], NOW, from, until).map(|c| c.id), Some(1));
+        assert_eq!(choose_session(vec![cand(1, NOW - W, None)], NOW, from, until).map(|c| c.id.0), Some(1));
+        assert_eq!(choose_session(vec![cand(1, NOW + W, None)], NOW, from, until).map(|c| c.id.0), Some(1));
         assert_eq!(choose_session(vec![cand(1, NOW + W + Duration::seconds(1), None)], NOW, from, until), None);
         assert_eq!(choose_session(vec![cand(1, NOW - W - Duration::seconds(1), None)], NOW, from, until), None);
     }
@@ -605,16 +605,16 @@ mod tests {
     fn the_closest_start_wins_and_the_earlier_start_breaks_a_tie() {
         let (from, until) = (NOW - W, NOW + W);
         let c = vec![cand(1, NOW + Duration::minutes(20), None), cand(2, NOW - Duration::minutes(5), None)];
-        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id.0), Some(2));
         let tie = vec![cand(3, NOW + Duration::minutes(10), None), cand(4, NOW - Duration::minutes(10), None)];
-        assert_eq!(choose_session(tie, NOW, from, until).map(|c| c.id), Some(4));
+        assert_eq!(choose_session(tie, NOW, from, until).map(|c| c.id.0), Some(4));
     }
 
     #[test]
     fn a_registered_session_wins_over_a_closer_one() {
         let (from, until) = (NOW - W, NOW + W);
         let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(25), Some(ParticipationStatus::Registered))];
-        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id.0), Some(2));
     }
 
     #[test]
@@ -623,7 +623,7 @@ mod tests {
         let mut c = cand(1, NOW, Some(ParticipationStatus::Registered));
         c.status = SessionStatus::Cancelled;
         assert_eq!(
-            choose_session(vec![c, cand(2, NOW + Duration::minutes(29), None)], NOW, from, until).map(|c| c.id),
+            choose_session(vec![c, cand(2, NOW + Duration::minutes(29), None)], NOW, from, until).map(|c| c.id.0),
             Some(2)
         );
     }
@@ -655,7 +655,7 @@ mod tests {
         )));
         expect_attended(&mut repo, 1, MARKED);
         let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), None).await.expect("checked in");
-        assert_eq!(got.session_id, 1);
+        assert_eq!(got.session_id, SessionId(1));
         assert_eq!(got.user_id, MEMBER);
         assert!(!got.new_participation);
     }
@@ -685,7 +685,7 @@ mod tests {
             .withf(|_, _, _, _, window, _| window.is_none())
             .once()
             .returning(|_, _, _, _, _, _| Ok(MarkOutcome::Marked { created: true }));
-        assert!(svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(1)).await.is_ok());
+        assert!(svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(SessionId(1))).await.is_ok());
     }
 
     #[tokio::test]
@@ -703,7 +703,7 @@ mod tests {
     fn an_attended_session_wins_over_a_closer_one() {
         let (from, until) = (NOW - W, NOW + W);
         let c = vec![cand(1, NOW, None), cand(2, NOW - Duration::minutes(25), Some(ParticipationStatus::Attended))];
-        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id), Some(2));
+        assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id.0), Some(2));
     }
 
     #[tokio::test]

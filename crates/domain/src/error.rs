@@ -1,5 +1,9 @@
 //! The one error type of the domain: each variant is one stable code of the contract.
 
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
 /// Shorthand for results whose error is a [`DomainError`].
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
 
@@ -58,9 +62,10 @@ pub enum DomainError {
     /// The database could not be reached in time (`database_unavailable`).
     #[error("database unavailable")]
     Unavailable,
-    /// Anything unexpected; the cause is for logs, never for clients (`internal_error`).
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Anything unexpected; the cause, with its whole source chain, is for logs,
+    /// never for clients (`internal_error`).
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 impl DomainError {
@@ -91,5 +96,86 @@ impl DomainError {
     /// Builds a [`DomainError::Validation`] from anything printable.
     pub fn validation(msg: impl Into<String>) -> Self {
         Self::Validation(msg.into())
+    }
+
+    /// Builds a [`DomainError::Internal`] from an error (kept whole, sources and all)
+    /// or from a message naming a broken invariant.
+    pub fn internal(cause: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Internal(Cause(Arc::from(cause.into())))
+    }
+}
+
+/// What went wrong inside an [`DomainError::Internal`]: the original error, shared
+/// so that [`DomainError`] stays `Clone` (mocks and retries hand errors around).
+#[derive(Clone)]
+pub struct Cause(Arc<dyn StdError + Send + Sync>);
+
+impl Cause {
+    /// Every message of the chain, outermost first, joined by `": "`: what a log line
+    /// needs to tell a timeout from a constraint from a broken invariant.
+    pub fn chain(&self) -> String {
+        let mut out = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Two causes are equal when they say the same: errors carry no identity, and tests
+/// compare what would be logged.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain() == other.chain()
+    }
+}
+
+impl Eq for Cause {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn an_internal_error_keeps_its_whole_source_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "socket timed out");
+        let e = DomainError::internal(Outer(io));
+        let DomainError::Internal(cause) = &e else { panic!("not internal: {e:?}") };
+        assert_eq!(cause.chain(), "query failed: socket timed out");
+        let source = StdError::source(&e).expect("the cause is the source");
+        assert_eq!(source.to_string(), "query failed");
+        assert_eq!(source.source().map(ToString::to_string).as_deref(), Some("socket timed out"));
+        assert_eq!(e.code(), "internal_error");
+    }
+
+    #[test]
+    fn a_message_is_a_cause_too() {
+        assert_eq!(DomainError::internal("insert returned no row"), DomainError::internal("insert returned no row"));
+        assert_ne!(DomainError::internal("a"), DomainError::internal("b"));
     }
 }

@@ -8,14 +8,14 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
-use crate::values::{Actor, DateRange, GymId, Page, Timestamp, UserId, optional_text, required_text};
+use crate::values::{Actor, DateRange, EventId, GymId, Page, Timestamp, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
 /// An event of a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Identifier.
-    pub id: i64,
+    pub id: EventId,
     /// Owning gym.
     pub gym_id: GymId,
     /// Title.
@@ -66,7 +66,7 @@ pub trait EventRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>>;
+    async fn get(&self, gym: GymId, id: EventId) -> Result<Option<Event>>;
     /// Stores a new event, created at `now`.
     ///
     /// # Errors
@@ -81,7 +81,7 @@ pub trait EventRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn delete(&self, gym: GymId, id: i64) -> Result<bool>;
+    async fn delete(&self, gym: GymId, id: EventId) -> Result<bool>;
 }
 
 /// Use cases of events.
@@ -110,7 +110,7 @@ impl EventService {
     ///
     /// # Errors
     /// [`DomainError::EventNotFound`].
-    pub async fn get(&self, actor: &Actor, id: i64) -> Result<Event> {
+    pub async fn get(&self, actor: &Actor, id: EventId) -> Result<Event> {
         self.repo.get(actor.gym_id, id).await?.ok_or(DomainError::EventNotFound)
     }
 
@@ -131,7 +131,7 @@ impl EventService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`], [`DomainError::Validation`].
-    pub async fn update(&self, actor: &Actor, id: i64, fields: EventFields) -> Result<Event> {
+    pub async fn update(&self, actor: &Actor, id: EventId, fields: EventFields) -> Result<Event> {
         actor.require(policy::MANAGE_EVENTS)?;
         let current = self.get(actor, id).await?;
         let event = apply(current, fields)?;
@@ -144,7 +144,7 @@ impl EventService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
-    pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
+    pub async fn delete(&self, actor: &Actor, id: EventId) -> Result<()> {
         actor.require(policy::DELETE_EVENT)?;
         if !self.repo.delete(actor.gym_id, id).await? {
             return Err(DomainError::EventNotFound);
@@ -153,7 +153,7 @@ impl EventService {
         Ok(())
     }
 
-    async fn changed(&self, actor: &Actor, event: i64) {
+    async fn changed(&self, actor: &Actor, event: EventId) {
         self.events.publish(DomainEvent::EventChanged { gym: actor.gym_id, event }).await;
     }
 }
@@ -286,7 +286,7 @@ mod tests {
             .once()
             .returning(|g, e, now| {
                 Ok(Event {
-                    id: 9,
+                    id: EventId(9),
                     gym_id: g,
                     title: e.title.clone(),
                     description: e.description.clone(),
@@ -301,13 +301,13 @@ mod tests {
         let mut listener = MockListener::new();
         listener
             .expect_on()
-            .withf(|e| *e == DomainEvent::EventChanged { gym: GymId(2), event: 9 })
+            .withf(|e| *e == DomainEvent::EventChanged { gym: GymId(2), event: EventId(9) })
             .once()
             .return_const(());
         let svc =
             EventService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)));
         let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
-        assert_eq!(e.id, 9, "and EventChanged was published (the mock expects it once)");
+        assert_eq!(e.id, EventId(9), "and EventChanged was published (the mock expects it once)");
     }
 
     #[tokio::test]
@@ -331,11 +331,17 @@ mod tests {
             end_time: Some(Timestamp::new(NOW - Duration::hours(1)).expect("storable")),
             ..Default::default()
         };
-        assert!(matches!(svc(repo).update(&actor(Role::Admin), 1, patch).await, Err(DomainError::Validation(_))));
+        assert!(matches!(
+            svc(repo).update(&actor(Role::Admin), EventId(1), patch).await,
+            Err(DomainError::Validation(_))
+        ));
     }
 
     #[tokio::test]
     async fn trainers_cannot_delete_events() {
-        assert_eq!(svc(MockEventRepository::new()).delete(&actor(Role::Trainer), 1).await, Err(DomainError::Forbidden));
+        assert_eq!(
+            svc(MockEventRepository::new()).delete(&actor(Role::Trainer), EventId(1)).await,
+            Err(DomainError::Forbidden)
+        );
     }
 }

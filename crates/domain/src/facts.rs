@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::values::{GymId, UserId};
+use crate::values::{ClassId, EventId, GymId, SessionId, UserId};
 
 /// One fact of the gym's life, with the ids that matter to whoever reacts to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum DomainEvent {
         /// The former member.
         user: UserId,
         /// Sessions whose places were freed.
-        freed_sessions: Vec<i64>,
+        freed_sessions: Vec<SessionId>,
     },
     /// A user's profile changed.
     ProfileChanged {
@@ -54,28 +54,28 @@ pub enum DomainEvent {
         /// The gym.
         gym: GymId,
         /// The class.
-        class: i64,
+        class: ClassId,
     },
     /// A session was scheduled.
     SessionScheduled {
         /// The gym.
         gym: GymId,
         /// The session.
-        session: i64,
+        session: SessionId,
     },
     /// A session was cancelled.
     SessionCancelled {
         /// The gym.
         gym: GymId,
         /// The session.
-        session: i64,
+        session: SessionId,
     },
     /// A member took a place in a session.
     Booked {
         /// The gym.
         gym: GymId,
         /// The session.
-        session: i64,
+        session: SessionId,
         /// The member.
         member: UserId,
     },
@@ -84,7 +84,7 @@ pub enum DomainEvent {
         /// The gym.
         gym: GymId,
         /// The session.
-        session: i64,
+        session: SessionId,
         /// The member.
         member: UserId,
     },
@@ -93,7 +93,7 @@ pub enum DomainEvent {
         /// The gym.
         gym: GymId,
         /// The session.
-        session: i64,
+        session: SessionId,
         /// The member.
         member: UserId,
         /// A walk-in: the participation was created (and took a place).
@@ -104,7 +104,7 @@ pub enum DomainEvent {
         /// The gym.
         gym: GymId,
         /// The event.
-        event: i64,
+        event: EventId,
     },
     /// A user's QR code was replaced.
     QrRotated {

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
 use crate::users::User;
-use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
+use crate::values::{Actor, GymId, Page, Role, SessionId, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
 /// A gym: the tenant every scoped route acts in.
@@ -125,7 +125,7 @@ pub trait GymRepository: Send + Sync {
     /// # Errors
     /// [`DomainError::LastOwner`] when it would remove the gym's only owner (checked
     /// atomically with the change), storage failures.
-    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<i64>>>;
+    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<SessionId>>>;
 }
 
 /// Use cases about gyms and their members.

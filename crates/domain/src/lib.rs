@@ -18,5 +18,5 @@ pub mod schedule;
 pub mod users;
 pub mod values;
 
-pub use error::{DomainError, Result};
-pub use values::{DateRange, GymId, Page, Role, Timestamp, UserId};
+pub use error::{Cause, DomainError, Result};
+pub use values::{ClassId, DateRange, EventId, GymId, Page, ParticipationId, Role, SessionId, Timestamp, UserId};

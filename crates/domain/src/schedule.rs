@@ -9,7 +9,8 @@ use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::{Dispatcher, DomainEvent};
 use crate::values::{
-    Actor, Capacity, DateRange, DurationMinutes, GymId, Page, Timestamp, UserId, optional_text, required_text,
+    Actor, Capacity, ClassId, DateRange, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp, UserId,
+    optional_text, required_text,
 };
 use crate::{limits, policy};
 
@@ -17,7 +18,7 @@ use crate::{limits, policy};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
     /// Identifier.
-    pub id: i64,
+    pub id: ClassId,
     /// Owning gym.
     pub gym_id: GymId,
     /// Display name.
@@ -103,11 +104,11 @@ impl SessionStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// Identifier.
-    pub id: i64,
+    pub id: SessionId,
     /// Owning gym.
     pub gym_id: GymId,
     /// The class it is of.
-    pub class_id: i64,
+    pub class_id: ClassId,
     /// Start, UTC.
     pub start_time: OffsetDateTime,
     /// End, UTC.
@@ -128,7 +129,7 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     /// The class.
-    pub class_id: i64,
+    pub class_id: ClassId,
     /// Start.
     pub start_time: Timestamp,
     /// End; start + the class's duration when not given.
@@ -143,7 +144,7 @@ pub struct NewSession {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDraft {
     /// The class.
-    pub class_id: i64,
+    pub class_id: ClassId,
     /// Start.
     pub start_time: Timestamp,
     /// End, after start.
@@ -195,9 +196,9 @@ impl ParticipationStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participation {
     /// Identifier.
-    pub id: i64,
+    pub id: ParticipationId,
     /// The session.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// The member.
     pub member_id: UserId,
     /// The gym.
@@ -257,7 +258,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn class(&self, gym: GymId, id: i64) -> Result<Option<Class>>;
+    async fn class(&self, gym: GymId, id: ClassId) -> Result<Option<Class>>;
     /// Stores a class.
     ///
     /// # Errors
@@ -269,7 +270,7 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// [`DomainError::UserNotFound`] when a new `instructor_id` is not a member of the
     /// gym; storage failures.
-    async fn update_class(&self, gym: GymId, id: i64, patch: &ClassPatch) -> Result<Option<Class>>;
+    async fn update_class(&self, gym: GymId, id: ClassId, patch: &ClassPatch) -> Result<Option<Class>>;
     /// Sessions of the gym starting in `[from, until)`, by start then id.
     ///
     /// # Errors
@@ -285,7 +286,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn session(&self, gym: GymId, id: i64) -> Result<Option<Session>>;
+    async fn session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>>;
     /// Stores a session.
     ///
     /// # Errors
@@ -296,7 +297,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn cancel_session(&self, gym: GymId, id: i64) -> Result<Option<Session>>;
+    async fn cancel_session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>>;
     /// Books a place atomically: the member's participation becomes (or is created as)
     /// `registered` and the session's `registered_count` grows, only while the session
     /// is scheduled, starts after `now` and has a free place, and the member holds no
@@ -305,18 +306,18 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Booking>;
+    async fn book(&self, gym: GymId, session_id: SessionId, member: UserId, now: OffsetDateTime) -> Result<Booking>;
     /// Gives a `registered` place back (the participation becomes `cancelled`) and frees
     /// it; `Ok(false)` when the member held no registered place.
     ///
     /// # Errors
     /// Storage failures.
-    async fn cancel_booking(&self, gym: GymId, session_id: i64, member: UserId) -> Result<bool>;
+    async fn cancel_booking(&self, gym: GymId, session_id: SessionId, member: UserId) -> Result<bool>;
     /// Every participation of a session, cancelled ones included, by id.
     ///
     /// # Errors
     /// Storage failures.
-    async fn participants(&self, gym: GymId, session_id: i64, page: Page) -> Result<Vec<Participation>>;
+    async fn participants(&self, gym: GymId, session_id: SessionId, page: Page) -> Result<Vec<Participation>>;
 }
 
 /// Use cases of the timetable.
@@ -345,7 +346,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::ClassNotFound`].
-    pub async fn class(&self, actor: &Actor, id: i64) -> Result<Class> {
+    pub async fn class(&self, actor: &Actor, id: ClassId) -> Result<Class> {
         self.repo.class(actor.gym_id, id).await?.ok_or(DomainError::ClassNotFound)
     }
 
@@ -370,7 +371,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::Validation`], [`DomainError::ClassNotFound`].
-    pub async fn update_class(&self, actor: &Actor, id: i64, patch: ClassPatch) -> Result<Class> {
+    pub async fn update_class(&self, actor: &Actor, id: ClassId, patch: ClassPatch) -> Result<Class> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         let patch = ClassPatch {
             name: match patch.name.as_deref() {
@@ -390,7 +391,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::ClassNotFound`].
-    pub async fn delete_class(&self, actor: &Actor, id: i64) -> Result<()> {
+    pub async fn delete_class(&self, actor: &Actor, id: ClassId) -> Result<()> {
         actor.require(policy::DELETE_CLASS)?;
         let patch = ClassPatch { active: Some(false), ..ClassPatch::default() };
         self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
@@ -410,7 +411,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::SessionNotFound`].
-    pub async fn session(&self, actor: &Actor, id: i64) -> Result<Session> {
+    pub async fn session(&self, actor: &Actor, id: SessionId) -> Result<Session> {
         self.repo.session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)
     }
 
@@ -452,7 +453,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
-    pub async fn cancel_session(&self, actor: &Actor, id: i64) -> Result<Session> {
+    pub async fn cancel_session(&self, actor: &Actor, id: SessionId) -> Result<Session> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
         self.events.publish(DomainEvent::SessionCancelled { gym: actor.gym_id, session: id }).await;
@@ -467,7 +468,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// The variants named above.
-    pub async fn register(&self, actor: &Actor, session_id: i64) -> Result<Participation> {
+    pub async fn register(&self, actor: &Actor, session_id: SessionId) -> Result<Participation> {
         let now = self.clock.now();
         let session = self.session(actor, session_id).await?;
         if !session.open_for_booking(now) {
@@ -488,7 +489,7 @@ impl ScheduleService {
     /// # Errors
     /// [`DomainError::SessionNotFound`] for an unknown session; [`DomainError::Validation`]
     /// when the actor holds no registered place in it.
-    pub async fn unregister(&self, actor: &Actor, session_id: i64) -> Result<()> {
+    pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
         self.session(actor, session_id).await?;
         if !self.repo.cancel_booking(actor.gym_id, session_id, actor.user_id).await? {
             return Err(DomainError::validation("you hold no registered place in this session"));
@@ -502,7 +503,7 @@ impl ScheduleService {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
-    pub async fn participants(&self, actor: &Actor, session_id: i64, page: Page) -> Result<Vec<Participation>> {
+    pub async fn participants(&self, actor: &Actor, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         self.session(actor, session_id).await?;
         self.repo.participants(actor.gym_id, session_id, page).await
@@ -533,9 +534,9 @@ mod tests {
 
     fn session(start: OffsetDateTime, status: SessionStatus) -> Session {
         Session {
-            id: 11,
+            id: SessionId(11),
             gym_id: GYM,
-            class_id: 2,
+            class_id: ClassId(2),
             start_time: start,
             end_time: start + Duration::hours(1),
             status,
@@ -548,7 +549,7 @@ mod tests {
 
     fn class() -> Class {
         Class {
-            id: 2,
+            id: ClassId(2),
             gym_id: GYM,
             name: "Spin".into(),
             description: None,
@@ -579,27 +580,38 @@ mod tests {
 
     fn repo_with_session(s: Session) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
-        repo.expect_session().withf(|g, id| *g == GYM && *id == 11).returning(move |_, _| Ok(Some(s.clone())));
+        repo.expect_session()
+            .withf(|g, id| *g == GYM && *id == SessionId(11))
+            .returning(move |_, _| Ok(Some(s.clone())));
         repo
     }
 
     #[tokio::test]
     async fn booking_a_cancelled_session_is_session_not_open() {
         let repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Cancelled));
-        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::SessionNotOpen)
+        );
     }
 
     #[tokio::test]
     async fn booking_a_started_session_is_session_not_open() {
         let repo = repo_with_session(session(NOW, SessionStatus::Scheduled));
-        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotOpen));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::SessionNotOpen)
+        );
     }
 
     #[tokio::test]
     async fn booking_an_unknown_session_is_session_not_found() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_session().returning(|_, _| Ok(None));
-        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionNotFound));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::SessionNotFound)
+        );
     }
 
     #[tokio::test]
@@ -609,7 +621,10 @@ mod tests {
         repo.expect_book()
             .once()
             .returning(move |_, _, _, _| Ok(Booking::Refused { holds_place: false, session: Some(open.clone()) }));
-        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::SessionFull));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::SessionFull)
+        );
     }
 
     #[test]
@@ -628,18 +643,21 @@ mod tests {
     async fn booking_twice_answers_already_registered() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_book().once().returning(|_, _, _, _| Ok(Booking::Refused { holds_place: true, session: None }));
-        assert_eq!(svc(repo, MockListener::new()).register(&member(), 11).await, Err(DomainError::AlreadyRegistered));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::AlreadyRegistered)
+        );
     }
 
     #[tokio::test]
     async fn a_booking_yields_booked() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_book()
-            .withf(|g, s, m, now| *g == GYM && *s == 11 && *m == UserId(5) && *now == NOW)
+            .withf(|g, s, m, now| *g == GYM && *s == SessionId(11) && *m == UserId(5) && *now == NOW)
             .once()
             .returning(|g, s, m, now| {
                 Ok(Booking::Booked(Participation {
-                    id: 1,
+                    id: ParticipationId(1),
                     session_id: s,
                     member_id: m,
                     gym_id: g,
@@ -648,8 +666,8 @@ mod tests {
                     created_at: now,
                 }))
             });
-        let booked = expecting(DomainEvent::Booked { gym: GYM, session: 11, member: UserId(5) });
-        let p = svc(repo, booked).register(&member(), 11).await.expect("booked");
+        let booked = expecting(DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) });
+        let p = svc(repo, booked).register(&member(), SessionId(11)).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
     }
 
@@ -658,7 +676,7 @@ mod tests {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_cancel_booking().once().returning(|_, _, _| Ok(false));
         assert!(matches!(
-            svc(repo, MockListener::new()).unregister(&member(), 11).await,
+            svc(repo, MockListener::new()).unregister(&member(), SessionId(11)).await,
             Err(DomainError::Validation(_))
         ));
     }
@@ -688,7 +706,7 @@ mod tests {
             .once()
             .returning(|g, d, _| {
                 Ok(Session {
-                    id: 1,
+                    id: SessionId(1),
                     gym_id: g,
                     class_id: d.class_id,
                     start_time: d.start_time.get(),
@@ -700,7 +718,8 @@ mod tests {
                     registered_count: 0,
                 })
             });
-        let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
+        let new =
+            NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         let s = svc(repo, quiet()).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
@@ -709,7 +728,8 @@ mod tests {
     async fn a_session_of_a_deleted_class_is_class_not_found() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(Some(Class { active: false, ..class() })));
-        let new = NewSession { class_id: 2, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
+        let new =
+            NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 
@@ -717,7 +737,8 @@ mod tests {
     async fn a_session_of_an_unknown_class_is_class_not_found() {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(None));
-        let new = NewSession { class_id: 99, start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
+        let new =
+            NewSession { class_id: ClassId(99), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
     }
 
@@ -726,7 +747,7 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         repo.expect_create_class().once().returning(|g, c, _| {
             Ok(Class {
-                id: 1,
+                id: ClassId(1),
                 gym_id: g,
                 name: c.name.clone(),
                 description: None,
@@ -737,7 +758,7 @@ mod tests {
                 active: true,
             })
         });
-        let cache = expecting(DomainEvent::ClassChanged { gym: GYM, class: 1 });
+        let cache = expecting(DomainEvent::ClassChanged { gym: GYM, class: ClassId(1) });
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,

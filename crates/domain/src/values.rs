@@ -4,13 +4,46 @@ use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::{DomainError, Result};
 
-/// Identifier of a gym (the tenant).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GymId(pub i64);
+/// Declares an id newtype, so that a session's id can never be passed where a
+/// class's is expected: the compiler tells them apart, the database does not.
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
 
-/// Identifier of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id!(
+    /// Identifier of a gym (the tenant).
+    GymId
+);
+id!(
+    /// Identifier of a user.
+    UserId
+);
+id!(
+    /// Identifier of a class (the template sessions are scheduled from).
+    ClassId
+);
+id!(
+    /// Identifier of a scheduled session.
+    SessionId
+);
+id!(
+    /// Identifier of a gym event.
+    EventId
+);
+id!(
+    /// Identifier of a member's participation in a session.
+    ParticipationId
+);
 
 impl UserId {
     /// Ids are below 2^53, so JavaScript clients read them exactly.

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use domain::policy;
+use domain::{SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
@@ -45,7 +45,7 @@ async fn check_in(
     body: Body<CheckInIn>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.parse_as(&actor, policy::CHECK_IN)?;
-    let result = state.attendance.check_in(&actor, &body.qr_code, body.session_id).await;
+    let result = state.attendance.check_in(&actor, &body.qr_code, body.session_id.map(SessionId)).await;
     let label = match &result {
         Ok(_) => "success",
         Err(e) => e.code(),

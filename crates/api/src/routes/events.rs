@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use domain::policy;
+use domain::{EventId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
@@ -44,7 +44,7 @@ async fn create(state: State, Tenant(actor): Tenant, body: Body<EventNewIn>) -> 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 200, body = EventOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "event_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One event.")]
 async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &EventOut::from(state.events.get(&actor, id.into_inner()).await?))
+    json(StatusCode::OK, &EventOut::from(state.events.get(&actor, EventId(id.into_inner())).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), request_body = EventIn, 
@@ -56,12 +56,12 @@ async fn update(
     body: Body<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.into();
-    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id.into_inner(), fields).await?))
+    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, EventId(id.into_inner()), fields).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "event_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Delete an event (admin).")]
 async fn delete(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.events.delete(&actor, id.into_inner()).await?;
+    state.events.delete(&actor, EventId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

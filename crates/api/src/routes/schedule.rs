@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use domain::policy;
+use domain::{ClassId, SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
@@ -57,7 +57,7 @@ async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) 
 #[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 200, body = ClassOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One class.")]
 async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, id.into_inner()).await?))
+    json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, ClassId(id.into_inner())).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), request_body = ClassPatchIn, 
@@ -69,14 +69,14 @@ async fn update_class(
     body: Body<ClassPatchIn>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
-    let class = state.schedule.update_class(&actor, id.into_inner(), patch).await?;
+    let class = state.schedule.update_class(&actor, ClassId(id.into_inner()), patch).await?;
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "class_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Deactivate a class (admin).")]
 async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.schedule.delete_class(&actor, id.into_inner()).await?;
+    state.schedule.delete_class(&actor, ClassId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -98,7 +98,7 @@ async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionI
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 200, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "One session (cached).")]
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = SessionId(id.into_inner());
     cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
         Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
     })
@@ -108,19 +108,22 @@ async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Res
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 200, body = SessionOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Cancel a session (staff).")]
 async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, id.into_inner()).await?))
+    json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, SessionId(id.into_inner())).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 201, body = ParticipationOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id, session_not_open", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 409, description = "already_registered, session_full", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Book a place.")]
 async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::CREATED, &ParticipationOut::from(state.schedule.register(&actor, id.into_inner()).await?))
+    json(
+        StatusCode::CREATED,
+        &ParticipationOut::from(state.schedule.register(&actor, SessionId(id.into_inner())).await?),
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, ("id" = i64, Path)), 
     responses((status = 204), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 404, description = "session_not_found", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Give a booked place back.")]
 async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.schedule.unregister(&actor, id.into_inner()).await?;
+    state.schedule.unregister(&actor, SessionId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -132,6 +135,6 @@ async fn participants(
     id: web::Path<i64>,
     q: web::Query<PageIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = state.schedule.participants(&actor, id.into_inner(), q.page()?).await?;
+    let list = state.schedule.participants(&actor, SessionId(id.into_inner()), q.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(ParticipationOut::from).collect::<Vec<_>>())
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, MarkOutcome, QrSecret};
 use domain::schedule::{ParticipationStatus, Session};
-use domain::{GymId, Page, Result, UserId};
+use domain::{GymId, Page, Result, SessionId, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
@@ -70,7 +70,7 @@ struct Found {
 /// What a check-in transaction acts on.
 struct Attempt {
     gym: GymId,
-    session_id: i64,
+    session_id: SessionId,
     user: UserId,
     /// The participation the context read saw.
     seen: Option<ParticipationStatus>,
@@ -112,7 +112,7 @@ impl Db {
                     return Ok(MarkOutcome::AlreadyAttended);
                 }
             }
-            let values = || vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+            let values = || vec![gym.0.into(), session_id.0.into(), user.0.into(), ts(now)];
             // A held place: the guarded update is exactly-once and the count stands,
             // so the session row is not locked (check-ins of one class run side by side).
             let held = seen == Some(ParticipationStatus::Registered) && !tried;
@@ -125,7 +125,7 @@ impl Db {
             // m20261201_000002).
             let take = "UPDATE sessions SET registered_count = registered_count + 1 \
                         WHERE gym_id = $1 AND id = $2 AND status = 'scheduled'";
-            if exec(&tx, take, vec![gym.0.into(), session_id.into()]).await? == 0 {
+            if exec(&tx, take, vec![gym.0.into(), session_id.0.into()]).await? == 0 {
                 // Cancelled since the context read.
                 return Ok(MarkOutcome::SessionGone);
             }
@@ -142,7 +142,7 @@ impl Db {
             // The row holds a place after all (booked or checked in meanwhile); under
             // the session lock its status is stable, as every writer of places takes it.
             let give_back = "UPDATE sessions SET registered_count = registered_count - 1 WHERE gym_id = $1 AND id = $2";
-            exec(&tx, give_back, vec![gym.0.into(), session_id.into()]).await?;
+            exec(&tx, give_back, vec![gym.0.into(), session_id.0.into()]).await?;
             Ok(match participation_status_of(&tx, session_id, user).await?.as_deref() {
                 Some("registered") => {
                     exec(&tx, MARK_REGISTERED, values()).await?;
@@ -191,7 +191,7 @@ impl AttendanceRepository for Db {
         target: CheckInTarget,
     ) -> Result<Option<CheckInContext>> {
         let (sessions, extra): (&str, Vec<Value>) = match target {
-            CheckInTarget::Session(id) => ("LEFT JOIN sessions s ON s.gym_id = $2 AND s.id = $3 ", vec![id.into()]),
+            CheckInTarget::Session(id) => ("LEFT JOIN sessions s ON s.gym_id = $2 AND s.id = $3 ", vec![id.0.into()]),
             CheckInTarget::Window { from, until } => (
                 "LEFT JOIN sessions s ON s.gym_id = $2 AND s.status = 'scheduled' AND s.start_time >= $3 AND s.start_time <= $4 ",
                 vec![ts(from), ts(until)],
@@ -211,7 +211,7 @@ impl AttendanceRepository for Db {
             if let (Some(id), Some(start_time), Some(end_time), Some(status)) = (r.s_id, r.s_start, r.s_end, r.s_status)
             {
                 candidates.push(Candidate {
-                    id,
+                    id: SessionId(id),
                     start_time,
                     end_time,
                     status: session_status(&status)?,
@@ -225,7 +225,7 @@ impl AttendanceRepository for Db {
     async fn mark_attended(
         &self,
         gym: GymId,
-        session_id: i64,
+        session_id: SessionId,
         user: UserId,
         seen: Option<ParticipationStatus>,
         window: Option<(OffsetDateTime, OffsetDateTime)>,
@@ -235,7 +235,7 @@ impl AttendanceRepository for Db {
         // status makes it exactly-once. Anything else, or a status that changed since
         // the read, takes the transaction.
         if window.is_none() && seen == Some(ParticipationStatus::Registered) {
-            let values = vec![gym.0.into(), session_id.into(), user.0.into(), ts(now)];
+            let values = vec![gym.0.into(), session_id.0.into(), user.0.into(), ts(now)];
             if timed("checkin_mark_registered", exec(&self.conn, MARK_REGISTERED, values)).await? == 1 {
                 return Ok(MarkOutcome::Marked { created: false });
             }

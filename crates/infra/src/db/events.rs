@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::events::{Event, EventRepository, NewEvent};
-use domain::{DomainError, GymId, Page, Result};
+use domain::{DomainError, EventId, GymId, Page, Result};
 use time::OffsetDateTime;
 
 use super::rows::{EVENT_COLS, EventRow, convert};
@@ -20,9 +20,9 @@ impl EventRepository for Db {
         convert(rows, EventRow::into_domain)
     }
 
-    async fn get(&self, gym: GymId, id: i64) -> Result<Option<Event>> {
+    async fn get(&self, gym: GymId, id: EventId) -> Result<Option<Event>> {
         let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2");
-        timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.into()]))
+        timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
             .await?
             .map(EventRow::into_domain)
             .transpose()
@@ -46,7 +46,7 @@ impl EventRepository for Db {
         ];
         timed("event_create", one::<EventRow>(&self.conn, &sql, values))
             .await?
-            .ok_or_else(|| DomainError::Internal("insert returned no event".into()))?
+            .ok_or_else(|| DomainError::internal("insert returned no event"))?
             .into_domain()
     }
 
@@ -57,7 +57,7 @@ impl EventRepository for Db {
         );
         let values = vec![
             gym.0.into(),
-            e.id.into(),
+            e.id.0.into(),
             e.title.clone().into(),
             e.description.clone().into(),
             ts(e.start_time.get()),
@@ -68,10 +68,10 @@ impl EventRepository for Db {
         timed("event_update", one::<EventRow>(&self.conn, &sql, values)).await?.map(EventRow::into_domain).transpose()
     }
 
-    async fn delete(&self, gym: GymId, id: i64) -> Result<bool> {
+    async fn delete(&self, gym: GymId, id: EventId) -> Result<bool> {
         let n = timed(
             "event_delete",
-            exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.into()]),
+            exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.0.into()]),
         )
         .await?;
         Ok(n == 1)

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::gyms::{Gym, GymRepository, MemberEntry, Membership, NewGym};
-use domain::{DomainError, GymId, Page, Result, Role, UserId};
+use domain::{DomainError, GymId, Page, Result, Role, SessionId, UserId};
 use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
@@ -67,7 +67,7 @@ impl GymRepository for Db {
             ),
         )
         .await?
-        .ok_or_else(|| DomainError::Internal("insert returned no gym".into()))?;
+        .ok_or_else(|| DomainError::internal("insert returned no gym"))?;
         timed(
             "membership_create",
             exec(
@@ -160,7 +160,7 @@ impl GymRepository for Db {
         updated.map(MembershipRow::into_domain).transpose()
     }
 
-    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<i64>>> {
+    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<SessionId>>> {
         let tx = self.write_tx().await?;
         let removed = timed("membership_delete", async {
             lock_gym(&tx, gym).await?;
@@ -188,6 +188,7 @@ impl GymRepository for Db {
             .await?;
             let mut freed = Vec::with_capacity(held.len());
             for SessionIdRow { session_id } in held {
+                let session_id = SessionId(session_id);
                 if give_back_place(&tx, gym, session_id, user).await? {
                     freed.push(session_id);
                 }

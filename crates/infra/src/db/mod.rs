@@ -187,7 +187,7 @@ fn ts(t: OffsetDateTime) -> Value {
 /// not granted in time — are `503 database_unavailable`, which a client may retry;
 /// any other failure is unexpected and stays opaque to clients.
 fn unavailable_or_internal(e: DbErr) -> DomainError {
-    if is_transient(&e) { DomainError::Unavailable } else { DomainError::Internal(e.to_string()) }
+    if is_transient(&e) { DomainError::Unavailable } else { DomainError::internal(e) }
 }
 
 fn is_transient(e: &DbErr) -> bool {

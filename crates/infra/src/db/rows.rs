@@ -4,7 +4,7 @@ use domain::events::Event;
 use domain::gyms::{Gym, MemberEntry, Membership};
 use domain::schedule::{Class, Participation, ParticipationStatus, Session, SessionStatus};
 use domain::users::User;
-use domain::{DomainError, GymId, Role, Timestamp, UserId};
+use domain::{ClassId, DomainError, EventId, GymId, ParticipationId, Role, SessionId, Timestamp, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use time::OffsetDateTime;
 
@@ -19,7 +19,7 @@ pub const EVENT_COLS: &str =
     "id, gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at";
 
 fn corrupt(what: &str, value: &str) -> DomainError {
-    DomainError::Internal(format!("stored {what} {value:?} is not known"))
+    DomainError::internal(format!("stored {what} {value:?} is not known"))
 }
 
 pub fn role(s: &str) -> Result<Role, DomainError> {
@@ -152,7 +152,7 @@ pub struct ClassRow {
 impl From<ClassRow> for Class {
     fn from(r: ClassRow) -> Self {
         Class {
-            id: r.id,
+            id: ClassId(r.id),
             gym_id: GymId(r.gym_id),
             name: r.name,
             description: r.description,
@@ -182,9 +182,9 @@ pub struct SessionRow {
 impl SessionRow {
     pub fn into_domain(self) -> Result<Session, DomainError> {
         Ok(Session {
-            id: self.id,
+            id: SessionId(self.id),
             gym_id: GymId(self.gym_id),
-            class_id: self.class_id,
+            class_id: ClassId(self.class_id),
             start_time: self.start_time,
             end_time: self.end_time,
             status: session_status(&self.status)?,
@@ -210,8 +210,8 @@ pub struct ParticipationRow {
 impl ParticipationRow {
     pub fn into_domain(self) -> Result<Participation, DomainError> {
         Ok(Participation {
-            id: self.id,
-            session_id: self.session_id,
+            id: ParticipationId(self.id),
+            session_id: SessionId(self.session_id),
             member_id: UserId(self.member_id),
             gym_id: GymId(self.gym_id),
             status: participation_status(&self.status)?,
@@ -239,7 +239,7 @@ impl EventRow {
     pub fn into_domain(self) -> Result<Event, DomainError> {
         let r = self;
         Ok(Event {
-            id: r.id,
+            id: EventId(r.id),
             gym_id: GymId(r.gym_id),
             title: r.title,
             description: r.description,
@@ -255,7 +255,7 @@ impl EventRow {
 
 /// A stored time: always within [`Timestamp`]'s range, since only those are written.
 fn stored(t: OffsetDateTime) -> Result<Timestamp, DomainError> {
-    Timestamp::new(t).map_err(|_| DomainError::Internal(format!("stored time {t} is out of range")))
+    Timestamp::new(t).map_err(|_| DomainError::internal(format!("stored time {t} is out of range")))
 }
 
 /// Converts every row, stopping at the first one that does not convert.

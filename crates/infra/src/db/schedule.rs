@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use domain::schedule::{
     Booking, Class, ClassPatch, NewClass, Participation, ScheduleRepository, Session, SessionDraft,
 };
-use domain::{DomainError, GymId, Page, Result, UserId};
+use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
@@ -29,13 +29,13 @@ struct StatusRow {
 /// The member's participation in a session, as the transaction sees it now.
 pub(super) async fn participation_status_of(
     c: &impl ConnectionTrait,
-    session_id: i64,
+    session_id: SessionId,
     member: UserId,
 ) -> std::result::Result<Option<String>, DbErr> {
     Ok(one::<StatusRow>(
         c,
         "SELECT status FROM participations WHERE session_id = $1 AND member_id = $2",
-        vec![session_id.into(), member.0.into()],
+        vec![session_id.0.into(), member.0.into()],
     )
     .await?
     .map(|r| r.status))
@@ -47,14 +47,14 @@ pub(super) async fn participation_status_of(
 pub(super) async fn give_back_place(
     tx: &DatabaseTransaction,
     gym: GymId,
-    session_id: i64,
+    session_id: SessionId,
     member: UserId,
 ) -> std::result::Result<bool, DbErr> {
     let freed = exec(
         tx,
         "UPDATE sessions SET registered_count = registered_count - 1 \
          WHERE gym_id = $1 AND id = $2 AND registered_count > 0",
-        vec![gym.0.into(), session_id.into()],
+        vec![gym.0.into(), session_id.0.into()],
     )
     .await?;
     if freed == 0 {
@@ -64,13 +64,13 @@ pub(super) async fn give_back_place(
         tx,
         "UPDATE participations SET status = 'cancelled' \
          WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered'",
-        vec![gym.0.into(), session_id.into(), member.0.into()],
+        vec![gym.0.into(), session_id.0.into(), member.0.into()],
     )
     .await?;
     if cancelled == 0 {
         // Not this member's place after all: undo the count.
         let undo = "UPDATE sessions SET registered_count = registered_count + 1 WHERE gym_id = $1 AND id = $2";
-        exec(tx, undo, vec![gym.0.into(), session_id.into()]).await?;
+        exec(tx, undo, vec![gym.0.into(), session_id.0.into()]).await?;
     }
     Ok(cancelled == 1)
 }
@@ -91,9 +91,11 @@ impl ScheduleRepository for Db {
         Ok(rows.into_iter().map(Class::from).collect())
     }
 
-    async fn class(&self, gym: GymId, id: i64) -> Result<Option<Class>> {
+    async fn class(&self, gym: GymId, id: ClassId) -> Result<Option<Class>> {
         let sql = format!("SELECT {CLASS_COLS} FROM classes WHERE gym_id = $1 AND id = $2");
-        Ok(timed("class_get", one::<ClassRow>(&self.conn, &sql, vec![gym.0.into(), id.into()])).await?.map(Class::from))
+        Ok(timed("class_get", one::<ClassRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
+            .await?
+            .map(Class::from))
     }
 
     async fn create_class(&self, gym: GymId, c: &NewClass, now: OffsetDateTime) -> Result<Class> {
@@ -118,7 +120,7 @@ impl ScheduleRepository for Db {
             .ok_or(DomainError::UserNotFound)
     }
 
-    async fn update_class(&self, gym: GymId, id: i64, p: &ClassPatch) -> Result<Option<Class>> {
+    async fn update_class(&self, gym: GymId, id: ClassId, p: &ClassPatch) -> Result<Option<Class>> {
         let sql = format!(
             "UPDATE classes SET name = COALESCE($3, name), description = COALESCE($4, description), \
              duration_minutes = COALESCE($5, duration_minutes), max_capacity = COALESCE($6, max_capacity), \
@@ -127,7 +129,7 @@ impl ScheduleRepository for Db {
         );
         let values = vec![
             gym.0.into(),
-            id.into(),
+            id.0.into(),
             p.name.clone().into(),
             p.description.clone().into(),
             p.duration_minutes.map(|d| d.get()).into(),
@@ -160,9 +162,9 @@ impl ScheduleRepository for Db {
         convert(rows, SessionRow::into_domain)
     }
 
-    async fn session(&self, gym: GymId, id: i64) -> Result<Option<Session>> {
+    async fn session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-        timed("session_get", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.into()]))
+        timed("session_get", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
             .await?
             .map(SessionRow::into_domain)
             .transpose()
@@ -175,7 +177,7 @@ impl ScheduleRepository for Db {
         );
         let values = vec![
             gym.0.into(),
-            d.class_id.into(),
+            d.class_id.0.into(),
             ts(d.start_time.get()),
             ts(d.end_time.get()),
             opt_id(d.trainer_id),
@@ -190,16 +192,16 @@ impl ScheduleRepository for Db {
             .into_domain()
     }
 
-    async fn cancel_session(&self, gym: GymId, id: i64) -> Result<Option<Session>> {
+    async fn cancel_session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>> {
         let sql =
             format!("UPDATE sessions SET status = 'cancelled' WHERE gym_id = $1 AND id = $2 RETURNING {SESSION_COLS}");
-        timed("session_cancel", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.into()]))
+        timed("session_cancel", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
             .await?
             .map(SessionRow::into_domain)
             .transpose()
     }
 
-    async fn book(&self, gym: GymId, session_id: i64, member: UserId, now: OffsetDateTime) -> Result<Booking> {
+    async fn book(&self, gym: GymId, session_id: SessionId, member: UserId, now: OffsetDateTime) -> Result<Booking> {
         let tx = self.write_tx().await?;
         let outcome = timed("session_book", async {
             // The session's row first (every write to a session's places locks it
@@ -209,14 +211,14 @@ impl ScheduleRepository for Db {
                 &tx,
                 "UPDATE sessions SET registered_count = registered_count + 1 \
                  WHERE gym_id = $1 AND id = $2 AND status = 'scheduled' AND start_time > $3 AND registered_count < capacity",
-                vec![gym.0.into(), session_id.into(), ts(now)],
+                vec![gym.0.into(), session_id.0.into(), ts(now)],
             )
             .await?;
             if taken == 0 {
                 // Report what this transaction sees; the domain says why.
                 let holds_place = holds_place(participation_status_of(&tx, session_id, member).await?);
                 let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-                let session = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.into()]).await?;
+                let session = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.0.into()]).await?;
                 return Ok(Err((holds_place, session)));
             }
             let upsert = format!(
@@ -227,7 +229,7 @@ impl ScheduleRepository for Db {
             );
             // No row: the member already holds a place (registered or attended); the
             // rollback gives the counted place back.
-            match one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.into(), member.0.into(), ts(now)])
+            match one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.0.into(), member.0.into(), ts(now)])
                 .await?
             {
                 Some(p) => Ok(Ok(p)),
@@ -247,7 +249,7 @@ impl ScheduleRepository for Db {
         }
     }
 
-    async fn cancel_booking(&self, gym: GymId, session_id: i64, member: UserId) -> Result<bool> {
+    async fn cancel_booking(&self, gym: GymId, session_id: SessionId, member: UserId) -> Result<bool> {
         let tx = self.write_tx().await?;
         let cancelled = timed("session_unbook", give_back_place(&tx, gym, session_id, member)).await?;
         if cancelled {
@@ -259,12 +261,12 @@ impl ScheduleRepository for Db {
         Ok(cancelled)
     }
 
-    async fn participants(&self, gym: GymId, session_id: i64, page: Page) -> Result<Vec<Participation>> {
+    async fn participants(&self, gym: GymId, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
         let sql = format!(
             "SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 \
              ORDER BY id LIMIT $3 OFFSET $4"
         );
-        let values = vec![gym.0.into(), session_id.into(), page.limit_value(), page.skip_value()];
+        let values = vec![gym.0.into(), session_id.0.into(), page.limit_value(), page.skip_value()];
         let rows = timed("participants_list", all::<ParticipationRow>(&self.conn, &sql, values)).await?;
         convert(rows, ParticipationRow::into_domain)
     }
