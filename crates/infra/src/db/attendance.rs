@@ -82,24 +82,24 @@ struct Attempt {
 
 impl Db {
     /// A check-in as one write transaction, its locks taken in the order every writer
-    /// of places uses: the member's membership (only when the session was chosen from
-    /// a window, so that two scans choosing different sessions of one window queue
-    /// here and the second finds the first's attendance), then — only when a place
-    /// must be taken — the session row, then the participation.
+    /// of places uses: the member's membership (so that a member leaving meanwhile is
+    /// refused rather than given a place, and two scans choosing different sessions of
+    /// one window queue here and the second finds the first's attendance), then —
+    /// only when a place must be taken — the session row, then the participation.
     async fn check_in_tx(&self, attempt: Attempt) -> Result<MarkOutcome> {
         let Attempt { gym, session_id, user, seen, tried, window, now } = attempt;
         let tx = self.write_tx().await?;
         let outcome = timed("checkin_mark_attended", async {
+            let member = exec(
+                &tx,
+                "UPDATE memberships SET role = role WHERE gym_id = $1 AND user_id = $2",
+                vec![gym.0.into(), user.0.into()],
+            )
+            .await?;
+            if member == 0 {
+                return Ok(MarkOutcome::NotAMember);
+            }
             if let Some((from, until)) = window {
-                let member = exec(
-                    &tx,
-                    "UPDATE memberships SET role = role WHERE gym_id = $1 AND user_id = $2",
-                    vec![gym.0.into(), user.0.into()],
-                )
-                .await?;
-                if member == 0 {
-                    return Ok(MarkOutcome::NotAMember);
-                }
                 let attended = one::<Found>(
                     &tx,
                     "SELECT 1 AS found FROM participations p JOIN sessions s ON s.id = p.session_id \
@@ -161,11 +161,13 @@ impl Db {
 }
 
 /// A registered participation becomes attended (its place is already counted).
-/// (Only while the session is still scheduled: a cancellation since the context
-/// read leaves the row alone, and the transaction path answers `SessionGone`.)
+/// (Only while the session is still scheduled and the user still a member: a
+/// cancellation or a departure since the context read leaves the row alone, and the
+/// transaction path answers `SessionGone` or `NotAMember` under its locks.)
 const MARK_REGISTERED: &str = "UPDATE participations SET status = 'attended', attendance_time = $4 \
                                WHERE gym_id = $1 AND session_id = $2 AND member_id = $3 AND status = 'registered' \
-                               AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.status = 'scheduled')";
+                               AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.status = 'scheduled') \
+                               AND EXISTS (SELECT 1 FROM memberships m WHERE m.gym_id = $1 AND m.user_id = $3)";
 
 #[async_trait]
 impl AttendanceRepository for Db {
