@@ -141,6 +141,33 @@ impl Drop for TestDb {
     }
 }
 
+/// A migrated database and the SQL adapter of every repository port over it, for
+/// the contract tests of the ports (no HTTP in between).
+pub struct Store {
+    /// The adapter; it implements every repository port.
+    pub db: infra::db::Db,
+    _file: TestDb,
+}
+
+impl Store {
+    /// A fresh, migrated database on the backend, with a pool of ten connections
+    /// (as the test apps have), so racers really contend.
+    ///
+    /// # Panics
+    /// When the server cannot be reached (saying how to start it) or migration fails.
+    pub async fn open(backend: Backend) -> Self {
+        let file = TestDb::create(backend).await;
+        let vars = [("DATABASE_URL", file.url.clone()), ("DATABASE_MAX_CONNECTIONS", "10".to_owned())];
+        let settings = infra::Settings::load_from(std::path::Path::new("/nonexistent"), |k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .expect("store settings");
+        let db = infra::db::connect(&settings).await.expect("connect to test database");
+        db.migrate().await.expect("migrate test database");
+        Self { db, _file: file }
+    }
+}
+
 /// Options of a spawned app beyond its database.
 #[derive(Default, Clone)]
 pub struct Options {

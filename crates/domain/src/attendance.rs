@@ -227,7 +227,8 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>>;
-    /// Number of attendances since `since` and in all, and the latest time.
+    /// Number of attendances in all and since `since`, and the latest time: `(total,
+    /// recent, last)`.
     ///
     /// # Errors
     /// Storage failures.
@@ -416,7 +417,7 @@ pub fn choose_session(
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::facts::MockListener;
+    use crate::mocks::*;
     use crate::values::Role;
     use time::macros::datetime;
 
@@ -450,17 +451,12 @@ mod tests {
 
     fn repo_with(ctx: Option<CheckInContext>) -> MockAttendanceRepository {
         let mut repo = MockAttendanceRepository::new();
-        repo.expect_check_in_context()
-            .withf(|g, u, _| *g == GYM && *u == MEMBER)
-            .returning(move |_, _, _| Ok(ctx.clone()));
+        with_check_in_context(&mut repo, GYM, MEMBER, ctx);
         repo
     }
 
     fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, outcome: MarkOutcome) {
-        repo.expect_mark_attended()
-            .withf(move |g, s, u, _, _, now| *g == GYM && s.0 == session && *u == MEMBER && *now == NOW)
-            .once()
-            .returning(move |_, _, _, _, _, _| Ok(outcome));
+        with_mark_attended(repo, GYM, SessionId(session), MEMBER, outcome);
     }
 
     const MARKED: MarkOutcome = MarkOutcome::Marked { created: false };
@@ -477,7 +473,7 @@ mod tests {
     }
 
     fn svc(repo: MockAttendanceRepository, listener: MockListener) -> AttendanceService {
-        AttendanceService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)), W)
+        AttendanceService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)), W)
     }
 
     #[test]

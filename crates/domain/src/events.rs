@@ -239,7 +239,7 @@ impl NewEvent {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::facts::MockListener;
+    use crate::mocks::*;
     use crate::values::Role;
     use time::Duration;
     use time::macros::datetime;
@@ -253,7 +253,7 @@ mod tests {
     fn svc(repo: MockEventRepository) -> EventService {
         let mut listener = MockListener::new();
         listener.expect_on().withf(|e| matches!(e, DomainEvent::EventChanged { gym: GymId(2), .. })).return_const(());
-        EventService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)))
+        EventService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)))
     }
 
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
@@ -304,8 +304,7 @@ mod tests {
             .withf(|e| *e == DomainEvent::EventChanged { gym: GymId(2), event: EventId(9) })
             .once()
             .return_const(());
-        let svc =
-            EventService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)));
+        let svc = EventService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)));
         let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
         assert_eq!(e.id, EventId(9), "and EventChanged was published (the mock expects it once)");
     }
@@ -313,10 +312,11 @@ mod tests {
     #[tokio::test]
     async fn a_patch_moving_the_end_before_the_start_is_refused() {
         let mut repo = MockEventRepository::new();
-        repo.expect_get().returning(|g, id| {
-            Ok(Some(Event {
-                id,
-                gym_id: g,
+        with_event(
+            &mut repo,
+            Event {
+                id: EventId(1),
+                gym_id: GymId(2),
                 title: "x".into(),
                 description: None,
                 start_time: Timestamp::new(NOW).expect("storable"),
@@ -325,8 +325,8 @@ mod tests {
                 max_participants: None,
                 created_by: None,
                 created_at: NOW,
-            }))
-        });
+            },
+        );
         let patch = EventFields {
             end_time: Some(Timestamp::new(NOW - Duration::hours(1)).expect("storable")),
             ..Default::default()

@@ -13,6 +13,8 @@ pub mod events;
 pub mod facts;
 pub mod gyms;
 pub mod limits;
+#[cfg(any(test, feature = "mocks"))]
+pub mod mocks;
 pub mod policy;
 pub mod schedule;
 pub mod users;

@@ -514,7 +514,7 @@ impl ScheduleService {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::facts::MockListener;
+    use crate::mocks::*;
     use crate::values::Role;
     use time::macros::datetime;
 
@@ -561,28 +561,13 @@ mod tests {
         }
     }
 
-    fn quiet() -> MockListener {
-        let mut l = MockListener::new();
-        l.expect_on().return_const(());
-        l
-    }
-
-    /// A listener expecting exactly this one fact.
-    fn expecting(event: DomainEvent) -> MockListener {
-        let mut l = MockListener::new();
-        l.expect_on().withf(move |e| *e == event).once().return_const(());
-        l
-    }
-
     fn svc(repo: MockScheduleRepository, listener: MockListener) -> ScheduleService {
-        ScheduleService::new(Arc::new(repo), Dispatcher::new().with(Arc::new(listener)), Arc::new(FixedClock(NOW)))
+        ScheduleService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)))
     }
 
     fn repo_with_session(s: Session) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
-        repo.expect_session()
-            .withf(|g, id| *g == GYM && *id == SessionId(11))
-            .returning(move |_, _| Ok(Some(s.clone())));
+        with_session(&mut repo, s);
         repo
     }
 
@@ -666,7 +651,7 @@ mod tests {
                     created_at: now,
                 }))
             });
-        let booked = expecting(DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) });
+        let booked = with_facts(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         let p = svc(repo, booked).register(&member(), SessionId(11)).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
     }
@@ -720,7 +705,7 @@ mod tests {
             });
         let new =
             NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        let s = svc(repo, quiet()).create_session(&staff(), new).await.expect("created");
+        let s = svc(repo, quiet_listener()).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
 
@@ -758,7 +743,7 @@ mod tests {
                 active: true,
             })
         });
-        let cache = expecting(DomainEvent::ClassChanged { gym: GYM, class: ClassId(1) });
+        let cache = with_facts(vec![DomainEvent::ClassChanged { gym: GYM, class: ClassId(1) }]);
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,
