@@ -107,7 +107,8 @@ async fn seed(base: &str, secret: &str, members: usize) -> Bench {
     let now = time::OffsetDateTime::now_utc();
     for i in 0..5 {
         let start = now + time::Duration::days(1) + time::Duration::hours(i);
-        let body = json!({"title": format!("Event {i}"), "start_time": rfc3339(start), "end_time": rfc3339(start + time::Duration::hours(1))});
+        let end = start + time::Duration::hours(1);
+        let body = json!({"title": format!("Event {i}"), "start_time": rfc3339(start), "end_time": rfc3339(end)});
         call(&client, base, reqwest::Method::POST, "/api/v1/events", &owner, g, Some(body)).await;
     }
     let mut window_sessions = Vec::new();

@@ -128,7 +128,8 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let first_qr = attendance.my_qr(members[0].id).await?;
     out += &format!(
         "\nTry a check-in at the front desk (the trainer scans member 1):\n\
-         curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n",
+         curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  \
+         -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n",
         settings.bind_addr,
         token(&trainer.auth0_id)?,
         gym.id.0,

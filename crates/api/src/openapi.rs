@@ -129,15 +129,6 @@ fn required_text(max: usize) -> Map<String, Value> {
     obj(json!({"minLength": 1, "maxLength": max, "pattern": pattern}))
 }
 
-/// A request date-time: exactly what the server parses; the instant must also fall
-/// within the years 1 to 9999 once in UTC, which a pattern cannot say.
-fn date_time() -> Map<String, Value> {
-    obj(json!({
-        "pattern": crate::dto::date_time_pattern(),
-        "description": "RFC 3339 with seconds and offset; the instant must fall within the years 1 to 9999 in UTC"
-    }))
-}
-
 /// An optional text: at most `max` characters, without NUL (PostgreSQL cannot store it).
 fn text(max: usize) -> Map<String, Value> {
     obj(json!({"maxLength": max, "pattern": "^[^\\u0000]*$"}))
@@ -173,10 +164,8 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("duration_minutes", range(&DURATION_MINUTES)),
             ("max_capacity", range(&CAPACITY)),
         ],
-        "SessionIn" => vec![("room", text(ROOM_MAX)), ("start_time", date_time()), ("end_time", date_time())],
+        "SessionIn" => vec![("room", text(ROOM_MAX))],
         "EventIn" | "EventNewIn" => vec![
-            ("start_time", date_time()),
-            ("end_time", date_time()),
             ("title", required_text(NAME_MAX)),
             ("description", text(EVENT_DESCRIPTION_MAX)),
             ("location", text(LOCATION_MAX)),

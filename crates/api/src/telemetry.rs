@@ -89,8 +89,11 @@ pub async fn middleware(
     let route = pattern;
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
-    metrics::counter!("gymapi_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
-        .increment(1);
+    metrics::counter!(
+        "gymapi_http_requests_total",
+        "method" => method, "route" => route.clone(), "status" => status.to_string()
+    )
+    .increment(1);
     metrics::histogram!("gymapi_http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(elapsed.as_secs_f64());
 

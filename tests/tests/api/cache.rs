@@ -13,7 +13,8 @@ async fn redis_reachable() {
     let ok = tokio::time::timeout(std::time::Duration::from_secs(2), client.get_multiplexed_async_connection()).await;
     assert!(
         matches!(ok, Ok(Ok(_))),
-        "Redis is unreachable at {url}. Start it with `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no`, \
+        "Redis is unreachable at {url}. Start it with \
+         `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no`, \
          or point TEST_REDIS_URL at a running server."
     );
 }

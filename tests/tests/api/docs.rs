@@ -98,7 +98,10 @@ async fn the_document_is_openapi_3_1_with_a_description_on_every_response_and_th
     );
     assert_eq!((class["name"]["minLength"].as_i64(), class["name"]["maxLength"].as_i64()), (Some(1), Some(200)));
     let session = &doc["components"]["schemas"]["SessionIn"]["properties"];
-    assert!(session["start_time"]["pattern"].is_string());
+    assert_eq!(session["start_time"]["$ref"], "#/components/schemas/UtcTime");
+    let time = &doc["components"]["schemas"]["UtcTime"];
+    assert_eq!((time["type"].as_str(), time["format"].as_str()), (Some("string"), Some("date-time")));
+    assert_eq!(time["pattern"].as_str(), Some(api::dto::date_time_pattern().as_str()));
     let limit = doc["paths"]["/api/v1/members"]["get"]["parameters"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))

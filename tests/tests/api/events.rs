@@ -10,7 +10,8 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     let trainer = app.member(gym, &owner, "trainer").await;
     let member = app.member(gym, &owner, "member").await;
     let start = time::macros::datetime!(2031-05-01 18:00 UTC);
-    let body = json!({"title": "Open day", "start_time": rfc3339(start), "end_time": rfc3339(start + Duration::hours(2)), "location": "Hall"});
+    let end = start + Duration::hours(2);
+    let body = json!({"title": "Open day", "start_time": rfc3339(start), "end_time": rfc3339(end), "location": "Hall"});
     assert_error(
         &send(app.call(Method::POST, "/api/v1/events", &member.token, Some(gym)).json(&body)).await,
         403,

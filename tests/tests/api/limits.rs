@@ -72,8 +72,9 @@ both_backends!(every_list_takes_skip_and_limit_within_bounds, |app| {
     for i in 0..3 {
         let class = app.class(gym, &owner, 10).await;
         last = app.session_at(gym, &owner, class, now() + Duration::minutes(5 + i)).await;
-        let event = json!({"title": format!("E{i}"), "start_time": gymapi_tests::rfc3339(now() + Duration::hours(i + 1)),
-            "end_time": gymapi_tests::rfc3339(now() + Duration::hours(i + 2))});
+        let (start, end) = (now() + Duration::hours(i + 1), now() + Duration::hours(i + 2));
+        let event = json!({"title": format!("E{i}"), "start_time": gymapi_tests::rfc3339(start),
+            "end_time": gymapi_tests::rfc3339(end)});
         assert_eq!(send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&event)).await.0, 201);
     }
     for _ in 0..2 {

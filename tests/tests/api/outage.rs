@@ -119,7 +119,10 @@ async fn terminated_connections_answer_503_never_500_and_the_service_recovers_al
         }
         admin_exec(
             &admin,
-            &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"),
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
         )
         .await;
         for path in ["/api/v1/users/me/gyms", "/api/v1/gyms/current", "/api/v1/schedule/classes"] {

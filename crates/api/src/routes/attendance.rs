@@ -8,7 +8,7 @@ use domain::{SessionId, policy};
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
-use crate::dto::{ErrorBody, GymHeader};
+use crate::dto::{ErrorBody, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
@@ -22,22 +22,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/attendance/me/history").route(web::get().to(history)));
 }
 
-#[utoipa::path(get, path = "/api/v1/attendance/my-qr", tag = "attendance", params(GymHeader), 
-    responses((status = 200, body = QrOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's QR code, stable until rotated.")]
+#[utoipa::path(
+    get, path = "/api/v1/attendance/my-qr", tag = "attendance",
+    params(GymHeader),
+    responses((status = 200, body = QrOut), TenantErrors),
+    security(("bearer" = [])),
+    description = "The caller's QR code, stable until rotated."
+)]
 async fn my_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let qr_code = state.attendance.my_qr(actor.user_id).await?;
     json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
 }
 
-#[utoipa::path(post, path = "/api/v1/attendance/my-qr/rotate", tag = "attendance", params(GymHeader), 
-    responses((status = 200, body = QrOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "A new QR code; the old one stops working at once.")]
+#[utoipa::path(
+    post, path = "/api/v1/attendance/my-qr/rotate", tag = "attendance",
+    params(GymHeader),
+    responses((status = 200, body = QrOut), TenantErrors),
+    security(("bearer" = [])),
+    description = "A new QR code; the old one stops working at once."
+)]
 async fn rotate_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let qr_code = state.attendance.rotate_qr(actor.user_id).await?;
     json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
 }
 
-#[utoipa::path(post, path = "/api/v1/attendance/check-in", tag = "attendance", params(GymHeader), request_body = CheckInIn, 
-    responses((status = 200, body = CheckInOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, session_not_found, session_outside_window, no_session_in_window, already_checked_in", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "Front-desk check-in from a member's QR code (staff).")]
+#[utoipa::path(
+    post, path = "/api/v1/attendance/check-in", tag = "attendance",
+    params(GymHeader),
+    request_body = CheckInIn,
+    responses(
+        (status = 200, body = CheckInOut),
+        TenantErrors,
+        (
+            status = 400,
+            description = "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, \
+                           session_not_found, session_outside_window, no_session_in_window, already_checked_in",
+            body = ErrorBody
+        ),
+    ),
+    security(("bearer" = [])),
+    description = "Front-desk check-in from a member's QR code (staff)."
+)]
 async fn check_in(
     req: HttpRequest,
     state: State,
@@ -58,27 +83,45 @@ async fn check_in(
     json(StatusCode::OK, &CheckInOut::new(result.map_err(ApiError::check_in)?, message))
 }
 
-#[utoipa::path(get, path = "/api/v1/attendance/me/last", tag = "attendance", params(GymHeader), 
-    responses((status = 200, body = LastAttendanceOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's latest attendance (cached).")]
+#[utoipa::path(
+    get, path = "/api/v1/attendance/me/last", tag = "attendance",
+    params(GymHeader),
+    responses((status = 200, body = LastAttendanceOut), TenantErrors),
+    security(("bearer" = [])),
+    description = "The caller's latest attendance (cached)."
+)]
 async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     cached_json(&state, Slot::Key(keys::last_attendance(actor.user_id, actor.gym_id)), async {
-        Ok(LastAttendanceOut { last_attendance: state.attendance.last_attendance(&actor).await? })
+        let last = state.attendance.last_attendance(&actor).await?;
+        Ok(LastAttendanceOut { last_attendance: last.map(UtcTime::from) })
     })
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/attendance/me/history", tag = "attendance", params(GymHeader, PageIn), 
-    responses((status = 200, body = [HistoryItemOut]), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's attended sessions, newest first.")]
+#[utoipa::path(
+    get, path = "/api/v1/attendance/me/history", tag = "attendance",
+    params(GymHeader, PageIn),
+    responses((status = 200, body = [HistoryItemOut]), TenantErrors),
+    security(("bearer" = [])),
+    description = "The caller's attended sessions, newest first."
+)]
 async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
     let list = state.attendance.history(&actor, q.page()?).await?;
-    let out: Vec<HistoryItemOut> =
-        list.into_iter().map(|(s, at)| HistoryItemOut { session: SessionOut::from(s), attendance_time: at }).collect();
+    let out: Vec<HistoryItemOut> = list
+        .into_iter()
+        .map(|(s, at)| HistoryItemOut { session: SessionOut::from(s), attendance_time: at.into() })
+        .collect();
     json(StatusCode::OK, &out)
 }
 
 /// `GET /users/me/dashboard-summary` (registered with the user routes).
-#[utoipa::path(get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance", params(GymHeader), 
-    responses((status = 200, body = DashboardOut), (status = 401, description = "missing_token, invalid_token", body = ErrorBody), (status = 403, description = "insufficient_scope (mutations without resource:write), not_a_member, forbidden", body = ErrorBody), (status = 400, description = "gym_id_required, invalid_gym_id", body = ErrorBody), (status = 422, description = "validation_error", body = ErrorBody), (status = 503, description = "database_unavailable", body = ErrorBody)), security(("bearer" = [])), description = "The caller's attendance figures and next 5 registrations (cached).")]
+#[utoipa::path(
+    get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance",
+    params(GymHeader),
+    responses((status = 200, body = DashboardOut), TenantErrors),
+    security(("bearer" = [])),
+    description = "The caller's attendance figures and next 5 registrations (cached)."
+)]
 pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let slot = Slot::Member(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
     cached_json(&state, slot, async { Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?)) }).await

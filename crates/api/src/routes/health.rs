@@ -12,7 +12,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "{\"status\": \"ok\"}")))]
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses((status = 200, description = "{\"status\": \"ok\"}"))
+)]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
@@ -40,7 +43,10 @@ async fn ready(state: State) -> HttpResponse {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+)]
 async fn metrics(state: State) -> HttpResponse {
     // Pool gauges are sampled when scraped: they are levels, not events.
     let (open, idle) = state.db.pool_stats();

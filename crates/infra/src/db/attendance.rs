@@ -129,7 +129,8 @@ impl Db {
                 // Cancelled since the context read.
                 return Ok(MarkOutcome::SessionGone);
             }
-            let walk_in = "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+            let walk_in = "INSERT INTO participations \
+                           (gym_id, session_id, member_id, status, attendance_time, created_at) \
                            VALUES ($1, $2, $3, 'attended', $4, $4) \
                            ON CONFLICT (session_id, member_id) DO UPDATE \
                            SET status = 'attended', attendance_time = excluded.attendance_time \
@@ -195,7 +196,8 @@ impl AttendanceRepository for Db {
         let (sessions, extra): (&str, Vec<Value>) = match target {
             CheckInTarget::Session(id) => ("LEFT JOIN sessions s ON s.gym_id = $2 AND s.id = $3 ", vec![id.0.into()]),
             CheckInTarget::Window { from, until } => (
-                "LEFT JOIN sessions s ON s.gym_id = $2 AND s.status = 'scheduled' AND s.start_time >= $3 AND s.start_time <= $4 ",
+                "LEFT JOIN sessions s ON s.gym_id = $2 AND s.status = 'scheduled' \
+                 AND s.start_time >= $3 AND s.start_time <= $4 ",
                 vec![ts(from), ts(until)],
             ),
         };
@@ -257,8 +259,8 @@ impl AttendanceRepository for Db {
     }
 
     async fn history(&self, gym: GymId, user: UserId, page: Page) -> Result<Vec<(Session, OffsetDateTime)>> {
-        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, \
-                   s.registered_count, p.attendance_time \
+        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, \
+                   s.capacity, s.registered_count, p.attendance_time \
                    FROM (SELECT id, session_id, attendance_time FROM participations \
                          WHERE gym_id = $1 AND member_id = $2 AND status = 'attended' AND attendance_time IS NOT NULL \
                          ORDER BY attendance_time DESC, id DESC LIMIT $3 OFFSET $4) p \
@@ -274,7 +276,8 @@ impl AttendanceRepository for Db {
         user: UserId,
         since: OffsetDateTime,
     ) -> Result<(i64, i64, Option<OffsetDateTime>)> {
-        let sql = "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN attendance_time >= $3 THEN 1 ELSE 0 END), 0) AS recent \
+        let sql = "SELECT COUNT(*) AS total, \
+                   COALESCE(SUM(CASE WHEN attendance_time >= $3 THEN 1 ELSE 0 END), 0) AS recent \
                    FROM participations WHERE gym_id = $1 AND member_id = $2 AND status = 'attended'";
         let counts =
             timed("attendance_counts", one::<CountsRow>(&self.conn, sql, vec![gym.0.into(), user.0.into(), ts(since)]))
@@ -291,9 +294,11 @@ impl AttendanceRepository for Db {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<Vec<Session>> {
-        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, s.capacity, s.registered_count \
+        let sql = "SELECT s.id, s.gym_id, s.class_id, s.start_time, s.end_time, s.status, s.trainer_id, s.room, \
+                   s.capacity, s.registered_count \
                    FROM participations p JOIN sessions s ON s.id = p.session_id \
-                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.status = 'scheduled' AND s.start_time > $3 \
+                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' \
+                   AND s.status = 'scheduled' AND s.start_time > $3 \
                    ORDER BY s.start_time, s.id LIMIT $4";
         let values = vec![gym.0.into(), user.0.into(), ts(now), (limit as i64).into()];
         let rows = timed("attendance_upcoming", all::<SessionRow>(&self.conn, sql, values)).await?;

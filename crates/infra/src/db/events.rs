@@ -30,7 +30,8 @@ impl EventRepository for Db {
 
     async fn create(&self, gym: GymId, e: &NewEvent, now: OffsetDateTime) -> Result<Event> {
         let sql = format!(
-            "INSERT INTO events (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
+            "INSERT INTO events \
+             (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EVENT_COLS}"
         );
         let values = vec![

@@ -62,7 +62,10 @@ impl GymRepository for Db {
             "gym_create",
             one::<GymRow>(
                 &tx,
-                &format!("INSERT INTO gyms (name, timezone, address, created_at) VALUES ($1, $2, $3, $4) RETURNING {GYM_COLS}"),
+                &format!(
+                    "INSERT INTO gyms (name, timezone, address, created_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING {GYM_COLS}"
+                ),
                 vec![gym.name.clone().into(), gym.timezone.clone().into(), gym.address.clone().into(), ts(now)],
             ),
         )

@@ -100,7 +100,8 @@ impl ScheduleRepository for Db {
 
     async fn create_class(&self, gym: GymId, c: &NewClass, now: OffsetDateTime) -> Result<Class> {
         let sql = format!(
-            "INSERT INTO classes (gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active, created_at) \
+            "INSERT INTO classes \
+             (gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8 WHERE {MEMBER_OR_NULL_7} RETURNING {CLASS_COLS}"
         );
         let values = vec![
@@ -124,7 +125,8 @@ impl ScheduleRepository for Db {
         let sql = format!(
             "UPDATE classes SET name = COALESCE($3, name), description = COALESCE($4, description), \
              duration_minutes = COALESCE($5, duration_minutes), max_capacity = COALESCE($6, max_capacity), \
-             category = COALESCE($7, category), instructor_id = COALESCE($8, instructor_id), active = COALESCE($9, active) \
+             category = COALESCE($7, category), instructor_id = COALESCE($8, instructor_id), \
+             active = COALESCE($9, active) \
              WHERE gym_id = $1 AND id = $2 AND {MEMBER_OR_NULL_8} RETURNING {CLASS_COLS}"
         );
         let values = vec![
@@ -172,7 +174,9 @@ impl ScheduleRepository for Db {
 
     async fn create_session(&self, gym: GymId, d: &SessionDraft, now: OffsetDateTime) -> Result<Session> {
         let sql = format!(
-            "INSERT INTO sessions (gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, registered_count, created_at) \
+            "INSERT INTO sessions \
+             (gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, registered_count, \
+             created_at) \
              SELECT $1, $2, $3, $4, 'scheduled', $5, $6, $7, 0, $8 WHERE {MEMBER_OR_NULL_5} RETURNING {SESSION_COLS}"
         );
         let values = vec![
@@ -210,7 +214,8 @@ impl ScheduleRepository for Db {
             let taken = exec(
                 &tx,
                 "UPDATE sessions SET registered_count = registered_count + 1 \
-                 WHERE gym_id = $1 AND id = $2 AND status = 'scheduled' AND start_time > $3 AND registered_count < capacity",
+                 WHERE gym_id = $1 AND id = $2 AND status = 'scheduled' AND start_time > $3 \
+                 AND registered_count < capacity",
                 vec![gym.0.into(), session_id.0.into(), ts(now)],
             )
             .await?;
@@ -229,9 +234,8 @@ impl ScheduleRepository for Db {
             );
             // No row: the member already holds a place (registered or attended); the
             // rollback gives the counted place back.
-            match one::<ParticipationRow>(&tx, &upsert, vec![gym.0.into(), session_id.0.into(), member.0.into(), ts(now)])
-                .await?
-            {
+            let values = vec![gym.0.into(), session_id.0.into(), member.0.into(), ts(now)];
+            match one::<ParticipationRow>(&tx, &upsert, values).await? {
                 Some(p) => Ok(Ok(p)),
                 None => Ok(Err((true, None))),
             }

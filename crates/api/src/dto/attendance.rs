@@ -1,0 +1,82 @@
+//! §4 "Attendance" and §5 check-in: QR codes, check-ins and the member's figures.
+
+use domain::attendance::{CheckIn, DashboardSummary};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::UtcTime;
+use super::schedule::SessionOut;
+
+#[derive(Serialize, ToSchema)]
+pub struct QrOut {
+    pub user_id: i64,
+    pub qr_code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckInIn {
+    pub qr_code: String,
+    pub session_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckInSessionOut {
+    pub id: i64,
+    pub start_time: UtcTime,
+    pub end_time: UtcTime,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckInOut {
+    pub success: bool,
+    pub message: &'static str,
+    pub session: CheckInSessionOut,
+    pub user_id: i64,
+    pub new_participation: bool,
+}
+
+impl CheckInOut {
+    pub fn new(c: CheckIn, message: &'static str) -> Self {
+        Self {
+            success: true,
+            message,
+            session: CheckInSessionOut {
+                id: c.session_id.0,
+                start_time: c.start_time.into(),
+                end_time: c.end_time.into(),
+            },
+            user_id: c.user_id.0,
+            new_participation: c.new_participation,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LastAttendanceOut {
+    pub last_attendance: Option<UtcTime>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryItemOut {
+    pub session: SessionOut,
+    pub attendance_time: UtcTime,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DashboardOut {
+    pub total_attendances: i64,
+    pub attendances_last_30_days: i64,
+    pub last_attendance: Option<UtcTime>,
+    pub upcoming_registrations: Vec<SessionOut>,
+}
+
+impl From<DashboardSummary> for DashboardOut {
+    fn from(d: DashboardSummary) -> Self {
+        Self {
+            total_attendances: d.total_attendances,
+            attendances_last_30_days: d.attendances_last_30_days,
+            last_attendance: d.last_attendance.map(UtcTime::from),
+            upcoming_registrations: d.upcoming_registrations.into_iter().map(SessionOut::from).collect(),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! §4 "Events".
+
+use domain::DomainError;
+use domain::events::{Event, EventFields};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::UtcTime;
+
+#[derive(Serialize, ToSchema)]
+pub struct EventOut {
+    pub id: i64,
+    pub gym_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub start_time: UtcTime,
+    pub end_time: UtcTime,
+    pub location: Option<String>,
+    pub max_participants: Option<i32>,
+    pub created_by: Option<i64>,
+    pub created_at: UtcTime,
+}
+
+impl From<Event> for EventOut {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.id.0,
+            gym_id: e.gym_id.0,
+            title: e.title,
+            description: e.description,
+            start_time: e.start_time.into(),
+            end_time: e.end_time.into(),
+            location: e.location,
+            max_participants: e.max_participants,
+            created_by: e.created_by.map(|u| u.0),
+            created_at: e.created_at.into(),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EventIn {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub start_time: Option<UtcTime>,
+    pub end_time: Option<UtcTime>,
+    pub location: Option<String>,
+    pub max_participants: Option<i32>,
+}
+
+/// `POST /events`: the fields an event must have.
+#[derive(Deserialize, ToSchema)]
+pub struct EventNewIn {
+    pub title: String,
+    pub description: Option<String>,
+    pub start_time: UtcTime,
+    pub end_time: UtcTime,
+    pub location: Option<String>,
+    pub max_participants: Option<i32>,
+}
+
+impl TryFrom<EventNewIn> for EventFields {
+    type Error = DomainError;
+
+    fn try_from(e: EventNewIn) -> Result<Self, Self::Error> {
+        Ok(Self {
+            title: Some(e.title),
+            description: e.description,
+            start_time: Some(e.start_time.storable()?),
+            end_time: Some(e.end_time.storable()?),
+            location: e.location,
+            max_participants: e.max_participants,
+        })
+    }
+}
+
+impl TryFrom<EventIn> for EventFields {
+    type Error = DomainError;
+
+    fn try_from(e: EventIn) -> Result<Self, Self::Error> {
+        Ok(Self {
+            title: e.title,
+            description: e.description,
+            start_time: e.start_time.map(UtcTime::storable).transpose()?,
+            end_time: e.end_time.map(UtcTime::storable).transpose()?,
+            location: e.location,
+            max_participants: e.max_participants,
+        })
+    }
+}
