@@ -2,16 +2,10 @@
 //! table, the unique constraints that enforce "one membership per user and gym" and
 //! "one participation per member and session", and indexes for the hot queries.
 
-use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 
 pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261126_000001_initial"
-    }
-}
 
 /// `{ID}` is the identity primary key, `{TS}` a UTC timestamp column type.
 const SCHEMA: &str = r#"
@@ -106,20 +100,20 @@ fn schema_for(backend: DbBackend) -> String {
     SCHEMA.replace("{ID}", id).replace("{TS}", ts)
 }
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        for stmt in schema_for(manager.get_database_backend()).split(';') {
-            if !stmt.trim().is_empty() {
-                conn.execute_unprepared(stmt).await?;
-            }
-        }
-        Ok(())
+#[async_trait]
+impl crate::Migration for Migration {
+    fn name(&self) -> &'static str {
+        "m20261126_000001_initial"
     }
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        let schema = schema_for(crate::backend(tx));
+        let statements: Vec<&str> = schema.split(';').filter(|s| !s.trim().is_empty()).collect();
+        crate::run(tx, &statements).await
+    }
+
+    async fn down(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        let conn = tx;
         for table in ["events", "participations", "sessions", "classes", "memberships", "gyms", "users"] {
             conn.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
         }

@@ -3,15 +3,10 @@
 //! `GET /members` orders by `memberships.user_id` within the gym, participants by id
 //! within the session, a member's history by attendance time.
 
-use sea_orm_migration::prelude::*;
+use async_trait::async_trait;
+use sea_orm::{DatabaseTransaction, DbErr};
 
 pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261201_000001_list_indexes"
-    }
-}
 
 const UP: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS memberships_gym_user ON memberships (gym_id, user_id)",
@@ -44,21 +39,17 @@ const DOWN: &[&str] = &[
     "DROP INDEX IF EXISTS memberships_gym_user",
 ];
 
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let conn = manager.get_connection();
-    for sql in statements {
-        conn.execute_unprepared(sql).await?;
-    }
-    Ok(())
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, UP).await
+#[async_trait]
+impl crate::Migration for Migration {
+    fn name(&self) -> &'static str {
+        "m20261201_000001_list_indexes"
     }
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        crate::run(tx, UP).await
+    }
+
+    async fn down(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        crate::run(tx, DOWN).await
     }
 }

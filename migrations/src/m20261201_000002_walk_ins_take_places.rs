@@ -5,32 +5,29 @@
 //! still never do: `book` takes a place only while `registered_count < capacity`,
 //! in the guarded `UPDATE` itself. The table's CHECK keeps `registered_count >= 0`.
 
-use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 
 pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261201_000002_walk_ins_take_places"
-    }
-}
 
 const OLD_CHECK: &str = "CHECK (registered_count >= 0 AND registered_count <= capacity)";
 const NEW_CHECK: &str = "CHECK (registered_count >= 0)";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        swap_check(manager, OLD_CHECK, NEW_CHECK).await
+#[async_trait]
+impl crate::Migration for Migration {
+    fn name(&self) -> &'static str {
+        "m20261201_000002_walk_ins_take_places"
     }
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        swap_check(tx, OLD_CHECK, NEW_CHECK).await
+    }
+
+    async fn down(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         // The old CHECK cannot hold sessions that walk-ins took past capacity.
-        let over = manager
-            .get_connection()
+        let over = tx
             .query_one_raw(Statement::from_string(
-                manager.get_database_backend(),
+                crate::backend(tx),
                 "SELECT COUNT(*) AS n FROM sessions WHERE registered_count > capacity".to_owned(),
             ))
             .await?
@@ -43,13 +40,12 @@ impl MigrationTrait for Migration {
                  the old CHECK (registered_count <= capacity) cannot be restored"
             )));
         }
-        swap_check(manager, NEW_CHECK, OLD_CHECK).await
+        swap_check(tx, NEW_CHECK, OLD_CHECK).await
     }
 }
 
-async fn swap_check(manager: &SchemaManager<'_>, from: &str, to: &str) -> Result<(), DbErr> {
-    let conn = manager.get_connection();
-    match manager.get_database_backend() {
+async fn swap_check(conn: &DatabaseTransaction, from: &str, to: &str) -> Result<(), DbErr> {
+    match crate::backend(conn) {
         DbBackend::Postgres => {
             // The constraint was unnamed: find it by its definition.
             let wanted = if from == OLD_CHECK { "registered_count <= capacity" } else { "registered_count >= 0" };

@@ -27,6 +27,8 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "GymAPI", description = "Multi-tenant gym management: users, gyms, schedule, events, QR check-in."),
     modifiers(&BearerAuth),
+    // Every route but the probes wants a token; they say `security(())`.
+    security(("bearer" = [])),
     paths(
         health::health, health::ready, health::metrics,
         users::me, users::update_me, users::my_gyms, users::user,

@@ -1,7 +1,7 @@
 //! Contract tests of the repository ports: each suite holds the SQL adapter to what
 //! its port's documentation promises — every method, and the concurrency guarantees —
 //! on PostgreSQL and on SQLite. The domain's unit tests mock these ports; these tests
-//! are why the mocks may be trusted.
+//! are why the mocks may be trusted. The migration runner is held here too.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use time::{Duration, OffsetDateTime};
 mod attendance_repository;
 mod event_repository;
 mod gym_repository;
+mod migrations;
 mod schedule_repository;
 mod user_repository;
 

@@ -5,18 +5,20 @@
 
 mod attendance;
 mod events;
+mod responses;
 mod schedule;
 mod times;
 mod users_gyms;
 
 pub use attendance::*;
 pub use events::*;
+pub use responses::*;
 pub use schedule::*;
 pub use times::{TimeError, UtcTime, date_pattern, date_time_pattern, parse_date, parse_time};
 pub use users_gyms::*;
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
 /// `skip` and `limit` of list routes, validated by [`domain::Page`].
 #[derive(Deserialize, IntoParams)]
@@ -72,6 +74,22 @@ pub struct ErrorBody {
     pub code: String,
 }
 
+/// `{id}` of a route's path: the id of what it acts on (documentation only).
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct IdPath(
+    /// A positive integer.
+    pub i64,
+);
+
+/// `{user_id}` of a route's path (documentation only).
+#[derive(IntoParams)]
+#[into_params(names("user_id"), parameter_in = Path)]
+pub struct UserIdPath(
+    /// A positive integer.
+    pub i64,
+);
+
 /// `X-Gym-ID`: the gym a scoped route acts in (documentation only: the tenant
 /// extractor reads the header).
 #[derive(IntoParams)]
@@ -80,44 +98,3 @@ pub struct GymHeader(
     /// A positive integer.
     pub i64,
 );
-
-/// The failures every authenticated route may answer (documentation: the codes
-/// come from the extractors and [`crate::error::ApiError`]).
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum AuthErrors {
-    /// missing_token, invalid_token
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// insufficient_scope (mutations without resource:write), not_a_member, forbidden
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// validation_error
-    #[response(status = 422)]
-    Invalid(ErrorBody),
-    /// database_unavailable
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// [`AuthErrors`], and those of the `X-Gym-ID` header of a gym-scoped route. A
-/// route with more `400` codes lists its own `400` after this set, which replaces it.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum TenantErrors {
-    /// gym_id_required, invalid_gym_id
-    #[response(status = 400)]
-    BadGym(ErrorBody),
-    /// missing_token, invalid_token
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// insufficient_scope (mutations without resource:write), not_a_member, forbidden
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// validation_error
-    #[response(status = 422)]
-    Invalid(ErrorBody),
-    /// database_unavailable
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}

@@ -8,7 +8,7 @@ use domain::{SessionId, policy};
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
-use crate::dto::{ErrorBody, GymHeader, TenantErrors, UtcTime};
+use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
@@ -22,47 +22,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/attendance/me/history").route(web::get().to(history)));
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/attendance/my-qr", tag = "attendance",
-    params(GymHeader),
-    responses((status = 200, body = QrOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "The caller's QR code, stable until rotated."
-)]
+#[utoipa::path(get, path = "/api/v1/attendance/my-qr", tag = "attendance", params(GymHeader),
+    responses((status = 200, body = QrOut), TenantErrors), description = "The caller's QR code, stable until rotated.")]
 async fn my_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let qr_code = state.attendance.my_qr(actor.user_id).await?;
     json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/attendance/my-qr/rotate", tag = "attendance",
-    params(GymHeader),
+#[utoipa::path(post, path = "/api/v1/attendance/my-qr/rotate", tag = "attendance", params(GymHeader),
     responses((status = 200, body = QrOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "A new QR code; the old one stops working at once."
-)]
+    description = "A new QR code; the old one stops working at once.")]
 async fn rotate_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let qr_code = state.attendance.rotate_qr(actor.user_id).await?;
     json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/attendance/check-in", tag = "attendance",
-    params(GymHeader),
-    request_body = CheckInIn,
-    responses(
-        (status = 200, body = CheckInOut),
-        TenantErrors,
-        (
-            status = 400,
-            description = "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, \
-                           session_not_found, session_outside_window, no_session_in_window, already_checked_in",
-            body = ErrorBody
-        ),
-    ),
-    security(("bearer" = [])),
-    description = "Front-desk check-in from a member's QR code (staff)."
-)]
+#[utoipa::path(post, path = "/api/v1/attendance/check-in", tag = "attendance", params(GymHeader),
+    request_body = CheckInIn, responses((status = 200, body = CheckInOut), TenantErrors, CheckInRefused),
+    description = "Front-desk check-in from a member's QR code (staff).")]
 async fn check_in(
     req: HttpRequest,
     state: State,
@@ -83,13 +60,9 @@ async fn check_in(
     json(StatusCode::OK, &CheckInOut::new(result.map_err(ApiError::check_in)?, message))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/attendance/me/last", tag = "attendance",
-    params(GymHeader),
+#[utoipa::path(get, path = "/api/v1/attendance/me/last", tag = "attendance", params(GymHeader),
     responses((status = 200, body = LastAttendanceOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "The caller's latest attendance (cached)."
-)]
+    description = "The caller's latest attendance (cached).")]
 async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     cached_json(&state, Slot::Key(keys::last_attendance(actor.user_id, actor.gym_id)), async {
         let last = state.attendance.last_attendance(&actor).await?;
@@ -98,13 +71,9 @@ async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiEr
     .await
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/attendance/me/history", tag = "attendance",
-    params(GymHeader, PageIn),
+#[utoipa::path(get, path = "/api/v1/attendance/me/history", tag = "attendance", params(GymHeader, PageIn),
     responses((status = 200, body = [HistoryItemOut]), TenantErrors),
-    security(("bearer" = [])),
-    description = "The caller's attended sessions, newest first."
-)]
+    description = "The caller's attended sessions, newest first.")]
 async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
     let list = state.attendance.history(&actor, q.page()?).await?;
     let out: Vec<HistoryItemOut> = list
@@ -115,13 +84,9 @@ async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
 }
 
 /// `GET /users/me/dashboard-summary` (registered with the user routes).
-#[utoipa::path(
-    get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance",
-    params(GymHeader),
+#[utoipa::path(get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance", params(GymHeader),
     responses((status = 200, body = DashboardOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "The caller's attendance figures and next 5 registrations (cached)."
-)]
+    description = "The caller's attendance figures and next 5 registrations (cached).")]
 pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     let slot = Slot::Member(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
     cached_json(&state, slot, async { Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?)) }).await

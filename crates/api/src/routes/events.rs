@@ -8,7 +8,7 @@ use domain::{EventId, policy};
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
-use crate::dto::{ErrorBody, GymHeader, TenantErrors};
+use crate::dto::{EventNotFound, GymHeader, IdPath, TenantErrors};
 use crate::error::ApiError;
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
@@ -23,13 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/events", tag = "events",
-    params(GymHeader, DateRangeIn),
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [EventOut]), TenantErrors),
-    security(("bearer" = [])),
-    description = "Events starting within the UTC dates (cached)."
-)]
+    description = "Events starting within the UTC dates (cached).")]
 async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let (range, page) = (q.range(state.clock.now().date())?, q.page()?);
     let field = format!("{}/{}/{}/{}", range.from().date(), range.until().date(), page.skip, page.limit);
@@ -39,46 +35,22 @@ async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -
     .await
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/events", tag = "events",
-    params(GymHeader),
-    request_body = EventNewIn,
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", params(GymHeader), request_body = EventNewIn,
     responses((status = 201, body = EventOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "Create an event (staff); end after start."
-)]
+    description = "Create an event (staff); end after start.")]
 async fn create(state: State, Tenant(actor): Tenant, body: Body<EventNewIn>) -> Result<HttpResponse, ApiError> {
     let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.try_into()?;
     json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, fields).await?))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/events/{id}", tag = "events",
-    params(GymHeader, ("id" = i64, Path)),
-    responses(
-        (status = 200, body = EventOut),
-        TenantErrors,
-        (status = 404, description = "event_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "One event."
-)]
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath),
+    responses((status = 200, body = EventOut), TenantErrors, EventNotFound), description = "One event.")]
 async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &EventOut::from(state.events.get(&actor, EventId(id.into_inner())).await?))
 }
 
-#[utoipa::path(
-    patch, path = "/api/v1/events/{id}", tag = "events",
-    params(GymHeader, ("id" = i64, Path)),
-    request_body = EventIn,
-    responses(
-        (status = 200, body = EventOut),
-        TenantErrors,
-        (status = 404, description = "event_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Change an event (staff)."
-)]
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath), request_body = EventIn,
+    responses((status = 200, body = EventOut), TenantErrors, EventNotFound), description = "Change an event (staff).")]
 async fn update(
     state: State,
     Tenant(actor): Tenant,
@@ -89,13 +61,8 @@ async fn update(
     json(StatusCode::OK, &EventOut::from(state.events.update(&actor, EventId(id.into_inner()), fields).await?))
 }
 
-#[utoipa::path(
-    delete, path = "/api/v1/events/{id}", tag = "events",
-    params(GymHeader, ("id" = i64, Path)),
-    responses((status = 204), TenantErrors, (status = 404, description = "event_not_found", body = ErrorBody)),
-    security(("bearer" = [])),
-    description = "Delete an event (admin)."
-)]
+#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath),
+    responses((status = 204), TenantErrors, EventNotFound), description = "Delete an event (admin).")]
 async fn delete(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.events.delete(&actor, EventId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())

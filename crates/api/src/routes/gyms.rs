@@ -9,7 +9,7 @@ use domain::policy;
 
 use crate::auth::Caller;
 use crate::body::Body;
-use crate::dto::{AuthErrors, ErrorBody, GymHeader, TenantErrors};
+use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserIdPath, UserNotFound};
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
 use crate::respond::json;
@@ -25,13 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/gyms", tag = "gyms",
-    request_body = GymIn,
-    responses((status = 201, body = GymOut), AuthErrors),
-    security(("bearer" = [])),
-    description = "Create a gym; the caller becomes its owner."
-)]
+#[utoipa::path(post, path = "/api/v1/gyms", tag = "gyms", request_body = GymIn,
+    responses((status = 201, body = GymOut), AuthErrors), description = "Create a gym; the caller becomes its owner.")]
 async fn create_gym(state: State, caller: Caller, body: Body<GymIn>) -> Result<HttpResponse, ApiError> {
     let body = body.parse()?;
     let new =
@@ -39,24 +34,14 @@ async fn create_gym(state: State, caller: Caller, body: Body<GymIn>) -> Result<H
     json(StatusCode::CREATED, &GymOut::from(state.gyms.create_gym(caller.user_id, new).await?))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/gyms/current", tag = "gyms",
-    params(GymHeader),
-    responses((status = 200, body = GymOut), TenantErrors),
-    security(("bearer" = [])),
-    description = "The gym named by X-Gym-ID."
-)]
+#[utoipa::path(get, path = "/api/v1/gyms/current", tag = "gyms", params(GymHeader),
+    responses((status = 200, body = GymOut), TenantErrors), description = "The gym named by X-Gym-ID.")]
 async fn current(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &GymOut::from(state.gyms.current(&actor).await?))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/members", tag = "gyms",
-    params(GymHeader, MembersQuery),
-    responses((status = 200, body = [MemberOut]), TenantErrors),
-    security(("bearer" = [])),
-    description = "Members of the gym (staff)."
-)]
+#[utoipa::path(get, path = "/api/v1/members", tag = "gyms", params(GymHeader, MembersQuery),
+    responses((status = 200, body = [MemberOut]), TenantErrors), description = "Members of the gym (staff).")]
 async fn members(state: State, Tenant(actor): Tenant, q: web::Query<MembersQuery>) -> Result<HttpResponse, ApiError> {
     let role = q.role.as_deref().map(Role::parse).transpose()?;
     let page = Page::new(q.skip.unwrap_or(0), q.limit.unwrap_or(100))?;
@@ -64,38 +49,18 @@ async fn members(state: State, Tenant(actor): Tenant, q: web::Query<MembersQuery
     json(StatusCode::OK, &list.into_iter().map(MemberOut::from).collect::<Vec<_>>())
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/members", tag = "gyms",
-    params(GymHeader),
-    request_body = MemberIn,
-    responses(
-        (status = 201, body = MembershipOut),
-        TenantErrors,
-        (status = 404, description = "user_not_found", body = ErrorBody),
-        (status = 409, description = "already_member", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Add a user (admin; only an owner grants admin/owner)."
-)]
+#[utoipa::path(post, path = "/api/v1/members", tag = "gyms", params(GymHeader), request_body = MemberIn,
+    responses((status = 201, body = MembershipOut), TenantErrors, UserNotFound, AlreadyMember),
+    description = "Add a user (admin; only an owner grants admin/owner).")]
 async fn add_member(state: State, Tenant(actor): Tenant, body: Body<MemberIn>) -> Result<HttpResponse, ApiError> {
     let body = body.parse_as(&actor, policy::MANAGE_MEMBERS)?;
     let m = state.gyms.add_member(&actor, UserId(body.user_id), body.role).await?;
     json(StatusCode::CREATED, &MembershipOut::from(m))
 }
 
-#[utoipa::path(
-    patch, path = "/api/v1/members/{user_id}", tag = "gyms",
-    params(GymHeader, ("user_id" = i64, Path)),
-    request_body = RoleIn,
-    responses(
-        (status = 200, body = MembershipOut),
-        TenantErrors,
-        (status = 404, description = "user_not_found", body = ErrorBody),
-        (status = 409, description = "last_owner", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Change a member's role (admin; only an owner grants admin/owner)."
-)]
+#[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, UserIdPath),
+    request_body = RoleIn, responses((status = 200, body = MembershipOut), TenantErrors, UserNotFound, LastOwner),
+    description = "Change a member's role (admin; only an owner grants admin/owner).")]
 async fn set_role(
     state: State,
     Tenant(actor): Tenant,
@@ -107,18 +72,9 @@ async fn set_role(
     json(StatusCode::OK, &MembershipOut::from(m))
 }
 
-#[utoipa::path(
-    delete, path = "/api/v1/members/{user_id}", tag = "gyms",
-    params(GymHeader, ("user_id" = i64, Path)),
-    responses(
-        (status = 204),
-        TenantErrors,
-        (status = 404, description = "user_not_found", body = ErrorBody),
-        (status = 409, description = "last_owner", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Remove a member (admin), or leave the gym (any member, own id); the last owner stays."
-)]
+#[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, UserIdPath),
+    responses((status = 204), TenantErrors, UserNotFound, LastOwner),
+    description = "Remove a member (admin), or leave the gym (any member, own id); the last owner stays.")]
 async fn remove_member(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.gyms.remove_member(&actor, UserId(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -13,14 +13,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[utoipa::path(
-    get, path = "/health", tag = "operations",
+    get, path = "/health", tag = "operations", security(()),
     responses((status = 200, description = "{\"status\": \"ok\"}"))
 )]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()), responses(
     (status = 200, description = "{status: ready, database: ok, cache: ok|disabled|degraded}"),
     (status = 503, description = "database_unavailable, or shutting_down after SIGTERM")))]
 async fn ready(state: State) -> HttpResponse {
@@ -44,7 +44,7 @@ async fn ready(state: State) -> HttpResponse {
 }
 
 #[utoipa::path(
-    get, path = "/metrics", tag = "operations",
+    get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
 )]
 async fn metrics(state: State) -> HttpResponse {

@@ -8,8 +8,11 @@ use domain::{ClassId, SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
+use crate::dto::{
+    BookingConflict, BookingNotOpen, ClassNotFound, ClassOrInstructorNotFound, ClassOrTrainerNotFound, GymHeader,
+    IdPath, InstructorNotFound, SessionNotFound, TenantErrors,
+};
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
-use crate::dto::{ErrorBody, GymHeader, TenantErrors};
 use crate::error::ApiError;
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
@@ -36,13 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)));
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/schedule/classes", tag = "schedule",
-    params(GymHeader, PageIn),
-    responses((status = 200, body = [ClassOut]), TenantErrors),
-    security(("bearer" = [])),
-    description = "Active classes (cached)."
-)]
+#[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader, PageIn),
+    responses((status = 200, body = [ClassOut]), TenantErrors), description = "Active classes (cached).")]
 async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
     let page = q.page()?;
     let slot = Slot::Field(keys::classes(actor.gym_id), format!("{}/{}", page.skip, page.limit));
@@ -52,54 +50,23 @@ async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> 
     .await
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/schedule/classes", tag = "schedule",
-    params(GymHeader),
-    request_body = ClassIn,
-    responses(
-        (status = 201, body = ClassOut),
-        TenantErrors,
-        (status = 404, description = "user_not_found (instructor not a member of the gym)", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Create a class (staff); duration 1..=600, capacity 1..=1000."
-)]
+#[utoipa::path(post, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader), request_body = ClassIn,
+    responses((status = 201, body = ClassOut), TenantErrors, InstructorNotFound),
+    description = "Create a class (staff); duration 1..=600, capacity 1..=1000.")]
 async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) -> Result<HttpResponse, ApiError> {
     let class = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
     json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, class).await?))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/schedule/classes/{id}", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses(
-        (status = 200, body = ClassOut),
-        TenantErrors,
-        (status = 404, description = "class_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "One class."
-)]
+#[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 200, body = ClassOut), TenantErrors, ClassNotFound), description = "One class.")]
 async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, ClassId(id.into_inner())).await?))
 }
 
-#[utoipa::path(
-    patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    request_body = ClassPatchIn,
-    responses(
-        (status = 200, body = ClassOut),
-        TenantErrors,
-        (
-            status = 404,
-            description = "class_not_found, user_not_found (instructor not a member of the gym)",
-            body = ErrorBody
-        ),
-    ),
-    security(("bearer" = [])),
-    description = "Change a class (staff)."
-)]
+#[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+    request_body = ClassPatchIn, responses((status = 200, body = ClassOut), TenantErrors, ClassOrInstructorNotFound),
+    description = "Change a class (staff).")]
 async fn update_class(
     state: State,
     Tenant(actor): Tenant,
@@ -111,63 +78,32 @@ async fn update_class(
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
-#[utoipa::path(
-    delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses((status = 204), TenantErrors, (status = 404, description = "class_not_found", body = ErrorBody)),
-    security(("bearer" = [])),
-    description = "Deactivate a class (admin)."
-)]
+#[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 204), TenantErrors, ClassNotFound), description = "Deactivate a class (admin).")]
 async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.delete_class(&actor, ClassId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/schedule/sessions", tag = "schedule",
-    params(GymHeader, DateRangeIn),
+#[utoipa::path(get, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [SessionOut]), TenantErrors),
-    security(("bearer" = [])),
-    description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included."
-)]
+    description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included.")]
 async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let range = q.range(state.clock.now().date())?;
     let list = state.schedule.sessions(&actor, range, q.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/schedule/sessions", tag = "schedule",
-    params(GymHeader),
-    request_body = SessionIn,
-    responses(
-        (status = 201, body = SessionOut),
-        TenantErrors,
-        (
-            status = 404,
-            description = "class_not_found (missing, another gym's or deleted), user_not_found (trainer not a member)",
-            body = ErrorBody
-        ),
-    ),
-    security(("bearer" = [])),
-    description = "Schedule a session (staff); end defaults to start + duration."
-)]
+#[utoipa::path(post, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader), request_body = SessionIn,
+    responses((status = 201, body = SessionOut), TenantErrors, ClassOrTrainerNotFound),
+    description = "Schedule a session (staff); end defaults to start + duration.")]
 async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionIn>) -> Result<HttpResponse, ApiError> {
     let new = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
     json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, new).await?))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses(
-        (status = 200, body = SessionOut),
-        TenantErrors,
-        (status = 404, description = "session_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "One session (cached)."
-)]
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound), description = "One session (cached).")]
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = SessionId(id.into_inner());
     cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
@@ -176,34 +112,16 @@ async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Res
     .await
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses(
-        (status = 200, body = SessionOut),
-        TenantErrors,
-        (status = 404, description = "session_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Cancel a session (staff)."
-)]
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound),
+    description = "Cancel a session (staff).")]
 async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, SessionId(id.into_inner())).await?))
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses(
-        (status = 201, body = ParticipationOut),
-        TenantErrors,
-        (status = 400, description = "gym_id_required, invalid_gym_id, session_not_open", body = ErrorBody),
-        (status = 404, description = "session_not_found", body = ErrorBody),
-        (status = 409, description = "already_registered, session_full", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Book a place."
-)]
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 201, body = ParticipationOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
+    description = "Book a place.")]
 async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(
         StatusCode::CREATED,
@@ -211,29 +129,17 @@ async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Re
     )
 }
 
-#[utoipa::path(
-    delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
-    responses((status = 204), TenantErrors, (status = 404, description = "session_not_found", body = ErrorBody)),
-    security(("bearer" = [])),
-    description = "Give a booked place back."
-)]
+#[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, IdPath),
+    responses((status = 204), TenantErrors, SessionNotFound), description = "Give a booked place back.")]
 async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.unregister(&actor, SessionId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path), PageIn),
-    responses(
-        (status = 200, body = [ParticipationOut]),
-        TenantErrors,
-        (status = 404, description = "session_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "Every participation of a session (staff)."
-)]
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule",
+    params(GymHeader, IdPath, PageIn),
+    responses((status = 200, body = [ParticipationOut]), TenantErrors, SessionNotFound),
+    description = "Every participation of a session (staff).")]
 async fn participants(
     state: State,
     Tenant(actor): Tenant,

@@ -8,7 +8,7 @@ use domain::users::ProfilePatch;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::cache_keys as keys;
-use crate::dto::{AuthErrors, ErrorBody, GymHeader, TenantErrors};
+use crate::dto::{AuthErrors, GymHeader, TenantErrors, UserIdPath, UserNotFound};
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
 use crate::respond::{Slot, cached_json, json};
@@ -22,12 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/users/{user_id}").route(web::get().to(user)));
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/users/me", tag = "users",
-    responses((status = 200, body = UserOut), AuthErrors),
-    security(("bearer" = [])),
-    description = "The caller's profile (created on the first request of a new sub)."
-)]
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, body = UserOut), AuthErrors),
+    description = "The caller's profile (created on the first request of a new sub).")]
 async fn me(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
     cached_json(&state, Slot::Key(keys::user(caller.user_id)), async {
         Ok(UserOut::from(state.users.me(caller.user_id).await?))
@@ -35,25 +31,16 @@ async fn me(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
     .await
 }
 
-#[utoipa::path(
-    patch, path = "/api/v1/users/me", tag = "users",
-    request_body = ProfileIn,
-    responses((status = 200, body = UserOut), AuthErrors),
-    security(("bearer" = [])),
-    description = "Change the caller's name and/or phone."
-)]
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", request_body = ProfileIn,
+    responses((status = 200, body = UserOut), AuthErrors), description = "Change the caller's name and/or phone.")]
 async fn update_me(state: State, caller: Caller, body: Body<ProfileIn>) -> Result<HttpResponse, ApiError> {
     let body = body.parse()?;
     let user = state.users.update_me(caller.user_id, ProfilePatch { name: body.name, phone: body.phone }).await?;
     json(StatusCode::OK, &UserOut::from(user))
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/users/me/gyms", tag = "users",
-    responses((status = 200, body = [GymWithRoleOut]), AuthErrors),
-    security(("bearer" = [])),
-    description = "The caller's gyms with their role."
-)]
+#[utoipa::path(get, path = "/api/v1/users/me/gyms", tag = "users",
+    responses((status = 200, body = [GymWithRoleOut]), AuthErrors), description = "The caller's gyms with their role.")]
 async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
     let gyms = state.gyms.my_gyms(caller.user_id).await?;
     let out: Vec<GymWithRoleOut> =
@@ -61,17 +48,9 @@ async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError>
     json(StatusCode::OK, &out)
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/users/{user_id}", tag = "users",
-    params(GymHeader, ("user_id" = i64, Path)),
-    responses(
-        (status = 200, body = UserOut),
-        TenantErrors,
-        (status = 404, description = "user_not_found", body = ErrorBody),
-    ),
-    security(("bearer" = [])),
-    description = "A user of this gym: oneself, or anyone for staff."
-)]
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(GymHeader, UserIdPath),
+    responses((status = 200, body = UserOut), TenantErrors, UserNotFound),
+    description = "A user of this gym: oneself, or anyone for staff.")]
 async fn user(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let user = state.users.user_in_gym(&actor, UserId(path.into_inner())).await?;
     json(StatusCode::OK, &UserOut::from(user))

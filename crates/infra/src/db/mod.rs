@@ -81,16 +81,15 @@ impl Db {
     /// # Errors
     /// [`DbError::Migrate`] (or [`DbError::Connect`] for the migration connection).
     pub async fn migrate(&self) -> Result<(), DbError> {
-        use migration::MigratorTrait;
         if self.backend() != DbBackend::Postgres {
-            return migration::Migrator::up(&self.conn, None).await.map_err(DbError::Migrate);
+            return migration::up(&self.conn).await.map(drop).map_err(DbError::Migrate);
         }
         // Not through the pool: its connections carry the statement timeout, and
         // building an index on a large table may rightly take longer than that.
         let mut opt = ConnectOptions::new(self.url.expose().to_owned());
         opt.max_connections(1).min_connections(1).sqlx_logging(false);
         let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
-        let applied = migration::Migrator::up(&conn, None).await.map_err(DbError::Migrate);
+        let applied = migration::up(&conn).await.map(drop).map_err(DbError::Migrate);
         let _ = conn.close().await;
         applied
     }
