@@ -29,6 +29,9 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     // Every route but the probes wants a token; they say `security(())`.
     security(("bearer" = [])),
+    // The error sets of dto::responses reference ErrorBody; utoipa registers the
+    // schemas of bodies it sees in paths, not of IntoResponses types.
+    components(schemas(crate::dto::ErrorBody)),
     paths(
         health::health, health::ready, health::metrics,
         users::me, users::update_me, users::my_gyms, users::user,

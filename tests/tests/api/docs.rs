@@ -47,6 +47,20 @@ async fn every_route_is_documented() {
     assert!(extra.is_empty(), "documented but not served: {extra:?}");
     assert!(doc["paths"]["/api/v1/attendance/check-in"]["post"]["responses"]["400"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let mut seen = std::collections::HashSet::new();
+            for p in &params {
+                assert!(seen.insert((p["name"].to_string(), p["in"].to_string())), "{method} {path}: {p} twice");
+            }
+        }
+    }
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(doc["components"]["schemas"][name].is_object(), "a $ref to a schema the document lacks: {name}");
+    }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 

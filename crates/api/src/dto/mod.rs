@@ -74,22 +74,6 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-/// `{id}` of a route's path: the id of what it acts on (documentation only).
-#[derive(IntoParams)]
-#[into_params(names("id"), parameter_in = Path)]
-pub struct IdPath(
-    /// A positive integer.
-    pub i64,
-);
-
-/// `{user_id}` of a route's path (documentation only).
-#[derive(IntoParams)]
-#[into_params(names("user_id"), parameter_in = Path)]
-pub struct UserIdPath(
-    /// A positive integer.
-    pub i64,
-);
-
 /// `X-Gym-ID`: the gym a scoped route acts in (documentation only: the tenant
 /// extractor reads the header).
 #[derive(IntoParams)]

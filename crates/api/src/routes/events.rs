@@ -8,7 +8,7 @@ use domain::{EventId, policy};
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
-use crate::dto::{EventNotFound, GymHeader, IdPath, TenantErrors};
+use crate::dto::{EventNotFound, GymHeader, TenantErrors};
 use crate::error::ApiError;
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
@@ -43,14 +43,15 @@ async fn create(state: State, Tenant(actor): Tenant, body: Body<EventNewIn>) -> 
     json(StatusCode::CREATED, &EventOut::from(state.events.create(&actor, fields).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath),
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = EventOut), TenantErrors, EventNotFound), description = "One event.")]
 async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &EventOut::from(state.events.get(&actor, EventId(id.into_inner())).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath), request_body = EventIn,
-    responses((status = 200, body = EventOut), TenantErrors, EventNotFound), description = "Change an event (staff).")]
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
+    request_body = EventIn, responses((status = 200, body = EventOut), TenantErrors, EventNotFound),
+    description = "Change an event (staff).")]
 async fn update(
     state: State,
     Tenant(actor): Tenant,
@@ -61,7 +62,7 @@ async fn update(
     json(StatusCode::OK, &EventOut::from(state.events.update(&actor, EventId(id.into_inner()), fields).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, IdPath),
+#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
     responses((status = 204), TenantErrors, EventNotFound), description = "Delete an event (admin).")]
 async fn delete(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.events.delete(&actor, EventId(id.into_inner())).await?;

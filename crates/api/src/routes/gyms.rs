@@ -9,7 +9,7 @@ use domain::policy;
 
 use crate::auth::Caller;
 use crate::body::Body;
-use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserIdPath, UserNotFound};
+use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserNotFound};
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
 use crate::respond::json;
@@ -58,7 +58,7 @@ async fn add_member(state: State, Tenant(actor): Tenant, body: Body<MemberIn>) -
     json(StatusCode::CREATED, &MembershipOut::from(m))
 }
 
-#[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, UserIdPath),
+#[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, ("user_id" = i64, Path)),
     request_body = RoleIn, responses((status = 200, body = MembershipOut), TenantErrors, UserNotFound, LastOwner),
     description = "Change a member's role (admin; only an owner grants admin/owner).")]
 async fn set_role(
@@ -72,7 +72,7 @@ async fn set_role(
     json(StatusCode::OK, &MembershipOut::from(m))
 }
 
-#[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, UserIdPath),
+#[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, ("user_id" = i64, Path)),
     responses((status = 204), TenantErrors, UserNotFound, LastOwner),
     description = "Remove a member (admin), or leave the gym (any member, own id); the last owner stays.")]
 async fn remove_member(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -53,5 +53,6 @@ async fn metrics(state: State) -> HttpResponse {
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     metrics::gauge!("gymapi_db_pool_connections", "state" => "in_use").set(f64::from(open.saturating_sub(idle)));
     metrics::gauge!("gymapi_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("gymapi_db_pool_connections", "state" => "max").set(f64::from(state.db.pool_max()));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -10,7 +10,7 @@ use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{
     BookingConflict, BookingNotOpen, ClassNotFound, ClassOrInstructorNotFound, ClassOrTrainerNotFound, GymHeader,
-    IdPath, InstructorNotFound, SessionNotFound, TenantErrors,
+    InstructorNotFound, SessionNotFound, TenantErrors,
 };
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
 use crate::error::ApiError;
@@ -58,13 +58,13 @@ async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) 
     json(StatusCode::CREATED, &ClassOut::from(state.schedule.create_class(&actor, class).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+#[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = ClassOut), TenantErrors, ClassNotFound), description = "One class.")]
 async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, ClassId(id.into_inner())).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+#[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     request_body = ClassPatchIn, responses((status = 200, body = ClassOut), TenantErrors, ClassOrInstructorNotFound),
     description = "Change a class (staff).")]
 async fn update_class(
@@ -78,7 +78,7 @@ async fn update_class(
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
-#[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, IdPath),
+#[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 204), TenantErrors, ClassNotFound), description = "Deactivate a class (admin).")]
 async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.delete_class(&actor, ClassId(id.into_inner())).await?;
@@ -102,7 +102,7 @@ async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionI
     json(StatusCode::CREATED, &SessionOut::from(state.schedule.create_session(&actor, new).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, IdPath),
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound), description = "One session (cached).")]
 async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = SessionId(id.into_inner());
@@ -112,14 +112,15 @@ async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Res
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule", params(GymHeader, IdPath),
-    responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound),
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path)), responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound),
     description = "Cancel a session (staff).")]
 async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, SessionId(id.into_inner())).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, IdPath),
+#[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path)),
     responses((status = 201, body = ParticipationOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
     description = "Book a place.")]
 async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -129,15 +130,16 @@ async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Re
     )
 }
 
-#[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule", params(GymHeader, IdPath),
-    responses((status = 204), TenantErrors, SessionNotFound), description = "Give a booked place back.")]
+#[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path)), responses((status = 204), TenantErrors, SessionNotFound),
+    description = "Give a booked place back.")]
 async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     state.schedule.unregister(&actor, SessionId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule",
-    params(GymHeader, IdPath, PageIn),
+    params(GymHeader, ("id" = i64, Path), PageIn),
     responses((status = 200, body = [ParticipationOut]), TenantErrors, SessionNotFound),
     description = "Every participation of a session (staff).")]
 async fn participants(

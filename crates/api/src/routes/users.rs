@@ -8,7 +8,7 @@ use domain::users::ProfilePatch;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::cache_keys as keys;
-use crate::dto::{AuthErrors, GymHeader, TenantErrors, UserIdPath, UserNotFound};
+use crate::dto::{AuthErrors, GymHeader, TenantErrors, UserNotFound};
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
 use crate::respond::{Slot, cached_json, json};
@@ -48,7 +48,7 @@ async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError>
     json(StatusCode::OK, &out)
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(GymHeader, UserIdPath),
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(GymHeader, ("user_id" = i64, Path)),
     responses((status = 200, body = UserOut), TenantErrors, UserNotFound),
     description = "A user of this gym: oneself, or anyone for staff.")]
 async fn user(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
