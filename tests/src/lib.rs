@@ -51,6 +51,26 @@ macro_rules! both_backends {
     };
 }
 
+/// One test per backend of an async fn taking the backend:
+/// `on_both_backends!(name, body_fn)` declares `mod name { postgres(), sqlite() }`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body($crate::Backend::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::Backend::Sqlite).await;
+            }
+        }
+    };
+}
+
 fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -58,6 +78,22 @@ fn admin_url() -> String {
 /// The Redis of the tests.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Fails, saying how to start it, when the Redis of the tests does not answer.
+///
+/// # Panics
+/// When Redis is unreachable.
+pub async fn redis_reachable() {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let ok = tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await;
+    assert!(
+        matches!(ok, Ok(Ok(_))),
+        "Redis is unreachable at {url}. Start it with \
+         `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no`, \
+         or point TEST_REDIS_URL at a running server."
+    );
 }
 
 fn unique_name() -> String {
@@ -231,6 +267,18 @@ impl TestApp {
         tokio::spawn(server);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         Self { base: format!("http://127.0.0.1:{port}"), client, db, handle }
+    }
+
+    /// Two apps on one fresh database sharing the real Redis: what a second instance
+    /// behind the load balancer sees.
+    ///
+    /// # Panics
+    /// When Redis or the database cannot be reached (saying how to start them).
+    pub async fn pair(backend: Backend) -> (Self, Self) {
+        redis_reachable().await;
+        let db = std::sync::Arc::new(TestDb::create(backend).await);
+        let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
+        (Self::spawn_on(db.clone(), opts.clone()).await, Self::spawn_on(db, opts).await)
     }
 
     /// A request to a path of the app.

@@ -1,8 +1,6 @@
 //! Contract §4 (Attendance), §5 and §7: QR codes, the check-in and attendance reads.
 
-use std::sync::Arc;
-
-use gymapi_tests::{Backend, Options, TestApp, TestDb, TestUser, assert_error, both_backends, now, redis_url, send};
+use gymapi_tests::{Backend, TestApp, TestUser, assert_error, both_backends, now, on_both_backends, send};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
@@ -217,10 +215,7 @@ both_backends!(a_check_in_shows_in_the_members_reads_at_once, |app| {
 });
 
 async fn fifty_concurrent_check_ins_over_two_instances(backend: Backend) {
-    let db = Arc::new(TestDb::create(backend).await);
-    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
-    let a = TestApp::spawn_on(db.clone(), opts.clone()).await;
-    let b = TestApp::spawn_on(db, opts).await;
+    let (a, b) = TestApp::pair(backend).await;
     let (owner, member, gym, class) = desk(&a).await;
     let s = a.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
     let qr = qr_of(&a, gym, &member).await;
@@ -247,15 +242,7 @@ async fn fifty_concurrent_check_ins_over_two_instances(backend: Backend) {
     assert_eq!(after["registered_count"], 1, "the walk-in took exactly one place: {after}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_check_ins_over_two_instances_on_postgres() {
-    fifty_concurrent_check_ins_over_two_instances(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_check_ins_over_two_instances_on_sqlite() {
-    fifty_concurrent_check_ins_over_two_instances(Backend::Sqlite).await;
-}
+on_both_backends!(fifty_concurrent_check_ins_over_two_instances_on, fifty_concurrent_check_ins_over_two_instances);
 
 async fn session_of(app: &TestApp, gym: i64, u: &TestUser, id: &Value) -> Value {
     let (status, s) =
@@ -362,10 +349,7 @@ both_backends!(a_walk_in_into_a_full_session_is_checked_in_and_counted, |app| {
 });
 
 async fn concurrent_window_scans_over_two_instances_leave_one_attendance(backend: Backend) {
-    let db = Arc::new(TestDb::create(backend).await);
-    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
-    let a = TestApp::spawn_on(db.clone(), opts.clone()).await;
-    let b = TestApp::spawn_on(db, opts).await;
+    let (a, b) = TestApp::pair(backend).await;
     let (owner, member, gym, class) = desk(&a).await;
     let first = a.session_at(gym, &owner, class, now() + Duration::minutes(2)).await;
     let second = a.session_at(gym, &owner, class, now() + Duration::minutes(3)).await;
@@ -396,12 +380,7 @@ async fn concurrent_window_scans_over_two_instances_leave_one_attendance(backend
     assert_eq!(attended, 1, "one attendance in the whole window");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_window_scans_over_two_instances_leave_one_attendance_on_postgres() {
-    concurrent_window_scans_over_two_instances_leave_one_attendance(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_window_scans_over_two_instances_leave_one_attendance_on_sqlite() {
-    concurrent_window_scans_over_two_instances_leave_one_attendance(Backend::Sqlite).await;
-}
+on_both_backends!(
+    concurrent_window_scans_over_two_instances_leave_one_attendance_on,
+    concurrent_window_scans_over_two_instances_leave_one_attendance
+);

@@ -2,32 +2,15 @@
 
 use std::sync::Arc;
 
-use gymapi_tests::{Backend, Options, TestApp, TestDb, assert_error, now, redis_url, send};
+use gymapi_tests::{
+    Backend, Options, TestApp, TestDb, assert_error, now, on_both_backends, redis_reachable, redis_url, send,
+};
 use reqwest::Method;
 use serde_json::json;
 use time::Duration;
 
-async fn redis_reachable() {
-    let url = redis_url();
-    let client = redis::Client::open(url.as_str()).expect("redis url");
-    let ok = tokio::time::timeout(std::time::Duration::from_secs(2), client.get_multiplexed_async_connection()).await;
-    assert!(
-        matches!(ok, Ok(Ok(_))),
-        "Redis is unreachable at {url}. Start it with \
-         `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no`, \
-         or point TEST_REDIS_URL at a running server."
-    );
-}
-
-async fn two_instances(backend: Backend) -> (TestApp, TestApp) {
-    redis_reachable().await;
-    let db = Arc::new(TestDb::create(backend).await);
-    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
-    (TestApp::spawn_on(db.clone(), opts.clone()).await, TestApp::spawn_on(db, opts).await)
-}
-
 async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
-    let (a, b) = two_instances(backend).await;
+    let (a, b) = TestApp::pair(backend).await;
     let (owner, gym) = a.gym().await;
     let member = a.member(gym, &owner, "member").await;
     let list = || b.call(Method::GET, "/api/v1/schedule/classes", &member.token, Some(gym));
@@ -118,23 +101,6 @@ async fn ready_reports_a_live_redis_as_ok() {
     assert_eq!(ready["cache"], "ok");
 }
 
-/// One test per backend of an async fn taking the backend.
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body(Backend::Postgres).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body(Backend::Sqlite).await;
-            }
-        }
-    };
-}
-
 async fn dashboard(app: &TestApp, gym: i64, u: &gymapi_tests::TestUser) -> serde_json::Value {
     let (status, d) = send(app.call(Method::GET, "/api/v1/users/me/dashboard-summary", &u.token, Some(gym))).await;
     assert_eq!(status, 200, "{d}");
@@ -142,7 +108,7 @@ async fn dashboard(app: &TestApp, gym: i64, u: &gymapi_tests::TestUser) -> serde
 }
 
 async fn cancelling_a_session_refreshes_registered_members_dashboards_on(backend: Backend) {
-    let (a, b) = two_instances(backend).await;
+    let (a, b) = TestApp::pair(backend).await;
     let (owner, gym) = a.gym().await;
     let class = a.class(gym, &owner, 10).await;
     let s = a.session_at(gym, &owner, class, now() + Duration::hours(3)).await;
@@ -188,7 +154,7 @@ async fn keys_with_prefix(prefix: &str) -> Vec<String> {
 }
 
 async fn made_up_gym_ids_create_no_cache_entry_on(backend: Backend) {
-    let (a, _b) = two_instances(backend).await;
+    let (a, _b) = TestApp::pair(backend).await;
     let (owner, gym) = a.gym().await;
     assert_eq!(send(a.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
     let before = keys_with_prefix(&a.db.cache_prefix).await;
@@ -202,7 +168,7 @@ async fn made_up_gym_ids_create_no_cache_entry_on(backend: Backend) {
 on_both_backends!(made_up_gym_ids_create_no_cache_entry, made_up_gym_ids_create_no_cache_entry_on);
 
 async fn a_role_change_takes_effect_at_once_on_another_instance_on(backend: Backend) {
-    let (a, b) = two_instances(backend).await;
+    let (a, b) = TestApp::pair(backend).await;
     let (owner, gym) = a.gym().await;
     let admin = a.member(gym, &owner, "admin").await;
     let members = || b.call(Method::GET, "/api/v1/members", &admin.token, Some(gym));
@@ -256,7 +222,7 @@ on_both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_list_keeps_a_bounded_number_of_pages_in_redis() {
-    let (a, _b) = two_instances(Backend::Sqlite).await;
+    let (a, _b) = TestApp::pair(Backend::Sqlite).await;
     let (owner, gym) = a.gym().await;
     a.class(gym, &owner, 5).await;
     for skip in 0..(domain::cache::MAX_FIELDS + 20) {

@@ -1,19 +1,10 @@
 //! Each kind of write (each domain event) is seen by the very next read on another
 //! instance sharing the database and Redis, whatever that instance had cached.
 
-use std::sync::Arc;
-
-use gymapi_tests::{Backend, Options, TestApp, TestDb, TestUser, assert_error, now, redis_url, send};
+use gymapi_tests::{Backend, TestApp, TestUser, assert_error, now, send};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
-
-/// Two instances, A (writes) and B (reads, having cached first).
-async fn pair(backend: Backend) -> (TestApp, TestApp) {
-    let db = Arc::new(TestDb::create(backend).await);
-    let opts = Options { redis_url: Some(redis_url()), ..Options::default() };
-    (TestApp::spawn_on(db.clone(), opts.clone()).await, TestApp::spawn_on(db, opts).await)
-}
 
 async fn get(app: &TestApp, path: &str, u: &TestUser, gym: Option<i64>) -> Value {
     let (status, body) = send(app.call(Method::GET, path, &u.token, gym)).await;
@@ -26,7 +17,7 @@ macro_rules! event_test {
         mod $name {
             use super::*;
             async fn run(backend: Backend) {
-                let ($a, $b) = pair(backend).await;
+                let ($a, $b) = TestApp::pair(backend).await;
                 $body
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
