@@ -1,4 +1,5 @@
-//! The `gymapi` command line: `serve` (default), `migrate`, `token`, `seed-demo`.
+//! The `gymapi` command line: `serve` (default), `migrate`, `token`, `seed-demo`,
+//! `backup`.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -44,6 +45,12 @@ enum Command {
     },
     /// Create a demo gym and print tokens and QR codes to try it.
     SeedDemo,
+    /// Write a consistent copy of the SQLite database to PATH (a new file) while the
+    /// service runs; restore by serving from a copy of it. PostgreSQL: use pg_dump.
+    Backup {
+        /// Where to write the copy; must not exist.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Exit code of configuration errors.
@@ -84,6 +91,7 @@ pub async fn run() -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Backup { path } => backup(&settings, &path).await,
         Command::SeedDemo => match connect_and_migrate(&settings).await {
             Ok(db) => match crate::demo::seed(&settings, db).await {
                 Ok(text) => {
@@ -120,6 +128,28 @@ async fn shut_down_on_signal(
     }
     tracing::info!("shutdown: draining in-flight requests");
     server.stop(true).await;
+}
+
+async fn backup(settings: &Settings, path: &std::path::Path) -> ExitCode {
+    if path.exists() {
+        return fail(1, format!("{} exists: a backup never overwrites", path.display()));
+    }
+    let Some(target) = path.to_str() else {
+        return fail(1, format!("{} is not a UTF-8 path", path.display()));
+    };
+    let db = match infra::db::connect(settings).await {
+        Ok(db) => db,
+        Err(e) => return fail(1, e),
+    };
+    let done = db.backup_to(target).await;
+    db.close().await;
+    match done {
+        Ok(()) => {
+            println!("backup written to {target}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
 }
 
 async fn connect_and_migrate(settings: &Settings) -> Result<infra::db::Db, infra::db::DbError> {

@@ -273,3 +273,66 @@ async fn seed_demo_data_is_usable_for_a_check_in() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
 }
+
+fn token_in(dir: &PathBuf, sub: &str) -> String {
+    let out = gymapi(dir, &["token", "--sub", sub], &[]).output().expect("token");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_write_load_restores_every_acknowledged_write() {
+    let server = Server::start(workdir(), &[("SHUTDOWN_GRACE_SECONDS", "0")]);
+    let token = token_in(&server.dir, "backup-owner");
+    let client = reqwest::Client::new();
+    // Writes go on before, during and after the copy; each acknowledged id is noted
+    // with whether the backup had started when its 201 arrived.
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, base, token, started, stop) =
+            (client.clone(), server.base.clone(), token.clone(), started.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let body = serde_json::json!({"name": format!("Gym {i}")});
+                let res = client.post(format!("{base}/api/v1/gyms")).bearer_auth(&token).json(&body).send().await;
+                let before = !started.load(std::sync::atomic::Ordering::SeqCst);
+                if let Some(res) = res.ok().filter(|r| r.status() == 201) {
+                    let v: serde_json::Value = res.json().await.expect("json");
+                    acked.push((v["id"].as_i64().expect("id"), before));
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let copy = server.dir.join("copy.db");
+    started.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = gymapi(&server.dir, &["backup", copy.to_str().expect("utf-8")], &[]).output().expect("backup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked = writer.await.expect("writer");
+    let before: Vec<i64> = acked.iter().filter(|(_, b)| *b).map(|(id, _)| *id).collect();
+    assert!(before.len() >= 10, "the load ran before the copy: {} writes", before.len());
+    assert!(acked.len() > before.len(), "and went on during and after it");
+    let again = gymapi(&server.dir, &["backup", copy.to_str().expect("utf-8")], &[]).output().expect("backup");
+    assert_eq!(again.status.code(), Some(1), "a backup never overwrites");
+
+    // Restore: a fresh directory serving from the copy.
+    let restored = workdir();
+    std::fs::copy(&copy, restored.join("gymapi.db")).expect("restore the copy");
+    let restored = Server::start(restored, &[("SHUTDOWN_GRACE_SECONDS", "0")]);
+    for id in &before {
+        let res = client
+            .get(format!("{}/api/v1/gyms/current", restored.base))
+            .bearer_auth(&token)
+            .header("X-Gym-ID", id.to_string())
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 200, "gym {id}, acknowledged before the backup, is in the copy");
+    }
+}

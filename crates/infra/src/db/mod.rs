@@ -31,6 +31,8 @@ pub struct Db {
     conn: DatabaseConnection,
     /// To open a migration connection of its own (redacted in `Debug`).
     url: crate::config::Secret,
+    /// `DATABASE_MAX_CONNECTIONS`: what "the pool is full" means on a dashboard.
+    max_connections: u32,
 }
 
 /// Why the database could not be opened or migrated (the driver's error is the
@@ -43,6 +45,12 @@ pub enum DbError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[source] DbErr),
+    /// The online copy could not be written.
+    #[error("backup failed: {0}")]
+    Backup(#[source] DbErr),
+    /// `gymapi backup` copies SQLite databases; PostgreSQL has its own tools.
+    #[error("backup copies an SQLite database; for PostgreSQL use pg_dump (docs/operations.md)")]
+    BackupNotSqlite,
 }
 
 /// Connects to the database named by the settings.
@@ -72,7 +80,7 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
                 .foreign_keys(true)
         });
     let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
-    Ok(Db { conn, url: settings.database_url.clone() })
+    Ok(Db { conn, url: settings.database_url.clone(), max_connections: settings.database_max_connections })
 }
 
 impl Db {
@@ -115,6 +123,26 @@ impl Db {
             }
             _ => (0, 0),
         }
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` (a new file) while it
+    /// serves: `VACUUM INTO` reads one snapshot, so writers go on and the copy holds
+    /// every write committed before it began.
+    ///
+    /// # Errors
+    /// [`DbError::BackupNotSqlite`] on PostgreSQL; [`DbError::Backup`] when the copy
+    /// cannot be written (the file exists, the directory is missing, the disk is full).
+    pub async fn backup_to(&self, path: &str) -> Result<(), DbError> {
+        if self.backend() != DbBackend::Sqlite {
+            return Err(DbError::BackupNotSqlite);
+        }
+        let quoted = path.replace('\'', "''");
+        self.conn.execute_unprepared(&format!("VACUUM INTO '{quoted}'")).await.map(drop).map_err(DbError::Backup)
+    }
+
+    /// The most connections the pool opens.
+    pub fn pool_max(&self) -> u32 {
+        self.max_connections
     }
 
     /// Closes the pool (graceful shutdown).
