@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up what `make test` needs: PostgreSQL on 127.0.0.1:5432 (user postgres,
-# trust auth) and Redis on 127.0.0.1:6379. Starts them when installed but down;
+# trust auth), Redis on 127.0.0.1:6379, and promtool. Starts them when installed but down;
 # on Debian or Ubuntu as root installs them first; elsewhere says the one command
 # to run. Servers pointed elsewhere (TEST_DATABASE_URL, TEST_REDIS_URL) are left alone.
 set -euo pipefail
@@ -16,18 +16,20 @@ need=()
 installed_pg=no
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# promtool (Debian's prometheus package) checks deploy/prometheus and a real scrape.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
     say "installing ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     installed_pg=$([[ " ${need[*]} " == *" postgresql "* ]] && echo yes || echo no)
   elif [ -r /etc/debian_version ]; then
     say "missing ${need[*]}: run  sudo apt-get install -y ${need[*]}"
     exit 1
   else
-    say "missing ${need[*]}: install PostgreSQL and Redis with your package manager" \
-      "(macOS: brew install postgresql redis), then run make test again"
+    say "missing ${need[*]}: install PostgreSQL, Redis and promtool with your package manager" \
+      "(macOS: brew install postgresql redis prometheus), then run make test again"
     exit 1
   fi
 fi

@@ -8,6 +8,7 @@ mod events;
 mod fan_out;
 mod http;
 mod limits;
+mod operations;
 mod outage;
 mod schedule;
 mod times;
