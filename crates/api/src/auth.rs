@@ -223,6 +223,9 @@ impl Verifier {
     /// # Errors
     /// [`ApiError::InvalidToken`] for anything that does not verify.
     pub async fn verify(&self, token: &str) -> Result<std::sync::Arc<TokenClaims>, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::InvalidToken);
+        }
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(claims) = self.verified.get(token).await {
             if claims.exp + self.validation.leeway > now {
@@ -275,6 +278,11 @@ pub struct Caller {
     /// The user behind the token.
     pub user_id: UserId,
 }
+
+/// The longest token accepted. Real access tokens are a few KB; past this a token is
+/// an attempt to make every request decode, verify and cache a large blob (10,000
+/// scopes, a padded claim), so it is refused before any of that.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;

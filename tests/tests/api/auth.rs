@@ -248,12 +248,46 @@ both_backends!(a_token_not_yet_valid_or_with_an_empty_sub_is_invalid_token, |app
     }
 });
 
+both_backends!(oversized_tokens_are_invalid_token_even_when_signed, |app| {
+    // A 100 KB token (a claim padded to 75,000 characters, base64 makes it 100 KB).
+    let padded = hs256(SECRET.as_bytes(), &json!({"sub": "big", "exp": exp_in(3600), "pad": "x".repeat(75_000)}));
+    assert!((100_000..110_000).contains(&padded.len()), "{}", padded.len());
+    let scopes: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
+    let scoped = hs256(SECRET.as_bytes(), &json!({"sub": "scopes", "exp": exp_in(3600), "scope": scopes.join(" ")}));
+    for t in [padded, scoped] {
+        assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &t, None)).await, 401, "invalid_token");
+    }
+    let at_the_limit = hs256(SECRET.as_bytes(), &json!({"sub": "fits", "exp": exp_in(3600), "pad": "x".repeat(8_000)}));
+    assert!(at_the_limit.len() <= api::auth::MAX_TOKEN_BYTES);
+    assert_eq!(send(app.call(Method::GET, "/api/v1/users/me", &at_the_limit, None)).await.0, 200);
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_answering_junk_or_errors_makes_unknown_keys_invalid_token_at_once() {
+    use std::time::{Duration, Instant};
+    for mode in [JwksMode::Junk, JwksMode::Down] {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(mode));
+        let url = jwks_server_with_modes("{}".into(), mode, hits).await;
+        let db = std::sync::Arc::new(TestDb::create(Backend::Sqlite).await);
+        let app = TestApp::spawn_on(db, Options { jwks_url: Some(url), ..Options::default() }).await;
+        let key = rsa_key("k-any");
+        let t = rs256(&key, "k-any", &json!({"sub": "eve", "exp": exp_in(3600)}));
+        let began = Instant::now();
+        for _ in 0..5 {
+            assert_error(&send(app.call(Method::GET, "/api/v1/users/me", &t, None)).await, 401, "invalid_token");
+        }
+        assert!(began.elapsed() < api::auth::JWKS_FETCH_TIMEOUT + Duration::from_secs(1), "{:?}", began.elapsed());
+    }
+}
+
 /// How the test JWKS server answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum JwksMode {
     Ok,
     Slow,
     Down,
+    Junk,
 }
 
 /// A JWKS server whose behaviour can change, counting the fetches it received.
@@ -282,6 +316,9 @@ async fn jwks_server_with_modes(
                             HttpResponse::Ok().content_type("application/json").body(body)
                         }
                         JwksMode::Down => HttpResponse::ServiceUnavailable().body("down"),
+                        JwksMode::Junk => {
+                            HttpResponse::Ok().content_type("application/json").body("{\"keys\": 7, <html>")
+                        }
                     }
                 }
             }),
