@@ -4,8 +4,8 @@ use domain::attendance::{CheckIn, DashboardSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::UtcTime;
 use super::schedule::SessionOut;
+use super::times::UtcTime;
 
 #[derive(Serialize, ToSchema)]
 pub struct QrOut {

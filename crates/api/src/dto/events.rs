@@ -5,7 +5,7 @@ use domain::events::{Event, EventFields};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::UtcTime;
+use super::times::UtcTime;
 
 #[derive(Serialize, ToSchema)]
 pub struct EventOut {

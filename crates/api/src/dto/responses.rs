@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use utoipa::IntoResponses;
 use utoipa::openapi::{RefOr, Response};
 
-use super::ErrorBody;
+use super::common::ErrorBody;
 
 /// The failures every authenticated route may answer.
 #[derive(IntoResponses)]

@@ -6,7 +6,7 @@ use domain::{ClassId, DomainError, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::UtcTime;
+use super::times::UtcTime;
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ClassOut {

@@ -6,7 +6,7 @@ use domain::users::User;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::UtcTime;
+use super::times::UtcTime;
 
 fn de_role<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
     let s = String::deserialize(d)?;

@@ -1,0 +1,68 @@
+//! What every route shares: paging, date ranges, the error body, the gym header.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `skip` and `limit` of list routes, validated by [`domain::Page`].
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageIn {
+    pub skip: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl PageIn {
+    pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
+        domain::Page::new(self.skip.unwrap_or(0), self.limit.unwrap_or(100))
+    }
+}
+
+/// `start_date` / `end_date` of range routes, with `skip` and `limit`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DateRangeIn {
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub skip: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl DateRangeIn {
+    pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
+        PageIn { skip: self.skip, limit: self.limit }.page()
+    }
+
+    /// Missing both: today (UTC) and the week after; only a start: that week; only
+    /// an end: the week up to it.
+    pub fn range(&self, today: ::time::Date) -> Result<domain::DateRange, domain::DomainError> {
+        let parse =
+            |name: &str, v: &Option<String>| v.as_deref().map(|s| super::times::parse_date(name, s)).transpose();
+        let week = ::time::Duration::days(7);
+        let (start, end) = match (parse("start_date", &self.start_date)?, parse("end_date", &self.end_date)?) {
+            (Some(s), Some(e)) => (s, e),
+            (Some(s), None) => (s, s.checked_add(week).unwrap_or(s)),
+            // Only an end: the week up to it, so any single date is a valid range.
+            (None, Some(e)) => (e.checked_sub(week).filter(|d| d.year() >= 1).unwrap_or(e), e),
+            (None, None) => (today, today.checked_add(week).unwrap_or(today)),
+        };
+        domain::DateRange::new(start, end)
+    }
+}
+
+/// The error body of every failure.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable message (English, or Spanish with `Accept-Language: es`).
+    pub detail: String,
+    /// Stable snake_case code.
+    pub code: String,
+}
+
+/// `X-Gym-ID`: the gym a scoped route acts in (documentation only: the tenant
+/// extractor reads the header).
+#[derive(IntoParams)]
+#[into_params(names("X-Gym-ID"), parameter_in = Header)]
+pub struct GymHeader(
+    /// A positive integer.
+    pub i64,
+);
