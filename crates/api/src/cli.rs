@@ -137,6 +137,9 @@ async fn backup(settings: &Settings, path: &std::path::Path) -> ExitCode {
     let Some(target) = path.to_str() else {
         return fail(1, format!("{} is not a UTF-8 path", path.display()));
     };
+    if !settings.is_sqlite() {
+        return fail(1, infra::db::DbError::BackupNotSqlite);
+    }
     let db = match infra::db::connect(settings).await {
         Ok(db) => db,
         Err(e) => return fail(1, e),

@@ -320,6 +320,12 @@ async fn a_backup_taken_under_write_load_restores_every_acknowledged_write() {
     assert!(acked.len() > before.len(), "and went on during and after it");
     let again = gymapi(&server.dir, &["backup", copy.to_str().expect("utf-8")], &[]).output().expect("backup");
     assert_eq!(again.status.code(), Some(1), "a backup never overwrites");
+    let elsewhere = workdir();
+    let nothing = gymapi(&elsewhere, &["backup", "copy.db"], &[]).output().expect("backup");
+    assert_eq!(nothing.status.code(), Some(1), "a directory without a GymAPI database has nothing to back up");
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to back up"));
+    assert!(!elsewhere.join("copy.db").exists());
+    let _ = std::fs::remove_dir_all(&elsewhere);
 
     // Restore: a fresh directory serving from the copy.
     let restored = workdir();

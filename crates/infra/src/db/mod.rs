@@ -51,6 +51,9 @@ pub enum DbError {
     /// `gymapi backup` copies SQLite databases; PostgreSQL has its own tools.
     #[error("backup copies an SQLite database; for PostgreSQL use pg_dump (docs/operations.md)")]
     BackupNotSqlite,
+    /// `DATABASE_URL` names no GymAPI database (wrong directory or URL).
+    #[error("DATABASE_URL names no GymAPI database (no migrations were ever applied there): nothing to back up")]
+    BackupNothing,
 }
 
 /// Connects to the database named by the settings.
@@ -135,6 +138,14 @@ impl Db {
     pub async fn backup_to(&self, path: &str) -> Result<(), DbError> {
         if self.backend() != DbBackend::Sqlite {
             return Err(DbError::BackupNotSqlite);
+        }
+        // A wrong working directory or DATABASE_URL opens (and creates) an empty file:
+        // refuse to call a copy of nothing a backup.
+        let ours = "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'";
+        let found = self.conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, ours)).await;
+        let tables = found.map_err(DbError::Backup)?.map(|r| r.try_get_by_index::<i64>(0)).transpose();
+        if tables.map_err(DbError::Backup)?.unwrap_or(0) == 0 {
+            return Err(DbError::BackupNothing);
         }
         let quoted = path.replace('\'', "''");
         self.conn.execute_unprepared(&format!("VACUUM INTO '{quoted}'")).await.map(drop).map_err(DbError::Backup)
