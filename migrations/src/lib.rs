@@ -12,7 +12,8 @@
 
 use async_trait::async_trait;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 
 mod m20261126_000001_initial;
@@ -50,7 +51,7 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS seaql_migrations \
 pub async fn applied(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     // Under the lock too: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against
     // itself (two creators race on the catalog's unique index).
-    let tx = db.begin().await?;
+    let tx = begin(db).await?;
     lock(&tx).await?;
     tx.execute_unprepared(TABLE).await?;
     tx.commit().await?;
@@ -65,9 +66,14 @@ pub async fn applied(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
 /// The first failing migration's error; the ones before it stay applied.
 pub async fn up(db: &DatabaseConnection) -> Result<usize, DbErr> {
     let done = applied(db).await?;
+    // A database migrated by a newer binary: its schema may not serve this code.
+    let known: Vec<&str> = all().iter().map(|m| m.name()).collect();
+    if let Some(unknown) = done.iter().find(|v| !known.contains(&v.as_str())) {
+        return Err(DbErr::Migration(format!("the database has migration {unknown}, which this binary does not know")));
+    }
     let mut count = 0;
     for m in all().into_iter().filter(|m| !done.iter().any(|v| v == m.name())) {
-        let tx = db.begin().await?;
+        let tx = begin(db).await?;
         if !claim(&tx, m.name()).await? {
             // Another instance starting at the same time applied it meanwhile.
             tx.rollback().await?;
@@ -92,7 +98,12 @@ pub async fn down(db: &DatabaseConnection, steps: usize) -> Result<usize, DbErr>
     let done = applied(db).await?;
     let mut count = 0;
     for m in all().into_iter().rev().filter(|m| done.iter().any(|v| v == m.name())).take(steps) {
-        let tx = db.begin().await?;
+        let tx = begin(db).await?;
+        if claim(&tx, m.name()).await? {
+            // Undone meanwhile by another process.
+            tx.rollback().await?;
+            continue;
+        }
         m.down(&tx).await?;
         let forget = "DELETE FROM seaql_migrations WHERE version = $1";
         tx.execute_raw(Statement::from_sql_and_values(tx.get_database_backend(), forget, [m.name().into()])).await?;
@@ -113,11 +124,22 @@ async fn claim(tx: &DatabaseTransaction, version: &str) -> Result<bool, DbErr> {
     Ok(found.is_none())
 }
 
+/// A write transaction: on SQLite `BEGIN IMMEDIATE`, so a migration running while
+/// a server writes waits for the lock (busy timeout) instead of failing on upgrade.
+async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    let options = TransactionOptions {
+        sqlite_transaction_mode: sqlite.then_some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    db.begin_with_options(options).await
+}
+
 /// Holds the migration lock until the transaction ends (PostgreSQL; a no-op on SQLite).
 async fn lock(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     if backend(tx) == DbBackend::Postgres {
-        // An arbitrary key of this application's own: "gymapi" in ASCII.
-        tx.execute_unprepared("SELECT pg_advisory_xact_lock(103121097112105)").await?;
+        // An arbitrary key of this application's own: "gymapi" in ASCII decimal.
+        tx.execute_unprepared("SELECT pg_advisory_xact_lock(103121109097112105)").await?;
     }
     Ok(())
 }

@@ -23,6 +23,10 @@ async fn runner_round_trip(backend: Backend) {
     assert_eq!(n, 1, "the schema is there");
     assert_eq!(migration::down(&db, names.len()).await, Ok(names.len()));
     assert_eq!(migration::applied(&db).await, Ok(vec![]));
+    // A database a newer binary migrated is refused, not half-served.
+    let future = "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_future', 0)";
+    db.execute_unprepared(future).await.expect("record");
+    assert!(migration::up(&db).await.is_err(), "an unknown applied migration stops the start");
     let _ = db.close().await;
 }
 
