@@ -64,7 +64,7 @@ pub enum DomainError {
     Unavailable,
     /// Anything unexpected; the cause, with its whole source chain, is for logs,
     /// never for clients (`internal_error`).
-    #[error("internal error")]
+    #[error("internal error: {0}")]
     Internal(#[source] Cause),
 }
 

@@ -68,6 +68,19 @@ async fn a_scrape_under_load_passes_promtool_and_holds_every_metric_the_rules_us
     let scrape = app.client.get(format!("{}/metrics", app.base)).send().await.expect("scrape");
     assert_eq!(scrape.status(), 200);
     let body = scrape.text().await.expect("text");
+    // Every metric the alert rules and the dashboard query is in the scrape.
+    let used = [deploy("prometheus/alerts.yml"), deploy("grafana/gymapi.json")]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("deploy file"))
+        .collect::<String>();
+    let names: std::collections::BTreeSet<&str> = used
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("gymapi_") && w.len() > "gymapi_".len())
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        assert!(body.lines().any(|l| l.starts_with(name)), "{name} (used in deploy/) is not in the scrape");
+    }
     for metric in [
         "gymapi_http_requests_total",
         "gymapi_http_request_duration_seconds_bucket",
