@@ -31,7 +31,7 @@ fn the_alert_rules_pass_promtool() {
 }
 
 #[test]
-fn the_dashboard_queries_only_metrics_the_service_exposes() {
+fn the_dashboard_is_json_whose_queries_are_on_gymapi_metrics() {
     let text = std::fs::read_to_string(deploy("grafana/gymapi.json")).expect("dashboard");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let exprs: Vec<&str> = dash["panels"]

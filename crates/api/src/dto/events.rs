@@ -62,15 +62,17 @@ pub struct EventNewIn {
 impl TryFrom<EventNewIn> for EventFields {
     type Error = DomainError;
 
+    /// A new event is a change with every required field given.
     fn try_from(e: EventNewIn) -> Result<Self, Self::Error> {
-        Ok(Self {
+        EventIn {
             title: Some(e.title),
             description: e.description,
-            start_time: Some(e.start_time.storable()?),
-            end_time: Some(e.end_time.storable()?),
+            start_time: Some(e.start_time),
+            end_time: Some(e.end_time),
             location: e.location,
             max_participants: e.max_participants,
-        })
+        }
+        .try_into()
     }
 }
 
