@@ -70,4 +70,34 @@ mod tests {
         }
         assert!(matches!(gym_id(&TestRequest::default().to_http_request()), Err(ApiError::GymIdRequired)));
     }
+
+    /// Header values as they can arrive: any bytes a header may carry, and text
+    /// close to a number.
+    fn header_values() -> impl proptest::strategy::Strategy<Value = actix_web::http::header::HeaderValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..24),
+            "[-+ 0-9a-fx.e]{0,24}".prop_map(String::into_bytes),
+            any::<u64>().prop_map(|n| n.to_string().into_bytes()),
+        ]
+        .prop_filter_map("not a header value", |b| actix_web::http::header::HeaderValue::from_bytes(&b).ok())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn gym_id_is_exactly_a_positive_i64_in_ascii_digits(v in header_values()) {
+            let got = gym_id(&TestRequest::default().insert_header(("X-Gym-ID", v.clone())).to_http_request());
+            let rule = v
+                .to_str()
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|n| *n > 0);
+            match (got, rule) {
+                (Ok(GymId(n)), Some(m)) => proptest::prop_assert_eq!(n, m),
+                (Err(ApiError::InvalidGymId), None) => {}
+                (got, rule) => proptest::prop_assert!(false, "{v:?}: parser {got:?}, rule {rule:?}"),
+            }
+        }
+    }
 }

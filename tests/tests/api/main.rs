@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod operations;
 mod outage;
+mod properties;
 mod schedule;
 mod times;
 mod users_gyms;

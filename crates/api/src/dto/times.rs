@@ -199,4 +199,59 @@ mod tests {
             assert!(parse_date("d", bad).is_err(), "{bad:?}");
         }
     }
+
+    use proptest::prelude::*;
+
+    /// Any instant of the years 1 to 9999 at any whole-minute offset, with or
+    /// without sub-seconds.
+    fn written_times() -> impl Strategy<Value = (OffsetDateTime, String)> {
+        let first = time::macros::datetime!(0001-01-01 00:00 UTC).unix_timestamp();
+        let last = time::macros::datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+        (first..=last, 0..1_000_000_000_u32, -(23 * 60 + 59)..=(23 * 60 + 59_i32)).prop_filter_map(
+            "not writable at that offset",
+            |(secs, nanos, minutes)| {
+                let offset = time::UtcOffset::from_whole_seconds(minutes * 60).ok()?;
+                let t = OffsetDateTime::from_unix_timestamp(secs).ok()?.replace_nanosecond(nanos).ok()?;
+                // The published pattern writes years 0001 to 9999, locally too.
+                let local = t.checked_to_offset(offset).filter(|l| l.year() >= 1)?;
+                Some((t, local.format(&Rfc3339).ok()?))
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_written_time_reads_back_as_its_instant_to_the_second((t, s) in written_times()) {
+            match parse_time(&s) {
+                Ok(ts) => {
+                    prop_assert_eq!(ts.get().unix_timestamp(), t.unix_timestamp(), "{}", s);
+                    prop_assert_eq!(ts.get().offset(), time::UtcOffset::UTC);
+                }
+                Err(e) => prop_assert!(false, "{s}: {e}"),
+            }
+        }
+
+        #[test]
+        fn what_parse_time_accepts_rfc_3339_reads_as_the_same_instant(
+            s in prop_oneof![any::<String>(), "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(\\.[0-9]{1,10})?([Zz]|[+-][0-9]{2}:[0-9]{2})?"]
+        ) {
+            if let Ok(ts) = parse_time(&s) {
+                let rfc = OffsetDateTime::parse(&s, &Rfc3339).map_err(|e| TestCaseError::fail(format!("{s}: {e}")))?;
+                prop_assert_eq!(ts.get().unix_timestamp(), rfc.unix_timestamp());
+            }
+        }
+
+        #[test]
+        fn a_date_parses_exactly_when_it_is_a_calendar_date_of_years_1_to_9999(
+            s in prop_oneof![any::<String>(), "[0-9]{4}-[0-9]{2}-[0-9]{2}", "-?[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}"]
+        ) {
+            let fmt = time::macros::format_description!("[year]-[month]-[day]");
+            let rule = (s.len() == 10 && s.is_ascii()).then(|| time::Date::parse(&s, fmt).ok()).flatten().filter(|d| d.year() >= 1);
+            match (parse_date("d", &s), rule) {
+                (Ok(d), Some(r)) => prop_assert_eq!(d, r),
+                (Err(_), None) => {}
+                (got, rule) => prop_assert!(false, "{s:?}: parser {got:?}, rule {rule:?}"),
+            }
+        }
+    }
 }
