@@ -1,5 +1,5 @@
 # GymAPI — the two commands of a fresh machine are `make run` and `make test`.
-.PHONY: run test lint fmt demo bench bench-lists build release api-fuzz
+.PHONY: run test lint fmt demo bench bench-lists build release api-fuzz soak
 
 CARGO ?= cargo
 
@@ -34,6 +34,11 @@ bench:
 ## and a booking and a check-in through a generated Python client (tools from PyPI, in ~/.cache).
 api-fuzz:
 	./scripts/api-fuzz.sh
+
+## Fault drills (minutes): Redis killed, PostgreSQL cut and restarted, pool exhausted, SIGTERM
+## under load, two instances with one restarted; each under load, with counts. SOAK_RUNS=3 repeats.
+soak:
+	./scripts/soak.sh
 
 ## Large-data mode of the benchmark: 300,000 users and 3,000,000 participations seeded in SQL;
 ## every list route timed on its first page and on a deep page, on PostgreSQL and on SQLite.
