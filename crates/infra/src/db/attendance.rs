@@ -9,9 +9,9 @@ use domain::{GymId, Page, Result, SessionId, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
-use super::rows::{SessionRow, convert, participation_status, session_status};
+use super::rows::{FromColumns, participation_status, session_status};
 use super::schedule::participation_status_of;
-use super::{Db, PageValues, all, exec, one, timed, ts, unavailable_or_internal};
+use super::{Db, PageValues, all, entities, exec, one, timed, ts, unavailable_or_internal};
 
 #[derive(FromQueryResult)]
 struct SecretRow {
@@ -41,17 +41,9 @@ struct CountsRow {
 }
 
 /// A session and when the member attended it: the session's columns plus one.
-struct HistoryRow {
-    session: SessionRow,
-    attendance_time: OffsetDateTime,
-}
-
-impl FromQueryResult for HistoryRow {
-    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        Ok(Self {
-            session: SessionRow::from_query_result(res, pre)?,
-            attendance_time: res.try_get(pre, "attendance_time")?,
-        })
+impl FromColumns for (Session, OffsetDateTime) {
+    fn read(r: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok((Session::read(r, pre)?, r.try_get(pre, "attendance_time")?))
     }
 }
 
@@ -266,8 +258,7 @@ impl AttendanceRepository for Db {
                          ORDER BY attendance_time DESC, id DESC LIMIT $3 OFFSET $4) p \
                    JOIN sessions s ON s.id = p.session_id ORDER BY p.attendance_time DESC, p.id DESC";
         let values = vec![gym.0.into(), user.0.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("attendance_history", all::<HistoryRow>(&self.conn, sql, values)).await?;
-        convert(rows, |r| Ok((r.session.into_domain()?, r.attendance_time)))
+        timed("attendance_history", entities(&self.conn, sql, values)).await
     }
 
     async fn attendance_counts(
@@ -301,7 +292,6 @@ impl AttendanceRepository for Db {
                    AND s.status = 'scheduled' AND s.start_time > $3 \
                    ORDER BY s.start_time, s.id LIMIT $4";
         let values = vec![gym.0.into(), user.0.into(), ts(now), (limit as i64).into()];
-        let rows = timed("attendance_upcoming", all::<SessionRow>(&self.conn, sql, values)).await?;
-        convert(rows, SessionRow::into_domain)
+        timed("attendance_upcoming", entities(&self.conn, sql, values)).await
     }
 }

@@ -5,8 +5,8 @@ use domain::events::{Event, EventRepository, NewEvent};
 use domain::{DomainError, EventId, GymId, Page, Result};
 use time::OffsetDateTime;
 
-use super::rows::{EVENT_COLS, EventRow, convert};
-use super::{Db, PageValues, all, exec, one, timed, ts};
+use super::rows::EVENT_COLS;
+use super::{Db, PageValues, entities, entity, exec, timed, ts};
 
 #[async_trait]
 impl EventRepository for Db {
@@ -16,16 +16,12 @@ impl EventRepository for Db {
              ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
         let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
-        let rows = timed("events_list", all::<EventRow>(&self.conn, &sql, values)).await?;
-        convert(rows, EventRow::into_domain)
+        timed("events_list", entities(&self.conn, &sql, values)).await
     }
 
     async fn get(&self, gym: GymId, id: EventId) -> Result<Option<Event>> {
         let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2");
-        timed("event_get", one::<EventRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
-            .await?
-            .map(EventRow::into_domain)
-            .transpose()
+        timed("event_get", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await
     }
 
     async fn create(&self, gym: GymId, e: &NewEvent, now: OffsetDateTime) -> Result<Event> {
@@ -45,10 +41,9 @@ impl EventRepository for Db {
             e.created_by.0.into(),
             ts(now),
         ];
-        timed("event_create", one::<EventRow>(&self.conn, &sql, values))
+        timed("event_create", entity(&self.conn, &sql, values))
             .await?
-            .ok_or_else(|| DomainError::internal("insert returned no event"))?
-            .into_domain()
+            .ok_or_else(|| DomainError::internal("insert returned no event"))
     }
 
     async fn update(&self, gym: GymId, e: &Event) -> Result<Option<Event>> {
@@ -66,7 +61,7 @@ impl EventRepository for Db {
             e.location.clone().into(),
             e.max_participants.into(),
         ];
-        timed("event_update", one::<EventRow>(&self.conn, &sql, values)).await?.map(EventRow::into_domain).transpose()
+        timed("event_update", entity(&self.conn, &sql, values)).await
     }
 
     async fn delete(&self, gym: GymId, id: EventId) -> Result<bool> {

@@ -6,9 +6,11 @@ use domain::{DomainError, GymId, Page, Result, Role, SessionId, UserId};
 use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
-use super::rows::{GYM_COLS, GymRoleRow, GymRow, MemberRow, MembershipRow, convert, role};
+use super::rows::{GYM_COLS, role};
 use super::schedule::give_back_place;
-use super::{Db, PageValues, all, already_member, exec, one, timed, timed_or, ts, unavailable_or_internal};
+use super::{
+    Db, PageValues, all, already_member, entities, entity, exec, one, timed, timed_or, ts, unavailable_or_internal,
+};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -36,13 +38,13 @@ async fn lock_gym(tx: &DatabaseTransaction, gym: GymId) -> Result<(), DbErr> {
 
 /// Whether changing `user` away from owner would leave the gym without one.
 async fn would_orphan(tx: &DatabaseTransaction, gym: GymId, user: UserId) -> Result<bool, DbErr> {
-    let current = one::<MembershipRow>(
+    let current = entity::<Membership>(
         tx,
         &format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2"),
         vec![gym.0.into(), user.0.into()],
     )
     .await?;
-    if current.is_none_or(|m| m.role != Role::Owner.as_str()) {
+    if current.is_none_or(|m| m.role != Role::Owner) {
         return Ok(false);
     }
     let others = one::<Count>(
@@ -60,7 +62,7 @@ impl GymRepository for Db {
         let tx = self.write_tx().await?;
         let created = timed(
             "gym_create",
-            one::<GymRow>(
+            entity::<Gym>(
                 &tx,
                 &format!(
                     "INSERT INTO gyms (name, timezone, address, created_at) \
@@ -76,25 +78,22 @@ impl GymRepository for Db {
             exec(
                 &tx,
                 "INSERT INTO memberships (gym_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
-                vec![created.id.into(), owner.0.into(), ts(now)],
+                vec![created.id.0.into(), owner.0.into(), ts(now)],
             ),
         )
         .await?;
         tx.commit().await.map_err(unavailable_or_internal)?;
-        Ok(created.into())
+        Ok(created)
     }
 
     async fn by_id(&self, id: GymId) -> Result<Option<Gym>> {
         let sql = format!("SELECT {GYM_COLS} FROM gyms WHERE id = $1");
-        Ok(timed("gym_by_id", one::<GymRow>(&self.conn, &sql, vec![id.0.into()])).await?.map(Gym::from))
+        timed("gym_by_id", entity(&self.conn, &sql, vec![id.0.into()])).await
     }
 
     async fn membership(&self, user: UserId, gym: GymId) -> Result<Option<Membership>> {
         let sql = format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE user_id = $1 AND gym_id = $2");
-        timed("membership_get", one::<MembershipRow>(&self.conn, &sql, vec![user.0.into(), gym.0.into()]))
-            .await?
-            .map(MembershipRow::into_domain)
-            .transpose()
+        timed("membership_get", entity(&self.conn, &sql, vec![user.0.into(), gym.0.into()])).await
     }
 
     async fn roles_of(&self, user: UserId) -> Result<Vec<(GymId, Role)>> {
@@ -113,10 +112,7 @@ impl GymRepository for Db {
     async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
         let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, m.role \
                    FROM memberships m JOIN gyms g ON g.id = m.gym_id WHERE m.user_id = $1 ORDER BY g.id";
-        convert(
-            timed("gyms_of_user", all::<GymRoleRow>(&self.conn, sql, vec![user.0.into()])).await?,
-            GymRoleRow::into_domain,
-        )
+        timed("gyms_of_user", entities(&self.conn, sql, vec![user.0.into()])).await
     }
 
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
@@ -129,7 +125,7 @@ impl GymRepository for Db {
                    JOIN users u ON u.id = m.user_id ORDER BY m.user_id";
         let values =
             vec![gym.0.into(), role.map(|r| r.as_str().to_owned()).into(), page.limit_value(), page.skip_value()];
-        convert(timed("members_list", all::<MemberRow>(&self.conn, sql, values)).await?, MemberRow::into_domain)
+        timed("members_list", entities(&self.conn, sql, values)).await
     }
 
     async fn add_member(&self, gym: GymId, user: UserId, role: Role, now: OffsetDateTime) -> Result<Membership> {
@@ -139,10 +135,9 @@ impl GymRepository for Db {
         );
         let values = vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into(), ts(now)];
         // No row: the user does not exist (the EXISTS guard), so nothing was inserted.
-        timed_or("membership_create", one::<MembershipRow>(&self.conn, &sql, values), already_member)
+        timed_or("membership_create", entity(&self.conn, &sql, values), already_member)
             .await?
-            .ok_or(DomainError::UserNotFound)?
-            .into_domain()
+            .ok_or(DomainError::UserNotFound)
     }
 
     async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>> {
@@ -155,12 +150,11 @@ impl GymRepository for Db {
             let sql = format!(
                 "UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}"
             );
-            Ok(Ok(one::<MembershipRow>(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()])
-                .await?))
+            Ok(Ok(entity(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()]).await?))
         })
         .await??;
         tx.commit().await.map_err(unavailable_or_internal)?;
-        updated.map(MembershipRow::into_domain).transpose()
+        Ok(updated)
     }
 
     async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<SessionId>>> {

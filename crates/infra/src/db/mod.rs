@@ -25,6 +25,8 @@ mod rows;
 mod schedule;
 mod users;
 
+use rows::FromColumns;
+
 /// The pool, shared by every repository.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -208,6 +210,16 @@ async fn one<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Ve
 
 async fn all<T: FromQueryResult>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<T>, DbErr> {
     T::find_by_statement(stmt(c, sql, values)).all(c).await
+}
+
+/// The entity of the first row, if any (see [`rows::FromColumns`]).
+async fn entity<T: FromColumns>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Option<T>, DbErr> {
+    c.query_one_raw(stmt(c, sql, values)).await?.map(|r| T::read(&r, "")).transpose()
+}
+
+/// The entity of every row (see [`rows::FromColumns`]).
+async fn entities<T: FromColumns>(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<T>, DbErr> {
+    c.query_all_raw(stmt(c, sql, values)).await?.iter().map(|r| T::read(r, "")).collect()
 }
 
 async fn exec(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {

@@ -11,8 +11,10 @@ use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use time::OffsetDateTime;
 
-use super::rows::{CLASS_COLS, ClassRow, PARTICIPATION_COLS, ParticipationRow, SESSION_COLS, SessionRow, convert};
-use super::{Db, PageValues, all, exec, one, opt_id, timed, timed_or, ts, unavailable_or_internal, unknown_user};
+use super::rows::{CLASS_COLS, PARTICIPATION_COLS, SESSION_COLS};
+use super::{
+    Db, PageValues, entities, entity, exec, one, opt_id, timed, timed_or, ts, unavailable_or_internal, unknown_user,
+};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -87,15 +89,12 @@ impl ScheduleRepository for Db {
             "SELECT {CLASS_COLS} FROM classes WHERE gym_id = $1 AND active = TRUE ORDER BY id LIMIT $2 OFFSET $3"
         );
         let values = vec![gym.0.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("classes_list", all::<ClassRow>(&self.conn, &sql, values)).await?;
-        Ok(rows.into_iter().map(Class::from).collect())
+        timed("classes_list", entities(&self.conn, &sql, values)).await
     }
 
     async fn class(&self, gym: GymId, id: ClassId) -> Result<Option<Class>> {
         let sql = format!("SELECT {CLASS_COLS} FROM classes WHERE gym_id = $1 AND id = $2");
-        Ok(timed("class_get", one::<ClassRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
-            .await?
-            .map(Class::from))
+        timed("class_get", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await
     }
 
     async fn create_class(&self, gym: GymId, c: &NewClass, now: OffsetDateTime) -> Result<Class> {
@@ -115,10 +114,7 @@ impl ScheduleRepository for Db {
             ts(now),
         ];
         // No row: the guard refused an instructor who is not a member of the gym.
-        timed_or("class_create", one::<ClassRow>(&self.conn, &sql, values), unknown_user)
-            .await?
-            .map(Class::from)
-            .ok_or(DomainError::UserNotFound)
+        timed_or("class_create", entity(&self.conn, &sql, values), unknown_user).await?.ok_or(DomainError::UserNotFound)
     }
 
     async fn update_class(&self, gym: GymId, id: ClassId, p: &ClassPatch) -> Result<Option<Class>> {
@@ -140,12 +136,12 @@ impl ScheduleRepository for Db {
             opt_id(p.instructor_id),
             p.active.into(),
         ];
-        let updated = timed_or("class_update", one::<ClassRow>(&self.conn, &sql, values), unknown_user).await?;
+        let updated: Option<Class> = timed_or("class_update", entity(&self.conn, &sql, values), unknown_user).await?;
         if updated.is_none() && p.instructor_id.is_some() && self.class(gym, id).await?.is_some() {
             // The class exists, so the guard refused the instructor.
             return Err(DomainError::UserNotFound);
         }
-        Ok(updated.map(Class::from))
+        Ok(updated)
     }
 
     async fn sessions_between(
@@ -160,16 +156,12 @@ impl ScheduleRepository for Db {
              ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
         let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
-        let rows = timed("sessions_list", all::<SessionRow>(&self.conn, &sql, values)).await?;
-        convert(rows, SessionRow::into_domain)
+        timed("sessions_list", entities(&self.conn, &sql, values)).await
     }
 
     async fn session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-        timed("session_get", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
-            .await?
-            .map(SessionRow::into_domain)
-            .transpose()
+        timed("session_get", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await
     }
 
     async fn create_session(&self, gym: GymId, d: &SessionDraft, now: OffsetDateTime) -> Result<Session> {
@@ -190,19 +182,15 @@ impl ScheduleRepository for Db {
             ts(now),
         ];
         // No row: the guard refused a trainer who is not a member of the gym.
-        timed_or("session_create", one::<SessionRow>(&self.conn, &sql, values), unknown_user)
+        timed_or("session_create", entity(&self.conn, &sql, values), unknown_user)
             .await?
-            .ok_or(DomainError::UserNotFound)?
-            .into_domain()
+            .ok_or(DomainError::UserNotFound)
     }
 
     async fn cancel_session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>> {
         let sql =
             format!("UPDATE sessions SET status = 'cancelled' WHERE gym_id = $1 AND id = $2 RETURNING {SESSION_COLS}");
-        timed("session_cancel", one::<SessionRow>(&self.conn, &sql, vec![gym.0.into(), id.0.into()]))
-            .await?
-            .map(SessionRow::into_domain)
-            .transpose()
+        timed("session_cancel", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await
     }
 
     async fn book(&self, gym: GymId, session_id: SessionId, member: UserId, now: OffsetDateTime) -> Result<Booking> {
@@ -223,7 +211,7 @@ impl ScheduleRepository for Db {
                 // Report what this transaction sees; the domain says why.
                 let holds_place = holds_place(participation_status_of(&tx, session_id, member).await?);
                 let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
-                let session = one::<SessionRow>(&tx, &sql, vec![gym.0.into(), session_id.0.into()]).await?;
+                let session = entity::<Session>(&tx, &sql, vec![gym.0.into(), session_id.0.into()]).await?;
                 return Ok(Err((holds_place, session)));
             }
             let upsert = format!(
@@ -235,7 +223,7 @@ impl ScheduleRepository for Db {
             // No row: the member already holds a place (registered or attended); the
             // rollback gives the counted place back.
             let values = vec![gym.0.into(), session_id.0.into(), member.0.into(), ts(now)];
-            match one::<ParticipationRow>(&tx, &upsert, values).await? {
+            match entity::<Participation>(&tx, &upsert, values).await? {
                 Some(p) => Ok(Ok(p)),
                 None => Ok(Err((true, None))),
             }
@@ -244,11 +232,11 @@ impl ScheduleRepository for Db {
         match outcome {
             Ok(p) => {
                 tx.commit().await.map_err(unavailable_or_internal)?;
-                Ok(Booking::Booked(p.into_domain()?))
+                Ok(Booking::Booked(p))
             }
             Err((holds_place, session)) => {
                 tx.rollback().await.map_err(unavailable_or_internal)?;
-                Ok(Booking::Refused { holds_place, session: session.map(SessionRow::into_domain).transpose()? })
+                Ok(Booking::Refused { holds_place, session })
             }
         }
     }
@@ -271,7 +259,6 @@ impl ScheduleRepository for Db {
              ORDER BY id LIMIT $3 OFFSET $4"
         );
         let values = vec![gym.0.into(), session_id.0.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("participants_list", all::<ParticipationRow>(&self.conn, &sql, values)).await?;
-        convert(rows, ParticipationRow::into_domain)
+        timed("participants_list", entities(&self.conn, &sql, values)).await
     }
 }

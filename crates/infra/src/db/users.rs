@@ -6,8 +6,8 @@ use domain::users::{Claims, ProfilePatch, User, UserRepository};
 use domain::{DomainError, GymId, Result, UserId};
 use time::OffsetDateTime;
 
-use super::rows::{USER_COLS, UserRow};
-use super::{Db, exec, one, timed, ts};
+use super::rows::USER_COLS;
+use super::{Db, entity, exec, timed, ts};
 
 #[async_trait]
 impl UserRepository for Db {
@@ -15,8 +15,8 @@ impl UserRepository for Db {
         let c = &self.conn;
         let select = format!("SELECT {USER_COLS} FROM users WHERE auth0_id = $1");
         timed("user_provision", async {
-            if let Some(u) = one::<UserRow>(c, &select, vec![claims.sub.clone().into()]).await? {
-                return Ok(u.into());
+            if let Some(u) = entity::<User>(c, &select, vec![claims.sub.clone().into()]).await? {
+                return Ok(u);
             }
             // Two first requests of one subject may race: the unique key on auth0_id
             // settles it and both read the one row afterwards. An id clash (one in
@@ -46,9 +46,8 @@ impl UserRepository for Db {
                     }
                 }
             }
-            one::<UserRow>(c, &select, vec![claims.sub.clone().into()])
+            entity(c, &select, vec![claims.sub.clone().into()])
                 .await?
-                .map(User::from)
                 .ok_or_else(|| sea_orm::DbErr::RecordNotFound("provisioned user".into()))
         })
         .await
@@ -56,15 +55,13 @@ impl UserRepository for Db {
 
     async fn by_id(&self, id: UserId) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
-        Ok(timed("user_by_id", one::<UserRow>(&self.conn, &sql, vec![id.0.into()])).await?.map(User::from))
+        timed("user_by_id", entity(&self.conn, &sql, vec![id.0.into()])).await
     }
 
     async fn member_of(&self, gym: GymId, id: UserId) -> Result<Option<User>> {
         let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at \
                    FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.gym_id = $1 AND u.id = $2";
-        Ok(timed("user_member_of", one::<UserRow>(&self.conn, sql, vec![gym.0.into(), id.0.into()]))
-            .await?
-            .map(User::from))
+        timed("user_member_of", entity(&self.conn, sql, vec![gym.0.into(), id.0.into()])).await
     }
 
     async fn update_profile(&self, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User> {
@@ -73,9 +70,6 @@ impl UserRepository for Db {
              WHERE id = $1 RETURNING {USER_COLS}"
         );
         let values = vec![id.0.into(), patch.name.clone().into(), patch.phone.clone().into(), ts(now)];
-        timed("user_update", one::<UserRow>(&self.conn, &sql, values))
-            .await?
-            .map(User::from)
-            .ok_or(DomainError::UserNotFound)
+        timed("user_update", entity(&self.conn, &sql, values)).await?.ok_or(DomainError::UserNotFound)
     }
 }
