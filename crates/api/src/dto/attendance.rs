@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::schedule::SessionOut;
 use super::times::UtcTime;
+use super::wire::response;
 
 #[derive(Serialize, ToSchema)]
 pub struct QrOut {
@@ -62,21 +63,10 @@ pub struct HistoryItemOut {
     pub attendance_time: UtcTime,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct DashboardOut {
-    pub total_attendances: i64,
-    pub attendances_last_30_days: i64,
-    pub last_attendance: Option<UtcTime>,
-    pub upcoming_registrations: Vec<SessionOut>,
-}
-
-impl From<DashboardSummary> for DashboardOut {
-    fn from(d: DashboardSummary) -> Self {
-        Self {
-            total_attendances: d.total_attendances,
-            attendances_last_30_days: d.attendances_last_30_days,
-            last_attendance: d.last_attendance.map(UtcTime::from),
-            upcoming_registrations: d.upcoming_registrations.into_iter().map(SessionOut::from).collect(),
-        }
+response! {
+    /// The member's dashboard.
+    DashboardOut from DashboardSummary {
+        total_attendances: i64, attendances_last_30_days: i64, last_attendance: Option<UtcTime>,
+        upcoming_registrations: Vec<SessionOut>,
     }
 }

@@ -2,39 +2,17 @@
 
 use domain::DomainError;
 use domain::events::{Event, EventFields};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::times::UtcTime;
+use super::wire::response;
 
-#[derive(Serialize, ToSchema)]
-pub struct EventOut {
-    pub id: i64,
-    pub gym_id: i64,
-    pub title: String,
-    pub description: Option<String>,
-    pub start_time: UtcTime,
-    pub end_time: UtcTime,
-    pub location: Option<String>,
-    pub max_participants: Option<i32>,
-    pub created_by: Option<i64>,
-    pub created_at: UtcTime,
-}
-
-impl From<Event> for EventOut {
-    fn from(e: Event) -> Self {
-        Self {
-            id: e.id.0,
-            gym_id: e.gym_id.0,
-            title: e.title,
-            description: e.description,
-            start_time: e.start_time.into(),
-            end_time: e.end_time.into(),
-            location: e.location,
-            max_participants: e.max_participants,
-            created_by: e.created_by.map(|u| u.0),
-            created_at: e.created_at.into(),
-        }
+response! {
+    /// `Event`.
+    EventOut from Event {
+        id: i64, gym_id: i64, title: String, description: Option<String>, start_time: UtcTime, end_time: UtcTime,
+        location: Option<String>, max_participants: Option<i32>, created_by: Option<i64>, created_at: UtcTime,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The JSON shapes of the contract, one module per section of its §4, and their
 //! conversion from domain types. Serde lives here, not in the domain. What every
 //! route shares is in `common` (paging, date ranges, the error body), `times` (the
-//! one time type) and `responses` (the documented failures of each kind of route).
+//! one time type), `responses` (the documented failures of each kind of route) and
+//! `wire` (how domain values travel, so each response type is declared once).
 //! Sections import their siblings, never this module, which only re-exports.
 
 mod attendance;
@@ -11,6 +12,7 @@ mod responses;
 mod schedule;
 mod times;
 mod users_gyms;
+mod wire;
 
 pub use attendance::*;
 pub use common::*;

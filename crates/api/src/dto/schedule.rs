@@ -3,37 +3,18 @@
 use domain::schedule::{Class, ClassPatch, NewClass, NewSession, Participation, Session};
 use domain::values::{Capacity, DurationMinutes};
 use domain::{ClassId, DomainError, UserId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::times::UtcTime;
+use super::wire::response;
 
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ClassOut {
-    pub id: i64,
-    pub gym_id: i64,
-    pub name: String,
-    pub description: Option<String>,
-    pub duration_minutes: i32,
-    pub max_capacity: i32,
-    pub category: Option<String>,
-    pub instructor_id: Option<i64>,
-    pub active: bool,
-}
-
-impl From<Class> for ClassOut {
-    fn from(c: Class) -> Self {
-        Self {
-            id: c.id.0,
-            gym_id: c.gym_id.0,
-            name: c.name,
-            description: c.description,
-            duration_minutes: c.duration_minutes,
-            max_capacity: c.max_capacity,
-            category: c.category,
-            instructor_id: c.instructor_id.map(|u| u.0),
-            active: c.active,
-        }
+response! {
+    /// `Class`.
+    #[derive(Deserialize)]
+    ClassOut from Class {
+        id: i64, gym_id: i64, name: String, description: Option<String>, duration_minutes: i32, max_capacity: i32,
+        category: Option<String>, instructor_id: Option<i64>, active: bool,
     }
 }
 
@@ -89,34 +70,11 @@ impl TryFrom<ClassPatchIn> for ClassPatch {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct SessionOut {
-    pub id: i64,
-    pub gym_id: i64,
-    pub class_id: i64,
-    pub start_time: UtcTime,
-    pub end_time: UtcTime,
-    pub status: &'static str,
-    pub trainer_id: Option<i64>,
-    pub room: Option<String>,
-    pub capacity: i32,
-    pub registered_count: i32,
-}
-
-impl From<Session> for SessionOut {
-    fn from(s: Session) -> Self {
-        Self {
-            id: s.id.0,
-            gym_id: s.gym_id.0,
-            class_id: s.class_id.0,
-            start_time: s.start_time.into(),
-            end_time: s.end_time.into(),
-            status: s.status.as_str(),
-            trainer_id: s.trainer_id.map(|u| u.0),
-            room: s.room,
-            capacity: s.capacity,
-            registered_count: s.registered_count,
-        }
+response! {
+    /// `Session`.
+    SessionOut from Session {
+        id: i64, gym_id: i64, class_id: i64, start_time: UtcTime, end_time: UtcTime, status: &'static str,
+        trainer_id: Option<i64>, room: Option<String>, capacity: i32, registered_count: i32,
     }
 }
 
@@ -143,27 +101,10 @@ impl TryFrom<SessionIn> for NewSession {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ParticipationOut {
-    pub id: i64,
-    pub session_id: i64,
-    pub member_id: i64,
-    pub gym_id: i64,
-    pub status: &'static str,
-    pub attendance_time: Option<UtcTime>,
-    pub created_at: UtcTime,
-}
-
-impl From<Participation> for ParticipationOut {
-    fn from(p: Participation) -> Self {
-        Self {
-            id: p.id.0,
-            session_id: p.session_id.0,
-            member_id: p.member_id.0,
-            gym_id: p.gym_id.0,
-            status: p.status.as_str(),
-            attendance_time: p.attendance_time.map(UtcTime::from),
-            created_at: p.created_at.into(),
-        }
+response! {
+    /// `Participation`.
+    ParticipationOut from Participation {
+        id: i64, session_id: i64, member_id: i64, gym_id: i64, status: &'static str,
+        attendance_time: Option<UtcTime>, created_at: UtcTime,
     }
 }

@@ -7,34 +7,18 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::times::UtcTime;
+use super::wire::response;
 
 fn de_role<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
     let s = String::deserialize(d)?;
     Role::parse(&s).map_err(|e| serde::de::Error::custom(e.to_string()))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct UserOut {
-    pub id: i64,
-    pub auth0_id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub created_at: UtcTime,
-    pub updated_at: UtcTime,
-}
-
-impl From<User> for UserOut {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id.0,
-            auth0_id: u.auth0_id,
-            email: u.email,
-            name: u.name,
-            phone: u.phone,
-            created_at: u.created_at.into(),
-            updated_at: u.updated_at.into(),
-        }
+response! {
+    /// `User`.
+    UserOut from User {
+        id: i64, auth0_id: String, email: Option<String>, name: Option<String>, phone: Option<String>,
+        created_at: UtcTime, updated_at: UtcTime,
     }
 }
 
@@ -44,19 +28,9 @@ pub struct ProfileIn {
     pub phone: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct GymOut {
-    pub id: i64,
-    pub name: String,
-    pub timezone: String,
-    pub address: Option<String>,
-    pub created_at: UtcTime,
-}
-
-impl From<Gym> for GymOut {
-    fn from(g: Gym) -> Self {
-        Self { id: g.id.0, name: g.name, timezone: g.timezone, address: g.address, created_at: g.created_at.into() }
-    }
+response! {
+    /// `Gym`.
+    GymOut from Gym { id: i64, name: String, timezone: String, address: Option<String>, created_at: UtcTime }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,31 +46,14 @@ pub struct GymIn {
     pub address: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct MemberOut {
-    pub user: UserOut,
-    pub role: &'static str,
-    pub joined_at: UtcTime,
+response! {
+    /// A member as listed: `{user: User, role, joined_at}`.
+    MemberOut from MemberEntry { user: UserOut, role: &'static str, joined_at: UtcTime }
 }
 
-impl From<MemberEntry> for MemberOut {
-    fn from(m: MemberEntry) -> Self {
-        Self { user: m.user.into(), role: m.role.as_str(), joined_at: m.joined_at.into() }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MembershipOut {
-    pub user_id: i64,
-    pub gym_id: i64,
-    pub role: &'static str,
-    pub joined_at: UtcTime,
-}
-
-impl From<Membership> for MembershipOut {
-    fn from(m: Membership) -> Self {
-        Self { user_id: m.user_id.0, gym_id: m.gym_id.0, role: m.role.as_str(), joined_at: m.joined_at.into() }
-    }
+response! {
+    /// `Membership`.
+    MembershipOut from Membership { user_id: i64, gym_id: i64, role: &'static str, joined_at: UtcTime }
 }
 
 #[derive(Deserialize, ToSchema)]
