@@ -9,9 +9,9 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use api::auth::{TokenClaims, sign_hs256};
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
+use loadtest::rfc3339;
 use serde_json::{Value, json};
 
 /// What the scenarios need, seeded once.
@@ -39,16 +39,7 @@ fn env(name: &str, default: &str) -> String {
 }
 
 fn token(secret: &str, sub: &str) -> String {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp().unsigned_abs() + 24 * 3600;
-    let claims = TokenClaims {
-        sub: sub.into(),
-        exp,
-        email: None,
-        name: None,
-        scope: Some("resource:read resource:write".into()),
-        permissions: None,
-    };
-    sign_hs256(secret, &claims).expect("sign")
+    loadtest::token(secret, sub, 24 * 3600).expect("sign")
 }
 
 async fn call(
@@ -72,10 +63,6 @@ async fn call(
     let v: Value = res.json().await.unwrap_or(Value::Null);
     assert!(status.is_success(), "seeding {path}: {status} {v}");
     v
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).expect("format")
 }
 
 /// A gym, `members` members with QR codes, 30 sessions inside the check-in window

@@ -295,6 +295,23 @@ impl TestApp {
         }
     }
 
+    /// Sends a request as `user` in `gym` and reads the answer.
+    pub async fn send_as(&self, method: Method, path: &str, user: &TestUser, gym: i64) -> (StatusCode, Value) {
+        send(self.call(method, path, &user.token, Some(gym))).await
+    }
+
+    /// Sends a JSON body as `user` in `gym` and reads the answer.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        user: &TestUser,
+        gym: i64,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        send(self.call(method, path, &user.token, Some(gym)).json(body)).await
+    }
+
     /// Provisions a user through `GET /users/me` and returns it.
     pub async fn user(&self, sub: &str) -> TestUser {
         let token = token(sub, "resource:read resource:write");
@@ -405,6 +422,11 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{session}");
         session
     }
+}
+
+/// The path of an action on a session (`register`, `cancel`, `participants`).
+pub fn session_url(session: &Value, action: &str) -> String {
+    format!("/api/v1/schedule/sessions/{}/{action}", session["id"])
 }
 
 /// Now, in whole seconds.

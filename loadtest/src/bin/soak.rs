@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use api::auth::{TokenClaims, sign_hs256};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -42,20 +41,7 @@ fn free_port() -> Res<u16> {
 }
 
 fn token(secret: &str, sub: &str) -> Res<String> {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp().unsigned_abs() + 6 * 3600;
-    let claims = TokenClaims {
-        sub: sub.into(),
-        exp,
-        email: None,
-        name: None,
-        scope: Some("resource:read resource:write".into()),
-        permissions: None,
-    };
-    sign_hs256(secret, &claims).map_err(|e| format!("sign: {e}"))
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    loadtest::token(secret, sub, 6 * 3600)
 }
 
 /// Runs a command to completion; its output on failure.
@@ -409,6 +395,11 @@ impl Client {
         });
     }
 
+    /// A read as the gym's owner.
+    async fn read(&self, world: &World, path: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, &world.owner, Some(world.gym), None).await
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -507,14 +498,14 @@ async fn seed(c: &Client, secret: &str) -> Res<World> {
     let mut bookable = Vec::new();
     for i in 0..BOOKABLE {
         let start = now + time::Duration::days(1) + time::Duration::hours(i64::try_from(i).unwrap_or(0));
-        let s = json!({"class_id": small["id"], "start_time": rfc3339(start)});
+        let s = json!({"class_id": small["id"], "start_time": loadtest::rfc3339(start)});
         bookable
             .push(must(c, M::POST, "/api/v1/schedule/sessions", &owner, g, Some(s)).await?["id"].as_i64().ok_or("id")?);
     }
     let mut window = Vec::new();
     for i in 0..WINDOW_SESSIONS {
         let start = now + time::Duration::minutes(2 + 3 * i64::try_from(i).unwrap_or(0));
-        let s = json!({"class_id": big["id"], "start_time": rfc3339(start)});
+        let s = json!({"class_id": big["id"], "start_time": loadtest::rfc3339(start)});
         window
             .push(must(c, M::POST, "/api/v1/schedule/sessions", &owner, g, Some(s)).await?["id"].as_i64().ok_or("id")?);
     }
@@ -750,7 +741,8 @@ async fn missing_writes(c: &Client, db_url: &str, world: &World, ledgers: &[Ledg
             }
         }
         if let Some((u, Some(role))) = &l.role {
-            let got = psql(db_url, &format!("SELECT role FROM memberships WHERE user_id = {u} AND gym_id = {}", world.gym))?;
+            let got =
+                psql(db_url, &format!("SELECT role FROM memberships WHERE user_id = {u} AND gym_id = {}", world.gym))?;
             if got.trim() != role {
                 miss(format!("role of {u}: stored {:?}, acknowledged {role}", got.trim()));
             }
@@ -759,29 +751,13 @@ async fn missing_writes(c: &Client, db_url: &str, world: &World, ledgers: &[Ledg
         for base in c.bases.iter() {
             let one = c.only(base);
             if let Some((class, Some(name))) = &l.class_name {
-                let a = one
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/api/v1/schedule/classes/{class}"),
-                        &world.owner,
-                        Some(world.gym),
-                        None,
-                    )
-                    .await;
+                let a = one.read(world, &format!("/api/v1/schedule/classes/{class}")).await;
                 if a.body["name"].as_str() != Some(name) {
                     miss(format!("class {class} on {base}: {:?} not {name}", a.body["name"]));
                 }
             }
             if let Some((u, Some(role))) = &l.role {
-                let a = one
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/api/v1/members?role={role}&limit=500"),
-                        &world.owner,
-                        Some(world.gym),
-                        None,
-                    )
-                    .await;
+                let a = one.read(world, &format!("/api/v1/members?role={role}&limit=500")).await;
                 let listed = a.body.as_array().is_some_and(|v| v.iter().any(|m| m["user"]["id"].as_i64() == Some(*u)));
                 if !listed {
                     miss(format!("role {role} of {u} not listed on {base}"));
@@ -793,15 +769,7 @@ async fn missing_writes(c: &Client, db_url: &str, world: &World, ledgers: &[Ledg
     for base in c.bases.iter() {
         let one = c.only(base);
         for s in world.bookable.iter().chain(&world.window) {
-            let a = one
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/schedule/sessions/{s}/participants"),
-                    &world.owner,
-                    Some(world.gym),
-                    None,
-                )
-                .await;
+            let a = one.read(world, &format!("/api/v1/schedule/sessions/{s}/participants")).await;
             let listed: HashMap<i64, String> = a.body.as_array().map_or_else(HashMap::new, |v| {
                 v.iter()
                     .map(|p| (p["member_id"].as_i64().unwrap_or(0), p["status"].as_str().unwrap_or("").to_owned()))
@@ -1025,15 +993,21 @@ async fn secs(n: f64) {
     tokio::time::sleep(Duration::from_secs_f64(n)).await;
 }
 
+/// One instance, seeded, under load.
+async fn loaded(ctx: &Ctx, cfg: &ServerConfig) -> Res<(Server, Client, Arc<World>, Load)> {
+    let server = Server::start(cfg).await?;
+    let c = Client::new(vec![server.base.clone()])?;
+    let world = Arc::new(seed(&c, &ctx.secret).await?);
+    let load = Load::start(&c, &world);
+    Ok((server, c, world, load))
+}
+
 /// 1. Redis killed (SIGKILL) and restarted on the same port.
 async fn drill_redis(ctx: &Ctx) -> Res<Outcome> {
     let db = TestDatabase::create(&ctx.pg_admin, "redis")?;
     let mut redis = PrivateRedis::start(free_port()?)?;
     let cfg = ctx.config("redis", &db.url, Some(format!("redis://127.0.0.1:{}", redis.port)), vec![])?;
-    let server = Server::start(&cfg).await?;
-    let c = Client::new(vec![server.base.clone()])?;
-    let world = Arc::new(seed(&c, &ctx.secret).await?);
-    let load = Load::start(&c, &world);
+    let (server, c, world, load) = loaded(ctx, &cfg).await?;
     secs(4.0).await;
     redis.kill();
     let degraded = ready_until(&server.base, 10, |s, v| s == 200 && v["cache"] == "degraded").await;
@@ -1066,10 +1040,7 @@ async fn drill_cut(ctx: &Ctx) -> Res<Outcome> {
     let via = db.url.replacen(&format!(":{pg_port}/"), &format!(":{}/", proxy.port), 1);
     let extra = vec![("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "2".to_owned())];
     let cfg = ctx.config("cut", &via, Some(ctx.redis_url.clone()), extra)?;
-    let server = Server::start(&cfg).await?;
-    let c = Client::new(vec![server.base.clone()])?;
-    let world = Arc::new(seed(&c, &ctx.secret).await?);
-    let load = Load::start(&c, &world);
+    let (server, c, world, load) = loaded(ctx, &cfg).await?;
     let mut windows = Vec::new();
     for _ in 0..2 {
         secs(4.0).await;
@@ -1101,10 +1072,7 @@ async fn drill_restart(ctx: &Ctx) -> Res<Outcome> {
     let pg = PrivatePostgres::create(free_port()?)?;
     let db = TestDatabase::create(&pg.admin(), "restart")?;
     let cfg = ctx.config("restart", &db.url, Some(ctx.redis_url.clone()), vec![])?;
-    let server = Server::start(&cfg).await?;
-    let c = Client::new(vec![server.base.clone()])?;
-    let world = Arc::new(seed(&c, &ctx.secret).await?);
-    let load = Load::start(&c, &world);
+    let (server, c, world, load) = loaded(ctx, &cfg).await?;
     let mut windows = Vec::new();
     for _ in 0..2 {
         secs(4.0).await;
@@ -1138,10 +1106,7 @@ async fn drill_pool(ctx: &Ctx) -> Res<Outcome> {
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "3".to_owned()),
     ];
     let cfg = ctx.config("pool", &db.url, Some(ctx.redis_url.clone()), extra)?;
-    let server = Server::start(&cfg).await?;
-    let c = Client::new(vec![server.base.clone()])?;
-    let world = Arc::new(seed(&c, &ctx.secret).await?);
-    let load = Load::start(&c, &world);
+    let (server, c, world, load) = loaded(ctx, &cfg).await?;
     secs(4.0).await;
     let hold = 8;
     let from = Instant::now();
@@ -1177,10 +1142,7 @@ async fn drill_sigterm(ctx: &Ctx) -> Res<Outcome> {
     let db = TestDatabase::create(&ctx.pg_admin, "sigterm")?;
     let extra = vec![("SHUTDOWN_GRACE_SECONDS", "2".to_owned())];
     let cfg = ctx.config("sigterm", &db.url, Some(ctx.redis_url.clone()), extra)?;
-    let server = Server::start(&cfg).await?;
-    let c = Client::new(vec![server.base.clone()])?;
-    let world = Arc::new(seed(&c, &ctx.secret).await?);
-    let load = Load::start(&c, &world);
+    let (server, _seeded_through, world, load) = loaded(ctx, &cfg).await?;
     secs(5.0).await;
     let signalled = Instant::now();
     let status = server.terminate().await?;

@@ -1,12 +1,12 @@
 //! Contract §4 (Attendance), §5 and §7: QR codes, the check-in and attendance reads.
 
-use gymapi_tests::{Backend, TestApp, TestUser, assert_error, both_backends, now, on_both_backends, send};
+use gymapi_tests::{Backend, TestApp, TestUser, assert_error, both_backends, now, on_both_backends, send, session_url};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
 async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
-    let (status, body) = send(app.call(Method::GET, "/api/v1/attendance/my-qr", &u.token, Some(gym))).await;
+    let (status, body) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", u, gym).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_id"].as_i64(), Some(u.id));
     body["qr_code"].as_str().expect("qr").to_owned()
@@ -87,25 +87,13 @@ both_backends!(a_registered_member_is_checked_in_into_their_session, |app| {
     let (owner, member, gym, class) = desk(&app).await;
     let close = app.session_at(gym, &owner, class, now() + Duration::minutes(1)).await;
     let booked = app.session_at(gym, &owner, class, now() + Duration::minutes(25)).await;
-    let (status, _) = send(app.call(
-        Method::POST,
-        &format!("/api/v1/schedule/sessions/{}/register", booked["id"]),
-        &member.token,
-        Some(gym),
-    ))
-    .await;
+    let (status, _) = app.send_as(Method::POST, &session_url(&booked, "register"), &member, gym).await;
     assert_eq!(status, 201);
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &member).await})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["session"]["id"], booked["id"], "the registered session wins over the closer {}", close["id"]);
     assert_eq!(body["new_participation"], false);
-    let (_, parts) = send(app.call(
-        Method::GET,
-        &format!("/api/v1/schedule/sessions/{}/participants", booked["id"]),
-        &owner.token,
-        Some(gym),
-    ))
-    .await;
+    let (_, parts) = app.send_as(Method::GET, &session_url(&booked, "participants"), &owner, gym).await;
     assert_eq!(parts.as_array().map(Vec::len), Some(1));
     assert_eq!(parts[0]["status"], "attended");
     assert!(parts[0]["attendance_time"].is_string());
@@ -144,13 +132,7 @@ both_backends!(a_named_session_is_checked_against_gym_status_and_window, |app| {
         "session_outside_window",
     );
     let cancelled = app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
-    let _ = send(app.call(
-        Method::POST,
-        &format!("/api/v1/schedule/sessions/{}/cancel", cancelled["id"]),
-        &owner.token,
-        Some(gym),
-    ))
-    .await;
+    let _ = app.send_as(Method::POST, &session_url(&cancelled, "cancel"), &owner, gym).await;
     assert_error(
         &check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": cancelled["id"]})).await,
         400,
@@ -185,13 +167,7 @@ both_backends!(a_check_in_shows_in_the_members_reads_at_once, |app| {
     let (owner, member, gym, class) = desk(&app).await;
     let s = app.session_at(gym, &owner, class, now() + Duration::minutes(3)).await;
     let later = app.session_at(gym, &owner, class, now() + Duration::days(2)).await;
-    let _ = send(app.call(
-        Method::POST,
-        &format!("/api/v1/schedule/sessions/{}/register", later["id"]),
-        &member.token,
-        Some(gym),
-    ))
-    .await;
+    let _ = app.send_as(Method::POST, &session_url(&later, "register"), &member, gym).await;
     let get = |p: &str| app.call(Method::GET, p, &member.token, Some(gym));
     // Prime the caches.
     let (_, last) = send(get("/api/v1/attendance/me/last")).await;
@@ -228,25 +204,17 @@ async fn fifty_concurrent_check_ins_over_two_instances(backend: Backend) {
     let wins = results.iter().filter(|(st, b)| st.as_u16() == 200 && b["success"] == true).count();
     let already = results.iter().filter(|(st, b)| st.as_u16() == 400 && b["code"] == "already_checked_in").count();
     assert_eq!((wins, already), (1, 49), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
-    let (_, parts) = send(a.call(
-        Method::GET,
-        &format!("/api/v1/schedule/sessions/{}/participants", s["id"]),
-        &owner.token,
-        Some(gym),
-    ))
-    .await;
+    let (_, parts) = send(a.call(Method::GET, &session_url(&s, "participants"), &owner.token, Some(gym))).await;
     assert_eq!(parts.as_array().map(Vec::len), Some(1), "{parts}");
     assert_eq!(parts[0]["status"], "attended");
-    let (_, after) =
-        send(b.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    let (_, after) = b.send_as(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner, gym).await;
     assert_eq!(after["registered_count"], 1, "the walk-in took exactly one place: {after}");
 }
 
 on_both_backends!(fifty_concurrent_check_ins_over_two_instances_on, fifty_concurrent_check_ins_over_two_instances);
 
 async fn session_of(app: &TestApp, gym: i64, u: &TestUser, id: &Value) -> Value {
-    let (status, s) =
-        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{id}"), &u.token, Some(gym))).await;
+    let (status, s) = app.send_as(Method::GET, &format!("/api/v1/schedule/sessions/{id}"), u, gym).await;
     assert_eq!(status, 200, "{s}");
     s
 }
@@ -254,8 +222,7 @@ async fn session_of(app: &TestApp, gym: i64, u: &TestUser, id: &Value) -> Value 
 /// `registered_count` must equal the session's `registered` + `attended` rows.
 async fn assert_count_matches_rows(app: &TestApp, gym: i64, staff: &TestUser, id: &Value, expected: i64) {
     let (_, parts) =
-        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{id}/participants"), &staff.token, Some(gym)))
-            .await;
+        app.send_as(Method::GET, &format!("/api/v1/schedule/sessions/{id}/participants"), staff, gym).await;
     let holding = parts
         .as_array()
         .expect("participants")
@@ -280,13 +247,7 @@ both_backends!(a_second_scan_in_the_window_is_already_checked_in_not_a_check_in_
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_other, "session_id": second["id"]})).await;
     assert_eq!(status, 200, "{body}");
     assert_error(&check_in(&app, gym, &owner, json!({"qr_code": qr_other})).await, 400, "already_checked_in");
-    let (_, parts) = send(app.call(
-        Method::GET,
-        &format!("/api/v1/schedule/sessions/{}/participants", second["id"]),
-        &owner.token,
-        Some(gym),
-    ))
-    .await;
+    let (_, parts) = app.send_as(Method::GET, &session_url(&second, "participants"), &owner, gym).await;
     assert_eq!(parts.as_array().map(Vec::len), Some(1), "nobody was checked into a second session: {parts}");
 });
 
@@ -296,20 +257,20 @@ both_backends!(registered_count_equals_the_rows_after_every_kind_of_write, |app|
     let id = s["id"].clone();
     let reg = format!("/api/v1/schedule/sessions/{id}/register");
     assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
-    assert_eq!(send(app.call(Method::POST, &reg, &member.token, Some(gym))).await.0, 201, "book");
+    assert_eq!(app.send_as(Method::POST, &reg, &member, gym).await.0, 201, "book");
     assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
-    assert_error(&send(app.call(Method::POST, &reg, &member.token, Some(gym))).await, 409, "already_registered");
+    assert_error(&app.send_as(Method::POST, &reg, &member, gym).await, 409, "already_registered");
     assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
-    assert_eq!(send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await.0, 204, "cancel");
+    assert_eq!(app.send_as(Method::DELETE, &reg, &member, gym).await.0, 204, "cancel");
     assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
-    assert_error(&send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await, 422, "validation_error");
+    assert_error(&app.send_as(Method::DELETE, &reg, &member, gym).await, 422, "validation_error");
     assert_count_matches_rows(&app, gym, &owner, &id, 0).await;
-    assert_eq!(send(app.call(Method::POST, &reg, &member.token, Some(gym))).await.0, 201, "re-book");
+    assert_eq!(app.send_as(Method::POST, &reg, &member, gym).await.0, 201, "re-book");
     assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &member).await})).await;
     assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(false)), "{body}");
     assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
-    assert_error(&send(app.call(Method::DELETE, &reg, &member.token, Some(gym))).await, 422, "validation_error");
+    assert_error(&app.send_as(Method::DELETE, &reg, &member, gym).await, 422, "validation_error");
     assert_count_matches_rows(&app, gym, &owner, &id, 1).await;
     // A walk-in takes a place.
     let walk_in = app.member(gym, &owner, "member").await;
@@ -318,13 +279,13 @@ both_backends!(registered_count_equals_the_rows_after_every_kind_of_write, |app|
     assert_count_matches_rows(&app, gym, &owner, &id, 2).await;
     // Booked, cancelled, then checked in at the door: the place is taken again.
     let late = app.member(gym, &owner, "member").await;
-    assert_eq!(send(app.call(Method::POST, &reg, &late.token, Some(gym))).await.0, 201);
-    assert_eq!(send(app.call(Method::DELETE, &reg, &late.token, Some(gym))).await.0, 204);
+    assert_eq!(app.send_as(Method::POST, &reg, &late, gym).await.0, 201);
+    assert_eq!(app.send_as(Method::DELETE, &reg, &late, gym).await.0, 204);
     assert_count_matches_rows(&app, gym, &owner, &id, 2).await;
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &late).await})).await;
     assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(false)), "{body}");
     assert_count_matches_rows(&app, gym, &owner, &id, 3).await;
-    assert_error(&send(app.call(Method::POST, &reg, &late.token, Some(gym))).await, 409, "already_registered");
+    assert_error(&app.send_as(Method::POST, &reg, &late, gym).await, 409, "already_registered");
     assert_count_matches_rows(&app, gym, &owner, &id, 3).await;
 });
 
@@ -336,13 +297,13 @@ both_backends!(a_walk_in_into_a_full_session_is_checked_in_and_counted, |app| {
     let s = app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
     let booked = app.member(gym, &owner, "member").await;
     let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
-    assert_eq!(send(app.call(Method::POST, &reg, &booked.token, Some(gym))).await.0, 201);
+    assert_eq!(app.send_as(Method::POST, &reg, &booked, gym).await.0, 201);
     let walk_in = app.member(gym, &owner, "member").await;
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &walk_in).await})).await;
     assert_eq!((status.as_u16(), body["new_participation"].as_bool()), (200, Some(true)), "{body}");
     assert_count_matches_rows(&app, gym, &owner, &s["id"], 2).await;
     let late = app.member(gym, &owner, "member").await;
-    assert_error(&send(app.call(Method::POST, &reg, &late.token, Some(gym))).await, 409, "session_full");
+    assert_error(&app.send_as(Method::POST, &reg, &late, gym).await, 409, "session_full");
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr_of(&app, gym, &booked).await})).await;
     assert_eq!(status, 200, "{body}");
     assert_count_matches_rows(&app, gym, &owner, &s["id"], 2).await;
@@ -368,13 +329,7 @@ async fn concurrent_window_scans_over_two_instances_leave_one_attendance(backend
     assert!(results.iter().all(|(st, b)| st.as_u16() == 200 || b["code"] == "already_checked_in"));
     let mut attended = 0;
     for s in [&first, &second] {
-        let (_, parts) = send(a.call(
-            Method::GET,
-            &format!("/api/v1/schedule/sessions/{}/participants", s["id"]),
-            &owner.token,
-            Some(gym),
-        ))
-        .await;
+        let (_, parts) = send(a.call(Method::GET, &session_url(s, "participants"), &owner.token, Some(gym))).await;
         attended += parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == "attended").count());
     }
     assert_eq!(attended, 1, "one attendance in the whole window");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use gymapi_tests::{
     Backend, Options, TestApp, TestDb, assert_error, now, on_both_backends, redis_reachable, redis_url, send,
+    session_url,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -27,21 +28,17 @@ async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
 
     let s = a.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
     let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
-    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["registered_count"], 0);
-    let (status, _) = send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await;
+    assert_eq!(b.send_as(Method::GET, &one, &member, gym).await.1["registered_count"], 0);
+    let (status, _) = a.send_as(Method::POST, &format!("{one}/register"), &member, gym).await;
     assert_eq!(status, 201);
-    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["registered_count"], 1);
-    let _ = send(a.call(Method::POST, &format!("{one}/cancel"), &owner.token, Some(gym))).await;
-    assert_eq!(send(b.call(Method::GET, &one, &member.token, Some(gym))).await.1["status"], "cancelled");
+    assert_eq!(b.send_as(Method::GET, &one, &member, gym).await.1["registered_count"], 1);
+    let _ = a.send_as(Method::POST, &format!("{one}/cancel"), &owner, gym).await;
+    assert_eq!(b.send_as(Method::GET, &one, &member, gym).await.1["status"], "cancelled");
 
     // Membership changes reach the other instance's tenant check at once.
-    let _ = send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
-    let _ = send(a.call(Method::DELETE, &format!("/api/v1/members/{}", member.id), &owner.token, Some(gym))).await;
-    assert_error(
-        &send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await,
-        403,
-        "not_a_member",
-    );
+    let _ = b.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await;
+    let _ = a.send_as(Method::DELETE, &format!("/api/v1/members/{}", member.id), &owner, gym).await;
+    assert_error(&b.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await, 403, "not_a_member");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,19 +58,12 @@ async fn a_dead_redis_changes_nothing_but_readiness(backend: Backend) {
         TestApp::spawn_on(db, Options { redis_url: Some("redis://127.0.0.1:1/0".into()), ..Options::default() }).await;
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 3).await;
-    let (status, list) = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
+    let (status, list) = app.send_as(Method::GET, "/api/v1/schedule/classes", &owner, gym).await;
     assert_eq!((status.as_u16(), list[0]["id"].as_i64()), (200, Some(class)));
     let s = app.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
-    let (status, _) = send(app.call(
-        Method::POST,
-        &format!("/api/v1/schedule/sessions/{}/register", s["id"]),
-        &owner.token,
-        Some(gym),
-    ))
-    .await;
+    let (status, _) = app.send_as(Method::POST, &session_url(&s, "register"), &owner, gym).await;
     assert_eq!(status, 201);
-    let (status, one) =
-        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    let (status, one) = app.send_as(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner, gym).await;
     assert_eq!((status.as_u16(), one["registered_count"].as_i64()), (200, Some(1)));
     let (status, ready) = send(app.req(Method::GET, "/ready")).await;
     assert_eq!(
@@ -102,7 +92,7 @@ async fn ready_reports_a_live_redis_as_ok() {
 }
 
 async fn dashboard(app: &TestApp, gym: i64, u: &gymapi_tests::TestUser) -> serde_json::Value {
-    let (status, d) = send(app.call(Method::GET, "/api/v1/users/me/dashboard-summary", &u.token, Some(gym))).await;
+    let (status, d) = app.send_as(Method::GET, "/api/v1/users/me/dashboard-summary", u, gym).await;
     assert_eq!(status, 200, "{d}");
     d
 }
@@ -114,7 +104,7 @@ async fn cancelling_a_session_refreshes_registered_members_dashboards_on(backend
     let s = a.session_at(gym, &owner, class, now() + Duration::hours(3)).await;
     let (first, second) = (a.member(gym, &owner, "member").await, a.member(gym, &owner, "member").await);
     let reg = format!("/api/v1/schedule/sessions/{}/register", s["id"]);
-    assert_eq!(send(a.call(Method::POST, &reg, &first.token, Some(gym))).await.0, 201);
+    assert_eq!(a.send_as(Method::POST, &reg, &first, gym).await.0, 201);
     // B caches the first member's dashboard: one upcoming session, one place taken.
     let d = dashboard(&b, gym, &first).await;
     assert_eq!(
@@ -122,13 +112,11 @@ async fn cancelling_a_session_refreshes_registered_members_dashboards_on(backend
         (s["id"].clone(), json!(1))
     );
     // Another member's booking changes the count that dashboard shows.
-    assert_eq!(send(a.call(Method::POST, &reg, &second.token, Some(gym))).await.0, 201);
+    assert_eq!(a.send_as(Method::POST, &reg, &second, gym).await.0, 201);
     assert_eq!(dashboard(&b, gym, &first).await["upcoming_registrations"][0]["registered_count"], 2);
     let _ = dashboard(&b, gym, &second).await;
     // Cancelled on A: gone from every registered member's dashboard on B at once.
-    let (status, _) =
-        send(a.call(Method::POST, &format!("/api/v1/schedule/sessions/{}/cancel", s["id"]), &owner.token, Some(gym)))
-            .await;
+    let (status, _) = a.send_as(Method::POST, &session_url(&s, "cancel"), &owner, gym).await;
     assert_eq!(status, 200);
     for m in [&first, &second] {
         assert_eq!(dashboard(&b, gym, m).await["upcoming_registrations"], json!([]), "member {}", m.id);
@@ -156,10 +144,10 @@ async fn keys_with_prefix(prefix: &str) -> Vec<String> {
 async fn made_up_gym_ids_create_no_cache_entry_on(backend: Backend) {
     let (a, _b) = TestApp::pair(backend).await;
     let (owner, gym) = a.gym().await;
-    assert_eq!(send(a.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
+    assert_eq!(a.send_as(Method::GET, "/api/v1/gyms/current", &owner, gym).await.0, 200);
     let before = keys_with_prefix(&a.db.cache_prefix).await;
     for made_up in [gym + 1, gym + 1000, 987_654_321, i64::MAX] {
-        let got = send(a.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(made_up))).await;
+        let got = a.send_as(Method::GET, "/api/v1/gyms/current", &owner, made_up).await;
         assert_error(&got, 403, "not_a_member");
     }
     assert_eq!(keys_with_prefix(&a.db.cache_prefix).await, before, "no key per made-up gym id");
@@ -237,8 +225,7 @@ async fn a_cached_list_keeps_a_bounded_number_of_pages_in_redis() {
     let fields: usize = redis::cmd("HLEN").arg(&data[0]).query_async(&mut conn).await.expect("HLEN");
     assert_eq!(fields, domain::cache::MAX_FIELDS, "pages past the bound are served uncached");
     // And they are still served right.
-    let (_, last) =
-        send(a.call(Method::GET, "/api/v1/schedule/classes?skip=0&limit=100", &owner.token, Some(gym))).await;
+    let (_, last) = a.send_as(Method::GET, "/api/v1/schedule/classes?skip=0&limit=100", &owner, gym).await;
     assert_eq!(last.as_array().map(Vec::len), Some(1));
 }
 

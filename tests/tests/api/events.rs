@@ -12,12 +12,8 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     let start = time::macros::datetime!(2031-05-01 18:00 UTC);
     let end = start + Duration::hours(2);
     let body = json!({"title": "Open day", "start_time": rfc3339(start), "end_time": rfc3339(end), "location": "Hall"});
-    assert_error(
-        &send(app.call(Method::POST, "/api/v1/events", &member.token, Some(gym)).json(&body)).await,
-        403,
-        "forbidden",
-    );
-    let (status, ev) = send(app.call(Method::POST, "/api/v1/events", &trainer.token, Some(gym)).json(&body)).await;
+    assert_error(&app.send_json(Method::POST, "/api/v1/events", &member, gym, &body).await, 403, "forbidden");
+    let (status, ev) = app.send_json(Method::POST, "/api/v1/events", &trainer, gym, &body).await;
     assert_eq!(status, 201, "{ev}");
     assert_eq!(
         (ev["title"].as_str(), ev["gym_id"].as_i64(), ev["location"].as_str()),
@@ -25,7 +21,7 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     );
     assert!(ev["description"].is_null() && ev["max_participants"].is_null());
     let path = format!("/api/v1/events/{}", ev["id"]);
-    let (_, got) = send(app.call(Method::GET, &path, &member.token, Some(gym))).await;
+    let (_, got) = app.send_as(Method::GET, &path, &member, gym).await;
     assert_eq!(got, ev);
     let (status, patched) =
         send(app.call(Method::PATCH, &path, &trainer.token, Some(gym)).json(&json!({"max_participants": 30}))).await;
@@ -38,17 +34,12 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     ))
     .await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
-    let (_, other_day) = send(app.call(
-        Method::GET,
-        "/api/v1/events?start_date=2031-05-02&end_date=2031-05-03",
-        &member.token,
-        Some(gym),
-    ))
-    .await;
+    let (_, other_day) =
+        app.send_as(Method::GET, "/api/v1/events?start_date=2031-05-02&end_date=2031-05-03", &member, gym).await;
     assert_eq!(other_day, json!([]));
-    assert_error(&send(app.call(Method::DELETE, &path, &trainer.token, Some(gym))).await, 403, "forbidden");
-    assert_eq!(send(app.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
-    assert_error(&send(app.call(Method::GET, &path, &member.token, Some(gym))).await, 404, "event_not_found");
+    assert_error(&app.send_as(Method::DELETE, &path, &trainer, gym).await, 403, "forbidden");
+    assert_eq!(app.send_as(Method::DELETE, &path, &owner, gym).await.0, 204);
+    assert_error(&app.send_as(Method::GET, &path, &member, gym).await, 404, "event_not_found");
 });
 
 both_backends!(an_event_must_end_after_it_starts, |app| {

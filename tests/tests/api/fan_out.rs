@@ -87,11 +87,11 @@ event_test!(booked_and_booking_cancelled_show_on_the_other_instance_at_once, |a,
         get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["upcoming_registrations"],
         json!([])
     );
-    assert_eq!(send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
+    assert_eq!(a.send_as(Method::POST, &format!("{one}/register"), &member, gym).await.0, 201);
     assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 1);
     let d = get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await;
     assert_eq!(d["upcoming_registrations"][0]["id"], s["id"]);
-    assert_eq!(send(a.call(Method::DELETE, &format!("{one}/register"), &member.token, Some(gym))).await.0, 204);
+    assert_eq!(a.send_as(Method::DELETE, &format!("{one}/register"), &member, gym).await.0, 204);
     assert_eq!(get(&b, &one, &member, Some(gym)).await["registered_count"], 0);
     assert_eq!(
         get(&b, "/api/v1/users/me/dashboard-summary", &member, Some(gym)).await["upcoming_registrations"],
@@ -105,7 +105,7 @@ event_test!(session_cancelled_shows_on_the_other_instance_at_once, |a, b| {
     let s = a.session_at(gym, &owner, class, now() + Duration::days(1)).await;
     let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
     assert_eq!(get(&b, &one, &owner, Some(gym)).await["status"], "scheduled");
-    assert_eq!(send(a.call(Method::POST, &format!("{one}/cancel"), &owner.token, Some(gym))).await.0, 200);
+    assert_eq!(a.send_as(Method::POST, &format!("{one}/cancel"), &owner, gym).await.0, 200);
     assert_eq!(get(&b, &one, &owner, Some(gym)).await["status"], "cancelled");
 });
 
@@ -135,21 +135,21 @@ event_test!(event_changed_shows_in_the_other_instances_list_at_once, |a, b| {
     assert_eq!(get(&b, list, &owner, Some(gym)).await, json!([]));
     let body = json!({"title": "Open day", "start_time": gymapi_tests::rfc3339(now() + Duration::hours(2)),
         "end_time": gymapi_tests::rfc3339(now() + Duration::hours(3))});
-    let (status, e) = send(a.call(Method::POST, list, &owner.token, Some(gym)).json(&body)).await;
+    let (status, e) = a.send_json(Method::POST, list, &owner, gym, &body).await;
     assert_eq!(status, 201);
     assert_eq!(get(&b, list, &owner, Some(gym)).await[0]["title"], "Open day");
     let one = format!("/api/v1/events/{}", e["id"]);
-    let (status, _) = send(a.call(Method::PATCH, &one, &owner.token, Some(gym)).json(&json!({"title": "Fair"}))).await;
+    let (status, _) = a.send_json(Method::PATCH, &one, &owner, gym, &json!({"title": "Fair"})).await;
     assert_eq!(status, 200);
     assert_eq!(get(&b, list, &owner, Some(gym)).await[0]["title"], "Fair");
-    assert_eq!(send(a.call(Method::DELETE, &one, &owner.token, Some(gym))).await.0, 204);
+    assert_eq!(a.send_as(Method::DELETE, &one, &owner, gym).await.0, 204);
     assert_eq!(get(&b, list, &owner, Some(gym)).await, json!([]));
 });
 
 event_test!(qr_rotated_applies_on_the_other_instance_at_once, |a, b| {
     let (owner, gym) = a.gym().await;
     let old = get(&b, "/api/v1/attendance/my-qr", &owner, Some(gym)).await["qr_code"].clone();
-    let (status, new) = send(a.call(Method::POST, "/api/v1/attendance/my-qr/rotate", &owner.token, Some(gym))).await;
+    let (status, new) = a.send_as(Method::POST, "/api/v1/attendance/my-qr/rotate", &owner, gym).await;
     assert_eq!(status, 200);
     assert_ne!(new["qr_code"], old);
     assert_eq!(get(&b, "/api/v1/attendance/my-qr", &owner, Some(gym)).await["qr_code"], new["qr_code"]);
@@ -161,14 +161,10 @@ event_test!(places_freed_by_a_leaving_member_show_on_the_other_instance_at_once,
     let class = a.class(gym, &owner, 5).await;
     let s = a.session_at(gym, &owner, class, now() + Duration::days(1)).await;
     let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
-    assert_eq!(send(a.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
+    assert_eq!(a.send_as(Method::POST, &format!("{one}/register"), &member, gym).await.0, 201);
     assert_eq!(get(&b, &one, &owner, Some(gym)).await["registered_count"], 1);
     let leave = format!("/api/v1/members/{}", member.id);
-    assert_eq!(send(a.call(Method::DELETE, &leave, &member.token, Some(gym))).await.0, 204);
+    assert_eq!(a.send_as(Method::DELETE, &leave, &member, gym).await.0, 204);
     assert_eq!(get(&b, &one, &owner, Some(gym)).await["registered_count"], 0);
-    assert_error(
-        &send(b.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await,
-        403,
-        "not_a_member",
-    );
+    assert_error(&b.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await, 403, "not_a_member");
 });

@@ -6,7 +6,7 @@ use serde_json::json;
 
 both_backends!(a_wrong_method_is_405_method_not_allowed_in_json, |app| {
     let (owner, gym) = app.gym().await;
-    let got = send(app.call(Method::PUT, "/api/v1/gyms/current", &owner.token, Some(gym))).await;
+    let got = app.send_as(Method::PUT, "/api/v1/gyms/current", &owner, gym).await;
     assert_error(&got, 405, "method_not_allowed");
     assert_error(&send(app.req(Method::POST, "/health")).await, 405, "method_not_allowed");
 });
@@ -47,7 +47,7 @@ both_backends!(list_bounds_are_validated_not_clamped, |app| {
         let got = send(app.call(Method::GET, &format!("/api/v1/members?{q}"), &owner.token, Some(gym))).await;
         assert_error(&got, 422, "validation_error");
     }
-    let (status, _) = send(app.call(Method::GET, "/api/v1/members?limit=500&skip=0", &owner.token, Some(gym))).await;
+    let (status, _) = app.send_as(Method::GET, "/api/v1/members?limit=500&skip=0", &owner, gym).await;
     assert_eq!(status, 200);
 });
 
@@ -113,9 +113,9 @@ pub(crate) async fn post_chunked_with(base: &str, path: &str, token: &str, extra
 both_backends!(metrics_expose_every_contract_series_labelled_by_route_template, |app| {
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 5).await;
-    let _ = send(app.call(Method::GET, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym))).await;
-    let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
-    let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &owner.token, Some(gym))).await;
+    let _ = app.send_as(Method::GET, &format!("/api/v1/schedule/classes/{class}"), &owner, gym).await;
+    let _ = app.send_as(Method::GET, "/api/v1/schedule/classes", &owner, gym).await;
+    let _ = app.send_as(Method::GET, "/api/v1/schedule/classes", &owner, gym).await;
     let _ = send(
         app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&json!({"qr_code": "bad"})),
     )

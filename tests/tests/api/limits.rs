@@ -9,7 +9,7 @@ use time::Duration;
 use crate::http::post_chunked_with;
 
 async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
-    let (status, body) = send(app.call(Method::GET, "/api/v1/attendance/my-qr", &u.token, Some(gym))).await;
+    let (status, body) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", u, gym).await;
     assert_eq!(status, 200, "{body}");
     body["qr_code"].as_str().expect("qr").to_owned()
 }
@@ -93,19 +93,19 @@ both_backends!(every_list_takes_skip_and_limit_within_bounds, |app| {
     .await;
     assert_eq!(status, 200);
     for path in lists(&last) {
-        let (status, all) = send(app.call(Method::GET, &path, &owner.token, Some(gym))).await;
+        let (status, all) = app.send_as(Method::GET, &path, &owner, gym).await;
         assert_eq!(status, 200, "{path}: {all}");
         let all = all.as_array().expect("list").clone();
         assert!(!all.is_empty(), "{path} has data");
-        let (_, first) = send(app.call(Method::GET, &with(&path, "limit=1"), &owner.token, Some(gym))).await;
+        let (_, first) = app.send_as(Method::GET, &with(&path, "limit=1"), &owner, gym).await;
         assert_eq!(first.as_array().map(Vec::len), Some(1), "{path}: limit=1 gives one row: {first}");
         assert_eq!(first[0], all[0], "{path}");
-        let (_, rest) = send(app.call(Method::GET, &with(&path, "skip=1&limit=500"), &owner.token, Some(gym))).await;
+        let (_, rest) = app.send_as(Method::GET, &with(&path, "skip=1&limit=500"), &owner, gym).await;
         assert_eq!(rest.as_array().map(Vec::as_slice), Some(&all[1..]), "{path}: skip=1");
-        let (_, none) = send(app.call(Method::GET, &with(&path, "skip=100000"), &owner.token, Some(gym))).await;
+        let (_, none) = app.send_as(Method::GET, &with(&path, "skip=100000"), &owner, gym).await;
         assert_eq!(none, json!([]), "{path}");
         for bad in ["limit=0", "limit=501", "skip=-1", "limit=abc", "skip=1.5", "limit=99999999999999999999"] {
-            let got = send(app.call(Method::GET, &with(&path, bad), &owner.token, Some(gym))).await;
+            let got = app.send_as(Method::GET, &with(&path, bad), &owner, gym).await;
             assert_error(&got, 422, "validation_error");
         }
     }

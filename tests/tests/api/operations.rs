@@ -54,7 +54,7 @@ async fn a_scrape_under_load_passes_promtool_and_holds_every_metric_the_rules_us
     let class = app.class(gym, &owner, 10).await;
     app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
     let member = app.member(gym, &owner, "member").await;
-    let (_, qr) = send(app.call(Method::GET, "/api/v1/attendance/my-qr", &member.token, Some(gym))).await;
+    let (_, qr) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", &member, gym).await;
     let scan = json!({"qr_code": qr["qr_code"]});
     for _ in 0..2 {
         // One success, then a refusal: both results are counted.

@@ -5,7 +5,7 @@
 //!
 //! `PROPTEST_CASES` sets the cases per route (default 64).
 
-use gymapi_tests::{Backend, TestApp, TestUser, now, rfc3339, send};
+use gymapi_tests::{Backend, TestApp, TestUser, now, rfc3339};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::Method;
@@ -58,8 +58,8 @@ impl Fixture {
             app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await["id"].as_i64().unwrap_or(0);
         let event = json!({"title": "Open day", "start_time": rfc3339(now() + Duration::days(1)),
             "end_time": rfc3339(now() + Duration::days(1) + Duration::hours(2))});
-        let (_, event) = send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&event)).await;
-        let (_, qr) = send(app.call(Method::GET, "/api/v1/attendance/my-qr", &member.token, Some(gym))).await;
+        let (_, event) = app.send_json(Method::POST, "/api/v1/events", &owner, gym, &event).await;
+        let (_, qr) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", &member, gym).await;
         let (other_owner, other_gym) = app.gym().await;
         let other_class = app.class(other_gym, &other_owner, 5).await;
         let other_session = app.session_at(other_gym, &other_owner, other_class, now() + Duration::minutes(5)).await;

@@ -20,7 +20,7 @@ const UNSTORABLE: &[&str] = &[
 
 async fn sessions_of(app: &TestApp, gym: i64, u: &TestUser, from: &str, to: &str) -> Value {
     let path = format!("/api/v1/schedule/sessions?start_date={from}&end_date={to}");
-    let (status, list) = send(app.call(Method::GET, &path, &u.token, Some(gym))).await;
+    let (status, list) = app.send_as(Method::GET, &path, u, gym).await;
     assert_eq!(status, 200, "{list}");
     list
 }
@@ -64,15 +64,13 @@ both_backends!(the_last_storable_instants_are_stored_and_returned_exactly, |app|
     let class = app.class(gym, &owner, 10).await;
     let body =
         json!({"class_id": class, "start_time": "9999-12-30T22:00:00-01:00", "end_time": "9999-12-31T23:59:59Z"});
-    let (status, s) =
-        send(app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym)).json(&body)).await;
+    let (status, s) = app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await;
     assert_eq!(status, 201, "{s}");
     assert_eq!(
         (s["start_time"].as_str(), s["end_time"].as_str()),
         (Some("9999-12-30T23:00:00Z"), Some("9999-12-31T23:59:59Z"))
     );
-    let (status, got) =
-        send(app.call(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner.token, Some(gym))).await;
+    let (status, got) = app.send_as(Method::GET, &format!("/api/v1/schedule/sessions/{}", s["id"]), &owner, gym).await;
     assert_eq!((status.as_u16(), &got), (200, &s));
     assert_eq!(sessions_of(&app, gym, &owner, "9999-12-30", "9999-12-30").await, json!([s]));
     let body = json!({"title": "Y10K", "start_time": "0001-01-01T00:00:00Z", "end_time": "0001-01-01T01:00:00+00:30"});

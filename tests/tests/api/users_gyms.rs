@@ -58,7 +58,7 @@ both_backends!(adding_members_follows_the_grant_rules, |app| {
 both_backends!(a_role_change_applies_on_the_next_request, |app| {
     let (owner, gym) = app.gym().await;
     let m = app.member(gym, &owner, "member").await;
-    assert_error(&send(app.call(Method::GET, "/api/v1/members", &m.token, Some(gym))).await, 403, "forbidden");
+    assert_error(&app.send_as(Method::GET, "/api/v1/members", &m, gym).await, 403, "forbidden");
     let (status, body) = send(
         app.call(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner.token, Some(gym))
             .json(&json!({"role": "trainer"})),
@@ -66,7 +66,7 @@ both_backends!(a_role_change_applies_on_the_next_request, |app| {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "trainer");
-    assert_eq!(send(app.call(Method::GET, "/api/v1/members", &m.token, Some(gym))).await.0, 200);
+    assert_eq!(app.send_as(Method::GET, "/api/v1/members", &m, gym).await.0, 200);
     let got = send(
         app.call(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner.token, Some(gym))
             .json(&json!({"role": "boss"})),
@@ -79,14 +79,14 @@ both_backends!(staff_list_members_filtered_by_role, |app| {
     let (owner, gym) = app.gym().await;
     let t = app.member(gym, &owner, "trainer").await;
     let m = app.member(gym, &owner, "member").await;
-    let (status, all) = send(app.call(Method::GET, "/api/v1/members", &t.token, Some(gym))).await;
+    let (status, all) = app.send_as(Method::GET, "/api/v1/members", &t, gym).await;
     assert_eq!(status, 200);
     assert_eq!(all.as_array().map(Vec::len), Some(3));
-    let (_, members) = send(app.call(Method::GET, "/api/v1/members?role=member", &t.token, Some(gym))).await;
+    let (_, members) = app.send_as(Method::GET, "/api/v1/members?role=member", &t, gym).await;
     assert_eq!(members.as_array().map(Vec::len), Some(1));
     assert_eq!(members[0]["user"]["id"].as_i64(), Some(m.id));
     assert_eq!(members[0]["role"], "member");
-    let (_, page) = send(app.call(Method::GET, "/api/v1/members?skip=1&limit=1", &t.token, Some(gym))).await;
+    let (_, page) = app.send_as(Method::GET, "/api/v1/members?skip=1&limit=1", &t, gym).await;
     assert_eq!(page.as_array().map(Vec::len), Some(1));
 });
 
@@ -97,7 +97,7 @@ both_backends!(removing_members_and_the_last_owner_rule, |app| {
     assert_error(&send(del(&m.token, owner.id)).await, 403, "forbidden");
     let (status, _) = send(del(&owner.token, m.id)).await;
     assert_eq!(status, 204);
-    assert_error(&send(app.call(Method::GET, "/api/v1/gyms/current", &m.token, Some(gym))).await, 403, "not_a_member");
+    assert_error(&app.send_as(Method::GET, "/api/v1/gyms/current", &m, gym).await, 403, "not_a_member");
     assert_error(&send(del(&owner.token, m.id)).await, 404, "user_not_found");
     assert_error(&send(del(&owner.token, owner.id)).await, 409, "last_owner");
     let demote = app
@@ -129,7 +129,7 @@ both_backends!(a_gym_asked_for_before_it_existed_is_usable_by_its_creator_at_onc
     // The next gym id is one past the last one; asking for it caches "not a member".
     let (_, probe) = app.gym().await;
     let next = probe + 1;
-    assert_error(&send(app.call(Method::GET, "/api/v1/gyms/current", &u.token, Some(next))).await, 403, "not_a_member");
+    assert_error(&app.send_as(Method::GET, "/api/v1/gyms/current", &u, next).await, 403, "not_a_member");
     let (status, gym) =
         send(app.call(Method::POST, "/api/v1/gyms", &u.token, None).json(&json!({"name": "Mine"}))).await;
     assert_eq!((status.as_u16(), gym["id"].as_i64()), (201, Some(next)));
@@ -163,17 +163,17 @@ both_backends!(a_member_may_leave_a_gym_but_its_last_owner_may_not, |app| {
     let member = app.member(gym, &owner, "member").await;
     let other = app.member(gym, &owner, "member").await;
     let me = |u: &gymapi_tests::TestUser| format!("/api/v1/members/{}", u.id);
-    assert_error(&send(app.call(Method::DELETE, &me(&other), &member.token, Some(gym))).await, 403, "forbidden");
-    let (status, _) = send(app.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
+    assert_error(&app.send_as(Method::DELETE, &me(&other), &member, gym).await, 403, "forbidden");
+    let (status, _) = app.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await;
     assert_eq!(status, 200);
-    assert_eq!(send(app.call(Method::DELETE, &me(&member), &member.token, Some(gym))).await.0, 204);
-    let got = send(app.call(Method::GET, "/api/v1/gyms/current", &member.token, Some(gym))).await;
+    assert_eq!(app.send_as(Method::DELETE, &me(&member), &member, gym).await.0, 204);
+    let got = app.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await;
     assert_error(&got, 403, "not_a_member");
     let (_, gyms) = send(app.call(Method::GET, "/api/v1/users/me/gyms", &member.token, None)).await;
     assert_eq!(gyms, json!([]));
     let got = send(app.call(Method::DELETE, &me(&owner), &owner.token, Some(gym))).await;
     assert_error(&got, 409, "last_owner");
-    assert_eq!(send(app.call(Method::GET, "/api/v1/gyms/current", &owner.token, Some(gym))).await.0, 200);
+    assert_eq!(app.send_as(Method::GET, "/api/v1/gyms/current", &owner, gym).await.0, 200);
 });
 
 both_backends!(a_member_who_leaves_gives_back_their_places_ahead, |app| {
@@ -183,14 +183,14 @@ both_backends!(a_member_who_leaves_gives_back_their_places_ahead, |app| {
     let start = gymapi_tests::now() + time::Duration::days(1);
     let s = app.session_at(gym, &owner, class, start).await;
     let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
-    assert_eq!(send(app.call(Method::POST, &format!("{one}/register"), &member.token, Some(gym))).await.0, 201);
-    assert_eq!(send(app.call(Method::GET, &one, &owner.token, Some(gym))).await.1["registered_count"], 1);
+    assert_eq!(app.send_as(Method::POST, &format!("{one}/register"), &member, gym).await.0, 201);
+    assert_eq!(app.send_as(Method::GET, &one, &owner, gym).await.1["registered_count"], 1);
     let leave = format!("/api/v1/members/{}", member.id);
-    assert_eq!(send(app.call(Method::DELETE, &leave, &member.token, Some(gym))).await.0, 204);
-    let (_, after) = send(app.call(Method::GET, &one, &owner.token, Some(gym))).await;
+    assert_eq!(app.send_as(Method::DELETE, &leave, &member, gym).await.0, 204);
+    let (_, after) = app.send_as(Method::GET, &one, &owner, gym).await;
     assert_eq!(after["registered_count"], 0, "the place is free again: {after}");
-    let (_, parts) = send(app.call(Method::GET, &format!("{one}/participants"), &owner.token, Some(gym))).await;
+    let (_, parts) = app.send_as(Method::GET, &format!("{one}/participants"), &owner, gym).await;
     assert_eq!(parts[0]["status"], "cancelled", "{parts}");
     let next = app.member(gym, &owner, "member").await;
-    assert_eq!(send(app.call(Method::POST, &format!("{one}/register"), &next.token, Some(gym))).await.0, 201);
+    assert_eq!(app.send_as(Method::POST, &format!("{one}/register"), &next, gym).await.0, 201);
 });
