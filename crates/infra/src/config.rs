@@ -188,54 +188,24 @@ impl Settings {
             })?,
             workers,
             database_url: Secret(database_url),
-            database_max_connections: number(
-                &get("DATABASE_MAX_CONNECTIONS").unwrap_or_default(),
-                "DATABASE_MAX_CONNECTIONS",
-                1,
-                10_000,
-            )?,
-            database_acquire_timeout: Duration::from_secs(number(
-                &get("DATABASE_ACQUIRE_TIMEOUT_SECONDS").unwrap_or_default(),
-                "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
-                1,
-                600,
-            )?),
-            database_statement_timeout: Duration::from_secs(number(
-                &get("DATABASE_STATEMENT_TIMEOUT_SECONDS").unwrap_or_default(),
+            database_max_connections: setting(get, "DATABASE_MAX_CONNECTIONS", 1, 10_000)?,
+            database_acquire_timeout: Duration::from_secs(setting(get, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1, 600)?),
+            database_statement_timeout: Duration::from_secs(setting(
+                get,
                 "DATABASE_STATEMENT_TIMEOUT_SECONDS",
                 1,
                 3600,
             )?),
-            shutdown_grace: Duration::from_secs(number(
-                &get("SHUTDOWN_GRACE_SECONDS").unwrap_or_default(),
-                "SHUTDOWN_GRACE_SECONDS",
-                0,
-                600,
-            )?),
+            shutdown_grace: Duration::from_secs(setting(get, "SHUTDOWN_GRACE_SECONDS", 0, 600)?),
             redis_url: redis_url.map(Secret),
-            redis_pool_max_connections: number(
-                &get("REDIS_POOL_MAX_CONNECTIONS").unwrap_or_default(),
-                "REDIS_POOL_MAX_CONNECTIONS",
-                1,
-                10_000,
-            )?,
-            cache_ttl: Duration::from_secs(number(
-                &get("CACHE_TTL_SECONDS").unwrap_or_default(),
-                "CACHE_TTL_SECONDS",
-                1,
-                86_400 * 30,
-            )?),
+            redis_pool_max_connections: setting(get, "REDIS_POOL_MAX_CONNECTIONS", 1, 10_000)?,
+            cache_ttl: Duration::from_secs(setting(get, "CACHE_TTL_SECONDS", 1, 86_400 * 30)?),
             cache_key_prefix: get("CACHE_KEY_PREFIX").unwrap_or_default(),
             auth_jwt_secret: get("AUTH_JWT_SECRET").map(Secret),
             auth_jwks_url: get("AUTH_JWKS_URL"),
             auth_issuer: get("AUTH_ISSUER"),
             auth_audience: get("AUTH_AUDIENCE"),
-            checkin_window_minutes: number(
-                &get("CHECKIN_WINDOW_MINUTES").unwrap_or_default(),
-                "CHECKIN_WINDOW_MINUTES",
-                1,
-                24 * 60,
-            )?,
+            checkin_window_minutes: setting(get, "CHECKIN_WINDOW_MINUTES", 1, 24 * 60)?,
             log_format,
         };
         s.with_secret_rules()
@@ -287,6 +257,17 @@ impl Settings {
 
 fn bad(key: &str, value: &str, expected: &str) -> ConfigError {
     ConfigError(format!("{key}: invalid value {value:?}, expected {expected}"))
+}
+
+/// A whole-number setting as `get` reads it (empty when unset, which the defaults
+/// layer never leaves it), within `min..=max`.
+fn setting<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    get: impl Fn(&str) -> Option<String>,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    number(&get(key).unwrap_or_default(), key, min, max)
 }
 
 fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
