@@ -2,11 +2,31 @@
 
 use async_trait::async_trait;
 use domain::events::{Event, EventRepository, NewEvent};
-use domain::{DomainError, EventId, GymId, Page, Result};
+use domain::{DomainError, EventId, GymId, Page, Result, Timestamp};
+use sea_orm::Value;
 use time::OffsetDateTime;
 
 use super::rows::EVENT_COLS;
 use super::{Db, PageValues, entities, entity, exec, timed, ts};
+
+/// The columns both writers set, in the order of their statements' parameters.
+fn written(
+    title: &str,
+    description: &Option<String>,
+    start: Timestamp,
+    end: Timestamp,
+    location: &Option<String>,
+    max_participants: Option<i32>,
+) -> [Value; 6] {
+    [
+        title.to_owned().into(),
+        description.clone().into(),
+        ts(start.get()),
+        ts(end.get()),
+        location.clone().into(),
+        max_participants.into(),
+    ]
+}
 
 #[async_trait]
 impl EventRepository for Db {
@@ -30,17 +50,9 @@ impl EventRepository for Db {
              (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EVENT_COLS}"
         );
-        let values = vec![
-            gym.0.into(),
-            e.title.clone().into(),
-            e.description.clone().into(),
-            ts(e.start_time.get()),
-            ts(e.end_time.get()),
-            e.location.clone().into(),
-            e.max_participants.into(),
-            e.created_by.0.into(),
-            ts(now),
-        ];
+        let mut values = vec![gym.0.into()];
+        values.extend(written(&e.title, &e.description, e.start_time, e.end_time, &e.location, e.max_participants));
+        values.extend([e.created_by.0.into(), ts(now)]);
         timed("event_create", entity(&self.conn, &sql, values))
             .await?
             .ok_or_else(|| DomainError::internal("insert returned no event"))
@@ -51,16 +63,8 @@ impl EventRepository for Db {
             "UPDATE events SET title = $3, description = $4, start_time = $5, end_time = $6, location = $7, \
              max_participants = $8 WHERE gym_id = $1 AND id = $2 RETURNING {EVENT_COLS}"
         );
-        let values = vec![
-            gym.0.into(),
-            e.id.0.into(),
-            e.title.clone().into(),
-            e.description.clone().into(),
-            ts(e.start_time.get()),
-            ts(e.end_time.get()),
-            e.location.clone().into(),
-            e.max_participants.into(),
-        ];
+        let mut values = vec![gym.0.into(), e.id.0.into()];
+        values.extend(written(&e.title, &e.description, e.start_time, e.end_time, &e.location, e.max_participants));
         timed("event_update", entity(&self.conn, &sql, values)).await
     }
 
