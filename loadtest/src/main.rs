@@ -98,35 +98,18 @@ async fn seed(base: &str, secret: &str, members: usize) -> Bench {
         let body = json!({"title": format!("Event {i}"), "start_time": rfc3339(start), "end_time": rfc3339(end)});
         call(&client, base, reqwest::Method::POST, "/api/v1/events", &owner, g, Some(body)).await;
     }
+    let session = async |start: time::OffsetDateTime| {
+        let body = json!({"class_id": class, "start_time": rfc3339(start)});
+        let s = call(&client, base, reqwest::Method::POST, "/api/v1/schedule/sessions", &owner, g, Some(body)).await;
+        s["id"].as_i64().expect("session id")
+    };
     let mut window_sessions = Vec::new();
     for i in 0..30_i64 {
-        let start = now + time::Duration::minutes(i - 15);
-        let s = call(
-            &client,
-            base,
-            reqwest::Method::POST,
-            "/api/v1/schedule/sessions",
-            &owner,
-            g,
-            Some(json!({"class_id": class, "start_time": rfc3339(start)})),
-        )
-        .await;
-        window_sessions.push(s["id"].as_i64().expect("session id"));
+        window_sessions.push(session(now + time::Duration::minutes(i - 15)).await);
     }
     let mut future_sessions = Vec::new();
     for i in 0..40_i64 {
-        let start = now + time::Duration::days(1) + time::Duration::minutes(30 * i);
-        let s = call(
-            &client,
-            base,
-            reqwest::Method::POST,
-            "/api/v1/schedule/sessions",
-            &owner,
-            g,
-            Some(json!({"class_id": class, "start_time": rfc3339(start)})),
-        )
-        .await;
-        future_sessions.push(s["id"].as_i64().expect("session id"));
+        future_sessions.push(session(now + time::Duration::days(1) + time::Duration::minutes(30 * i)).await);
     }
     let staff = owner.clone();
     // Members in parallel batches: provision, join, fetch the QR code.

@@ -542,6 +542,19 @@ struct Ledger {
     stale_reads: u64,
 }
 
+/// Records an edit of a last-writer-wins value: acknowledged, it is the value;
+/// refused, nothing changed; a 5xx or no answer leaves it unknown.
+fn settle(slot: &mut Option<(i64, Option<String>)>, id: i64, value: String, a: &Answer, acknowledged: &mut u64) {
+    match a.status {
+        Some(200) => {
+            *slot = Some((id, Some(value)));
+            *acknowledged += 1;
+        }
+        Some(s) if s < 500 => {}
+        _ => *slot = Some((id, None)),
+    }
+}
+
 async fn worker(
     c: Client,
     world: Arc<World>,
@@ -632,14 +645,7 @@ async fn worker(
                 let a = c
                     .call(M::PATCH, &format!("/api/v1/schedule/classes/{}", part.class), &world.owner, g, Some(&body))
                     .await;
-                match a.status {
-                    Some(200) => {
-                        ledger.class_name = Some((part.class, Some(name)));
-                        ledger.acknowledged += 1;
-                    }
-                    Some(st) if st < 500 => {}
-                    _ => ledger.class_name = Some((part.class, None)),
-                }
+                settle(&mut ledger.class_name, part.class, name, &a, &mut ledger.acknowledged);
                 a
             }
             _ => {
@@ -649,14 +655,7 @@ async fn worker(
                 let a = c
                     .call(M::PATCH, &format!("/api/v1/members/{}", part.role_user), &world.owner, g, Some(&body))
                     .await;
-                match a.status {
-                    Some(200) => {
-                        ledger.role = Some((part.role_user, Some(role.to_owned())));
-                        ledger.acknowledged += 1;
-                    }
-                    Some(st) if st < 500 => {}
-                    _ => ledger.role = Some((part.role_user, None)),
-                }
+                settle(&mut ledger.role, part.role_user, role.to_owned(), &a, &mut ledger.acknowledged);
                 a
             }
         };
