@@ -29,25 +29,38 @@ pub enum Backend {
     Sqlite,
 }
 
-/// Declares one test per backend: `mod name { postgres(), sqlite() }`.
+/// Declares one test per backend, `mod name { postgres(), sqlite() }`, each running
+/// `body` with `$backend` bound to its [`Backend`] on a runtime of `$workers` threads.
+/// The other test macros are this one with their set-up.
 #[macro_export]
-macro_rules! both_backends {
-    ($(#[$meta:meta])* $name:ident, |$app:ident| $body:block) => {
+macro_rules! per_backend {
+    ($(#[$meta:meta])* $name:ident, $workers:literal, |$backend:ident| $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = $workers)]
             async fn postgres() {
-                let $app = $crate::TestApp::spawn($crate::Backend::Postgres).await;
+                let $backend = $crate::Backend::Postgres;
                 $body
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = $workers)]
             async fn sqlite() {
-                let $app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                let $backend = $crate::Backend::Sqlite;
                 $body
             }
         }
+    };
+}
+
+/// One test per backend, each given `$app`, an app on a fresh database.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* $name:ident, |$app:ident| $body:block) => {
+        $crate::per_backend!($(#[$meta])* $name, 2, |backend| {
+            let $app = $crate::TestApp::spawn(backend).await;
+            $body
+        });
     };
 }
 
@@ -56,18 +69,21 @@ macro_rules! both_backends {
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident, $body:ident) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body($crate::Backend::Postgres).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body($crate::Backend::Sqlite).await;
-            }
-        }
+        $crate::per_backend!($name, 2, |backend| {
+            $body(backend).await;
+        });
+    };
+}
+
+/// One test per backend, each given two apps (`$a`, `$b`) on one fresh database
+/// sharing the real Redis: two instances behind a load balancer.
+#[macro_export]
+macro_rules! two_instances {
+    ($(#[$meta:meta])* $name:ident, |$a:ident, $b:ident| $body:block) => {
+        $crate::per_backend!($(#[$meta])* $name, 2, |backend| {
+            let ($a, $b) = $crate::TestApp::pair(backend).await;
+            $body
+        });
     };
 }
 
@@ -412,6 +428,16 @@ impl TestApp {
             send(self.call(Method::POST, "/api/v1/schedule/classes", &staff.token, Some(gym)).json(&body)).await;
         assert_eq!(status, StatusCode::CREATED, "{class}");
         class["id"].as_i64().expect("class id")
+    }
+
+    /// `POST /schedule/sessions` with a body, as `staff`.
+    pub async fn create_session(&self, gym: i64, staff: &TestUser, body: &Value) -> (StatusCode, Value) {
+        self.send_json(Method::POST, "/api/v1/schedule/sessions", staff, gym, body).await
+    }
+
+    /// `POST /events` with a body, as `staff`.
+    pub async fn create_event(&self, gym: i64, staff: &TestUser, body: &Value) -> (StatusCode, Value) {
+        self.send_json(Method::POST, "/api/v1/events", staff, gym, body).await
     }
 
     /// Creates a session of a class starting at `start`; returns the session JSON.

@@ -81,6 +81,12 @@ fn token_prints_a_signed_jwt() {
     assert_eq!(token.split('.').count(), 3, "{token}");
 }
 
+/// A token for `sub`, minted by the server's own `gymapi token`.
+fn token_of(server: &Server, sub: &str) -> String {
+    let out = gymapi(&server.dir, &["token", "--sub", sub], &[]).output().expect("token");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -141,11 +147,7 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     let res =
         client.get(format!("{}/health", server.base)).header("X-Request-ID", "log-probe-1").send().await.expect("get");
     assert_eq!(res.status(), 200);
-    let token = String::from_utf8_lossy(
-        &gymapi(&server.dir, &["token", "--sub", "logged"], &[]).output().expect("token").stdout,
-    )
-    .trim()
-    .to_owned();
+    let token = token_of(&server, "logged");
     let res = client.get(format!("{}/api/v1/users/me", server.base)).bearer_auth(&token).send().await.expect("get");
     assert_eq!(res.status(), 200);
     server.sigterm();
@@ -176,11 +178,7 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 async fn sigterm_during_a_request_completes_it_and_exits_0() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut server = Server::start(workdir(), &[("SHUTDOWN_GRACE_SECONDS", "1")]);
-    let token = String::from_utf8_lossy(
-        &gymapi(&server.dir, &["token", "--sub", "drain"], &[]).output().expect("token").stdout,
-    )
-    .trim()
-    .to_owned();
+    let token = token_of(&server, "drain");
     // A request whose body is still arriving is in flight for as long as we like.
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
@@ -206,11 +204,7 @@ async fn sigterm_during_a_request_completes_it_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_ready_is_503_at_once_and_every_request_sent_is_answered_then_exit_0() {
     let mut server = Server::start(workdir(), &[("SHUTDOWN_GRACE_SECONDS", "2")]);
-    let token = String::from_utf8_lossy(
-        &gymapi(&server.dir, &["token", "--sub", "burst"], &[]).output().expect("token").stdout,
-    )
-    .trim()
-    .to_owned();
+    let token = token_of(&server, "burst");
     // Keep-alive connections already open, as a load balancer's are.
     let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("client");
     let me = format!("{}/api/v1/users/me", server.base);

@@ -13,7 +13,7 @@ async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
 }
 
 async fn check_in(app: &TestApp, gym: i64, staff: &TestUser, body: Value) -> (reqwest::StatusCode, Value) {
-    send(app.call(Method::POST, "/api/v1/attendance/check-in", &staff.token, Some(gym)).json(&body)).await
+    app.send_json(Method::POST, "/api/v1/attendance/check-in", staff, gym, &body).await
 }
 
 /// A gym with an owner (staff at the desk), a member and a class of 20 places.
@@ -126,26 +126,17 @@ both_backends!(a_named_session_is_checked_against_gym_status_and_window, |app| {
     let (owner, member, gym, class) = desk(&app).await;
     let qr = qr_of(&app, gym, &member).await;
     let far = app.session_at(gym, &owner, class, now() + Duration::hours(2)).await;
-    assert_error(
-        &check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": far["id"]})).await,
-        400,
-        "session_outside_window",
-    );
+    let refused = check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": far["id"]})).await;
+    assert_error(&refused, 400, "session_outside_window");
     let cancelled = app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
     let _ = app.send_as(Method::POST, &session_url(&cancelled, "cancel"), &owner, gym).await;
-    assert_error(
-        &check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": cancelled["id"]})).await,
-        400,
-        "session_not_found",
-    );
+    let refused = check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": cancelled["id"]})).await;
+    assert_error(&refused, 400, "session_not_found");
     let (other_owner, other_gym) = app.gym().await;
     let other_class = app.class(other_gym, &other_owner, 5).await;
     let foreign = app.session_at(other_gym, &other_owner, other_class, now() + Duration::minutes(5)).await;
-    assert_error(
-        &check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": foreign["id"]})).await,
-        400,
-        "session_not_found",
-    );
+    let refused = check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": foreign["id"]})).await;
+    assert_error(&refused, 400, "session_not_found");
     let good = app.session_at(gym, &owner, class, now() + Duration::minutes(20)).await;
     let (status, body) = check_in(&app, gym, &owner, json!({"qr_code": qr, "session_id": good["id"]})).await;
     assert_eq!(status, 200, "{body}");
@@ -198,7 +189,7 @@ async fn fifty_concurrent_check_ins_over_two_instances(backend: Backend) {
     let body = json!({"qr_code": qr});
     let results = futures_util::future::join_all((0..50).map(|i| {
         let app = if i % 2 == 0 { &a } else { &b };
-        send(app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&body))
+        app.send_json(Method::POST, "/api/v1/attendance/check-in", &owner, gym, &body)
     }))
     .await;
     let wins = results.iter().filter(|(st, b)| st.as_u16() == 200 && b["success"] == true).count();
@@ -321,7 +312,7 @@ async fn concurrent_window_scans_over_two_instances_leave_one_attendance(backend
     let body = json!({"qr_code": qr});
     let results = futures_util::future::join_all((0..30).map(|i| {
         let app = if i % 2 == 0 { &a } else { &b };
-        send(app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&body))
+        app.send_json(Method::POST, "/api/v1/attendance/check-in", &owner, gym, &body)
     }))
     .await;
     let wins = results.iter().filter(|(st, _)| st.as_u16() == 200).count();

@@ -19,11 +19,15 @@ async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
     let class = a.class(gym, &owner, 2).await;
     let (_, after) = send(list()).await;
     assert_eq!(after.as_array().map(Vec::len), Some(1), "B sees A's new class: {after}");
-    let _ = send(
-        a.call(Method::PATCH, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym))
-            .json(&json!({"name": "Renamed"})),
-    )
-    .await;
+    let _ = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/schedule/classes/{class}"),
+            &owner,
+            gym,
+            &json!({"name": "Renamed"}),
+        )
+        .await;
     assert_eq!(send(list()).await.1[0]["name"], "Renamed");
 
     let s = a.session_at(gym, &owner, class, now() + Duration::hours(1)).await;
@@ -41,15 +45,7 @@ async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
     assert_error(&b.send_as(Method::GET, "/api/v1/gyms/current", &member, gym).await, 403, "not_a_member");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_after_write_across_instances_on_postgres() {
-    read_after_write_is_fresh_on_the_other_instance(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_after_write_across_instances_on_sqlite() {
-    read_after_write_is_fresh_on_the_other_instance(Backend::Sqlite).await;
-}
+on_both_backends!(read_after_write_across_instances, read_after_write_is_fresh_on_the_other_instance);
 
 async fn a_dead_redis_changes_nothing_but_readiness(backend: Backend) {
     // Nothing listens on port 1: every cache call fails at once.
@@ -72,15 +68,7 @@ async fn a_dead_redis_changes_nothing_but_readiness(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_redis_is_bypassed_on_postgres() {
-    a_dead_redis_changes_nothing_but_readiness(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_redis_is_bypassed_on_sqlite() {
-    a_dead_redis_changes_nothing_but_readiness(Backend::Sqlite).await;
-}
+on_both_backends!(a_dead_redis_is_bypassed, a_dead_redis_changes_nothing_but_readiness);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_reports_a_live_redis_as_ok() {
@@ -162,8 +150,7 @@ async fn a_role_change_takes_effect_at_once_on_another_instance_on(backend: Back
     let members = || b.call(Method::GET, "/api/v1/members", &admin.token, Some(gym));
     assert_eq!(send(members()).await.0, 200, "B caches the admin's role");
     let path = format!("/api/v1/members/{}", admin.id);
-    let (status, _) =
-        send(a.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"role": "member"}))).await;
+    let (status, _) = a.send_json(Method::PATCH, &path, &owner, gym, &json!({"role": "member"})).await;
     assert_eq!(status, 200);
     assert_error(&send(members()).await, 403, "forbidden");
     assert_eq!(send(a.call(Method::DELETE, &path, &owner.token, Some(gym))).await.0, 204);
@@ -186,8 +173,7 @@ async fn a_lost_invalidation_leaves_a_role_stale_for_seconds_at_most_on(backend:
     let members = || a.call(Method::GET, "/api/v1/members", &admin.token, Some(gym));
     assert_eq!(send(members()).await.0, 200);
     let path = format!("/api/v1/members/{}", admin.id);
-    let (status, _) =
-        send(c.call(Method::PATCH, &path, &owner.token, Some(gym)).json(&json!({"role": "member"}))).await;
+    let (status, _) = c.send_json(Method::PATCH, &path, &owner, gym, &json!({"role": "member"})).await;
     assert_eq!(status, 200);
     let demoted = std::time::Instant::now();
     loop {

@@ -12,8 +12,8 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     let start = time::macros::datetime!(2031-05-01 18:00 UTC);
     let end = start + Duration::hours(2);
     let body = json!({"title": "Open day", "start_time": rfc3339(start), "end_time": rfc3339(end), "location": "Hall"});
-    assert_error(&app.send_json(Method::POST, "/api/v1/events", &member, gym, &body).await, 403, "forbidden");
-    let (status, ev) = app.send_json(Method::POST, "/api/v1/events", &trainer, gym, &body).await;
+    assert_error(&app.create_event(gym, &member, &body).await, 403, "forbidden");
+    let (status, ev) = app.create_event(gym, &trainer, &body).await;
     assert_eq!(status, 201, "{ev}");
     assert_eq!(
         (ev["title"].as_str(), ev["gym_id"].as_i64(), ev["location"].as_str()),
@@ -23,8 +23,7 @@ both_backends!(events_are_created_read_patched_listed_and_deleted, |app| {
     let path = format!("/api/v1/events/{}", ev["id"]);
     let (_, got) = app.send_as(Method::GET, &path, &member, gym).await;
     assert_eq!(got, ev);
-    let (status, patched) =
-        send(app.call(Method::PATCH, &path, &trainer.token, Some(gym)).json(&json!({"max_participants": 30}))).await;
+    let (status, patched) = app.send_json(Method::PATCH, &path, &trainer, gym, &json!({"max_participants": 30})).await;
     assert_eq!((status.as_u16(), patched["max_participants"].as_i64()), (200, Some(30)));
     let (_, list) = send(app.call(
         Method::GET,
@@ -47,11 +46,8 @@ both_backends!(an_event_must_end_after_it_starts, |app| {
     let t = now() + Duration::days(1);
     for end in [t, t - Duration::minutes(1)] {
         let body = json!({"title": "Bad", "start_time": rfc3339(t), "end_time": rfc3339(end)});
-        assert_error(
-            &send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&body)).await,
-            422,
-            "validation_error",
-        );
+        let refused = app.create_event(gym, &owner, &body).await;
+        assert_error(&refused, 422, "validation_error");
     }
     let got = send(app.call(
         Method::GET,
@@ -68,13 +64,10 @@ both_backends!(another_gyms_event_is_event_not_found, |app| {
     let (owner_b, gym_b) = app.gym().await;
     let t = now() + Duration::days(1);
     let body = json!({"title": "Mine", "start_time": rfc3339(t), "end_time": rfc3339(t + Duration::hours(1))});
-    let (_, ev) = send(app.call(Method::POST, "/api/v1/events", &owner_a.token, Some(gym_a)).json(&body)).await;
+    let (_, ev) = app.create_event(gym_a, &owner_a, &body).await;
     let path = format!("/api/v1/events/{}", ev["id"]);
     assert_error(&send(app.call(Method::GET, &path, &owner_b.token, Some(gym_b))).await, 404, "event_not_found");
-    assert_error(
-        &send(app.call(Method::PATCH, &path, &owner_b.token, Some(gym_b)).json(&json!({"title": "x"}))).await,
-        404,
-        "event_not_found",
-    );
+    let refused = app.send_json(Method::PATCH, &path, &owner_b, gym_b, &json!({"title": "x"})).await;
+    assert_error(&refused, 404, "event_not_found");
     assert_error(&send(app.call(Method::DELETE, &path, &owner_b.token, Some(gym_b))).await, 404, "event_not_found");
 });

@@ -116,10 +116,7 @@ both_backends!(metrics_expose_every_contract_series_labelled_by_route_template, 
     let _ = app.send_as(Method::GET, &format!("/api/v1/schedule/classes/{class}"), &owner, gym).await;
     let _ = app.send_as(Method::GET, "/api/v1/schedule/classes", &owner, gym).await;
     let _ = app.send_as(Method::GET, "/api/v1/schedule/classes", &owner, gym).await;
-    let _ = send(
-        app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&json!({"qr_code": "bad"})),
-    )
-    .await;
+    let _ = app.send_json(Method::POST, "/api/v1/attendance/check-in", &owner, gym, &json!({"qr_code": "bad"})).await;
     let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
     for needle in [
         "gymapi_http_requests_total{",

@@ -75,7 +75,7 @@ both_backends!(every_list_takes_skip_and_limit_within_bounds, |app| {
         let (start, end) = (now() + Duration::hours(i + 1), now() + Duration::hours(i + 2));
         let event = json!({"title": format!("E{i}"), "start_time": gymapi_tests::rfc3339(start),
             "end_time": gymapi_tests::rfc3339(end)});
-        assert_eq!(send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&event)).await.0, 201);
+        assert_eq!(app.create_event(gym, &owner, &event).await.0, 201);
     }
     for _ in 0..2 {
         app.member(gym, &owner, "member").await;
@@ -86,11 +86,15 @@ both_backends!(every_list_takes_skip_and_limit_within_bounds, |app| {
         let m = app.member(gym, &owner, "member").await;
         assert_eq!(send(app.call(Method::POST, &reg, &m.token, Some(gym))).await.0, 201, "member {u}");
     }
-    let (status, _) = send(
-        app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym))
-            .json(&json!({"qr_code": qr_of(&app, gym, &owner).await})),
-    )
-    .await;
+    let (status, _) = app
+        .send_json(
+            Method::POST,
+            "/api/v1/attendance/check-in",
+            &owner,
+            gym,
+            &json!({"qr_code": qr_of(&app, gym, &owner).await}),
+        )
+        .await;
     assert_eq!(status, 200);
     for path in lists(&last) {
         let (status, all) = app.send_as(Method::GET, &path, &owner, gym).await;
@@ -130,7 +134,7 @@ both_backends!(a_member_sending_a_malformed_body_to_a_staff_route_is_forbidden, 
     let class = app.class(gym, &owner, 10).await;
     let event = json!({"title": "E", "start_time": gymapi_tests::rfc3339(now() + Duration::hours(1)),
         "end_time": gymapi_tests::rfc3339(now() + Duration::hours(2))});
-    let (_, e) = send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&event)).await;
+    let (_, e) = app.create_event(gym, &owner, &event).await;
     let routes = [
         (Method::POST, "/api/v1/schedule/classes".to_owned()),
         (Method::PATCH, format!("/api/v1/schedule/classes/{class}")),
@@ -170,9 +174,7 @@ both_backends!(a_json_body_of_the_wrong_shape_is_422_and_changes_nothing, |app| 
         assert_error(&got, 422, "validation_error");
         let got = send(app.call(Method::POST, "/api/v1/gyms", &owner.token, None).json(&body)).await;
         assert_error(&got, 422, "validation_error");
-        let got =
-            send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&json!([body])))
-                .await;
+        let got = app.send_json(Method::POST, "/api/v1/schedule/classes", &owner, gym, &json!([body])).await;
         assert_error(&got, 422, "validation_error");
     }
     let (_, after) = send(app.call(Method::GET, "/api/v1/users/me", &owner.token, None)).await;

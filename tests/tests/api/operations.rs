@@ -58,7 +58,7 @@ async fn a_scrape_under_load_passes_promtool_and_holds_every_metric_the_rules_us
     let scan = json!({"qr_code": qr["qr_code"]});
     for _ in 0..2 {
         // One success, then a refusal: both results are counted.
-        send(app.call(Method::POST, "/api/v1/attendance/check-in", &owner.token, Some(gym)).json(&scan)).await;
+        app.send_json(Method::POST, "/api/v1/attendance/check-in", &owner, gym, &scan).await;
     }
     let load = (0..40).map(|i| {
         let path = if i % 4 == 0 { "/api/v1/nowhere" } else { "/api/v1/schedule/classes" };

@@ -147,11 +147,16 @@ async fn terminated_connections_answer_503_never_500_and_the_service_recovers_al
     }
 }
 
+/// An app whose statements may run one second.
+async fn one_second_statements(backend: Backend) -> (Arc<TestDb>, TestApp) {
+    let db = Arc::new(TestDb::create(backend).await);
+    let opts = Options { extra: vec![("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into())], ..Options::default() };
+    (db.clone(), TestApp::spawn_on(db, opts).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_stuck_past_the_timeout_answers_503_on_postgres() {
-    let db = Arc::new(TestDb::create(Backend::Postgres).await);
-    let opts = Options { extra: vec![("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into())], ..Options::default() };
-    let app = TestApp::spawn_on(db.clone(), opts).await;
+    let (db, app) = one_second_statements(Backend::Postgres).await;
     let owner = app.user("stuck").await;
     // Another session holds an exclusive lock on memberships for 4 s.
     let url = db.url.clone();
@@ -174,9 +179,7 @@ async fn a_statement_stuck_past_the_timeout_answers_503_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_still_busy_after_its_timeout_answers_503() {
-    let db = Arc::new(TestDb::create(Backend::Sqlite).await);
-    let opts = Options { extra: vec![("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into())], ..Options::default() };
-    let app = TestApp::spawn_on(db.clone(), opts).await;
+    let (db, app) = one_second_statements(Backend::Sqlite).await;
     let owner = app.user("busy").await;
     let url = db.url.clone();
     let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();

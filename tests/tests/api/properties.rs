@@ -58,7 +58,7 @@ impl Fixture {
             app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await["id"].as_i64().unwrap_or(0);
         let event = json!({"title": "Open day", "start_time": rfc3339(now() + Duration::days(1)),
             "end_time": rfc3339(now() + Duration::days(1) + Duration::hours(2))});
-        let (_, event) = app.send_json(Method::POST, "/api/v1/events", &owner, gym, &event).await;
+        let (_, event) = app.create_event(gym, &owner, &event).await;
         let (_, qr) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", &member, gym).await;
         let (other_owner, other_gym) = app.gym().await;
         let other_class = app.class(other_gym, &other_owner, 5).await;

@@ -17,7 +17,7 @@ both_backends!(staff_create_classes_and_members_list_the_active_ones, |app| {
     let (status, list) = app.send_as(Method::GET, "/api/v1/schedule/classes", &member, gym).await;
     assert_eq!(status, 200);
     assert_eq!(list, json!([class]));
-    let got = send(app.call(Method::POST, "/api/v1/schedule/classes", &member.token, Some(gym)).json(&body)).await;
+    let got = app.send_json(Method::POST, "/api/v1/schedule/classes", &member, gym, &body).await;
     assert_error(&got, 403, "forbidden");
 });
 
@@ -37,11 +37,8 @@ both_backends!(a_class_is_patched_and_soft_deleted_and_the_list_follows, |app| {
     // Fill the cache, then write: the next read must see the write.
     let _ = send(app.call(Method::GET, "/api/v1/schedule/classes", &trainer.token, Some(gym))).await;
     let path = format!("/api/v1/schedule/classes/{class}");
-    let (status, patched) = send(
-        app.call(Method::PATCH, &path, &trainer.token, Some(gym))
-            .json(&json!({"name": "Spin Pro", "max_capacity": 15})),
-    )
-    .await;
+    let (status, patched) =
+        app.send_json(Method::PATCH, &path, &trainer, gym, &json!({"name": "Spin Pro", "max_capacity": 15})).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!((patched["name"].as_str(), patched["max_capacity"].as_i64()), (Some("Spin Pro"), Some(15)));
     let (_, list) = app.send_as(Method::GET, "/api/v1/schedule/classes", &trainer, gym).await;
@@ -60,23 +57,14 @@ both_backends!(another_gyms_class_is_class_not_found, |app| {
     let class_a = app.class(gym_a, &owner_a, 10).await;
     let path = format!("/api/v1/schedule/classes/{class_a}");
     assert_error(&app.send_as(Method::GET, &path, &owner_b, gym_b).await, 404, "class_not_found");
-    assert_error(
-        &send(app.call(Method::PATCH, &path, &owner_b.token, Some(gym_b)).json(&json!({"name": "x"}))).await,
-        404,
-        "class_not_found",
-    );
+    let refused = app.send_json(Method::PATCH, &path, &owner_b, gym_b, &json!({"name": "x"})).await;
+    assert_error(&refused, 404, "class_not_found");
     let body = json!({"class_id": class_a, "start_time": rfc3339(now() + Duration::hours(1))});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner_b, gym_b, &body).await,
-        404,
-        "class_not_found",
-    );
+    let refused = app.create_session(gym_b, &owner_b, &body).await;
+    assert_error(&refused, 404, "class_not_found");
     let body = json!({"class_id": 999_999, "start_time": rfc3339(now() + Duration::hours(1))});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner_b, gym_b, &body).await,
-        404,
-        "class_not_found",
-    );
+    let refused = app.create_session(gym_b, &owner_b, &body).await;
+    assert_error(&refused, 404, "class_not_found");
 });
 
 both_backends!(sessions_default_their_end_and_capacity_from_the_class, |app| {
@@ -92,17 +80,11 @@ both_backends!(sessions_default_their_end_and_capacity_from_the_class, |app| {
     );
     let body =
         json!({"class_id": class, "start_time": rfc3339(start), "end_time": rfc3339(start - Duration::minutes(1))});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await,
-        422,
-        "validation_error",
-    );
+    let refused = app.create_session(gym, &owner, &body).await;
+    assert_error(&refused, 422, "validation_error");
     let body = json!({"class_id": class, "start_time": "tomorrow"});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await,
-        422,
-        "validation_error",
-    );
+    let refused = app.create_session(gym, &owner, &body).await;
+    assert_error(&refused, 422, "validation_error");
 });
 
 both_backends!(sessions_are_listed_by_utc_date_range_in_start_order_cancelled_included, |app| {
@@ -225,31 +207,22 @@ both_backends!(fifty_members_racing_for_ten_places_get_exactly_ten, |app| {
 both_backends!(an_unknown_instructor_or_trainer_is_user_not_found_not_a_500, |app| {
     let (owner, gym) = app.gym().await;
     let body = json!({"name": "Ghost", "duration_minutes": 30, "max_capacity": 5, "instructor_id": 987_654});
-    assert_error(
-        &send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await,
-        404,
-        "user_not_found",
-    );
+    let refused = app.send_json(Method::POST, "/api/v1/schedule/classes", &owner, gym, &body).await;
+    assert_error(&refused, 404, "user_not_found");
     let class = app.class(gym, &owner, 5).await;
     let patch = app.call(Method::PATCH, &format!("/api/v1/schedule/classes/{class}"), &owner.token, Some(gym));
     assert_error(&send(patch.json(&json!({"instructor_id": 987_654}))).await, 404, "user_not_found");
     let body = json!({"class_id": class, "start_time": rfc3339(now() + Duration::hours(1)), "trainer_id": 987_654});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await,
-        404,
-        "user_not_found",
-    );
+    let refused = app.create_session(gym, &owner, &body).await;
+    assert_error(&refused, 404, "user_not_found");
 });
 
 both_backends!(times_at_the_edge_of_the_calendar_are_refused_not_a_panic, |app| {
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 5).await;
     let body = json!({"class_id": class, "start_time": "9999-12-31T23:59:00Z"});
-    assert_error(
-        &app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await,
-        422,
-        "validation_error",
-    );
+    let refused = app.create_session(gym, &owner, &body).await;
+    assert_error(&refused, 422, "validation_error");
     let got = send(app.call(
         Method::GET,
         "/api/v1/schedule/sessions?start_date=9999-12-31&end_date=9999-12-31",
@@ -271,7 +244,7 @@ both_backends!(trainers_and_instructors_of_another_gym_are_user_not_found, |app|
     let stranger = app.user("a-user-of-no-gym").await;
     for id in [outsider.id, stranger.id, other_owner.id] {
         let body = json!({"name": "Yoga", "duration_minutes": 60, "max_capacity": 10, "instructor_id": id});
-        let got = send(app.call(Method::POST, "/api/v1/schedule/classes", &owner.token, Some(gym)).json(&body)).await;
+        let got = app.send_json(Method::POST, "/api/v1/schedule/classes", &owner, gym, &body).await;
         assert_error(&got, 404, "user_not_found");
     }
     let class = app.class(gym, &owner, 10).await;
@@ -280,26 +253,20 @@ both_backends!(trainers_and_instructors_of_another_gym_are_user_not_found, |app|
     assert_error(&got, 404, "user_not_found");
     let (_, unchanged) = send(app.call(Method::GET, &path, &owner.token, Some(gym))).await;
     assert!(unchanged["instructor_id"].is_null(), "{unchanged}");
-    let got = send(
-        app.call(Method::PATCH, "/api/v1/schedule/classes/999999", &owner.token, Some(gym))
-            .json(&json!({"instructor_id": owner.id})),
-    )
-    .await;
+    let got = app
+        .send_json(Method::PATCH, "/api/v1/schedule/classes/999999", &owner, gym, &json!({"instructor_id": owner.id}))
+        .await;
     assert_error(&got, 404, "class_not_found");
     let start = rfc3339(now() + Duration::days(1));
-    let got = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": start, "trainer_id": outsider.id})),
-    )
-    .await;
+    let got = app
+        .create_session(gym, &owner, &json!({"class_id": class, "start_time": start, "trainer_id": outsider.id}))
+        .await;
     assert_error(&got, 404, "user_not_found");
     // Members of the gym are accepted.
     let trainer = app.member(gym, &owner, "trainer").await;
-    let (status, s) = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": start, "trainer_id": trainer.id})),
-    )
-    .await;
+    let (status, s) = app
+        .create_session(gym, &owner, &json!({"class_id": class, "start_time": start, "trainer_id": trainer.id}))
+        .await;
     assert_eq!((status.as_u16(), s["trainer_id"].as_i64()), (201, Some(trainer.id)), "{s}");
     let (status, c) = app.send_json(Method::PATCH, &path, &owner, gym, &json!({"instructor_id": trainer.id})).await;
     assert_eq!((status.as_u16(), c["instructor_id"].as_i64()), (200, Some(trainer.id)), "{c}");
@@ -310,10 +277,8 @@ both_backends!(a_deleted_class_gets_no_new_sessions, |app| {
     let class = app.class(gym, &owner, 10).await;
     let path = format!("/api/v1/schedule/classes/{class}");
     assert_eq!(app.send_as(Method::DELETE, &path, &owner, gym).await.0, 204);
-    let got = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": rfc3339(now() + Duration::days(1))})),
-    )
-    .await;
+    let got = app
+        .create_session(gym, &owner, &json!({"class_id": class, "start_time": rfc3339(now() + Duration::days(1))}))
+        .await;
     assert_error(&got, 404, "class_not_found");
 });

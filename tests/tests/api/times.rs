@@ -29,31 +29,27 @@ both_backends!(a_time_outside_years_1_to_9999_in_utc_is_422_and_stores_nothing, 
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 10).await;
     for t in UNSTORABLE {
-        let got = send(
-            app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-                .json(&json!({"class_id": class, "start_time": t})),
-        )
-        .await;
+        let got = app.create_session(gym, &owner, &json!({"class_id": class, "start_time": t})).await;
         assert_error(&got, 422, "validation_error");
-        let got = send(
-            app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-                .json(&json!({"class_id": class, "start_time": "2026-01-01T10:00:00Z", "end_time": t})),
-        )
-        .await;
+        let got = app
+            .create_session(
+                gym,
+                &owner,
+                &json!({"class_id": class, "start_time": "2026-01-01T10:00:00Z", "end_time": t}),
+            )
+            .await;
         assert_error(&got, 422, "validation_error");
-        let got = send(
-            app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym))
-                .json(&json!({"title": "Open day", "start_time": "2026-01-01T10:00:00Z", "end_time": t})),
-        )
-        .await;
+        let got = app
+            .create_event(
+                gym,
+                &owner,
+                &json!({"title": "Open day", "start_time": "2026-01-01T10:00:00Z", "end_time": t}),
+            )
+            .await;
         assert_error(&got, 422, "validation_error");
     }
     // A start whose default end (start + 45 minutes) would leave the calendar.
-    let got = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": "9999-12-31T23:50:00Z"})),
-    )
-    .await;
+    let got = app.create_session(gym, &owner, &json!({"class_id": class, "start_time": "9999-12-31T23:50:00Z"})).await;
     assert_error(&got, 422, "validation_error");
     assert_eq!(sessions_of(&app, gym, &owner, "9999-11-01", "9999-12-30").await, json!([]));
     assert_eq!(sessions_of(&app, gym, &owner, "2025-12-01", "2026-01-31").await, json!([]));
@@ -64,7 +60,7 @@ both_backends!(the_last_storable_instants_are_stored_and_returned_exactly, |app|
     let class = app.class(gym, &owner, 10).await;
     let body =
         json!({"class_id": class, "start_time": "9999-12-30T22:00:00-01:00", "end_time": "9999-12-31T23:59:59Z"});
-    let (status, s) = app.send_json(Method::POST, "/api/v1/schedule/sessions", &owner, gym, &body).await;
+    let (status, s) = app.create_session(gym, &owner, &body).await;
     assert_eq!(status, 201, "{s}");
     assert_eq!(
         (s["start_time"].as_str(), s["end_time"].as_str()),
@@ -74,7 +70,7 @@ both_backends!(the_last_storable_instants_are_stored_and_returned_exactly, |app|
     assert_eq!((status.as_u16(), &got), (200, &s));
     assert_eq!(sessions_of(&app, gym, &owner, "9999-12-30", "9999-12-30").await, json!([s]));
     let body = json!({"title": "Y10K", "start_time": "0001-01-01T00:00:00Z", "end_time": "0001-01-01T01:00:00+00:30"});
-    let (status, e) = send(app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym)).json(&body)).await;
+    let (status, e) = app.create_event(gym, &owner, &body).await;
     assert_eq!(status, 201, "{e}");
     assert_eq!(
         (e["start_time"].as_str(), e["end_time"].as_str()),
@@ -87,26 +83,15 @@ both_backends!(sub_second_times_are_truncated_before_end_after_start_is_checked,
     let class = app.class(gym, &owner, 10).await;
     let start = now() + Duration::days(1);
     let (a, b) = (rfc3339(start).replace('Z', ".2Z"), rfc3339(start).replace('Z', ".7Z"));
-    let got = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": a, "end_time": b})),
-    )
-    .await;
+    let got = app.create_session(gym, &owner, &json!({"class_id": class, "start_time": a, "end_time": b})).await;
     assert_error(&got, 422, "validation_error");
-    let got = send(
-        app.call(Method::POST, "/api/v1/events", &owner.token, Some(gym))
-            .json(&json!({"title": "Blink", "start_time": a, "end_time": b})),
-    )
-    .await;
+    let got = app.create_event(gym, &owner, &json!({"title": "Blink", "start_time": a, "end_time": b})).await;
     assert_error(&got, 422, "validation_error");
     let day = start.date().to_string();
     assert_eq!(sessions_of(&app, gym, &owner, &day, &day).await, json!([]));
     let later = rfc3339(start + Duration::hours(1)).replace('Z', ".999999Z");
-    let (status, s) = send(
-        app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-            .json(&json!({"class_id": class, "start_time": a, "end_time": later})),
-    )
-    .await;
+    let (status, s) =
+        app.create_session(gym, &owner, &json!({"class_id": class, "start_time": a, "end_time": later})).await;
     assert_eq!(status, 201, "{s}");
     assert_eq!(s["start_time"].as_str(), Some(rfc3339(start).as_str()), "kept to the second");
     assert_eq!(s["end_time"].as_str(), Some(rfc3339(start + Duration::hours(1)).as_str()));
@@ -133,11 +118,7 @@ both_backends!(a_time_without_its_offset_or_seconds_is_422, |app| {
     let (owner, gym) = app.gym().await;
     let class = app.class(gym, &owner, 10).await;
     for t in ["2030-01-01T10:00:00", "2030-01-01T10:00Z", "2030-01-01 10:00:00Z", "2030-01-01t10:00:00z", ""] {
-        let got = send(
-            app.call(Method::POST, "/api/v1/schedule/sessions", &owner.token, Some(gym))
-                .json(&json!({"class_id": class, "start_time": t})),
-        )
-        .await;
+        let got = app.create_session(gym, &owner, &json!({"class_id": class, "start_time": t})).await;
         assert_error(&got, 422, "validation_error");
     }
     assert_eq!(sessions_of(&app, gym, &owner, "2030-01-01", "2030-01-01").await, json!([]));

@@ -6,10 +6,8 @@ use serde_json::json;
 
 both_backends!(a_user_updates_their_name_and_phone, |app| {
     let u = app.user("profile").await;
-    let (status, body) = send(
-        app.call(Method::PATCH, "/api/v1/users/me", &u.token, None).json(&json!({"name": "Ana", "phone": "+34 600"})),
-    )
-    .await;
+    let profile = json!({"name": "Ana", "phone": "+34 600"});
+    let (status, body) = send(app.call(Method::PATCH, "/api/v1/users/me", &u.token, None).json(&profile)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["name"].as_str(), body["phone"].as_str()), (Some("Ana"), Some("+34 600")));
     let (_, again) = send(app.call(Method::GET, "/api/v1/users/me", &u.token, None)).await;
@@ -19,10 +17,8 @@ both_backends!(a_user_updates_their_name_and_phone, |app| {
 
 both_backends!(creating_a_gym_makes_the_caller_its_owner, |app| {
     let u = app.user("founder").await;
-    let (status, gym) = send(
-        app.call(Method::POST, "/api/v1/gyms", &u.token, None).json(&json!({"name": "Iron", "address": "Calle 1"})),
-    )
-    .await;
+    let new = json!({"name": "Iron", "address": "Calle 1"});
+    let (status, gym) = send(app.call(Method::POST, "/api/v1/gyms", &u.token, None).json(&new)).await;
     assert_eq!(status, 201, "{gym}");
     assert_eq!(gym["timezone"], "UTC");
     assert_eq!(gym["address"], "Calle 1");
@@ -59,19 +55,14 @@ both_backends!(a_role_change_applies_on_the_next_request, |app| {
     let (owner, gym) = app.gym().await;
     let m = app.member(gym, &owner, "member").await;
     assert_error(&app.send_as(Method::GET, "/api/v1/members", &m, gym).await, 403, "forbidden");
-    let (status, body) = send(
-        app.call(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner.token, Some(gym))
-            .json(&json!({"role": "trainer"})),
-    )
-    .await;
+    let (status, body) = app
+        .send_json(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner, gym, &json!({"role": "trainer"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "trainer");
     assert_eq!(app.send_as(Method::GET, "/api/v1/members", &m, gym).await.0, 200);
-    let got = send(
-        app.call(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner.token, Some(gym))
-            .json(&json!({"role": "boss"})),
-    )
-    .await;
+    let got =
+        app.send_json(Method::PATCH, &format!("/api/v1/members/{}", m.id), &owner, gym, &json!({"role": "boss"})).await;
     assert_error(&got, 422, "validation_error");
 });
 
@@ -150,11 +141,9 @@ both_backends!(user_ids_are_random_positive_integers_below_2_pow_53, |app| {
     assert!(sorted[sorted.len() - 1] - sorted[0] > 1_000_000, "{ids:?}");
     // A guessed id finds nobody: adding the neighbour of a real id is user_not_found.
     let (owner, gym) = app.gym().await;
-    let got = send(
-        app.call(Method::POST, "/api/v1/members", &owner.token, Some(gym))
-            .json(&json!({"user_id": owner.id + 1, "role": "member"})),
-    )
-    .await;
+    let got = app
+        .send_json(Method::POST, "/api/v1/members", &owner, gym, &json!({"user_id": owner.id + 1, "role": "member"}))
+        .await;
     assert_error(&got, 404, "user_not_found");
 });
 

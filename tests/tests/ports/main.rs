@@ -26,23 +26,11 @@ mod user_repository;
 /// `$db: Arc<Db>` on a fresh, migrated database.
 macro_rules! contract {
     ($(#[$meta:meta])* $name:ident, |$db:ident| $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                let store = $crate::open($crate::Backend::Postgres).await;
-                let $db = store.1.clone();
-                $body
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let store = $crate::open($crate::Backend::Sqlite).await;
-                let $db = store.1.clone();
-                $body
-            }
-        }
+        gymapi_tests::per_backend!($(#[$meta])* $name, 4, |backend| {
+            let store = $crate::open(backend).await;
+            let $db = store.1.clone();
+            $body
+        });
     };
 }
 pub(crate) use contract;
