@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/test-services.sh
+# Servers pointed elsewhere for the tests are the soak's too.
+export SOAK_PG_ADMIN="${SOAK_PG_ADMIN:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
+export SOAK_REDIS_URL="${SOAK_REDIS_URL:-${TEST_REDIS_URL:-redis://127.0.0.1:6379}}"
 cargo build --release -p api --bin gymapi -p loadtest --bin soak
 TARGET="${CARGO_TARGET_DIR:-target}"
 for run in $(seq 1 "${SOAK_RUNS:-1}"); do

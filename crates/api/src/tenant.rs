@@ -87,12 +87,15 @@ mod tests {
         #[test]
         fn gym_id_is_exactly_a_positive_i64_in_ascii_digits(v in header_values()) {
             let got = gym_id(&TestRequest::default().insert_header(("X-Gym-ID", v.clone())).to_http_request());
-            let rule = v
-                .to_str()
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<i64>().ok())
-                .filter(|n| *n > 0);
+            // The contract's rule, decided by length and digit comparison, not a parser:
+            // ASCII digits only, a value from 1 to 2^63 - 1.
+            let rule = std::str::from_utf8(v.as_bytes()).ok().and_then(|s| {
+                let significant = s.trim_start_matches('0');
+                let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                let fits = significant.len() < 19 || (significant.len() == 19 && significant <= "9223372036854775807");
+                (digits && fits && !significant.is_empty())
+                    .then(|| significant.bytes().fold(0_i64, |n, b| n * 10 + i64::from(b - b'0')))
+            });
             match (got, rule) {
                 (Ok(GymId(n)), Some(m)) => proptest::prop_assert_eq!(n, m),
                 (Err(ApiError::InvalidGymId), None) => {}
