@@ -546,6 +546,27 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// Records a booking (`book`) or a cancellation of one member's place in a session.
+    fn booking(&mut self, member: i64, session: i64, book: bool, a: &Answer) {
+        let known = self.bookings.get(&(member, session)).copied().flatten();
+        let (state, lost) = match (book, a.status, a.code.as_str()) {
+            // A new place for a member who held one: the acknowledged one was lost.
+            (true, Some(201), _) => (Some("registered"), known == Some("registered")),
+            // Still registered after an acknowledged cancellation: the cancellation was lost.
+            (true, Some(409), "already_registered") => (Some("registered"), known == Some("cancelled")),
+            // A place given back after an acknowledged cancellation: that one was lost.
+            (false, Some(204), _) => (Some("cancelled"), known == Some("cancelled")),
+            // No place to give back after an acknowledged booking: the booking was lost.
+            (false, Some(422), "validation_error") => (known, known == Some("registered")),
+            (_, Some(st), _) if st < 500 => (known, false),
+            _ => (None, false),
+        };
+        let what = if book { "booking" } else { "cancellation" };
+        self.contradict(lost, || format!("{what} {member}@{session}: {:?} after {known:?}", a.status));
+        self.acknowledged += u64::from(a.status == Some(if book { 201 } else { 204 }));
+        self.bookings.insert((member, session), state);
+    }
+
     fn contradict(&mut self, lost: bool, what: impl FnOnce() -> String) {
         if lost {
             self.lost += 1;
@@ -606,38 +627,11 @@ async fn worker(
                     format!("/api/v1/schedule/sessions?start_date={day}&end_date={}", day.next_day().unwrap_or(day));
                 c.call(M::GET, &q, &member.token, g, None).await
             }
-            35..=59 => {
+            35..=72 => {
+                let (method, book) = if roll < 60 { (M::POST, true) } else { (M::DELETE, false) };
                 let a =
-                    c.call(M::POST, &format!("/api/v1/schedule/sessions/{s}/register"), &member.token, g, None).await;
-                let known = ledger.bookings.get(&(member.id, s)).copied().flatten();
-                let (state, lost) = match (a.status, a.code.as_str()) {
-                    // A new place for a member who held one: the acknowledged one was lost.
-                    (Some(201), _) => (Some("registered"), known == Some("registered")),
-                    // Still registered after an acknowledged cancellation: the cancellation was lost.
-                    (Some(409), "already_registered") => (Some("registered"), known == Some("cancelled")),
-                    (Some(st), _) if st < 500 => (known, false),
-                    _ => (None, false),
-                };
-                ledger.contradict(lost, || format!("booking {}@{s}: {:?} after {known:?}", member.id, a.status));
-                ledger.acknowledged += u64::from(a.status == Some(201));
-                ledger.bookings.insert((member.id, s), state);
-                a
-            }
-            60..=72 => {
-                let a =
-                    c.call(M::DELETE, &format!("/api/v1/schedule/sessions/{s}/register"), &member.token, g, None).await;
-                let known = ledger.bookings.get(&(member.id, s)).copied().flatten();
-                let (state, lost) = match (a.status, a.code.as_str()) {
-                    // A place given back after an acknowledged cancellation: that one was lost.
-                    (Some(204), _) => (Some("cancelled"), known == Some("cancelled")),
-                    // No place to give back after an acknowledged booking: the booking was lost.
-                    (Some(422), "validation_error") => (known, known == Some("registered")),
-                    (Some(st), _) if st < 500 => (known, false),
-                    _ => (None, false),
-                };
-                ledger.contradict(lost, || format!("cancellation {}@{s}: {:?} after {known:?}", member.id, a.status));
-                ledger.acknowledged += u64::from(a.status == Some(204));
-                ledger.bookings.insert((member.id, s), state);
+                    c.call(method, &format!("/api/v1/schedule/sessions/{s}/register"), &member.token, g, None).await;
+                ledger.booking(member.id, s, book, &a);
                 a
             }
             73..=88 => {
