@@ -2,6 +2,11 @@
 
 use api::auth::{TokenClaims, sign_hs256};
 
+/// An environment variable, or `default` when unset.
+pub fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
 /// An HS256 token for a subject with read and write scopes, valid for `secs`.
 ///
 /// # Errors

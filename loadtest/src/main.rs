@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use loadtest::rfc3339;
+use loadtest::{env, rfc3339};
 use serde_json::{Value, json};
 
 /// What the scenarios need, seeded once.
@@ -32,10 +32,6 @@ static NEXT_CHECKIN: AtomicUsize = AtomicUsize::new(0);
 
 fn bench() -> &'static Bench {
     BENCH.get().expect("seeded before any scenario runs")
-}
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
 fn token(secret: &str, sub: &str) -> String {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use loadtest::env;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -30,10 +31,6 @@ const BOOKABLE_CAPACITY: i64 = 6;
 const WINDOW_SESSIONS: usize = 3;
 
 type Res<T> = Result<T, String>;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 fn free_port() -> Res<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
