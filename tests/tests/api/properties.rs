@@ -55,11 +55,14 @@ impl Fixture {
         let member = app.member(gym, &owner, "member").await;
         let class = app.class(gym, &owner, 5).await;
         let session =
-            app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await["id"].as_i64().unwrap_or(0);
+            app.session_at(gym, &owner, class, now() + Duration::minutes(5)).await["id"].as_i64().expect("session id");
         let event = json!({"title": "Open day", "start_time": rfc3339(now() + Duration::days(1)),
             "end_time": rfc3339(now() + Duration::days(1) + Duration::hours(2))});
-        let (_, event) = app.create_event(gym, &owner, &event).await;
-        let (_, qr) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", &member, gym).await;
+        // A seed that failed would leave the properties probing ids that mean nothing.
+        let (status, event) = app.create_event(gym, &owner, &event).await;
+        assert_eq!(status, 201, "seed event: {event}");
+        let (status, qr) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", &member, gym).await;
+        assert_eq!(status, 200, "seed QR: {qr}");
         let (other_owner, other_gym) = app.gym().await;
         let other_class = app.class(other_gym, &other_owner, 5).await;
         let other_session = app.session_at(other_gym, &other_owner, other_class, now() + Duration::minutes(5)).await;
@@ -68,9 +71,9 @@ impl Fixture {
             gym,
             class,
             session,
-            event: event["id"].as_i64().unwrap_or(0),
-            qr: qr["qr_code"].as_str().unwrap_or_default().to_owned(),
-            foreign: vec![other_owner.id, other_gym, other_class, other_session["id"].as_i64().unwrap_or(0)],
+            event: event["id"].as_i64().expect("event id"),
+            qr: qr["qr_code"].as_str().expect("qr code").to_owned(),
+            foreign: vec![other_owner.id, other_gym, other_class, other_session["id"].as_i64().expect("session id")],
             owner,
             member,
             app,
