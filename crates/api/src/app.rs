@@ -4,31 +4,12 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
+use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 
 use crate::error::ApiError;
 use crate::limits::MAX_BODY;
 pub use crate::state::{AppState, State, build_state};
 use crate::{routes, telemetry};
-
-fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge.into()
-        }
-        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge.into(),
-        other => ApiError::validation(format!("invalid JSON body: {other}")).into(),
-    }
-}
-
-fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::validation(format!("invalid query parameters: {err}")).into()
-}
-
-fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::validation(format!("invalid path parameter: {err}")).into()
-}
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
@@ -36,10 +17,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 
 /// Registers every route, the extractor configuration and the middleware.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(MAX_BODY).content_type_required(false).error_handler(json_error))
-        .app_data(web::PayloadConfig::default().limit(MAX_BODY))
-        .app_data(web::QueryConfig::default().error_handler(query_error))
-        .app_data(web::PathConfig::default().error_handler(path_error))
+    cfg.app_data(web::PayloadConfig::default().limit(MAX_BODY))
         .configure(routes::health::configure)
         .configure(crate::openapi::configure)
         .service(web::scope("/api/v1").configure(routes::api))

@@ -228,7 +228,9 @@ impl Verifier {
         }
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(claims) = self.verified.get(token).await {
-            if claims.exp + self.validation.leeway > now {
+            // Saturating: an `exp` near 2^64 (valid to the library) must not wrap
+            // into the past on its second use.
+            if claims.exp.saturating_add(self.validation.leeway) > now {
                 return Ok(claims);
             }
             self.verified.invalidate(token).await;
@@ -285,7 +287,12 @@ pub struct Caller {
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req.headers().get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let value = values.next().ok_or(ApiError::MissingToken)?;
+    // Two credentials are no credential: proxies and frameworks disagree on which wins.
+    if values.next().is_some() {
+        return Err(ApiError::InvalidToken);
+    }
     let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
     let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {

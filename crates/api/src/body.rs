@@ -76,6 +76,13 @@ impl<T: 'static> FromRequest for Body<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move { Ok(Self { bytes: bytes.await?, _shape: PhantomData }) })
+        Box::pin(async move {
+            // A body cut short or badly chunked is the contract's error, not actix's text.
+            let bytes = bytes.await.map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+                Some(p) => ApiError::payload(p),
+                None => ApiError::MalformedRequest,
+            })?;
+            Ok(Self { bytes, _shape: PhantomData })
+        })
     }
 }

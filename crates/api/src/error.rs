@@ -15,18 +15,61 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// Reads `Accept-Language`: Spanish when its first language is Spanish.
+    /// Reads `Accept-Language` as RFC 9110 §12.5.4 does: the language range of the
+    /// highest weight wins (the first of equal weights), and `q=0` is "not
+    /// acceptable". Spanish when that range is `es` or `es-*`; English otherwise,
+    /// including for a header that cannot be read.
     pub fn of(req: &HttpRequest) -> Self {
-        let first = req
-            .headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|l| l.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-        match first {
-            Some(l) if l == "es" || l.starts_with("es-") => Self::Es,
+        let mut headers = req.headers().get_all(header::ACCEPT_LANGUAGE);
+        // Several header lines are one comma-separated list; a client that sends more
+        // than one is rare enough to take the first only.
+        match headers.next().and_then(|v| v.to_str().ok()).and_then(preferred_language) {
+            Some(l) if l.eq_ignore_ascii_case("es") || l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("es-")) => {
+                Self::Es
+            }
             _ => Self::En,
         }
+    }
+}
+
+/// The language range of an `Accept-Language` value with the highest weight above 0
+/// (the first of equal weights); `None` when no range is acceptable. An element whose
+/// weight is not a valid `qvalue` is skipped, as a malformed element says nothing.
+fn preferred_language(value: &str) -> Option<&str> {
+    let mut best: Option<(&str, u16)> = None;
+    for element in value.split(',') {
+        let mut parts = element.split(';');
+        let range = parts.next().unwrap_or("").trim();
+        if range.is_empty() {
+            continue;
+        }
+        let mut weight = Some(1000);
+        for param in parts {
+            let (name, v) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("q") {
+                weight = qvalue(v.trim());
+            }
+        }
+        match weight {
+            Some(w) if w > 0 && best.is_none_or(|(_, b)| w > b) => best = Some((range, w)),
+            _ => {}
+        }
+    }
+    best.map(|(range, _)| range)
+}
+
+/// A `qvalue` (`0`, `0.5`, `1.000`, at most three decimals) in thousandths.
+fn qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths =
+        frac.bytes().chain(std::iter::repeat(b'0')).take(3).fold(0_u16, |n, b| n * 10 + u16::from(b - b'0'));
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
     }
 }
 
@@ -60,6 +103,14 @@ pub enum ApiError {
     /// A body over 64 KiB.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A request body in a `Content-Encoding` (gzip, br, zstd, …): bodies are taken
+    /// as sent, never inflated, so a small compressed body cannot grow in memory.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
+    /// A body whose framing is broken: a bad chunk, or fewer bytes than its
+    /// `Content-Length` before the client stopped sending.
+    #[error("malformed request")]
+    MalformedRequest,
     /// A check-in the rules refused: contract §5 answers every such failure with
     /// 400, including `not_a_member` and `session_not_found` that are 403/404 elsewhere.
     #[error(transparent)]
@@ -97,6 +148,8 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedEncoding => "unsupported_content_encoding",
+            Self::MalformedRequest => "malformed_request",
         }
     }
 
@@ -131,6 +184,7 @@ impl ApiError {
                 ("You are already registered for this session", "Ya estás inscrito en esta sesión")
             }
             Self::Domain(D::SessionFull) => ("The session is full", "La sesión está completa"),
+            Self::Domain(D::NotRegistered) => ("You hold no place in this session", "No tienes plaza en esta sesión"),
             Self::Domain(D::SessionNotOpen) => {
                 ("The session is not open for registration", "La sesión no admite inscripciones")
             }
@@ -161,6 +215,14 @@ impl ApiError {
             Self::NotFound => ("Not found", "No encontrado"),
             Self::MethodNotAllowed => ("Method not allowed", "Método no permitido"),
             Self::PayloadTooLarge => ("The request body is over 64 KiB", "El cuerpo de la petición supera 64 KiB"),
+            Self::UnsupportedEncoding => (
+                "Request bodies must not be compressed (Content-Encoding: identity)",
+                "El cuerpo de la petición no puede ir comprimido (Content-Encoding: identity)",
+            ),
+            Self::MalformedRequest => (
+                "The request body is malformed (broken chunked encoding or shorter than Content-Length)",
+                "El cuerpo de la petición está mal formado (codificación chunked rota o más corto que Content-Length)",
+            ),
             Self::CheckInRefused(_) => ("Check-in refused", "Check-in rechazado"),
         };
         match lang {
@@ -172,10 +234,25 @@ impl ApiError {
     /// The full response in a language.
     pub fn render(&self, lang: Lang) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::UNAUTHORIZED {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            Self::MissingToken | Self::InvalidToken => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            // RFC 9110 §15.5.16: name the codings that would have been accepted.
+            Self::UnsupportedEncoding => {
+                res.insert_header((header::ACCEPT_ENCODING, "identity"));
+            }
+            _ => {}
         }
         res.json(crate::dto::ErrorBody { detail: self.message(lang), code: self.code().to_owned() })
+    }
+
+    /// A failure reading the request body: over the limit, or broken framing.
+    pub fn payload(e: &actix_web::error::PayloadError) -> Self {
+        match e {
+            actix_web::error::PayloadError::Overflow => Self::PayloadTooLarge,
+            _ => Self::MalformedRequest,
+        }
     }
 
     /// The error of an actix response that carries no body of ours, by status.
@@ -184,6 +261,12 @@ impl ApiError {
             StatusCode::NOT_FOUND => Some(Self::NotFound),
             StatusCode::METHOD_NOT_ALLOWED => Some(Self::MethodNotAllowed),
             StatusCode::PAYLOAD_TOO_LARGE => Some(Self::PayloadTooLarge),
+            // actix's own 400s are about the request's framing (a payload error).
+            StatusCode::BAD_REQUEST => Some(Self::MalformedRequest),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(Self::UnsupportedEncoding),
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                Some(Self::Domain(DomainError::internal("actix answered 500 without a body of ours")))
+            }
             _ => None,
         }
     }
@@ -196,7 +279,9 @@ impl ResponseError for ApiError {
             Self::Domain(e) => match e {
                 D::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 D::NotAMember | D::Forbidden => StatusCode::FORBIDDEN,
-                D::UserNotFound | D::ClassNotFound | D::SessionNotFound | D::EventNotFound => StatusCode::NOT_FOUND,
+                D::UserNotFound | D::ClassNotFound | D::SessionNotFound | D::EventNotFound | D::NotRegistered => {
+                    StatusCode::NOT_FOUND
+                }
                 D::AlreadyMember | D::LastOwner | D::AlreadyRegistered | D::SessionFull => StatusCode::CONFLICT,
                 D::SessionNotOpen
                 | D::InvalidQr
@@ -212,7 +297,8 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::CheckInRefused(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MalformedRequest | Self::CheckInRefused(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -230,14 +316,25 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
+    fn lang(accept: &str) -> Lang {
+        Lang::of(&TestRequest::default().insert_header(("Accept-Language", accept)).to_http_request())
+    }
+
     #[test]
-    fn spanish_only_when_it_is_the_first_preference() {
-        let es = TestRequest::default().insert_header(("Accept-Language", "es-ES,es;q=0.9")).to_http_request();
-        assert_eq!(Lang::of(&es), Lang::Es);
-        let es = TestRequest::default().insert_header(("Accept-Language", "es")).to_http_request();
-        assert_eq!(Lang::of(&es), Lang::Es);
-        let en = TestRequest::default().insert_header(("Accept-Language", "en-US,es;q=0.9")).to_http_request();
-        assert_eq!(Lang::of(&en), Lang::En);
+    fn the_language_of_the_highest_weight_wins() {
+        for es in ["es", "es-ES,es;q=0.9", "en;q=0.5, es", "ES-mx", "fr;q=0.1, es;q=0.2", "es;q=1.000", "en;q=0, es"] {
+            assert_eq!(lang(es), Lang::Es, "{es:?}");
+        }
+        for en in ["en-US,es;q=0.9", "es;q=0", "es;q=0.0, en", "en, es", "es;q=0.5, en;q=0.5x, de", "*", "", "espanol"]
+        {
+            assert_eq!(lang(en), Lang::En, "{en:?}");
+        }
+        // Equal weights: the first listed wins.
+        assert_eq!(lang("es;q=0.5, en;q=0.5"), Lang::Es);
+        assert_eq!(lang("en;q=0.5, es;q=0.5"), Lang::En);
+        // A weight that is not a qvalue says nothing about its range.
+        assert_eq!(lang("es;q=2, en;q=0.1"), Lang::En);
+        assert_eq!(lang("en;q=abc, es;q=0.1"), Lang::Es);
         assert_eq!(Lang::of(&TestRequest::default().to_http_request()), Lang::En);
     }
 

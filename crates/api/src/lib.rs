@@ -13,6 +13,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod limits;
 pub mod openapi;
+pub mod params;
 pub mod respond;
 pub mod routes;
 pub mod state;

@@ -1,4 +1,12 @@
-//! The 64 KiB body limit on every request, whether or not its route reads a body.
+//! The 64 KiB body limit on every request, whether or not its route reads a body,
+//! and the refusal of compressed request bodies.
+//!
+//! Request bodies are taken as sent: a `Content-Encoding` other than `identity` is
+//! `415 unsupported_content_encoding` before a byte of the body is read. A few KiB of
+//! zstd or gzip inflate to gigabytes, and decoders work a chunk at a time, so a limit
+//! checked after decoding still lets one request hold hundreds of MiB; GymAPI's
+//! bodies are small JSON objects that gain nothing from compression. (actix-web is
+//! built without its `compress-*` features, so nothing else decodes them either.)
 //!
 //! Extractors enforce the limit only where a handler reads the body, so a route
 //! without one (`POST /attendance/my-qr/rotate`) would accept a body of any size and
@@ -41,6 +49,9 @@ pub async fn body_limit(
     if !has_body || !req.resource_map().has_resource(req.match_info().as_str()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
+    if !identity_encoded(&req) {
+        return Ok(refuse(req, &ApiError::UnsupportedEncoding));
+    }
     let too_large = match declared {
         Some(len) => len > MAX_BODY as u64,
         None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
@@ -48,7 +59,10 @@ pub async fn body_limit(
             let mut buf = BytesMut::new();
             let mut over = false;
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk?;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => return Ok(refuse(req, &ApiError::payload(&e))),
+                };
                 if buf.len() + chunk.len() > MAX_BODY {
                     over = true;
                     break;
@@ -61,8 +75,19 @@ pub async fn body_limit(
         None => false,
     };
     if too_large {
-        let lang = Lang::of(req.request());
-        return Ok(req.into_response(ApiError::PayloadTooLarge.render(lang)).map_into_right_body());
+        return Ok(refuse(req, &ApiError::PayloadTooLarge));
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Whether the body is sent as is: no `Content-Encoding`, or only `identity`.
+fn identity_encoded(req: &ServiceRequest) -> bool {
+    req.headers().get_all(header::CONTENT_ENCODING).all(|v| {
+        v.to_str().is_ok_and(|v| v.split(',').all(|c| c.trim().is_empty() || c.trim().eq_ignore_ascii_case("identity")))
+    })
+}
+
+fn refuse<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>> {
+    let lang = Lang::of(req.request());
+    req.into_response(e.render(lang)).map_into_right_body()
 }

@@ -25,7 +25,11 @@ impl Modify for BearerAuth {
 /// The document. A path missing here fails `every_route_is_documented`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "GymAPI", description = "Multi-tenant gym management: users, gyms, schedule, events, QR check-in."),
+    info(title = "GymAPI", description = "Multi-tenant gym management: users, gyms, schedule, events, QR check-in.\n\n\
+        Every route may also answer, about the request's transport rather than its content: \
+        `413 payload_too_large` (a body over 64 KiB), `415 unsupported_content_encoding` (a compressed body: \
+        bodies are taken as sent, `Content-Encoding: identity`) and `400 malformed_request` (broken chunked \
+        framing, or a body shorter than its `Content-Length`)."),
     modifiers(&BearerAuth),
     // Every route but the probes wants a token; they say `security(())`.
     security(("bearer" = [])),

@@ -73,8 +73,10 @@ pub async fn middleware(
         user_id = tracing::field::Empty,
         gym_id = tracing::field::Empty
     );
-    // Handler and extractor errors arrive here as responses; an Err is only ever
-    // produced by inner middleware, and actix renders it itself.
+    // Handler and extractor errors arrive here as responses, and the body guard
+    // (`limits`) answers its refusals as responses too: an Err here would be
+    // rendered by actix outside this middleware, uncounted and not in our format.
+    // (The request cannot be kept to render one here: routing needs it unshared.)
     let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     let mut res = finish_error_body(res, lang);
     if res.request().app_data::<actix_web::web::Data<Lifecycle>>().is_some_and(|l| l.is_draining()) {
@@ -115,7 +117,7 @@ pub async fn middleware(
     Ok(res)
 }
 
-/// Our errors in the caller's language; actix's bodiless 404/405/413 in our format.
+/// Our errors in the caller's language; actix's own 400/404/405/413/500 in our format.
 fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceResponse<BoxBody> {
     if !res.status().is_client_error() && !res.status().is_server_error() {
         return res;
@@ -145,13 +147,67 @@ fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceRespon
 /// Installs the global tracing subscriber (once per process).
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).with_ansi(ansi);
+    let noise = ConnectionNoise::default();
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .finish()
+            .with(noise)
+            .try_init(),
+        LogFormat::Text => builder.finish().with(noise).try_init(),
     };
+}
+
+/// Seconds between two lines of [`ConnectionNoise`].
+const CONNECTION_NOISE_EVERY_SECONDS: u64 = 10;
+
+/// actix-http answers a malformed request line, a request head over its limit or too
+/// many headers itself (400 or 431, before any of our code runs), then logs the
+/// connection's end at ERROR. Any anonymous client can send those as fast as it
+/// connects, so they would drown the log: each is counted in
+/// `gymapi_http_connection_errors_total`, and at most one line passes every
+/// [`CONNECTION_NOISE_EVERY_SECONDS`].
+#[derive(Default)]
+struct ConnectionNoise {
+    /// When the last line passed, in seconds since the epoch.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl ConnectionNoise {
+    fn is_noise(meta: &tracing::Metadata<'_>) -> bool {
+        meta.is_event() && *meta.level() == tracing::Level::ERROR && meta.target().starts_with("actix_http::h1")
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ConnectionNoise {
+    fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        // "Sometimes": asked again for every event, so each can be counted and judged.
+        if Self::is_noise(meta) {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        use std::sync::atomic::Ordering;
+        if !Self::is_noise(event.metadata()) {
+            return true;
+        }
+        metrics::counter!("gymapi_http_connection_errors_total").increment(1);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = self.last.load(Ordering::Relaxed);
+        now >= last.saturating_add(CONNECTION_NOISE_EVERY_SECONDS)
+            && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
 }
 
 /// The process-wide Prometheus recorder; every app instance in the process shares it.
@@ -193,5 +249,9 @@ fn describe_metrics() {
     );
     describe_counter!("gymapi_cache_operations_total", "Cache calls, by operation and result (hit, miss, error)");
     describe_counter!("gymapi_checkins_total", "Front-desk check-ins, by result (success or the refusal's code)");
+    describe_counter!(
+        "gymapi_http_connection_errors_total",
+        "Connections actix-http ended on a request it could not parse (answered 400 or 431 before GymAPI's code)"
+    );
     describe_gauge!("gymapi_db_pool_connections", "Database pool connections: in_use, idle, and the configured max");
 }

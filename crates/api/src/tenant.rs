@@ -11,12 +11,16 @@ use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::identity::Identity;
 
-/// Parses `X-Gym-ID`: ASCII digits only, a positive 64-bit integer.
+/// Parses `X-Gym-ID`: sent once, ASCII digits only, a positive 64-bit integer.
 ///
 /// # Errors
 /// [`ApiError::GymIdRequired`] when absent, [`ApiError::InvalidGymId`] otherwise.
 pub fn gym_id(req: &HttpRequest) -> Result<GymId, ApiError> {
-    let raw = req.headers().get("X-Gym-ID").ok_or(ApiError::GymIdRequired)?;
+    let mut values = req.headers().get_all("X-Gym-ID");
+    let raw = values.next().ok_or(ApiError::GymIdRequired)?;
+    if values.next().is_some() {
+        return Err(ApiError::InvalidGymId);
+    }
     let s = raw.to_str().map_err(|_| ApiError::InvalidGymId)?;
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::InvalidGymId);

@@ -336,3 +336,196 @@ async fn a_backup_taken_under_write_load_restores_every_acknowledged_write() {
         assert_eq!(res.status(), 200, "gym {id}, acknowledged before the backup, is in the copy");
     }
 }
+
+/// A zstd frame of run-length blocks: four bytes a block, each block 128 KiB once
+/// decoded. 16 KiB of it is half a GiB.
+fn zstd_bomb(bytes: usize) -> Vec<u8> {
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]; // magic; no FCS; window 128 KiB
+    let blocks = (bytes - frame.len()) / 4;
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        let header = (128 * 1024) << 3 | 1 << 1 | last; // size, RLE, last
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.push(b' ');
+    }
+    frame
+}
+
+/// A gzip member whose deflate stream (one fixed-Huffman block) is a literal and
+/// then matches of 258 bytes at distance 1: 13 bits each, about 1,000 to 1.
+fn gzip_bomb(bytes: usize) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u32,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, value: u32, len: u32) {
+            self.acc |= value << self.n;
+            self.n += len;
+            while self.n >= 8 {
+                self.out.push((self.acc & 0xff) as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        // Huffman codes go most significant bit first.
+        fn code(&mut self, code: u32, len: u32) {
+            let reversed = (0..len).fold(0, |r, i| r | ((code >> i) & 1) << (len - 1 - i));
+            self.put(reversed, len);
+        }
+    }
+    let mut b = Bits { out: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255], acc: 0, n: 0 };
+    b.put(1, 1); // final block
+    b.put(1, 2); // fixed Huffman
+    b.code(0x30 + u32::from(b' '), 8); // literal ' '
+    while b.out.len() < bytes {
+        b.code(0b1100_0101, 8); // length code 285: 258 bytes
+        b.code(0, 5); // distance code 0: distance 1
+    }
+    b.code(0, 7); // end of block
+    b.put(0, 8);
+    b.out.extend_from_slice(&[0; 8]); // CRC and size: never reached by a refusal
+    b.out
+}
+
+/// A PostgreSQL database of one test, dropped with the guard.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn create() -> Self {
+        let name = format!("gymapi_bin_{}_{:x}", std::process::id(), rand_suffix());
+        Self::psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    fn psql(sql: &str) {
+        let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-qc", sql]).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "PostgreSQL on 127.0.0.1:5432 (user postgres) refused {sql:?}: {out:?}. Start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (make test does)."
+        );
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// The server's peak resident memory so far (`VmHWM`), in KiB.
+fn peak_rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM")
+}
+
+/// Sends compression bombs (four at once per kind, each about 2 GiB once inflated)
+/// and checks that each is refused and that the server's peak memory barely moves.
+async fn compression_bombs_are_refused_within_bounded_memory(extra: &[(&str, &str)]) {
+    let server = Server::start(workdir(), extra);
+    let token = token_of(&server, "bomber");
+    let client = reqwest::Client::new();
+    let me = client.get(format!("{}/api/v1/users/me", server.base)).bearer_auth(&token).send().await;
+    assert_eq!(me.expect("provision").status(), 200);
+    let before = peak_rss_kib(&server);
+    for (encoding, body) in [("zstd", zstd_bomb(16 * 1024)), ("gzip", gzip_bomb(16 * 1024))] {
+        let sends = (0..4).map(|_| {
+            client
+                .post(format!("{}/api/v1/gyms", server.base))
+                .bearer_auth(&token)
+                .header("Content-Type", "application/json")
+                .header("Content-Encoding", encoding)
+                .body(body.clone())
+                .send()
+        });
+        for res in futures_util::future::join_all(sends).await {
+            let res = res.expect("an answer");
+            assert_eq!(res.status(), 415, "{encoding}");
+            let body: serde_json::Value = res.json().await.expect("json");
+            assert_eq!(body["code"], "unsupported_content_encoding", "{encoding}: {body}");
+        }
+    }
+    let grown = peak_rss_kib(&server).saturating_sub(before);
+    assert!(grown < 32 * 1024, "peak memory grew by {grown} KiB for 8 refused bodies of 16 KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_bombs_are_refused_within_bounded_memory_on_sqlite() {
+    compression_bombs_are_refused_within_bounded_memory(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_bombs_are_refused_within_bounded_memory_on_postgres() {
+    let db = PgDb::create();
+    let url = db.url();
+    compression_bombs_are_refused_within_bounded_memory(&[("DATABASE_URL", &url)]).await;
+}
+
+/// Sends requests actix-http answers itself (a malformed request line, a head over
+/// its limit, too many headers) and checks that they are counted and that at most
+/// one ERROR line reaches the log however many arrive.
+async fn unparsable_requests_are_counted_and_do_not_flood_the_error_log(extra: &[(&str, &str)]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(workdir(), extra);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let huge_head = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(200 * 1024));
+    let many_headers = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..200).map(|i| format!("X-{i}: a\r\n")).collect::<String>()
+    );
+    let requests = ["GARBAGE\r\n\r\n".to_owned(), "GET / HTTP/9.9\r\n\r\n".to_owned(), huge_head, many_headers];
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        for request in &requests {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            statuses.push(String::from_utf8_lossy(&answer).split_whitespace().nth(1).unwrap_or("none").to_owned());
+        }
+    }
+    assert!(statuses.iter().all(|s| s == "400" || s == "431"), "{statuses:?}");
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.expect("scrape").text().await.expect("text");
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gymapi_http_connection_errors_total "))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(counted >= 40.0, "40 unparsable requests counted, not {counted}:\n{metrics}");
+    let errors = server.lines.lock().map(|l| l.iter().filter(|l| l.contains("ERROR")).count()).unwrap_or(usize::MAX);
+    assert!(errors <= 1, "{errors} ERROR lines for 40 unparsable requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparsable_requests_are_counted_and_do_not_flood_the_error_log_on_sqlite() {
+    unparsable_requests_are_counted_and_do_not_flood_the_error_log(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparsable_requests_are_counted_and_do_not_flood_the_error_log_on_postgres() {
+    let db = PgDb::create();
+    let url = db.url();
+    unparsable_requests_are_counted_and_do_not_flood_the_error_log(&[("DATABASE_URL", &url)]).await;
+}

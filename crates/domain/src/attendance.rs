@@ -44,9 +44,11 @@ impl QrSecret {
         &self.0
     }
 
-    /// Constant-time equality, so response timing says nothing about the secret.
-    pub fn matches(&self, other: &str) -> bool {
-        self.0.as_bytes().ct_eq(other.as_bytes()).into()
+    /// Whether `scanned` is, byte for byte, the code this secret prints for `user`:
+    /// compared in constant time, so response timing says nothing about the secret,
+    /// and whole, so no other spelling of the same id passes.
+    pub fn is_code_of(&self, user: UserId, scanned: &str) -> bool {
+        QrCode::format(user, self).as_bytes().ct_eq(scanned.as_bytes()).into()
     }
 }
 
@@ -64,11 +66,12 @@ impl QrCode {
     ///
     /// # Errors
     /// [`DomainError::InvalidQr`] for anything else: a lower-case `u`, a missing or
-    /// non-digit id, an id beyond 64 bits, other than 8 lowercase hex digits.
+    /// non-digit id, an id with leading zeros (or 0) or beyond 64 bits, other than 8
+    /// lowercase hex digits.
     pub fn parse(s: &str) -> Result<Self> {
         let rest = s.strip_prefix('U').ok_or(DomainError::InvalidQr)?;
         let (id, secret) = rest.split_once('_').ok_or(DomainError::InvalidQr)?;
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        if id.is_empty() || id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DomainError::InvalidQr);
         }
         let id: i64 = id.parse().map_err(|_| DomainError::InvalidQr)?;
@@ -313,7 +316,7 @@ impl AttendanceService {
         };
         let ctx =
             self.repo.check_in_context(actor.gym_id, code.user_id, target).await?.ok_or(DomainError::InvalidQr)?;
-        if !ctx.qr_secret.matches(&code.secret) {
+        if !ctx.qr_secret.is_code_of(code.user_id, qr) {
             return Err(DomainError::InvalidQr);
         }
         if !ctx.is_member {
@@ -492,8 +495,20 @@ mod tests {
             "U+42_0a1b2c3d",
             "U42_0a1b2c3g",
             "U42_0a1b_2c3",
+            "U042_0a1b2c3d",
+            "U000000042_0a1b2c3d",
+            "U0_0a1b2c3d",
         ] {
             assert_eq!(QrCode::parse(bad), Err(DomainError::InvalidQr), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_secret_matches_only_the_code_as_printed() {
+        let secret = QrSecret::from_stored("0a1b2c3d".into());
+        assert!(secret.is_code_of(UserId(42), "U42_0a1b2c3d"));
+        for other in ["U042_0a1b2c3d", "U42_0a1b2c3d ", "U42_0A1B2C3D", "U43_0a1b2c3d", "U42_0a1b2c3e", ""] {
+            assert!(!secret.is_code_of(UserId(42), other), "{other:?}");
         }
     }
 

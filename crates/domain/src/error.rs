@@ -41,6 +41,9 @@ pub enum DomainError {
     /// The member already holds a place in the session (`already_registered`).
     #[error("already registered")]
     AlreadyRegistered,
+    /// The member holds no place in the session to give back (`not_registered`).
+    #[error("not registered")]
+    NotRegistered,
     /// Every place of the session is taken (`session_full`).
     #[error("session full")]
     SessionFull,
@@ -82,6 +85,7 @@ impl DomainError {
             Self::SessionNotFound => "session_not_found",
             Self::EventNotFound => "event_not_found",
             Self::AlreadyRegistered => "already_registered",
+            Self::NotRegistered => "not_registered",
             Self::SessionFull => "session_full",
             Self::SessionNotOpen => "session_not_open",
             Self::InvalidQr => "invalid_qr",

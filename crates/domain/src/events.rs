@@ -57,11 +57,17 @@ pub struct EventFields {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventRepository: Send + Sync {
-    /// Events starting in `[from, until)`, by start then id.
+    /// Events starting in `[from, through]` (both inclusive), by start then id.
     ///
     /// # Errors
     /// Storage failures.
-    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime, page: Page) -> Result<Vec<Event>>;
+    async fn between(
+        &self,
+        gym: GymId,
+        from: OffsetDateTime,
+        through: OffsetDateTime,
+        page: Page,
+    ) -> Result<Vec<Event>>;
     /// One event.
     ///
     /// # Errors
@@ -103,7 +109,7 @@ impl EventService {
     /// # Errors
     /// Storage failures.
     pub async fn list(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Event>> {
-        self.repo.between(actor.gym_id, range.from(), range.until(), page).await
+        self.repo.between(actor.gym_id, range.from(), range.through(), page).await
     }
 
     /// One event.

@@ -223,6 +223,9 @@ pub enum Booking {
         /// The session as it is, `None` when it is not in the gym.
         session: Option<Session>,
     },
+    /// The member does not belong to the gym (removed since the request was
+    /// authorized): nothing was taken.
+    NotAMember,
 }
 
 impl Session {
@@ -271,7 +274,7 @@ pub trait ScheduleRepository: Send + Sync {
     /// [`DomainError::UserNotFound`] when a new `instructor_id` is not a member of the
     /// gym; storage failures.
     async fn update_class(&self, gym: GymId, id: ClassId, patch: &ClassPatch) -> Result<Option<Class>>;
-    /// Sessions of the gym starting in `[from, until)`, by start then id.
+    /// Sessions of the gym starting in `[from, through]` (both inclusive), by start then id.
     ///
     /// # Errors
     /// Storage failures.
@@ -279,7 +282,7 @@ pub trait ScheduleRepository: Send + Sync {
         &self,
         gym: GymId,
         from: OffsetDateTime,
-        until: OffsetDateTime,
+        through: OffsetDateTime,
         page: Page,
     ) -> Result<Vec<Session>>;
     /// One session of the gym.
@@ -299,10 +302,16 @@ pub trait ScheduleRepository: Send + Sync {
     /// Storage failures.
     async fn cancel_session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>>;
     /// Books a place atomically: the member's participation becomes (or is created as)
-    /// `registered` and the session's `registered_count` grows, only while the session
-    /// is scheduled, starts after `now` and has a free place, and the member holds no
-    /// place — decided by the database. When no place was taken it reports what the
-    /// same transaction saw, and the service says why ([`refusal`]).
+    /// `registered` and the session's `registered_count` grows, only while the member
+    /// belongs to the gym, the session is scheduled, starts after `now` and has a free
+    /// place, and the member holds no place — decided by the database. When no place
+    /// was taken it reports what the same transaction saw, and the service says why
+    /// ([`refusal`]).
+    ///
+    /// Locks, in the global order: the member's membership (shared with a removal of
+    /// that member, so a booking lands wholly before the removal, which gives its
+    /// place back, or is refused as [`Booking::NotAMember`] after it), then the
+    /// session row, then the participation.
     ///
     /// # Errors
     /// Storage failures.
@@ -404,7 +413,7 @@ impl ScheduleService {
     /// # Errors
     /// Storage failures.
     pub async fn sessions(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Session>> {
-        self.repo.sessions_between(actor.gym_id, range.from(), range.until(), page).await
+        self.repo.sessions_between(actor.gym_id, range.from(), range.through(), page).await
     }
 
     /// One session.
@@ -477,6 +486,7 @@ impl ScheduleService {
         let p = match self.repo.book(actor.gym_id, session_id, actor.user_id, now).await? {
             Booking::Booked(p) => p,
             Booking::Refused { holds_place, session } => return Err(refusal(holds_place, session.as_ref(), now)),
+            Booking::NotAMember => return Err(DomainError::NotAMember),
         };
         self.events
             .publish(DomainEvent::Booked { gym: actor.gym_id, session: session_id, member: actor.user_id })
@@ -487,12 +497,12 @@ impl ScheduleService {
     /// Gives the actor's place back.
     ///
     /// # Errors
-    /// [`DomainError::SessionNotFound`] for an unknown session; [`DomainError::Validation`]
+    /// [`DomainError::SessionNotFound`] for an unknown session; [`DomainError::NotRegistered`]
     /// when the actor holds no registered place in it.
     pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
         self.session(actor, session_id).await?;
         if !self.repo.cancel_booking(actor.gym_id, session_id, actor.user_id).await? {
-            return Err(DomainError::validation("you hold no registered place in this session"));
+            return Err(DomainError::NotRegistered);
         }
         let freed = DomainEvent::BookingCancelled { gym: actor.gym_id, session: session_id, member: actor.user_id };
         self.events.publish(freed).await;
@@ -657,13 +667,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cancelling_without_a_place_is_a_validation_error() {
+    async fn cancelling_without_a_place_is_not_registered_and_publishes_nothing() {
         let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
         repo.expect_cancel_booking().once().returning(|_, _, _| Ok(false));
-        assert!(matches!(
+        assert_eq!(
             svc(repo, MockListener::new()).unregister(&member(), SessionId(11)).await,
-            Err(DomainError::Validation(_))
-        ));
+            Err(DomainError::NotRegistered)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_member_removed_before_the_place_was_taken_is_not_a_member() {
+        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
+        repo.expect_book().once().returning(|_, _, _, _| Ok(Booking::NotAMember));
+        assert_eq!(
+            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            Err(DomainError::NotAMember)
+        );
     }
 
     #[tokio::test]

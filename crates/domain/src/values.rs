@@ -267,26 +267,23 @@ impl DateRange {
         if (end - start).whole_days() > Self::MAX_DAYS {
             return Err(DomainError::validation("the date range must be at most 62 days"));
         }
-        // The range is queried as [start 00:00, day after end 00:00): both bounds
-        // must be storable instants.
-        let storable = |d: Date| d.year() >= Timestamp::MIN_YEAR && d.year() <= Timestamp::MAX_YEAR;
-        if !storable(start) || !end.next_day().is_some_and(storable) {
-            return Err(DomainError::validation(
-                "dates must fall within the years 1 to 9999 (end_date before 9999-12-31)",
-            ));
+        let storable = |d: Date| (Timestamp::MIN_YEAR..=Timestamp::MAX_YEAR).contains(&d.year());
+        if !storable(start) || !storable(end) {
+            return Err(DomainError::validation("dates must fall within the years 1 to 9999"));
         }
         Ok(Self { start, end })
     }
 
-    /// The first instant of the range (start date, 00:00 UTC).
+    /// The first instant of the range (start date, 00:00:00 UTC).
     pub fn from(&self) -> OffsetDateTime {
         self.start.with_time(Time::MIDNIGHT).assume_utc()
     }
 
-    /// The first instant after the range (the day after the end date, 00:00 UTC).
-    pub fn until(&self) -> OffsetDateTime {
-        // `new` refused the last representable date, so the next day exists.
-        self.end.next_day().unwrap_or(self.end).with_time(Time::MIDNIGHT).assume_utc()
+    /// The last instant of the range (end date, 23:59:59 UTC): stored times are whole
+    /// seconds, so `[from, through]` is every instant of the dates, and the range
+    /// ending on 9999-12-31 needs no instant after the calendar's last day.
+    pub fn through(&self) -> OffsetDateTime {
+        self.end.with_hms(23, 59, 59).unwrap_or(self.end.midnight()).assume_utc()
     }
 }
 
@@ -381,8 +378,11 @@ mod tests {
     }
 
     #[test]
-    fn a_range_ending_on_the_last_representable_day_is_refused_not_a_panic() {
-        assert!(DateRange::new(time::Date::MAX, time::Date::MAX).is_err());
+    fn a_range_ending_on_the_last_day_of_9999_covers_that_whole_day() {
+        let last = date!(9999 - 12 - 31);
+        let r = DateRange::new(last, last).expect("the last storable day is a range");
+        assert_eq!(r.through(), time::macros::datetime!(9999-12-31 23:59:59 UTC));
+        assert!(Timestamp::new(r.through()).is_ok(), "both bounds are storable");
     }
 
     #[test]
@@ -405,12 +405,12 @@ mod tests {
     fn a_range_outside_the_calendar_is_refused() {
         assert!(DateRange::new(date!(0000 - 01 - 01), date!(0000 - 01 - 02)).is_err());
         assert!(DateRange::new(date!(-0005 - 01 - 01), date!(-0005 - 01 - 02)).is_err());
-        assert!(DateRange::new(date!(9999 - 12 - 30), date!(9999 - 12 - 30)).is_ok());
+        assert!(DateRange::new(date!(9999 - 12 - 30), date!(9999 - 12 - 31)).is_ok());
     }
 
     #[test]
     fn date_range_covers_whole_end_day() {
         let r = DateRange::new(date!(2026 - 01 - 01), date!(2026 - 01 - 01)).expect("valid");
-        assert_eq!(r.until() - r.from(), Duration::days(1));
+        assert_eq!(r.through() - r.from(), Duration::days(1) - Duration::seconds(1));
     }
 }

@@ -554,7 +554,7 @@ impl Ledger {
             // A place given back after an acknowledged cancellation: that one was lost.
             (false, Some(204), _) => (Some("cancelled"), known == Some("cancelled")),
             // No place to give back after an acknowledged booking: the booking was lost.
-            (false, Some(422), "validation_error") => (known, known == Some("registered")),
+            (false, Some(404), "not_registered") => (known, known == Some("registered")),
             (_, Some(st), _) if st < 500 => (known, false),
             _ => (None, false),
         };

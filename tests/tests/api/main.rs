@@ -6,6 +6,7 @@ mod cache;
 mod docs;
 mod events;
 mod fan_out;
+mod hostile;
 mod http;
 mod limits;
 mod operations;

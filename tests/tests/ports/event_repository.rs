@@ -30,7 +30,7 @@ contract!(an_event_is_stored_as_asked_and_read_only_from_its_gym, |db| {
     assert_eq!(db.get(g.id, EventId(i64::MAX)).await, Ok(None));
 });
 
-contract!(events_are_listed_by_start_then_id_in_a_half_open_range, |db| {
+contract!(events_are_listed_by_start_then_id_in_an_inclusive_range, |db| {
     let (g, owner) = gym(&db).await;
     let (other, _) = gym(&db).await;
     let t = now() + Duration::days(1);
@@ -38,8 +38,10 @@ contract!(events_are_listed_by_start_then_id_in_a_half_open_range, |db| {
     let first = db.create(g.id, &new_event("First", t, owner.id), now()).await.expect("create");
     let second = db.create(g.id, &new_event("Second", t, owner.id), now()).await.expect("create");
     let page = Page::new(0, 100).expect("page");
-    let got = db.between(g.id, t, t + Duration::days(1), page).await.expect("list");
-    assert_eq!(got, [first.clone(), second.clone()], "`until` is excluded");
+    let got = db.between(g.id, t, t + Duration::days(1) - Duration::seconds(1), page).await.expect("list");
+    assert_eq!(got, [first.clone(), second.clone()], "a second before `later`");
+    let got = db.between(g.id, t + Duration::seconds(1), t + Duration::days(1), page).await.expect("list");
+    assert_eq!(got, std::slice::from_ref(&later), "`through` is included, `from` bounds below");
     let got = db.between(g.id, t, t + Duration::days(2), page).await.expect("list");
     assert_eq!(got, [first, second.clone(), later]);
     let got = db.between(g.id, t, t + Duration::days(2), Page::new(1, 1).expect("page")).await;

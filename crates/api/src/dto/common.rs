@@ -40,7 +40,7 @@ impl DateRangeIn {
         let week = ::time::Duration::days(7);
         let (start, end) = match (parse("start_date", &self.start_date)?, parse("end_date", &self.end_date)?) {
             (Some(s), Some(e)) => (s, e),
-            (Some(s), None) => (s, s.checked_add(week).unwrap_or(s)),
+            (Some(s), None) => (s, s.checked_add(week).unwrap_or(::time::Date::MAX)),
             // Only an end: the week up to it, so any single date is a valid range.
             (None, Some(e)) => (e.checked_sub(week).filter(|d| d.year() >= 1).unwrap_or(e), e),
             (None, None) => (today, today.checked_add(week).unwrap_or(today)),

@@ -58,6 +58,7 @@ error_responses! {
     UserNotFound = 404 "user_not_found";
     ClassNotFound = 404 "class_not_found";
     SessionNotFound = 404 "session_not_found";
+    SessionOrPlaceNotFound = 404 "session_not_found, not_registered (the caller holds no place in it)";
     EventNotFound = 404 "event_not_found";
     InstructorNotFound = 404 "user_not_found (instructor not a member of the gym)";
     ClassOrInstructorNotFound = 404 "class_not_found, user_not_found (instructor not a member of the gym)";

@@ -10,6 +10,7 @@ use crate::cache_keys as keys;
 use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
 use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
+use crate::params::Query;
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
 use crate::tenant::Tenant;
@@ -74,8 +75,8 @@ async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiEr
 #[utoipa::path(get, path = "/api/v1/attendance/me/history", tag = "attendance", params(GymHeader, PageIn),
     responses((status = 200, body = [HistoryItemOut]), TenantErrors),
     description = "The caller's attended sessions, newest first.")]
-async fn history(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
-    let list = state.attendance.history(&actor, q.page()?).await?;
+async fn history(state: State, Tenant(actor): Tenant, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
+    let list = state.attendance.history(&actor, q.parse()?.page()?).await?;
     let out: Vec<HistoryItemOut> = list
         .into_iter()
         .map(|(s, at)| HistoryItemOut { session: SessionOut::from(s), attendance_time: at.into() })

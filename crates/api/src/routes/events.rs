@@ -10,6 +10,7 @@ use crate::cache_keys as keys;
 use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
 use crate::dto::{EventNotFound, GymHeader, TenantErrors};
 use crate::error::ApiError;
+use crate::params::{PathId, Query};
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
 use crate::tenant::Tenant;
@@ -26,9 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [EventOut]), TenantErrors),
     description = "Events starting within the UTC dates (cached).")]
-async fn list(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+async fn list(state: State, Tenant(actor): Tenant, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+    let q = q.parse()?;
     let (range, page) = (q.range(state.clock.now().date())?, q.page()?);
-    let field = format!("{}/{}/{}/{}", range.from().date(), range.until().date(), page.skip, page.limit);
+    let field = format!("{}/{}/{}/{}", range.from().date(), range.through().date(), page.skip, page.limit);
     cached_json(&state, Slot::Field(keys::events(actor.gym_id), field), async {
         Ok(state.events.list(&actor, range, page).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
     })
@@ -45,8 +47,8 @@ async fn create(state: State, Tenant(actor): Tenant, body: Body<EventNewIn>) -> 
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = EventOut), TenantErrors, EventNotFound), description = "One event.")]
-async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &EventOut::from(state.events.get(&actor, EventId(id.into_inner())).await?))
+async fn get(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &EventOut::from(state.events.get(&actor, EventId(id.parse()?)).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
@@ -55,16 +57,17 @@ async fn get(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<
 async fn update(
     state: State,
     Tenant(actor): Tenant,
-    id: web::Path<i64>,
+    id: PathId,
     body: Body<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = body.parse_as(&actor, policy::MANAGE_EVENTS)?.try_into()?;
-    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, EventId(id.into_inner()), fields).await?))
+    let id = EventId(id.parse_as(&actor, policy::MANAGE_EVENTS)?);
+    let fields = body.parse()?.try_into()?;
+    json(StatusCode::OK, &EventOut::from(state.events.update(&actor, id, fields).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(GymHeader, ("id" = i64, Path)),
     responses((status = 204), TenantErrors, EventNotFound), description = "Delete an event (admin).")]
-async fn delete(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.events.delete(&actor, EventId(id.into_inner())).await?;
+async fn delete(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    state.events.delete(&actor, EventId(id.parse_as(&actor, policy::DELETE_EVENT)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

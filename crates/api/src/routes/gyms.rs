@@ -12,6 +12,7 @@ use crate::body::Body;
 use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserNotFound};
 use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
+use crate::params::{PathId, Query};
 use crate::respond::json;
 use crate::state::State;
 use crate::tenant::Tenant;
@@ -42,7 +43,8 @@ async fn current(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, Ap
 
 #[utoipa::path(get, path = "/api/v1/members", tag = "gyms", params(GymHeader, MembersQuery),
     responses((status = 200, body = [MemberOut]), TenantErrors), description = "Members of the gym (staff).")]
-async fn members(state: State, Tenant(actor): Tenant, q: web::Query<MembersQuery>) -> Result<HttpResponse, ApiError> {
+async fn members(state: State, Tenant(actor): Tenant, q: Query<MembersQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.parse_as(&actor, policy::SEE_MEMBERS)?;
     let role = q.role.as_deref().map(Role::parse).transpose()?;
     let page = Page::new(q.skip.unwrap_or(0), q.limit.unwrap_or(100))?;
     let list = state.gyms.members(&actor, role, page).await?;
@@ -64,18 +66,18 @@ async fn add_member(state: State, Tenant(actor): Tenant, body: Body<MemberIn>) -
 async fn set_role(
     state: State,
     Tenant(actor): Tenant,
-    path: web::Path<i64>,
+    id: PathId,
     body: Body<RoleIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.parse_as(&actor, policy::MANAGE_MEMBERS)?;
-    let m = state.gyms.set_role(&actor, UserId(path.into_inner()), body.role).await?;
+    let user = UserId(id.parse_as(&actor, policy::MANAGE_MEMBERS)?);
+    let m = state.gyms.set_role(&actor, user, body.parse()?.role).await?;
     json(StatusCode::OK, &MembershipOut::from(m))
 }
 
 #[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "gyms", params(GymHeader, ("user_id" = i64, Path)),
     responses((status = 204), TenantErrors, UserNotFound, LastOwner),
     description = "Remove a member (admin), or leave the gym (any member, own id); the last owner stays.")]
-async fn remove_member(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.gyms.remove_member(&actor, UserId(path.into_inner())).await?;
+async fn remove_member(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    state.gyms.remove_member(&actor, UserId(id.parse()?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,10 +10,11 @@ use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{
     BookingConflict, BookingNotOpen, ClassNotFound, ClassOrInstructorNotFound, ClassOrTrainerNotFound, GymHeader,
-    InstructorNotFound, SessionNotFound, TenantErrors,
+    InstructorNotFound, SessionNotFound, SessionOrPlaceNotFound, TenantErrors,
 };
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
 use crate::error::ApiError;
+use crate::params::{PathId, Query};
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
 use crate::tenant::Tenant;
@@ -41,8 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader, PageIn),
     responses((status = 200, body = [ClassOut]), TenantErrors), description = "Active classes (cached).")]
-async fn classes(state: State, Tenant(actor): Tenant, q: web::Query<PageIn>) -> Result<HttpResponse, ApiError> {
-    let page = q.page()?;
+async fn classes(state: State, Tenant(actor): Tenant, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
+    let page = q.parse()?.page()?;
     let slot = Slot::Field(keys::classes(actor.gym_id), format!("{}/{}", page.skip, page.limit));
     cached_json(&state, slot, async {
         Ok(state.schedule.classes(&actor, page).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
@@ -60,8 +61,8 @@ async fn create_class(state: State, Tenant(actor): Tenant, body: Body<ClassIn>) 
 
 #[utoipa::path(get, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = ClassOut), TenantErrors, ClassNotFound), description = "One class.")]
-async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, ClassId(id.into_inner())).await?))
+async fn class(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &ClassOut::from(state.schedule.class(&actor, ClassId(id.parse()?)).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
@@ -70,25 +71,27 @@ async fn class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Resul
 async fn update_class(
     state: State,
     Tenant(actor): Tenant,
-    id: web::Path<i64>,
+    id: PathId,
     body: Body<ClassPatchIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body.parse_as(&actor, policy::MANAGE_SCHEDULE)?.try_into()?;
-    let class = state.schedule.update_class(&actor, ClassId(id.into_inner()), patch).await?;
+    let id = ClassId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    let patch = body.parse()?.try_into()?;
+    let class = state.schedule.update_class(&actor, id, patch).await?;
     json(StatusCode::OK, &ClassOut::from(class))
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 204), TenantErrors, ClassNotFound), description = "Deactivate a class (admin).")]
-async fn delete_class(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.schedule.delete_class(&actor, ClassId(id.into_inner())).await?;
+async fn delete_class(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    state.schedule.delete_class(&actor, ClassId(id.parse_as(&actor, policy::DELETE_CLASS)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [SessionOut]), TenantErrors),
     description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included.")]
-async fn sessions(state: State, Tenant(actor): Tenant, q: web::Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+async fn sessions(state: State, Tenant(actor): Tenant, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+    let q = q.parse()?;
     let range = q.range(state.clock.now().date())?;
     let list = state.schedule.sessions(&actor, range, q.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
@@ -104,8 +107,8 @@ async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionI
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound), description = "One session (cached).")]
-async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = SessionId(id.into_inner());
+async fn session(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    let id = SessionId(id.parse()?);
     cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
         Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
     })
@@ -115,26 +118,24 @@ async fn session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Res
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule",
     params(GymHeader, ("id" = i64, Path)), responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound),
     description = "Cancel a session (staff).")]
-async fn cancel_session(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, SessionId(id.into_inner())).await?))
+async fn cancel_session(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    let id = SessionId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    json(StatusCode::OK, &SessionOut::from(state.schedule.cancel_session(&actor, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
     params(GymHeader, ("id" = i64, Path)),
     responses((status = 201, body = ParticipationOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
     description = "Book a place.")]
-async fn register(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    json(
-        StatusCode::CREATED,
-        &ParticipationOut::from(state.schedule.register(&actor, SessionId(id.into_inner())).await?),
-    )
+async fn register(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::CREATED, &ParticipationOut::from(state.schedule.register(&actor, SessionId(id.parse()?)).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)), responses((status = 204), TenantErrors, SessionNotFound),
+    params(GymHeader, ("id" = i64, Path)), responses((status = 204), TenantErrors, SessionOrPlaceNotFound),
     description = "Give a booked place back.")]
-async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    state.schedule.unregister(&actor, SessionId(id.into_inner())).await?;
+async fn unregister(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    state.schedule.unregister(&actor, SessionId(id.parse()?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -145,9 +146,10 @@ async fn unregister(state: State, Tenant(actor): Tenant, id: web::Path<i64>) -> 
 async fn participants(
     state: State,
     Tenant(actor): Tenant,
-    id: web::Path<i64>,
-    q: web::Query<PageIn>,
+    id: PathId,
+    q: Query<PageIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = state.schedule.participants(&actor, SessionId(id.into_inner()), q.page()?).await?;
+    let id = SessionId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    let list = state.schedule.participants(&actor, id, q.parse()?.page()?).await?;
     json(StatusCode::OK, &list.into_iter().map(ParticipationOut::from).collect::<Vec<_>>())
 }

@@ -11,6 +11,7 @@ use crate::cache_keys as keys;
 use crate::dto::{AuthErrors, GymHeader, TenantErrors, UserNotFound};
 use crate::dto::{GymOut, GymWithRoleOut, ProfileIn, UserOut};
 use crate::error::ApiError;
+use crate::params::PathId;
 use crate::respond::{Slot, cached_json, json};
 use crate::state::State;
 use crate::tenant::Tenant;
@@ -51,7 +52,7 @@ async fn my_gyms(state: State, caller: Caller) -> Result<HttpResponse, ApiError>
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(GymHeader, ("user_id" = i64, Path)),
     responses((status = 200, body = UserOut), TenantErrors, UserNotFound),
     description = "A user of this gym: oneself, or anyone for staff.")]
-async fn user(state: State, Tenant(actor): Tenant, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let user = state.users.user_in_gym(&actor, UserId(path.into_inner())).await?;
+async fn user(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    let user = state.users.user_in_gym(&actor, UserId(id.parse()?)).await?;
     json(StatusCode::OK, &UserOut::from(user))
 }

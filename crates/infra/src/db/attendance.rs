@@ -10,7 +10,7 @@ use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::rows::{FromColumns, participation_status, session_status};
-use super::schedule::participation_status_of;
+use super::schedule::{lock_member, participation_status_of};
 use super::{Db, PageValues, all, entities, exec, one, timed, ts, unavailable_or_internal};
 
 #[derive(FromQueryResult)]
@@ -82,13 +82,7 @@ impl Db {
         let Attempt { gym, session_id, user, seen, tried, window, now } = attempt;
         let tx = self.write_tx().await?;
         let outcome = timed("checkin_mark_attended", async {
-            let member = exec(
-                &tx,
-                "UPDATE memberships SET role = role WHERE gym_id = $1 AND user_id = $2",
-                vec![gym.0.into(), user.0.into()],
-            )
-            .await?;
-            if member == 0 {
+            if !lock_member(&tx, gym, user).await? {
                 return Ok(MarkOutcome::NotAMember);
             }
             if let Some((from, until)) = window {

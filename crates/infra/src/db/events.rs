@@ -30,12 +30,18 @@ fn written(
 
 #[async_trait]
 impl EventRepository for Db {
-    async fn between(&self, gym: GymId, from: OffsetDateTime, until: OffsetDateTime, page: Page) -> Result<Vec<Event>> {
+    async fn between(
+        &self,
+        gym: GymId,
+        from: OffsetDateTime,
+        through: OffsetDateTime,
+        page: Page,
+    ) -> Result<Vec<Event>> {
         let sql = format!(
-            "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 \
+            "SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND start_time >= $2 AND start_time <= $3 \
              ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
-        let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
+        let values = vec![gym.0.into(), ts(from), ts(through), page.limit_value(), page.skip_value()];
         timed("events_list", entities(&self.conn, &sql, values)).await
     }
 

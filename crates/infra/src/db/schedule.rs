@@ -77,6 +77,19 @@ pub(super) async fn give_back_place(
     Ok(cancelled == 1)
 }
 
+/// Locks the member's membership row for the rest of the transaction, first of the
+/// global lock order (membership → session → participation); `Ok(false)` when the
+/// user is not a member of the gym. The no-op `UPDATE` is the one row lock both
+/// databases spell alike (SQLite's writer lock is already the whole database's).
+pub(super) async fn lock_member(
+    tx: &DatabaseTransaction,
+    gym: GymId,
+    member: UserId,
+) -> std::result::Result<bool, DbErr> {
+    let sql = "UPDATE memberships SET role = role WHERE gym_id = $1 AND user_id = $2";
+    Ok(exec(tx, sql, vec![gym.0.into(), member.0.into()]).await? == 1)
+}
+
 /// Whether a stored participation status holds one of the session's places.
 pub(super) fn holds_place(status: Option<String>) -> bool {
     matches!(status.as_deref(), Some("registered" | "attended"))
@@ -148,14 +161,14 @@ impl ScheduleRepository for Db {
         &self,
         gym: GymId,
         from: OffsetDateTime,
-        until: OffsetDateTime,
+        through: OffsetDateTime,
         page: Page,
     ) -> Result<Vec<Session>> {
         let sql = format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND start_time >= $2 AND start_time < $3 \
+            "SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND start_time >= $2 AND start_time <= $3 \
              ORDER BY start_time, id LIMIT $4 OFFSET $5"
         );
-        let values = vec![gym.0.into(), ts(from), ts(until), page.limit_value(), page.skip_value()];
+        let values = vec![gym.0.into(), ts(from), ts(through), page.limit_value(), page.skip_value()];
         timed("sessions_list", entities(&self.conn, &sql, values)).await
     }
 
@@ -196,9 +209,15 @@ impl ScheduleRepository for Db {
     async fn book(&self, gym: GymId, session_id: SessionId, member: UserId, now: OffsetDateTime) -> Result<Booking> {
         let tx = self.write_tx().await?;
         let outcome = timed("session_book", async {
-            // The session's row first (every write to a session's places locks it
-            // first, so booking, cancelling and check-in never deadlock): the place
-            // is taken only while the session is open and has one.
+            // The membership first, then the session's row (the lock order of every
+            // write to places, so booking, cancelling, check-in and removal never
+            // deadlock). A removal of this member holds the membership row until it
+            // has given the member's places back: this booking waits for it and finds
+            // no membership, or went first and its place is given back.
+            if !lock_member(&tx, gym, member).await? {
+                return Ok(Err(None));
+            }
+            // The place is taken only while the session is open and has one.
             let taken = exec(
                 &tx,
                 "UPDATE sessions SET registered_count = registered_count + 1 \
@@ -212,7 +231,7 @@ impl ScheduleRepository for Db {
                 let holds_place = holds_place(participation_status_of(&tx, session_id, member).await?);
                 let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2");
                 let session = entity::<Session>(&tx, &sql, vec![gym.0.into(), session_id.0.into()]).await?;
-                return Ok(Err((holds_place, session)));
+                return Ok(Err(Some((holds_place, session))));
             }
             let upsert = format!(
                 "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
@@ -225,7 +244,7 @@ impl ScheduleRepository for Db {
             let values = vec![gym.0.into(), session_id.0.into(), member.0.into(), ts(now)];
             match entity::<Participation>(&tx, &upsert, values).await? {
                 Some(p) => Ok(Ok(p)),
-                None => Ok(Err((true, None))),
+                None => Ok(Err(Some((true, None)))),
             }
         })
         .await?;
@@ -234,9 +253,10 @@ impl ScheduleRepository for Db {
                 tx.commit().await.map_err(unavailable_or_internal)?;
                 Ok(Booking::Booked(p))
             }
-            Err((holds_place, session)) => {
+            Err(refused) => {
                 tx.rollback().await.map_err(unavailable_or_internal)?;
-                Ok(Booking::Refused { holds_place, session })
+                Ok(refused
+                    .map_or(Booking::NotAMember, |(holds_place, session)| Booking::Refused { holds_place, session }))
             }
         }
     }
