@@ -1140,8 +1140,11 @@ async fn drill_pool(ctx: &Ctx) -> Res<Outcome> {
     secs(4.0).await;
     let hold = 8;
     let from = Instant::now();
+    // The tables in the service's lock order (memberships, then sessions, then
+    // participations; docs/architecture.md): an outage, not a party to a deadlock.
     let lock = format!(
-        "BEGIN; LOCK TABLE sessions, participations, classes, memberships IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({hold}); COMMIT;"
+        "BEGIN; LOCK TABLE memberships, sessions, participations, classes IN ACCESS EXCLUSIVE MODE; \
+         SELECT pg_sleep({hold}); COMMIT;"
     );
     let url = db.url.clone();
     tokio::task::spawn_blocking(move || psql(&url, &lock)).await.map_err(|e| e.to_string())??;
