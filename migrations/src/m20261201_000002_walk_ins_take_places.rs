@@ -71,30 +71,30 @@ async fn swap_check(conn: &DatabaseTransaction, from: &str, to: &str) -> Result<
             Ok(())
         }
         _ => {
-            // SQLite cannot alter a CHECK; its documented procedure for removing or
-            // changing one (which leaves the stored rows as they are) edits the table's
-            // SQL in sqlite_schema and bumps the schema version, so that every
-            // connection reloads it.
-            let version = conn
-                .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA schema_version".to_owned()))
+            // SQLite cannot alter a CHECK: the table is rebuilt from its own definition
+            // with the other CHECK (whatever else the schema has become), and its
+            // indexes made again.
+            let text = |sql: &str| Statement::from_string(DbBackend::Sqlite, sql.to_owned());
+            let table = conn
+                .query_one_raw(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"))
                 .await?
-                .map(|r| r.try_get_by_index::<i64>(0))
+                .map(|r| r.try_get_by_index::<String>(0))
                 .transpose()?
-                .unwrap_or(0);
-            // One batch, so that every statement runs on the same pooled connection
-            // (writable_schema is a setting of the connection).
-            let quote = |t: &str| t.replace('\'', "''");
-            conn.execute_unprepared(&format!(
-                "PRAGMA writable_schema = ON; \
-                 UPDATE sqlite_schema SET sql = replace(sql, '{}', '{}') WHERE type = 'table' AND name = 'sessions'; \
-                 PRAGMA schema_version = {}; \
-                 PRAGMA writable_schema = OFF;",
-                quote(from),
-                quote(to),
-                version + 1
-            ))
-            .await?;
-            Ok(())
+                .ok_or_else(|| DbErr::Migration("no sessions table".into()))?;
+            let body = table.find('(').map(|i| &table[i..]).unwrap_or_default();
+            let create = format!("CREATE TABLE sessions_new {}", body.replace(from, to));
+            let indexes: Vec<String> = conn
+                .query_all_raw(text(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL",
+                ))
+                .await?
+                .iter()
+                .map(|r| r.try_get_by_index::<String>(0))
+                .collect::<Result<_, _>>()?;
+            let indexes: Vec<&str> = indexes.iter().map(String::as_str).collect();
+            let columns = "id, gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, \
+                           registered_count, created_at";
+            crate::rebuild_sqlite_table(conn, "sessions", &create, columns, columns, &indexes).await
         }
     }
 }

@@ -132,39 +132,136 @@ enum DropWith {
 }
 
 impl TestDb {
-    /// Creates an empty database on the backend.
+    /// A database of its own on the backend, already migrated: a copy of this test
+    /// run's template (migrated once per process, see [`template`]), so a test
+    /// costs a file copy or a `CREATE DATABASE … TEMPLATE`, not every migration.
     ///
     /// # Panics
     /// When the server cannot be reached, saying how to start it.
     pub async fn create(backend: Backend) -> Self {
+        let template = template(backend).await;
         let name = unique_name();
         match backend {
             Backend::Postgres => {
                 let admin = admin_url();
-                let conn = Database::connect(admin.as_str()).await.unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL is unreachable at {admin} ({e}). Start it with \
-                         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
-                         or point TEST_DATABASE_URL at a server where user postgres may create databases."
-                    )
-                });
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-                let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-                Self {
-                    url: format!("{base}/{name}"),
-                    cache_prefix: format!("{name}:"),
-                    drop: DropWith::Postgres { admin, name },
+                let conn = Database::connect(admin.as_str()).await.unwrap_or_else(|e| unreachable_pg(&admin, &e));
+                // Clones of one template are serialized by PostgreSQL; a clone that
+                // meets another's lock is told "being accessed by other users": retry.
+                let sql = format!("CREATE DATABASE {name} TEMPLATE {template}");
+                let mut tries = 0;
+                while let Err(e) = conn.execute_unprepared(&sql).await {
+                    tries += 1;
+                    assert!(tries < 50 && e.to_string().contains("other users"), "create test database: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
+                let _ = conn.close().await;
+                Self::postgres(admin, name)
             }
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("create temp dir");
-                let url = format!("sqlite://{}?mode=rwc", dir.join("gymapi.db").display());
-                Self { url, cache_prefix: format!("{name}:"), drop: DropWith::Sqlite { dir } }
+                std::fs::copy(&template, dir.join("gymapi.db")).expect("copy the template database");
+                Self::sqlite(dir, name)
             }
         }
     }
+
+    /// An empty database on the backend (for tests of the migrations themselves).
+    ///
+    /// # Panics
+    /// When the server cannot be reached, saying how to start it.
+    pub async fn empty(backend: Backend) -> Self {
+        let name = unique_name();
+        match backend {
+            Backend::Postgres => {
+                let admin = admin_url();
+                let conn = Database::connect(admin.as_str()).await.unwrap_or_else(|e| unreachable_pg(&admin, &e));
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+                let _ = conn.close().await;
+                Self::postgres(admin, name)
+            }
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                Self::sqlite(dir, name)
+            }
+        }
+    }
+
+    fn postgres(admin: String, name: String) -> Self {
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+        Self {
+            url: format!("{base}/{name}"),
+            cache_prefix: format!("{name}:"),
+            drop: DropWith::Postgres { admin, name },
+        }
+    }
+
+    fn sqlite(dir: PathBuf, name: String) -> Self {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("gymapi.db").display());
+        Self { url, cache_prefix: format!("{name}:"), drop: DropWith::Sqlite { dir } }
+    }
+}
+
+fn unreachable_pg(admin: &str, e: &sea_orm::DbErr) -> ! {
+    panic!(
+        "PostgreSQL is unreachable at {admin} ({e}). Start it with \
+         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+         or point TEST_DATABASE_URL at a server where user postgres may create databases."
+    )
+}
+
+/// This process's migrated template for a backend, made on first use: a PostgreSQL
+/// database `gymapi_tpl_{pid}` (templates of test processes that are gone are
+/// dropped on the way) or an SQLite file. Answers its name or path.
+async fn template(backend: Backend) -> String {
+    static PG: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    static SQLITE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    match backend {
+        Backend::Postgres => PG.get_or_init(pg_template).await.clone(),
+        Backend::Sqlite => SQLITE.get_or_init(sqlite_template).await.clone(),
+    }
+}
+
+async fn pg_template() -> String {
+    let admin = admin_url();
+    let conn = Database::connect(admin.as_str()).await.unwrap_or_else(|e| unreachable_pg(&admin, &e));
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'gymapi\\_tpl\\_%'",
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(stale) = row.try_get_by_index::<String>(0) else { continue };
+        let pid = stale.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)")).await;
+        }
+    }
+    let name = format!("gymapi_tpl_{}", std::process::id());
+    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create the template database");
+    let _ = conn.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    let tpl = Database::connect(format!("{base}/{name}")).await.expect("connect to the template");
+    migration::up(&tpl).await.expect("migrate the template");
+    let _ = tpl.close().await;
+    name
+}
+
+async fn sqlite_template() -> String {
+    let dir = std::env::temp_dir().join(format!("gymapi_tpl_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the template's directory");
+    let path = dir.join("gymapi.db");
+    let tpl = Database::connect(format!("sqlite://{}?mode=rwc", path.display())).await.expect("open the template");
+    migration::up(&tpl).await.expect("migrate the template");
+    // Everything in the main file, so a copy of it is the whole database.
+    let _ = tpl.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await;
+    let _ = tpl.close().await;
+    path.display().to_string()
 }
 
 impl Drop for TestDb {
@@ -198,7 +295,8 @@ impl Drop for TestDb {
 pub struct Store {
     /// The adapter; it implements every repository port.
     pub db: infra::db::Db,
-    _file: TestDb,
+    /// The database it is open on.
+    pub file: TestDb,
 }
 
 impl Store {
@@ -216,7 +314,7 @@ impl Store {
         .expect("store settings");
         let db = infra::db::connect(&settings).await.expect("connect to test database");
         db.migrate().await.expect("migrate test database");
-        Self { db, _file: file }
+        Self { db, file }
     }
 }
 
@@ -231,6 +329,38 @@ pub struct Options {
     pub extra: Vec<(String, String)>,
 }
 
+/// A clock tests pin and move ([`TestApp::clock`]); unpinned, it is the system's
+/// (in whole seconds, as [`domain::clock::SystemClock`]).
+#[derive(Default)]
+pub struct TestClock {
+    pinned: std::sync::Mutex<Option<time::OffsetDateTime>>,
+}
+
+impl TestClock {
+    /// Stops the clock at `t`.
+    pub fn set(&self, t: time::OffsetDateTime) {
+        if let Ok(mut p) = self.pinned.lock() {
+            *p = Some(t);
+        }
+    }
+
+    /// Moves the clock by `d` (from now, when it was not pinned).
+    pub fn advance(&self, d: time::Duration) {
+        let next = domain::clock::Clock::now(self) + d;
+        self.set(next);
+    }
+}
+
+impl domain::clock::Clock for TestClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.pinned
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .unwrap_or_else(|| domain::clock::Clock::now(&domain::clock::SystemClock))
+    }
+}
+
 /// A running app and a client for it.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -239,6 +369,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database the app runs on (dropped with the app unless shared).
     pub db: std::sync::Arc<TestDb>,
+    /// The app's clock: every rule's "now" (pin it, move it).
+    pub clock: std::sync::Arc<TestClock>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -275,14 +407,16 @@ impl TestApp {
         .expect("test settings");
         let conn = infra::db::connect(&settings).await.expect("connect to test database");
         conn.migrate().await.expect("migrate test database");
-        let state = actix_web::web::Data::new(api::app::build_state(&settings, conn).expect("state"));
+        let clock = std::sync::Arc::new(TestClock::default());
+        let state = api::app::build_state(&settings, conn, clock.clone()).expect("state");
+        let state = actix_web::web::Data::new(state);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let server = api::app::server(state, listener, 1, false).expect("server");
         let handle = server.handle();
         tokio::spawn(server);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { base: format!("http://127.0.0.1:{port}"), client, db, handle }
+        Self { base: format!("http://127.0.0.1:{port}"), client, db, clock, handle }
     }
 
     /// Two apps on one fresh database sharing the real Redis: what a second instance

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::cache::Cache;
-use domain::facts::{DomainEvent, Listener};
+use domain::facts::{Delivery, DomainEvent, Listener};
 use domain::{GymId, SessionId, UserId};
 
 /// Active classes of a gym (one field per page).
@@ -97,14 +97,13 @@ impl CacheInvalidation {
 
 #[async_trait]
 impl Listener for CacheInvalidation {
-    async fn on(&self, event: &DomainEvent) {
+    async fn on(&self, event: &DomainEvent) -> Delivery {
         let Stale { groups, entries } = stale(event);
-        if !groups.is_empty() {
-            self.cache.invalidate(&groups).await;
-        }
-        if !entries.is_empty() {
-            self.cache.delete(&entries).await;
-        }
+        let invalidated = groups.is_empty() || self.cache.invalidate(&groups).await;
+        let deleted = entries.is_empty() || self.cache.delete(&entries).await;
+        // Not both done (Redis unreachable): the relay delivers the fact again, so a
+        // value cached before the write is never served until the TTL.
+        if invalidated && deleted { Delivery::Done } else { Delivery::Retry }
     }
 }
 

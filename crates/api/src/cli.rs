@@ -167,7 +167,8 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(1, e),
     };
-    let state = match app::build_state(&settings, db.clone()) {
+    let clock: std::sync::Arc<dyn domain::clock::Clock> = std::sync::Arc::new(domain::clock::SystemClock);
+    let state = match app::build_state(&settings, db.clone(), clock) {
         Ok(s) => actix_web::web::Data::new(s),
         Err(e) => return fail(CONFIG_ERROR, e),
     };

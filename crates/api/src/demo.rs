@@ -8,6 +8,7 @@ use domain::clock::{Clock, SystemClock};
 use domain::facts::Dispatcher;
 use domain::gyms::{GymService, NewGym};
 use domain::schedule::{NewClass, NewSession, ScheduleService};
+use domain::tx::UnitOfWork;
 use domain::users::{Claims, UserService};
 use domain::values::Actor;
 use domain::{Role, UserId};
@@ -38,14 +39,15 @@ pub enum DemoError {
 pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let secret = settings.auth_jwt_secret.as_ref().ok_or(DemoError::NoSecret)?.expose().to_owned();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // A fresh database and nothing cached yet: the facts need no listener here.
-    let events = Dispatcher::new();
+    // Nothing is cached yet: the facts need no listener here (a server's relay
+    // delivers whatever is left in the outbox).
     let repo = Arc::new(db);
-    let users = UserService::new(repo.clone(), events.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), events.clone(), clock.clone());
-    let schedule = ScheduleService::new(repo.clone(), events.clone(), clock.clone());
-    let attendance =
-        AttendanceService::new(repo, events, clock.clone(), Duration::minutes(settings.checkin_window_minutes));
+    let uow = UnitOfWork::new(repo.clone(), Dispatcher::new());
+    let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let schedule = ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let window = Duration::minutes(settings.checkin_window_minutes);
+    let attendance = AttendanceService::new(repo.clone(), repo, uow, clock.clone(), window);
 
     let stamp = clock.now().unix_timestamp();
     let person = |who: &str| Claims {

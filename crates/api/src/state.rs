@@ -7,11 +7,12 @@ use std::time::Duration;
 use actix_web::web;
 use domain::attendance::AttendanceService;
 use domain::cache::Cache;
-use domain::clock::{Clock, SystemClock};
+use domain::clock::Clock;
 use domain::events::EventService;
-use domain::facts::Dispatcher;
+use domain::facts::{Dispatcher, Relay};
 use domain::gyms::GymService;
 use domain::schedule::ScheduleService;
+use domain::tx::UnitOfWork;
 use domain::users::UserService;
 use infra::config::Settings;
 use infra::db::Db;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Whether the process is shutting down (also app data of its own, for telemetry).
     pub lifecycle: web::Data<Lifecycle>,
+    /// The outbox's relay runs while this state lives (it holds a weak reference).
+    _relay: Arc<()>,
 }
 
 impl AppState {
@@ -74,19 +77,21 @@ pub enum StartupError {
     Auth(#[from] crate::auth::AuthConfigError),
 }
 
-/// Wires services to adapters as the settings say. The database must already be
-/// connected (and migrated).
+/// Wires services to adapters as the settings say, and starts the outbox's relay
+/// (when called inside a Tokio runtime). The database must already be connected
+/// (and migrated); `clock` is every rule's "now" (tests pin and move it).
 ///
 /// # Errors
 /// A one-line reason (bad cache URL, bad auth settings).
-pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
+pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
     let cache = infra::cache::from_settings(settings)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let db = db.with_clock(clock.clone());
     let repo = Arc::new(db.clone());
     // Every listener of the domain's facts, one line each.
-    let events = Dispatcher::new().with(Arc::new(CacheInvalidation::new(cache.clone())));
-    let users = UserService::new(repo.clone(), events.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), events.clone(), clock.clone());
+    let dispatcher = Dispatcher::new().with(Arc::new(CacheInvalidation::new(cache.clone()))).with_outbox(repo.clone());
+    let uow = UnitOfWork::new(repo.clone(), dispatcher.clone());
+    let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     let verifier = Verifier::from_settings(settings)?;
     // Keys are fetched at start-up, so the first requests do not wait for them, and
@@ -101,12 +106,15 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             }
         });
     }
+    let retention = time::Duration::hours(settings.outbox_retention_hours);
+    let relay_guard = Arc::new(());
+    spawn_relay(Relay::new(repo.clone(), dispatcher, clock.clone(), retention), Arc::downgrade(&relay_guard));
     Ok(AppState {
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
-        schedule: ScheduleService::new(repo.clone(), events.clone(), clock.clone()),
-        events: EventService::new(repo.clone(), events.clone(), clock.clone()),
-        attendance: AttendanceService::new(repo, events, clock.clone(), window),
+        schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
+        events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
+        attendance: AttendanceService::new(repo.clone(), repo, uow, clock.clone(), window),
         users,
         gyms,
         cache,
@@ -115,5 +123,36 @@ pub fn build_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         clock,
         metrics: telemetry::metrics_handle(),
         lifecycle: web::Data::new(Lifecycle::default()),
+        _relay: relay_guard,
     })
+}
+
+/// How often the relay looks for facts left undelivered.
+const RELAY_EVERY: Duration = Duration::from_secs(1);
+
+/// How often delivered facts past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Runs the relay every [`RELAY_EVERY`] (and the purge every [`PURGE_EVERY`]) for as
+/// long as `alive` can be upgraded: the state that started it is alive.
+fn spawn_relay(relay: Relay, alive: std::sync::Weak<()>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async move {
+        let mut since_purge = Duration::ZERO;
+        while alive.upgrade().is_some() {
+            match relay.tick().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(facts = n, "outbox relay delivered facts left undelivered"),
+                Err(e) => tracing::warn!(error = %e, "outbox relay could not claim facts"),
+            }
+            if since_purge >= PURGE_EVERY {
+                since_purge = Duration::ZERO;
+                if let Err(e) = relay.purge().await {
+                    tracing::warn!(error = %e, "outbox purge failed");
+                }
+            }
+            tokio::time::sleep(RELAY_EVERY).await;
+            since_purge += RELAY_EVERY;
+        }
+    });
 }

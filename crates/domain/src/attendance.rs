@@ -13,9 +13,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::DomainEvent;
 use crate::policy;
-use crate::schedule::{ParticipationStatus, Session, SessionStatus};
+use crate::schedule::{ParticipationStatus, ScheduleRepository, Session, SessionStatus};
+use crate::tx::{Tx, UnitOfWork};
 use crate::values::{Actor, GymId, Page, SessionId, UserId};
 
 /// The secret half of a QR code: 8 lowercase hex digits.
@@ -143,23 +144,6 @@ pub struct CheckIn {
     pub new_participation: bool,
 }
 
-/// What [`AttendanceRepository::mark_attended`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkOutcome {
-    /// This call made the participation `attended`; `created` when no row existed.
-    Marked {
-        /// A new participation row was inserted (a walk-in).
-        created: bool,
-    },
-    /// It was already `attended` (another check-in won), or, for a chosen session,
-    /// the member is already attended in the window.
-    AlreadyAttended,
-    /// The member left the gym since the check-in read.
-    NotAMember,
-    /// The session was cancelled since the check-in read.
-    SessionGone,
-}
-
 /// A member's attendance figures in a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashboardSummary {
@@ -186,40 +170,32 @@ pub trait AttendanceRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn set_qr_secret(&self, user: UserId, secret: &QrSecret) -> Result<()>;
+    async fn set_qr_secret(&self, tx: &mut Tx, user: UserId, secret: &QrSecret) -> Result<()>;
     /// Reads, in one statement, the user's secret, membership of the gym and the
     /// candidate sessions of the gym with the user's participation in each;
-    /// `Ok(None)` for an unknown user.
+    /// `Ok(None)` for an unknown user. No lock: what a check-in decides on this is
+    /// decided again under [`AttendanceRepository::lock_member_for_check_in`].
     ///
     /// # Errors
     /// Storage failures.
     async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
     -> Result<Option<CheckInContext>>;
-    /// Makes the member's participation in the session `attended` at `now`, creating
-    /// it if absent. `seen` is the participation the context read found (a hint for a
-    /// fast path; the adapter decides on the state under its locks). With `window`
-    /// (`[from, until]`, the session was chosen, not named), a member already attended
-    /// in any scheduled session of the gym starting in it is
-    /// [`MarkOutcome::AlreadyAttended`].
-    ///
-    /// Guarantees, decided by the database: any number of concurrent calls for one
-    /// member mark at most one session of a window, and a session once
-    /// ([`MarkOutcome::Marked`] once, every other call
-    /// [`MarkOutcome::AlreadyAttended`]); `registered_count` stays equal to the
-    /// session's `registered` + `attended` participations — a `registered` place is
-    /// kept, a walk-in (or a `cancelled`/`no_show` one) takes a place, capacity or not.
+    /// Locks the member's membership row (lock order 2, as
+    /// [`crate::gyms::GymRepository::lock_member`]) and reads, under that lock and in
+    /// the same statement, the candidate sessions of `target` with the member's
+    /// participation in each; `Ok(None)` when the user is not a member of the gym.
+    /// Every writer of a member's participations holds this lock, so what it reads
+    /// of them stays true until the commit.
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(
+    async fn lock_member_for_check_in(
         &self,
+        tx: &mut Tx,
         gym: GymId,
-        session_id: SessionId,
         user: UserId,
-        seen: Option<ParticipationStatus>,
-        window: Option<(OffsetDateTime, OffsetDateTime)>,
-        now: OffsetDateTime,
-    ) -> Result<MarkOutcome>;
+        target: CheckInTarget,
+    ) -> Result<Option<Vec<Candidate>>>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -258,7 +234,8 @@ pub trait AttendanceRepository: Send + Sync {
 #[derive(Clone)]
 pub struct AttendanceService {
     repo: Arc<dyn AttendanceRepository>,
-    events: Dispatcher,
+    schedule: Arc<dyn ScheduleRepository>,
+    uow: UnitOfWork,
     clock: Arc<dyn Clock>,
     window: Duration,
 }
@@ -267,11 +244,12 @@ impl AttendanceService {
     /// Wires the service to its ports; `window` is W of the check-in rule.
     pub fn new(
         repo: Arc<dyn AttendanceRepository>,
-        events: Dispatcher,
+        schedule: Arc<dyn ScheduleRepository>,
+        uow: UnitOfWork,
         clock: Arc<dyn Clock>,
         window: Duration,
     ) -> Self {
-        Self { repo, events, clock, window }
+        Self { repo, schedule, uow, clock, window }
     }
 
     /// The caller's current QR code.
@@ -289,74 +267,80 @@ impl AttendanceService {
     /// Storage failures.
     pub async fn rotate_qr(&self, user: UserId) -> Result<String> {
         let secret = QrSecret::random();
-        self.repo.set_qr_secret(user, &secret).await?;
-        self.events.publish(DomainEvent::QrRotated { user }).await;
+        let mut tx = self.uow.begin().await?;
+        self.repo.set_qr_secret(&mut tx, user, &secret).await?;
+        tx.record(DomainEvent::QrRotated { user });
+        self.uow.commit(tx).await?;
         Ok(QrCode::format(user, &secret))
     }
 
     /// Checks a member in from their QR code (staff only).
     ///
-    /// Rules, in order: the code is well-formed and the user's current one
-    /// (`invalid_qr`); the user belongs to the gym (`not_a_member`); the session —
+    /// Rules, in order: the code is well-formed and the user's current one, byte for
+    /// byte (`invalid_qr`); the user belongs to the gym (`not_a_member`); the session —
     /// named (`session_not_found`, `session_outside_window`) or chosen among scheduled
-    /// sessions starting within ±W of now, the registered one first, else the closest
-    /// start, the earlier on a tie (`no_session_in_window`); the member is not already
-    /// attended (`already_checked_in`, also when a concurrent check-in won).
+    /// sessions starting within ±W of now by [`choose_session`] (`no_session_in_window`);
+    /// the member is not already attended there, nor, for a chosen session, anywhere
+    /// in the window (`already_checked_in`).
+    ///
+    /// The refusals are first decided on one unlocked read, so a refused scan writes
+    /// nothing; then, in one transaction under the member's lock, they are decided
+    /// again on what the lock holds still, so concurrent scans of one member on any
+    /// number of instances check them in once. A registered place becomes attended;
+    /// anyone else (a walk-in, a cancelled or no-show booking) takes a place.
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
     pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<SessionId>) -> Result<CheckIn> {
         actor.require(policy::CHECK_IN)?;
         let code = QrCode::parse(qr)?;
-        let now = self.clock.now();
+        let (gym, user, now) = (actor.gym_id, code.user_id, self.clock.now());
         let (from, until) = (now - self.window, now + self.window);
         let target = match session_id {
             Some(id) => CheckInTarget::Session(id),
             None => CheckInTarget::Window { from, until },
         };
-        let ctx =
-            self.repo.check_in_context(actor.gym_id, code.user_id, target).await?.ok_or(DomainError::InvalidQr)?;
-        if !ctx.qr_secret.is_code_of(code.user_id, qr) {
+        let ctx = self.repo.check_in_context(gym, user, target).await?.ok_or(DomainError::InvalidQr)?;
+        if !ctx.qr_secret.is_code_of(user, qr) {
             return Err(DomainError::InvalidQr);
         }
         if !ctx.is_member {
             return Err(DomainError::NotAMember);
         }
-        let chosen = match session_id {
-            Some(id) => {
-                let c = ctx
-                    .candidates
-                    .into_iter()
-                    .find(|c| c.id == id && c.status == SessionStatus::Scheduled)
-                    .ok_or(DomainError::SessionNotFound)?;
-                if c.start_time < from || c.start_time > until {
-                    return Err(DomainError::SessionOutsideWindow);
-                }
-                c
-            }
-            None => choose_session(ctx.candidates, now, from, until).ok_or(DomainError::NoSessionInWindow)?,
-        };
-        if chosen.participation == Some(ParticipationStatus::Attended) {
+        let chosen = pick(ctx.candidates, session_id, now, from, until)?;
+
+        let mut tx = self.uow.begin().await?;
+        let fresh =
+            self.repo.lock_member_for_check_in(&mut tx, gym, user, target).await?.ok_or(DomainError::NotAMember)?;
+        let mine = fresh.iter().find(|c| c.id == chosen.id).filter(|c| c.status == SessionStatus::Scheduled);
+        let mine = mine.ok_or(DomainError::SessionNotFound)?;
+        let attended = |c: &Candidate| c.participation == Some(ParticipationStatus::Attended);
+        // Once per window: a scan that chose a session finds the member's other
+        // attendance of the window too.
+        if attended(mine) || (session_id.is_none() && fresh.iter().any(attended)) {
             return Err(DomainError::AlreadyCheckedIn);
         }
-        let window = session_id.is_none().then_some((from, until));
-        let outcome =
-            self.repo.mark_attended(actor.gym_id, chosen.id, code.user_id, chosen.participation, window, now).await?;
-        let created = match outcome {
-            MarkOutcome::Marked { created } => created,
-            MarkOutcome::AlreadyAttended => return Err(DomainError::AlreadyCheckedIn),
-            MarkOutcome::NotAMember => return Err(DomainError::NotAMember),
-            MarkOutcome::SessionGone => return Err(DomainError::SessionNotFound),
-        };
-        let fact =
-            DomainEvent::CheckedIn { gym: actor.gym_id, session: chosen.id, member: code.user_id, walk_in: created };
-        self.events.publish(fact).await;
+        let walk_in = mine.participation.is_none();
+        tx.record(DomainEvent::CheckedIn { gym, session: chosen.id, member: user, walk_in });
+        if mine.participation != Some(ParticipationStatus::Registered) {
+            // A place is taken. Many scans of one class queue on its row: the facts
+            // are written before the lock, so it is held for two statements and the
+            // commit only.
+            self.uow.flush(&mut tx).await?;
+            if !self.schedule.take_place(&mut tx, gym, chosen.id).await? {
+                return Err(DomainError::SessionNotFound);
+            }
+        }
+        self.schedule
+            .set_participation(&mut tx, gym, chosen.id, user, ParticipationStatus::Attended, Some(now), now)
+            .await?;
+        self.uow.commit(tx).await?;
         Ok(CheckIn {
-            user_id: code.user_id,
+            user_id: user,
             session_id: chosen.id,
             start_time: chosen.start_time,
             end_time: chosen.end_time,
-            new_participation: created,
+            new_participation: walk_in,
         })
     }
 
@@ -392,6 +376,35 @@ impl AttendanceService {
             upcoming_registrations: upcoming,
         })
     }
+}
+
+/// The session of a check-in as the unlocked read sees it: the named one (scheduled,
+/// within the window) or the one [`choose_session`] picks; refused when the member
+/// is attended there already.
+fn pick(
+    candidates: Vec<Candidate>,
+    named: Option<SessionId>,
+    now: OffsetDateTime,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<Candidate> {
+    let chosen = match named {
+        Some(id) => {
+            let c = candidates
+                .into_iter()
+                .find(|c| c.id == id && c.status == SessionStatus::Scheduled)
+                .ok_or(DomainError::SessionNotFound)?;
+            if c.start_time < from || c.start_time > until {
+                return Err(DomainError::SessionOutsideWindow);
+            }
+            c
+        }
+        None => choose_session(candidates, now, from, until).ok_or(DomainError::NoSessionInWindow)?,
+    };
+    if chosen.participation == Some(ParticipationStatus::Attended) {
+        return Err(DomainError::AlreadyCheckedIn);
+    }
+    Ok(chosen)
 }
 
 /// Picks the session of a check-in without a named session: among scheduled
@@ -458,25 +471,58 @@ mod tests {
         repo
     }
 
-    fn expect_attended(repo: &mut MockAttendanceRepository, session: i64, outcome: MarkOutcome) {
-        with_mark_attended(repo, GYM, SessionId(session), MEMBER, outcome);
+    /// What the member's lock reads: the same candidates as the unlocked read.
+    fn locked_as_read(repo: &mut MockAttendanceRepository, candidates: Vec<Candidate>) {
+        with_locked_check_in(repo, GYM, MEMBER, Some(candidates));
     }
 
-    const MARKED: MarkOutcome = MarkOutcome::Marked { created: false };
-    const CREATED: MarkOutcome = MarkOutcome::Marked { created: true };
+    fn checked_in(session: i64, walk_in: bool) -> Vec<DomainEvent> {
+        vec![DomainEvent::CheckedIn { gym: GYM, session: SessionId(session), member: MEMBER, walk_in }]
+    }
 
-    /// A listener expecting one `CheckedIn` of the member in the gym.
-    fn expecting_checked_in() -> MockListener {
-        let mut l = MockListener::new();
-        l.expect_on()
-            .withf(|e| matches!(e, DomainEvent::CheckedIn { gym, member, .. } if *gym == GYM && *member == MEMBER))
+    /// A schedule that marks the member attended in `session`, taking a place first
+    /// when `take` (a walk-in, or a cancelled or no-show booking at the door).
+    fn marks(session: i64, take: bool) -> MockScheduleRepository {
+        let mut schedule = MockScheduleRepository::new();
+        if take {
+            schedule
+                .expect_take_place()
+                .withf(move |_, g, s| *g == GYM && *s == SessionId(session))
+                .once()
+                .returning(|_, _, _| Ok(true));
+        }
+        schedule
+            .expect_set_participation()
+            .withf(move |_, g, s, m, st, t, now| {
+                *g == GYM
+                    && *s == SessionId(session)
+                    && *m == MEMBER
+                    && *st == ParticipationStatus::Attended
+                    && *t == Some(NOW)
+                    && *now == NOW
+            })
             .once()
-            .return_const(());
-        l
+            .returning(|_, g, s, m, st, t, now| {
+                Ok(crate::schedule::Participation {
+                    id: crate::values::ParticipationId(1),
+                    session_id: s,
+                    member_id: m,
+                    gym_id: g,
+                    status: st,
+                    attendance_time: t,
+                    created_at: now,
+                })
+            });
+        schedule
     }
 
-    fn svc(repo: MockAttendanceRepository, listener: MockListener) -> AttendanceService {
-        AttendanceService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)), W)
+    fn svc(repo: MockAttendanceRepository, schedule: MockScheduleRepository, uow: UnitOfWork) -> AttendanceService {
+        AttendanceService::new(Arc::new(repo), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)), W)
+    }
+
+    /// A service over `repo` that must refuse before any write.
+    fn refusing(repo: MockAttendanceRepository) -> AttendanceService {
+        svc(repo, MockScheduleRepository::new(), untouched())
     }
 
     #[test]
@@ -524,44 +570,39 @@ mod tests {
     async fn non_staff_cannot_check_in() {
         let actor = Actor { role: Role::Member, ..staff() };
         assert_eq!(
-            svc(MockAttendanceRepository::new(), MockListener::new()).check_in(&actor, &qr(), None).await,
+            refusing(MockAttendanceRepository::new()).check_in(&actor, &qr(), None).await,
             Err(DomainError::Forbidden)
         );
     }
 
     #[tokio::test]
     async fn a_malformed_code_is_invalid_qr_without_touching_storage() {
-        let got =
-            svc(MockAttendanceRepository::new(), MockListener::new()).check_in(&staff(), "INVALID_QR", None).await;
+        let got = refusing(MockAttendanceRepository::new()).check_in(&staff(), "INVALID_QR", None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn an_unknown_user_is_invalid_qr() {
-        let got = svc(repo_with(None), MockListener::new()).check_in(&staff(), &qr(), None).await;
-        assert_eq!(got, Err(DomainError::InvalidQr));
+        assert_eq!(refusing(repo_with(None)).check_in(&staff(), &qr(), None).await, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn a_right_id_with_a_wrong_secret_is_invalid_qr() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        let got = svc(repo, MockListener::new()).check_in(&staff(), &format!("U{}_ffffffff", MEMBER.0), None).await;
+        let got = refusing(repo).check_in(&staff(), &format!("U{}_ffffffff", MEMBER.0), None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn a_valid_code_of_a_non_member_is_not_a_member() {
         let repo = repo_with(Some(ctx(false, vec![cand(1, NOW, None)])));
-        assert_eq!(svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
+        assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
     }
 
     #[tokio::test]
     async fn no_session_in_window_when_there_is_none() {
         let repo = repo_with(Some(ctx(true, vec![])));
-        assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
-            Err(DomainError::NoSessionInWindow)
-        );
+        assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::NoSessionInWindow));
     }
 
     #[tokio::test]
@@ -570,7 +611,7 @@ mod tests {
         c.status = SessionStatus::Cancelled;
         let repo = repo_with(Some(ctx(true, vec![c])));
         assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await,
+            refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -579,7 +620,7 @@ mod tests {
     async fn a_named_missing_session_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![])));
         assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await,
+            refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await,
             Err(DomainError::SessionNotFound)
         );
     }
@@ -588,8 +629,10 @@ mod tests {
     async fn window_edges_are_inclusive_for_a_named_session() {
         for start in [NOW - W, NOW + W] {
             let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            expect_attended(&mut repo, 7, CREATED);
-            let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(SessionId(7))).await;
+            locked_as_read(&mut repo, vec![cand(7, start, None)]);
+            let got = svc(repo, marks(7, true), committing(checked_in(7, true)))
+                .check_in(&staff(), &qr(), Some(SessionId(7)))
+                .await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
     }
@@ -598,7 +641,7 @@ mod tests {
     async fn one_second_beyond_the_window_is_session_outside_window() {
         for start in [NOW - W - Duration::seconds(1), NOW + W + Duration::seconds(1)] {
             let repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            let got = svc(repo, MockListener::new()).check_in(&staff(), &qr(), Some(SessionId(7))).await;
+            let got = refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await;
             assert_eq!(got, Err(DomainError::SessionOutsideWindow), "start {start}");
         }
     }
@@ -640,63 +683,83 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_attended_participation_is_already_checked_in() {
+    async fn an_attended_participation_is_already_checked_in_without_a_write() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
-        assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
-            Err(DomainError::AlreadyCheckedIn)
-        );
+        assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
     }
 
     #[tokio::test]
-    async fn losing_a_concurrent_check_in_is_already_checked_in() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
-        expect_attended(&mut repo, 1, MarkOutcome::AlreadyAttended);
-        assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
-            Err(DomainError::AlreadyCheckedIn)
-        );
+    async fn losing_a_concurrent_check_in_is_already_checked_in_and_rolls_back() {
+        let registered = Some(ParticipationStatus::Registered);
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, registered)])));
+        // Under the member's lock, another scan's attendance is there.
+        locked_as_read(&mut repo, vec![cand(1, NOW, Some(ParticipationStatus::Attended))]);
+        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::AlreadyCheckedIn));
     }
 
     #[tokio::test]
-    async fn a_registered_member_is_checked_in_and_their_cached_figures_dropped() {
-        let mut repo = repo_with(Some(ctx(
-            true,
-            vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))],
-        )));
-        expect_attended(&mut repo, 1, MARKED);
-        let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), None).await.expect("checked in");
-        assert_eq!(got.session_id, SessionId(1));
-        assert_eq!(got.user_id, MEMBER);
-        assert!(!got.new_participation);
-    }
-
-    #[tokio::test]
-    async fn a_walk_in_gets_a_new_participation() {
+    async fn a_scan_that_chose_another_session_of_the_window_is_already_checked_in() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), None)])));
+        // Another scan checked the member into session 2 meanwhile.
+        let two = cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended));
+        locked_as_read(&mut repo, vec![cand(1, NOW, None), two.clone()]);
+        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::AlreadyCheckedIn));
+        // A named session is the desk's choice: only that session counts.
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        expect_attended(&mut repo, 1, CREATED);
-        let got = svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), None).await.expect("checked in");
-        assert!(got.new_participation);
+        with_locked_check_in(&mut repo, GYM, MEMBER, Some(vec![cand(1, NOW, None)]));
+        let got = svc(repo, marks(1, true), committing(checked_in(1, true)))
+            .check_in(&staff(), &qr(), Some(SessionId(1)))
+            .await;
+        assert!(got.is_ok(), "{got:?}");
     }
 
     #[tokio::test]
-    async fn a_chosen_session_is_marked_within_its_window_and_a_named_one_without() {
+    async fn a_member_removed_before_the_lock_is_not_a_member() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        repo.expect_mark_attended()
-            .withf(|_, _, _, _, window, _| *window == Some((NOW - W, NOW + W)))
-            .once()
-            .returning(|_, _, _, _, _, _| Ok(MarkOutcome::AlreadyAttended));
-        assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
-            Err(DomainError::AlreadyCheckedIn),
-            "another scan of the window won"
-        );
+        with_locked_check_in(&mut repo, GYM, MEMBER, None);
+        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::NotAMember));
+    }
+
+    #[tokio::test]
+    async fn a_session_cancelled_before_the_place_is_taken_is_session_not_found() {
         let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        repo.expect_mark_attended()
-            .withf(|_, _, _, _, window, _| window.is_none())
-            .once()
-            .returning(|_, _, _, _, _, _| Ok(MarkOutcome::Marked { created: true }));
-        assert!(svc(repo, expecting_checked_in()).check_in(&staff(), &qr(), Some(SessionId(1))).await.is_ok());
+        locked_as_read(&mut repo, vec![cand(1, NOW, None)]);
+        let mut schedule = MockScheduleRepository::new();
+        schedule.expect_take_place().once().returning(|_, _, _| Ok(false));
+        let got = svc(repo, schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_registered_member_keeps_their_place_and_commits_checked_in() {
+        let registered = vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))];
+        let mut repo = repo_with(Some(ctx(true, registered.clone())));
+        locked_as_read(&mut repo, registered);
+        let got = svc(repo, marks(1, false), committing(checked_in(1, false)))
+            .check_in(&staff(), &qr(), None)
+            .await
+            .expect("checked in");
+        assert_eq!((got.session_id, got.user_id, got.new_participation), (SessionId(1), MEMBER, false));
+    }
+
+    #[tokio::test]
+    async fn a_walk_in_takes_a_place_and_gets_a_new_participation() {
+        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        locked_as_read(&mut repo, vec![cand(1, NOW, None)]);
+        let got = svc(repo, marks(1, true), committing(checked_in(1, true))).check_in(&staff(), &qr(), None).await;
+        assert!(got.expect("checked in").new_participation);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_booking_at_the_door_takes_a_place_but_is_not_a_new_participation() {
+        let cancelled = vec![cand(1, NOW, Some(ParticipationStatus::Cancelled))];
+        let mut repo = repo_with(Some(ctx(true, cancelled.clone())));
+        locked_as_read(&mut repo, cancelled);
+        let got = svc(repo, marks(1, true), committing(checked_in(1, false))).check_in(&staff(), &qr(), None).await;
+        assert!(!got.expect("checked in").new_participation);
     }
 
     #[tokio::test]
@@ -704,10 +767,7 @@ mod tests {
         // Checked into the later session; a closer one without a participation exists.
         let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended))];
         let repo = repo_with(Some(ctx(true, c)));
-        assert_eq!(
-            svc(repo, MockListener::new()).check_in(&staff(), &qr(), None).await,
-            Err(DomainError::AlreadyCheckedIn)
-        );
+        assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
     }
 
     #[test]
@@ -729,7 +789,7 @@ mod tests {
             .once()
             .returning(|_, _, _, _| Ok(vec![]));
         let actor = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
-        let d = svc(repo, MockListener::new()).dashboard(&actor).await.expect("summary");
+        let d = refusing(repo).dashboard(&actor).await.expect("summary");
         assert_eq!((d.total_attendances, d.attendances_last_30_days, d.last_attendance), (9, 2, Some(NOW)));
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! The port is infallible on purpose: a cache that is down, slow or returns garbage
 //! must never fail a request, so adapters log and count their failures and answer
-//! as a miss. Values are opaque bytes (serialized by whoever reads them).
+//! as a miss. Only invalidations say whether they happened, so that a fact whose
+//! invalidation failed stays in the outbox until it can be applied. Values are
+//! opaque bytes (serialized by whoever reads them).
 //!
 //! Cached reads are versioned groups (see [`Cache`]). The domain's services never
 //! name a key: they yield facts ([`crate::facts`]), and whoever caches reads maps
@@ -48,8 +50,9 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Option<Vec<u8>>;
     /// Stores bytes under a plain key for `ttl`; failures are swallowed.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration);
-    /// Removes plain keys, in one round trip where the adapter can; failures are swallowed.
-    async fn delete(&self, keys: &[String]);
+    /// Removes plain keys, in one round trip where the adapter can; `false` when that
+    /// failed (the caller keeps the fact for a retry: see [`crate::facts::Relay`]).
+    async fn delete(&self, keys: &[String]) -> bool;
     /// One field of a versioned group, with the group's current version, in one round
     /// trip where the adapter can.
     async fn read(&self, group: &str, field: &str) -> Read;
@@ -60,8 +63,9 @@ pub trait Cache: Send + Sync {
     /// dropped (their reads stay uncached), so no client can grow a group.
     async fn fill(&self, group: &str, version: u64, field: &str, value: &[u8], ttl: Duration, max_fields: usize);
     /// Moves each group to a new version: every field cached so far is gone for
-    /// every reader, and fills of reads that began before are never served.
-    async fn invalidate(&self, groups: &[String]);
+    /// every reader, and fills of reads that began before are never served. `false`
+    /// when that failed (Redis unreachable): the fact that asked is delivered again.
+    async fn invalidate(&self, groups: &[String]) -> bool;
     /// Whether the cache answers.
     async fn health(&self) -> CacheHealth;
 }

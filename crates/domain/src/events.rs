@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::DomainEvent;
+use crate::tx::{Tx, UnitOfWork};
 use crate::values::{Actor, DateRange, EventId, GymId, Page, Timestamp, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
@@ -73,35 +74,41 @@ pub trait EventRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn get(&self, gym: GymId, id: EventId) -> Result<Option<Event>>;
+    /// One event, its row locked for the rest of the transaction (a change reads
+    /// what it replaces under the lock, so two changes never lose one another).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock(&self, tx: &mut Tx, gym: GymId, id: EventId) -> Result<Option<Event>>;
     /// Stores a new event, created at `now`.
     ///
     /// # Errors
     /// Storage failures.
-    async fn create(&self, gym: GymId, event: &NewEvent, now: OffsetDateTime) -> Result<Event>;
+    async fn create(&self, tx: &mut Tx, gym: GymId, event: &NewEvent, now: OffsetDateTime) -> Result<Event>;
     /// Replaces an event's fields; `Ok(None)` when absent.
     ///
     /// # Errors
     /// Storage failures.
-    async fn update(&self, gym: GymId, event: &Event) -> Result<Option<Event>>;
+    async fn update(&self, tx: &mut Tx, gym: GymId, event: &Event) -> Result<Option<Event>>;
     /// Deletes an event; `Ok(false)` when absent.
     ///
     /// # Errors
     /// Storage failures.
-    async fn delete(&self, gym: GymId, id: EventId) -> Result<bool>;
+    async fn delete(&self, tx: &mut Tx, gym: GymId, id: EventId) -> Result<bool>;
 }
 
 /// Use cases of events.
 #[derive(Clone)]
 pub struct EventService {
     repo: Arc<dyn EventRepository>,
-    events: Dispatcher,
+    uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl EventService {
     /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn EventRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, events, clock }
+    pub fn new(repo: Arc<dyn EventRepository>, uow: UnitOfWork, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, uow, clock }
     }
 
     /// Events starting within the range.
@@ -128,21 +135,23 @@ impl EventService {
     pub async fn create(&self, actor: &Actor, fields: EventFields) -> Result<Event> {
         actor.require(policy::MANAGE_EVENTS)?;
         let event = NewEvent::from_fields(fields, actor.user_id)?;
-        let created = self.repo.create(actor.gym_id, &event, self.clock.now()).await?;
-        self.changed(actor, created.id).await;
+        let mut tx = self.uow.begin().await?;
+        let created = self.repo.create(&mut tx, actor.gym_id, &event, self.clock.now()).await?;
+        self.changed(tx, actor, created.id).await?;
         Ok(created)
     }
 
-    /// Changes an event (staff).
+    /// Changes an event (staff), under its row's lock.
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`], [`DomainError::Validation`].
     pub async fn update(&self, actor: &Actor, id: EventId, fields: EventFields) -> Result<Event> {
         actor.require(policy::MANAGE_EVENTS)?;
-        let current = self.get(actor, id).await?;
+        let mut tx = self.uow.begin().await?;
+        let current = self.repo.lock(&mut tx, actor.gym_id, id).await?.ok_or(DomainError::EventNotFound)?;
         let event = apply(current, fields)?;
-        let updated = self.repo.update(actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)?;
-        self.changed(actor, id).await;
+        let updated = self.repo.update(&mut tx, actor.gym_id, &event).await?.ok_or(DomainError::EventNotFound)?;
+        self.changed(tx, actor, id).await?;
         Ok(updated)
     }
 
@@ -152,15 +161,16 @@ impl EventService {
     /// [`DomainError::Forbidden`], [`DomainError::EventNotFound`].
     pub async fn delete(&self, actor: &Actor, id: EventId) -> Result<()> {
         actor.require(policy::DELETE_EVENT)?;
-        if !self.repo.delete(actor.gym_id, id).await? {
+        let mut tx = self.uow.begin().await?;
+        if !self.repo.delete(&mut tx, actor.gym_id, id).await? {
             return Err(DomainError::EventNotFound);
         }
-        self.changed(actor, id).await;
-        Ok(())
+        self.changed(tx, actor, id).await
     }
 
-    async fn changed(&self, actor: &Actor, event: EventId) {
-        self.events.publish(DomainEvent::EventChanged { gym: actor.gym_id, event }).await;
+    async fn changed(&self, mut tx: Tx, actor: &Actor, event: EventId) -> Result<()> {
+        tx.record(DomainEvent::EventChanged { gym: actor.gym_id, event });
+        self.uow.commit(tx).await
     }
 }
 
@@ -256,10 +266,8 @@ mod tests {
         Actor { user_id: UserId(1), gym_id: GymId(2), role }
     }
 
-    fn svc(repo: MockEventRepository) -> EventService {
-        let mut listener = MockListener::new();
-        listener.expect_on().withf(|e| matches!(e, DomainEvent::EventChanged { gym: GymId(2), .. })).return_const(());
-        EventService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)))
+    fn svc(repo: MockEventRepository, uow: UnitOfWork) -> EventService {
+        EventService::new(Arc::new(repo), uow, Arc::new(FixedClock(NOW)))
     }
 
     fn fields(start: OffsetDateTime, end: OffsetDateTime) -> EventFields {
@@ -273,24 +281,25 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_ending_at_its_start_is_refused() {
-        let got = svc(MockEventRepository::new()).create(&actor(Role::Trainer), fields(NOW, NOW)).await;
+        let got = svc(MockEventRepository::new(), untouched()).create(&actor(Role::Trainer), fields(NOW, NOW)).await;
         assert!(matches!(got, Err(DomainError::Validation(_))));
     }
 
     #[tokio::test]
     async fn members_cannot_create_events() {
-        let got =
-            svc(MockEventRepository::new()).create(&actor(Role::Member), fields(NOW, NOW + Duration::hours(1))).await;
+        let got = svc(MockEventRepository::new(), untouched())
+            .create(&actor(Role::Member), fields(NOW, NOW + Duration::hours(1)))
+            .await;
         assert_eq!(got, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
-    async fn staff_creates_an_event_stamped_with_creator_and_now_and_yields_event_changed() {
+    async fn staff_creates_an_event_stamped_with_creator_and_now_and_commits_event_changed() {
         let mut repo = MockEventRepository::new();
         repo.expect_create()
-            .withf(|g, e, now| *g == GymId(2) && e.created_by == UserId(1) && *now == NOW)
+            .withf(|_, g, e, now| *g == GymId(2) && e.created_by == UserId(1) && *now == NOW)
             .once()
-            .returning(|g, e, now| {
+            .returning(|_, g, e, now| {
                 Ok(Event {
                     id: EventId(9),
                     gym_id: g,
@@ -304,41 +313,36 @@ mod tests {
                     created_at: now,
                 })
             });
-        let mut listener = MockListener::new();
-        listener
-            .expect_on()
-            .withf(|e| *e == DomainEvent::EventChanged { gym: GymId(2), event: EventId(9) })
-            .once()
-            .return_const(());
-        let svc = EventService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)));
-        let e = svc.create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
-        assert_eq!(e.id, EventId(9), "and EventChanged was published (the mock expects it once)");
+        let uow = committing(vec![DomainEvent::EventChanged { gym: GymId(2), event: EventId(9) }]);
+        let e = svc(repo, uow).create(&actor(Role::Trainer), fields(NOW, NOW + Duration::hours(1))).await.expect("ok");
+        assert_eq!(e.id, EventId(9), "and committed with EventChanged (the mock expects it once)");
     }
 
     #[tokio::test]
-    async fn a_patch_moving_the_end_before_the_start_is_refused() {
+    async fn a_patch_moving_the_end_before_the_start_is_refused_and_rolled_back() {
         let mut repo = MockEventRepository::new();
-        with_event(
-            &mut repo,
-            Event {
-                id: EventId(1),
-                gym_id: GymId(2),
-                title: "x".into(),
-                description: None,
-                start_time: Timestamp::new(NOW).expect("storable"),
-                end_time: Timestamp::new(NOW + Duration::hours(1)).expect("storable"),
-                location: None,
-                max_participants: None,
-                created_by: None,
-                created_at: NOW,
-            },
-        );
+        let current = Event {
+            id: EventId(1),
+            gym_id: GymId(2),
+            title: "x".into(),
+            description: None,
+            start_time: Timestamp::new(NOW).expect("storable"),
+            end_time: Timestamp::new(NOW + Duration::hours(1)).expect("storable"),
+            location: None,
+            max_participants: None,
+            created_by: None,
+            created_at: NOW,
+        };
+        repo.expect_lock()
+            .withf(|_, g, id| *g == GymId(2) && *id == EventId(1))
+            .once()
+            .returning(move |_, _, _| Ok(Some(current.clone())));
         let patch = EventFields {
             end_time: Some(Timestamp::new(NOW - Duration::hours(1)).expect("storable")),
             ..Default::default()
         };
         assert!(matches!(
-            svc(repo).update(&actor(Role::Admin), EventId(1), patch).await,
+            svc(repo, rolling_back()).update(&actor(Role::Admin), EventId(1), patch).await,
             Err(DomainError::Validation(_))
         ));
     }
@@ -346,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn trainers_cannot_delete_events() {
         assert_eq!(
-            svc(MockEventRepository::new()).delete(&actor(Role::Trainer), EventId(1)).await,
+            svc(MockEventRepository::new(), untouched()).delete(&actor(Role::Trainer), EventId(1)).await,
             Err(DomainError::Forbidden)
         );
     }

@@ -1,5 +1,5 @@
-//! What happened: the facts every write of the domain's services yields, and their
-//! dispatch to listeners.
+//! What happened: the facts every write of the domain's services yields, kept in an
+//! outbox and delivered to listeners.
 //!
 //! Services state *what* changed (a member checked in, a booking was taken or
 //! freed, a session was cancelled, a role changed) and nothing of who cares.
@@ -7,15 +7,22 @@
 //! occupancy or an audit trail later — is a [`Listener`], added with one line where
 //! the app is wired ([`Dispatcher::with`]).
 //!
-//! Listeners run after the write has committed, in the request that made it; a
-//! listener that must never lose a fact (a webhook outbox) records it from the
-//! repository's write transaction instead, from the same [`DomainEvent`] values
-//! (see `docs/architecture.md`).
+//! A fact is recorded in the write's own transaction
+//! ([`crate::tx::Transaction::record`]) and committed with it to the outbox, so a
+//! committed change always has its facts. Right after the commit the service hands
+//! them to [`Dispatcher::deliver`], in the request, so the client's next read on
+//! any instance sees its write. A fact that was not delivered then (the process
+//! died, Redis was unreachable, a listener failed) is delivered by the [`Relay`]
+//! that runs in every instance: delivery is at least once, and listeners are
+//! idempotent.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
 
+use crate::clock::Clock;
+use crate::error::Result;
 use crate::values::{ClassId, EventId, GymId, SessionId, UserId};
 
 /// One fact of the gym's life, with the ids that matter to whoever reacts to it.
@@ -113,23 +120,119 @@ pub enum DomainEvent {
     },
 }
 
-/// Reacts to facts. Listeners must not fail the write that is already done: they
-/// log and count their own failures.
+impl DomainEvent {
+    /// The gym the fact belongs to; `None` for facts of a user alone (profile, QR
+    /// code), which the outbox keeps under no gym.
+    pub fn gym(&self) -> Option<GymId> {
+        use DomainEvent as E;
+        match self {
+            E::ProfileChanged { .. } | E::QrRotated { .. } => None,
+            E::GymCreated { gym, .. }
+            | E::MembershipChanged { gym, .. }
+            | E::MemberLeft { gym, .. }
+            | E::ClassChanged { gym, .. }
+            | E::SessionScheduled { gym, .. }
+            | E::SessionCancelled { gym, .. }
+            | E::Booked { gym, .. }
+            | E::BookingCancelled { gym, .. }
+            | E::CheckedIn { gym, .. }
+            | E::EventChanged { gym, .. } => Some(*gym),
+        }
+    }
+}
+
+/// The stable id of a fact in the outbox: its gym (0 for the facts of a user alone)
+/// and its number, unique across gyms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FactId {
+    /// The gym the fact is kept under.
+    pub gym: i64,
+    /// Its number.
+    pub id: i64,
+}
+
+/// A committed fact: its outbox id and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    /// Stable id (also the order of facts of one gym: see the outbox's `gym_seq`).
+    pub id: FactId,
+    /// What happened.
+    pub event: DomainEvent,
+}
+
+/// What a listener made of a fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handled (or nothing to do).
+    Done,
+    /// Not handled now (a server it needs is unreachable): the relay delivers the
+    /// fact again later.
+    Retry,
+}
+
+/// Reacts to facts. A listener never fails the write, which is committed already:
+/// it answers [`Delivery::Retry`] and the fact is delivered again. It may hear a
+/// fact more than once, so its reaction must be idempotent.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Listener: Send + Sync {
-    /// Called once per fact, after the write committed.
-    async fn on(&self, event: &DomainEvent);
+    /// Called for each fact after its write committed (again after a [`Delivery::Retry`]).
+    async fn on(&self, event: &DomainEvent) -> Delivery;
 }
 
-/// Hands every fact to every listener, in the order they were added.
+/// The outbox's bookkeeping of delivery (the facts are written by
+/// [`crate::tx::Transaction::commit`]).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims, at `now`, up to `limit` facts committed before `committed_before` and
+    /// not yet delivered, oldest first, for this relay alone until `lease_until`:
+    /// relays of other instances skip them meanwhile, and take them over after the
+    /// lease if this one died.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        committed_before: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Fact>>;
+
+    /// Marks facts delivered. Adapters may record this a moment later and in
+    /// batches: a mark that is lost only means the relay delivers the fact again.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn delivered(&self, ids: &[FactId]) -> Result<()>;
+
+    /// Gives committed facts that have none their number in their gym's order
+    /// (`gym_seq`), in the order of their ids; answers how many. Numbers are given
+    /// after the commit, one gym at a time, so a reader that follows a gym's numbers
+    /// never misses a fact that committed late.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn sequence(&self, limit: u32) -> Result<usize>;
+
+    /// Deletes facts delivered before `delivered_before`; answers how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn purge(&self, delivered_before: OffsetDateTime) -> Result<u64>;
+}
+
+/// Hands committed facts to every listener, in the order they were added, and marks
+/// in the outbox those every listener handled.
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     listeners: Vec<Arc<dyn Listener>>,
+    outbox: Option<Arc<dyn Outbox>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher with no listener (facts go nowhere).
+    /// A dispatcher with no listener and no outbox (facts go nowhere).
     pub fn new() -> Self {
         Self::default()
     }
@@ -141,11 +244,39 @@ impl Dispatcher {
         self
     }
 
-    /// Tells every listener.
-    pub async fn publish(&self, event: DomainEvent) {
-        for listener in &self.listeners {
-            listener.on(&event).await;
+    /// Marks delivered facts in this outbox.
+    #[must_use]
+    pub fn with_outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// Delivers committed facts, in order; answers how many every listener handled.
+    /// Once a fact of a gym is left for a retry, the later facts of that gym in this
+    /// call are left too, so listeners hear one gym's facts in their order.
+    pub async fn deliver(&self, facts: Vec<Fact>) -> usize {
+        let mut done = Vec::with_capacity(facts.len());
+        let mut held: Vec<Option<GymId>> = Vec::new();
+        for fact in facts {
+            let gym = fact.event.gym();
+            if held.contains(&gym) {
+                continue;
+            }
+            let mut handled = true;
+            for listener in &self.listeners {
+                handled &= listener.on(&fact.event).await == Delivery::Done;
+            }
+            if handled {
+                done.push(fact.id);
+            } else {
+                held.push(gym);
+            }
         }
+        if let (Some(outbox), false) = (&self.outbox, done.is_empty()) {
+            // A lost mark costs one more delivery, never a lost fact.
+            let _ = outbox.delivered(&done).await;
+        }
+        done.len()
     }
 }
 
@@ -155,25 +286,131 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
+/// Delivers what was committed but not delivered: after a crash between a commit
+/// and its dispatch, while Redis was unreachable, or after a listener failed. One
+/// runs in every instance ([`Relay::tick`] every second or so); the outbox's leases
+/// keep two relays from delivering one fact at the same moment.
+#[derive(Clone)]
+pub struct Relay {
+    outbox: Arc<dyn Outbox>,
+    dispatcher: Dispatcher,
+    clock: Arc<dyn Clock>,
+    /// A fact younger than this may still be on its way in the request that wrote it.
+    pub grace: Duration,
+    /// How long a claim keeps other relays off.
+    pub lease: Duration,
+    /// How long delivered facts are kept (for later readers of the outbox).
+    pub retention: Duration,
+}
+
+impl Relay {
+    /// Facts claimed per tick.
+    pub const BATCH: u32 = 200;
+
+    /// A relay over an outbox, delivering to the dispatcher's listeners.
+    pub fn new(outbox: Arc<dyn Outbox>, dispatcher: Dispatcher, clock: Arc<dyn Clock>, retention: Duration) -> Self {
+        Self { outbox, dispatcher, clock, grace: Duration::seconds(2), lease: Duration::seconds(30), retention }
+    }
+
+    /// Claims and delivers one batch; answers how many facts were delivered.
+    ///
+    /// # Errors
+    /// Storage failures of the claim.
+    pub async fn tick(&self) -> Result<usize> {
+        self.outbox.sequence(Self::BATCH).await?;
+        let now = self.clock.now();
+        let facts = self.outbox.claim(now, now - self.grace, now + self.lease, Self::BATCH).await?;
+        if facts.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.dispatcher.deliver(facts).await)
+    }
+
+    /// Deletes facts delivered longer ago than the retention; answers how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn purge(&self) -> Result<u64> {
+        self.outbox.purge(self.clock.now() - self.retention).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
+
+    fn fact(id: i64, event: DomainEvent) -> Fact {
+        Fact { id: FactId { gym: event.gym().map_or(0, |g| g.0), id }, event }
+    }
+
+    fn ids(gym: i64, ids: &[i64]) -> Vec<FactId> {
+        ids.iter().map(|&id| FactId { gym, id }).collect()
+    }
 
     #[tokio::test]
-    async fn every_listener_hears_every_fact_in_order() {
+    async fn every_listener_hears_every_fact_in_order_and_handled_facts_are_marked() {
         let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
         struct Tape(Arc<std::sync::Mutex<Vec<(u8, DomainEvent)>>>, u8);
         #[async_trait]
         impl Listener for Tape {
-            async fn on(&self, event: &DomainEvent) {
+            async fn on(&self, event: &DomainEvent) -> Delivery {
                 if let Ok(mut h) = self.0.lock() {
                     h.push((self.1, event.clone()));
                 }
+                Delivery::Done
             }
         }
-        let d = Dispatcher::new().with(Arc::new(Tape(heard.clone(), 1))).with(Arc::new(Tape(heard.clone(), 2)));
-        let e = DomainEvent::QrRotated { user: UserId(7) };
-        d.publish(e.clone()).await;
-        assert_eq!(*heard.lock().expect("lock"), vec![(1, e.clone()), (2, e)]);
+        let mut outbox = MockOutbox::new();
+        outbox.expect_delivered().withf(|got| got == ids(0, &[1, 2])).once().returning(|_| Ok(()));
+        let d = Dispatcher::new()
+            .with(Arc::new(Tape(heard.clone(), 1)))
+            .with(Arc::new(Tape(heard.clone(), 2)))
+            .with_outbox(Arc::new(outbox));
+        let (a, b) = (DomainEvent::QrRotated { user: UserId(7) }, DomainEvent::ProfileChanged { user: UserId(7) });
+        assert_eq!(d.deliver(vec![fact(1, a.clone()), fact(2, b.clone())]).await, 2);
+        let tape = heard.lock().expect("lock").clone();
+        assert_eq!(tape, vec![(1, a.clone()), (2, a), (1, b.clone()), (2, b)]);
+    }
+
+    #[tokio::test]
+    async fn a_fact_left_for_a_retry_holds_back_the_later_facts_of_its_gym_only() {
+        let (g1, g2) = (GymId(1), GymId(2));
+        let failing = DomainEvent::ClassChanged { gym: g1, class: ClassId(1) };
+        let mut listener = MockListener::new();
+        let f = failing.clone();
+        listener.expect_on().withf(move |e| *e == f).once().return_const(Delivery::Retry);
+        let other = DomainEvent::ClassChanged { gym: g2, class: ClassId(2) };
+        let o = other.clone();
+        listener.expect_on().withf(move |e| *e == o).once().return_const(Delivery::Done);
+        let mut outbox = MockOutbox::new();
+        outbox.expect_delivered().withf(|got| got == ids(2, &[3])).once().returning(|_| Ok(()));
+        let d = Dispatcher::new().with(Arc::new(listener)).with_outbox(Arc::new(outbox));
+        let later_same_gym = DomainEvent::ClassChanged { gym: g1, class: ClassId(9) };
+        let delivered = d.deliver(vec![fact(1, failing), fact(2, later_same_gym), fact(3, other)]).await;
+        assert_eq!(delivered, 1, "the listener never heard fact 2: it waits behind fact 1");
+    }
+
+    #[tokio::test]
+    async fn the_relay_claims_what_is_older_than_its_grace_and_delivers_it() {
+        let now = time::macros::datetime!(2026-12-04 12:00 UTC);
+        let event = DomainEvent::Booked { gym: GymId(1), session: SessionId(2), member: UserId(3) };
+        let mut outbox = MockOutbox::new();
+        let e = event.clone();
+        outbox
+            .expect_claim()
+            .withf(move |at, before, lease, _| {
+                *at == now && *before == now - Duration::seconds(2) && *lease == now + Duration::seconds(30)
+            })
+            .once()
+            .returning(move |_, _, _, _| Ok(vec![fact(41, e.clone())]));
+        outbox.expect_delivered().withf(|got| got == ids(1, &[41])).once().returning(|_| Ok(()));
+        outbox.expect_sequence().once().returning(|_| Ok(1));
+        let outbox: Arc<dyn Outbox> = Arc::new(outbox);
+        let mut listener = MockListener::new();
+        listener.expect_on().withf(move |e| *e == event).once().return_const(Delivery::Done);
+        let dispatcher = Dispatcher::new().with(Arc::new(listener)).with_outbox(outbox.clone());
+        let relay = Relay::new(outbox, dispatcher, Arc::new(FixedClock(now)), Duration::days(7));
+        assert_eq!(relay.tick().await, Ok(1));
     }
 }

@@ -7,9 +7,11 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::DomainEvent;
+use crate::schedule::{ParticipationStatus, ScheduleRepository, free_place};
+use crate::tx::{Tx, UnitOfWork};
 use crate::users::User;
-use crate::values::{Actor, GymId, Page, Role, SessionId, UserId, optional_text, required_text};
+use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
 /// A gym: the tenant every scoped route acts in.
@@ -62,15 +64,16 @@ pub struct MemberEntry {
     pub joined_at: OffsetDateTime,
 }
 
-/// Storage of gyms and memberships.
+/// Storage of gyms and memberships. Writes take the transaction of the use case
+/// ([`crate::tx`]); reads that need no lock do not.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait GymRepository: Send + Sync {
-    /// Creates a gym and makes `owner` its owner, atomically.
+    /// Creates a gym and makes `owner` its owner.
     ///
     /// # Errors
     /// Storage failures.
-    async fn create_with_owner(&self, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym>;
+    async fn create_with_owner(&self, tx: &mut Tx, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym>;
 
     /// The gym with this id.
     ///
@@ -103,43 +106,74 @@ pub trait GymRepository: Send + Sync {
     /// Storage failures.
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>>;
 
+    /// Locks the gym's row for the rest of the transaction (lock order 1), so that
+    /// changes of its owners are serialized.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock_gym(&self, tx: &mut Tx, gym: GymId) -> Result<()>;
+
+    /// Locks the user's membership row for the rest of the transaction (lock order
+    /// 2) and reads it; `Ok(None)` when not a member. Every write to a member's
+    /// places holds this lock, and so does the removal of the member (which deletes
+    /// the row): a booking or check-in lands wholly before a removal, or finds no
+    /// membership after it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>>;
+
+    /// How many owners the gym has (read under [`GymRepository::lock_gym`]).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn owners(&self, tx: &mut Tx, gym: GymId) -> Result<i64>;
+
     /// Adds a user to a gym.
     ///
     /// # Errors
     /// [`DomainError::UserNotFound`] for an unknown user, [`DomainError::AlreadyMember`]
-    /// when the pair exists (decided by the unique constraint), storage failures.
-    async fn add_member(&self, gym: GymId, user: UserId, role: Role, now: OffsetDateTime) -> Result<Membership>;
+    /// when the pair exists (decided by the primary key), storage failures.
+    async fn add_member(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        user: UserId,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<Membership>;
 
     /// Sets a member's role; `Ok(None)` when not a member.
     ///
     /// # Errors
-    /// [`DomainError::LastOwner`] when it would demote the gym's only owner (checked
-    /// atomically with the change), storage failures.
-    async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>>;
+    /// Storage failures.
+    async fn set_role(&self, tx: &mut Tx, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>>;
 
-    /// Removes a member and, in the same transaction, gives back their places in
-    /// sessions starting after `now` (those `registered` participations become
-    /// `cancelled` and free their place). `Ok(None)` when not a member, else the ids of
-    /// the sessions whose places were freed.
+    /// Deletes a membership; `Ok(false)` when there was none.
     ///
     /// # Errors
-    /// [`DomainError::LastOwner`] when it would remove the gym's only owner (checked
-    /// atomically with the change), storage failures.
-    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<SessionId>>>;
+    /// Storage failures.
+    async fn delete_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<bool>;
 }
 
 /// Use cases about gyms and their members.
 #[derive(Clone)]
 pub struct GymService {
     gyms: Arc<dyn GymRepository>,
-    events: Dispatcher,
+    schedule: Arc<dyn ScheduleRepository>,
+    uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl GymService {
-    /// Wires the service to its ports.
-    pub fn new(gyms: Arc<dyn GymRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
-        Self { gyms, events, clock }
+    /// Wires the service to its ports (`schedule` to give a leaving member's places back).
+    pub fn new(
+        gyms: Arc<dyn GymRepository>,
+        schedule: Arc<dyn ScheduleRepository>,
+        uow: UnitOfWork,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { gyms, schedule, uow, clock }
     }
 
     /// Creates a gym owned by the caller.
@@ -152,8 +186,10 @@ impl GymService {
             timezone: required_text("timezone", &gym.timezone, limits::TIMEZONE_MAX)?,
             address: optional_text("address", gym.address.as_deref(), limits::ADDRESS_MAX)?,
         };
-        let created = self.gyms.create_with_owner(&gym, caller, self.clock.now()).await?;
-        self.events.publish(DomainEvent::GymCreated { gym: created.id, owner: caller }).await;
+        let mut tx = self.uow.begin().await?;
+        let created = self.gyms.create_with_owner(&mut tx, &gym, caller, self.clock.now()).await?;
+        tx.record(DomainEvent::GymCreated { gym: created.id, owner: caller });
+        self.uow.commit(tx).await?;
         Ok(created)
     }
 
@@ -197,12 +233,14 @@ impl GymService {
     /// owner; [`DomainError::UserNotFound`]; [`DomainError::AlreadyMember`].
     pub async fn add_member(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
         may_grant(actor, role)?;
-        let m = self.gyms.add_member(actor.gym_id, user, role, self.clock.now()).await?;
-        self.events.publish(DomainEvent::MembershipChanged { gym: actor.gym_id, user }).await;
+        let mut tx = self.uow.begin().await?;
+        let m = self.gyms.add_member(&mut tx, actor.gym_id, user, role, self.clock.now()).await?;
+        tx.record(DomainEvent::MembershipChanged { gym: actor.gym_id, user });
+        self.uow.commit(tx).await?;
         Ok(m)
     }
 
-    /// Changes a member's role.
+    /// Changes a member's role, under the gym's lock and the member's.
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] as for [`Self::add_member`], and for a non-owner touching
@@ -210,39 +248,66 @@ impl GymService {
     /// [`DomainError::LastOwner`] when demoting the only owner.
     pub async fn set_role(&self, actor: &Actor, user: UserId, role: Role) -> Result<Membership> {
         may_grant(actor, role)?;
-        self.may_manage(actor, user).await?;
-        let m = self.gyms.set_role(actor.gym_id, user, role).await?.ok_or(DomainError::UserNotFound)?;
-        self.events.publish(DomainEvent::MembershipChanged { gym: actor.gym_id, user }).await;
+        let mut tx = self.uow.begin().await?;
+        let target = self.locked_target(&mut tx, actor, user).await?;
+        may_manage(actor, &target)?;
+        if target.role == Role::Owner && role != Role::Owner && self.gyms.owners(&mut tx, actor.gym_id).await? <= 1 {
+            return Err(DomainError::LastOwner);
+        }
+        let m = self.gyms.set_role(&mut tx, actor.gym_id, user, role).await?.ok_or(DomainError::UserNotFound)?;
+        tx.record(DomainEvent::MembershipChanged { gym: actor.gym_id, user });
+        self.uow.commit(tx).await?;
         Ok(m)
     }
 
-    /// Removes a member from the gym (admin), or lets the caller leave it (anyone).
+    /// Removes a member from the gym (admin), or lets the caller leave it (anyone),
+    /// giving back their places in sessions still ahead, in one transaction under the
+    /// gym's lock, the member's, then each session's (the global lock order).
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] below admin removing someone else, or for a non-owner
     /// removing an admin or owner; [`DomainError::UserNotFound`];
     /// [`DomainError::LastOwner`].
     pub async fn remove_member(&self, actor: &Actor, user: UserId) -> Result<()> {
-        // Any member may leave; removing someone else takes an admin. The last-owner
-        // rule holds either way (decided by the repository under a lock).
+        // Any member may leave; removing someone else takes an admin.
         if user != actor.user_id {
             actor.require(policy::MANAGE_MEMBERS)?;
-            self.may_manage(actor, user).await?;
         }
-        let freed_sessions =
-            self.gyms.remove_member(actor.gym_id, user, self.clock.now()).await?.ok_or(DomainError::UserNotFound)?;
-        self.events.publish(DomainEvent::MemberLeft { gym: actor.gym_id, user, freed_sessions }).await;
-        Ok(())
+        let (gym, now) = (actor.gym_id, self.clock.now());
+        let mut tx = self.uow.begin().await?;
+        let target = self.locked_target(&mut tx, actor, user).await?;
+        if user != actor.user_id {
+            may_manage(actor, &target)?;
+        }
+        if target.role == Role::Owner && self.gyms.owners(&mut tx, gym).await? <= 1 {
+            return Err(DomainError::LastOwner);
+        }
+        self.gyms.delete_member(&mut tx, gym, user).await?;
+        let mut freed_sessions = Vec::new();
+        for session in self.schedule.places_after(&mut tx, gym, user, now).await? {
+            let locked = self.schedule.lock_session(&mut tx, gym, session, user).await?;
+            if matches!(locked, Some((_, Some(ParticipationStatus::Registered)))) {
+                free_place(self.schedule.as_ref(), &mut tx, gym, session, user, now).await?;
+                freed_sessions.push(session);
+            }
+        }
+        tx.record(DomainEvent::MemberLeft { gym, user, freed_sessions });
+        self.uow.commit(tx).await
     }
 
-    /// Only an owner may change or remove an admin or an owner.
-    async fn may_manage(&self, actor: &Actor, user: UserId) -> Result<()> {
-        let target = self.gyms.membership(user, actor.gym_id).await?.ok_or(DomainError::UserNotFound)?;
-        if target.role >= Role::Admin && actor.role < Role::Owner {
-            return Err(DomainError::Forbidden);
-        }
-        Ok(())
+    /// The gym locked, then the target's membership locked and read.
+    async fn locked_target(&self, tx: &mut Tx, actor: &Actor, user: UserId) -> Result<Membership> {
+        self.gyms.lock_gym(tx, actor.gym_id).await?;
+        self.gyms.lock_member(tx, actor.gym_id, user).await?.ok_or(DomainError::UserNotFound)
     }
+}
+
+/// Only an owner may change or remove an admin or an owner.
+fn may_manage(actor: &Actor, target: &Membership) -> Result<()> {
+    if target.role >= Role::Admin && actor.role < Role::Owner {
+        return Err(DomainError::Forbidden);
+    }
+    Ok(())
 }
 
 /// Admins manage members; only an owner grants `admin` or `owner`.
@@ -259,6 +324,9 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::mocks::*;
+    use crate::schedule::{Session, SessionStatus};
+    use crate::values::{ClassId, SessionId};
+    use time::Duration;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-10 10:00 UTC);
@@ -272,58 +340,108 @@ mod tests {
         Membership { user_id: user, gym_id: GYM, role, joined_at: NOW }
     }
 
-    /// A listener expecting one fact about this user's memberships.
-    fn cache_expecting_invalidation_of(user: UserId) -> MockListener {
-        let mut l = MockListener::new();
-        l.expect_on()
-            .withf(move |e| match e {
-                DomainEvent::MembershipChanged { user: u, .. } | DomainEvent::MemberLeft { user: u, .. } => *u == user,
-                DomainEvent::GymCreated { owner, .. } => *owner == user,
-                _ => false,
-            })
-            .once()
-            .return_const(());
-        l
+    fn service(gyms: MockGymRepository, uow: UnitOfWork) -> GymService {
+        GymService::new(Arc::new(gyms), Arc::new(MockScheduleRepository::new()), uow, Arc::new(FixedClock(NOW)))
     }
 
-    fn service(gyms: MockGymRepository, listener: MockListener) -> GymService {
-        GymService::new(Arc::new(gyms), dispatcher_to(listener), Arc::new(FixedClock(NOW)))
+    /// The gym lock is taken, then `user`'s membership answers `found`.
+    fn locked(user: UserId, found: Option<Membership>) -> MockGymRepository {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_lock_gym().withf(|_, g| *g == GYM).once().returning(|_, _| Ok(()));
+        with_locked_member(&mut gyms, GYM, user, found);
+        gyms
     }
 
     #[tokio::test]
     async fn admin_granting_admin_is_forbidden() {
-        let svc = service(MockGymRepository::new(), MockListener::new());
+        let svc = service(MockGymRepository::new(), untouched());
         assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Admin).await, Err(DomainError::Forbidden));
         assert_eq!(svc.add_member(&actor(Role::Admin), UserId(2), Role::Owner).await, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
     async fn a_member_may_leave_but_not_remove_others() {
-        let mut gyms = MockGymRepository::new();
-        gyms.expect_remove_member()
-            .withf(|g, u, now| *g == GYM && *u == UserId(1) && *now == NOW)
-            .once()
-            .returning(|_, _, _| Ok(Some(vec![])));
-        let svc = service(gyms, cache_expecting_invalidation_of(UserId(1)));
+        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Member)));
+        gyms.expect_delete_member().withf(|_, g, u| *g == GYM && *u == UserId(1)).once().returning(|_, _, _| Ok(true));
+        let mut schedule = MockScheduleRepository::new();
+        schedule
+            .expect_places_after()
+            .withf(|_, _, u, after| *u == UserId(1) && *after == NOW)
+            .returning(|_, _, _, _| Ok(vec![]));
+        let left = DomainEvent::MemberLeft { gym: GYM, user: UserId(1), freed_sessions: vec![] };
+        let svc =
+            GymService::new(Arc::new(gyms), Arc::new(schedule), committing(vec![left]), Arc::new(FixedClock(NOW)));
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(1)).await, Ok(()));
-        let svc = service(MockGymRepository::new(), MockListener::new());
+        let svc = service(MockGymRepository::new(), untouched());
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(2)).await, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
+    async fn a_removal_gives_back_the_places_it_holds_under_each_sessions_lock() {
+        let member = UserId(2);
+        let mut gyms = locked(member, Some(membership(member, Role::Member)));
+        gyms.expect_delete_member().once().returning(|_, _, _| Ok(true));
+        let session = |id: i64| Session {
+            id: SessionId(id),
+            gym_id: GYM,
+            class_id: ClassId(1),
+            start_time: NOW + Duration::days(1),
+            end_time: NOW + Duration::days(1) + Duration::hours(1),
+            status: SessionStatus::Scheduled,
+            trainer_id: None,
+            room: None,
+            capacity: 5,
+            registered_count: 1,
+        };
+        let mut schedule = MockScheduleRepository::new();
+        schedule.expect_places_after().once().returning(|_, _, _, _| Ok(vec![SessionId(3), SessionId(4)]));
+        // Session 3 still holds the place; session 4's was given back meanwhile.
+        let held = Some((session(3), Some(ParticipationStatus::Registered)));
+        with_locked_session(&mut schedule, GYM, SessionId(3), member, held);
+        let gone = Some((session(4), Some(ParticipationStatus::Cancelled)));
+        with_locked_session(&mut schedule, GYM, SessionId(4), member, gone);
+        schedule
+            .expect_move_count()
+            .withf(|_, _, s, d| *s == SessionId(3) && *d == -1)
+            .once()
+            .returning(|_, _, _, _| Ok(()));
+        schedule
+            .expect_set_participation()
+            .withf(|_, _, s, m, st, _, _| {
+                *s == SessionId(3) && *m == UserId(2) && *st == ParticipationStatus::Cancelled
+            })
+            .once()
+            .returning(|_, g, s, m, st, t, now| {
+                Ok(crate::schedule::Participation {
+                    id: crate::values::ParticipationId(1),
+                    session_id: s,
+                    member_id: m,
+                    gym_id: g,
+                    status: st,
+                    attendance_time: t,
+                    created_at: now,
+                })
+            });
+        let left = DomainEvent::MemberLeft { gym: GYM, user: member, freed_sessions: vec![SessionId(3)] };
+        let svc =
+            GymService::new(Arc::new(gyms), Arc::new(schedule), committing(vec![left]), Arc::new(FixedClock(NOW)));
+        assert_eq!(svc.remove_member(&actor(Role::Admin), member).await, Ok(()));
+    }
+
+    #[tokio::test]
     async fn trainer_cannot_add_members() {
-        let svc = service(MockGymRepository::new(), MockListener::new());
+        let svc = service(MockGymRepository::new(), untouched());
         assert_eq!(svc.add_member(&actor(Role::Trainer), UserId(2), Role::Member).await, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
-    async fn admin_adds_a_member_and_its_cached_membership_is_invalidated() {
+    async fn admin_adds_a_member_and_commits_membership_changed() {
         let mut gyms = MockGymRepository::new();
         gyms.expect_add_member()
-            .withf(|g, u, r, _| *g == GYM && *u == UserId(2) && *r == Role::Member)
+            .withf(|_, g, u, r, _| *g == GYM && *u == UserId(2) && *r == Role::Member)
             .once()
-            .returning(|_, u, r, _| Ok(membership(u, r)));
-        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+            .returning(|_, _, u, r, _| Ok(membership(u, r)));
+        let svc = service(gyms, committing(vec![DomainEvent::MembershipChanged { gym: GYM, user: UserId(2) }]));
         let m = svc.add_member(&actor(Role::Admin), UserId(2), Role::Member).await.expect("added");
         assert_eq!(m.role, Role::Member);
     }
@@ -331,38 +449,48 @@ mod tests {
     #[tokio::test]
     async fn owner_grants_owner() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_add_member().once().returning(|_, u, r, _| Ok(membership(u, r)));
-        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+        gyms.expect_add_member().once().returning(|_, _, u, r, _| Ok(membership(u, r)));
+        let svc = service(gyms, committing(vec![DomainEvent::MembershipChanged { gym: GYM, user: UserId(2) }]));
         let m = svc.add_member(&actor(Role::Owner), UserId(2), Role::Owner).await.expect("granted");
         assert_eq!(m.role, Role::Owner);
     }
 
     #[tokio::test]
-    async fn admin_cannot_demote_an_owner() {
-        let mut gyms = MockGymRepository::new();
-        with_membership(&mut gyms, membership(UserId(2), Role::Owner));
-        let svc = service(gyms, MockListener::new());
+    async fn admin_cannot_demote_an_owner_and_nothing_is_committed() {
+        let gyms = locked(UserId(2), Some(membership(UserId(2), Role::Owner)));
+        let svc = service(gyms, rolling_back());
         let got = svc.set_role(&actor(Role::Admin), UserId(2), Role::Member).await;
         assert_eq!(got, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
+    async fn the_only_owner_cannot_step_down_or_leave() {
+        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
+        gyms.expect_owners().withf(|_, g| *g == GYM).returning(|_, _| Ok(1));
+        let svc = service(gyms, rolling_back());
+        assert_eq!(svc.set_role(&actor(Role::Owner), UserId(1), Role::Admin).await, Err(DomainError::LastOwner));
+        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
+        gyms.expect_owners().returning(|_, _| Ok(1));
+        let svc = service(gyms, rolling_back());
+        assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));
+    }
+
+    #[tokio::test]
     async fn removing_a_non_member_is_user_not_found() {
-        let mut gyms = MockGymRepository::new();
-        gyms.expect_membership().once().returning(|_, _| Ok(None));
-        let svc = service(gyms, MockListener::new());
+        let svc = service(locked(UserId(9), None), rolling_back());
         assert_eq!(svc.remove_member(&actor(Role::Admin), UserId(9)).await, Err(DomainError::UserNotFound));
     }
 
     #[tokio::test]
-    async fn creating_a_gym_drops_a_cached_not_a_member_of_its_owner() {
+    async fn creating_a_gym_commits_gym_created_for_its_owner() {
         let mut gyms = MockGymRepository::new();
-        gyms.expect_create_with_owner().withf(|g, owner, _| g.name == "Iron" && *owner == UserId(2)).once().returning(
-            |g, _, now| {
+        gyms.expect_create_with_owner()
+            .withf(|_, g, owner, _| g.name == "Iron" && *owner == UserId(2))
+            .once()
+            .returning(|_, g, _, now| {
                 Ok(Gym { id: GYM, name: g.name.clone(), timezone: g.timezone.clone(), address: None, created_at: now })
-            },
-        );
-        let svc = service(gyms, cache_expecting_invalidation_of(UserId(2)));
+            });
+        let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));
         let gym =
             svc.create_gym(UserId(2), NewGym { name: "Iron".into(), timezone: "UTC".into(), address: None }).await;
         assert_eq!(gym.map(|g| g.id), Ok(GYM));
@@ -370,7 +498,7 @@ mod tests {
 
     #[tokio::test]
     async fn creating_a_gym_with_a_blank_name_stores_nothing() {
-        let svc = service(MockGymRepository::new(), MockListener::new());
+        let svc = service(MockGymRepository::new(), untouched());
         let got = svc.create_gym(UserId(1), NewGym { name: "  ".into(), timezone: "UTC".into(), address: None }).await;
         assert!(matches!(got, Err(DomainError::Validation(_))));
     }

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod mocks;
 pub mod policy;
 pub mod schedule;
+pub mod tx;
 pub mod users;
 pub mod values;
 

@@ -3,24 +3,70 @@
 //!
 //! Each `with_*` helper states one answer of a port for one set of arguments, so that
 //! a test reads as the situation it sets up; a call with other arguments fails the
-//! test, which is how a rule that asks the wrong question is caught.
+//! test, which is how a rule that asks the wrong question is caught. The unit-of-work
+//! helpers ([`uow_to`], [`committing`], [`rolling_back`]) say whether the use case
+//! must commit, and with which facts.
 
 use std::sync::Arc;
 
 pub use crate::attendance::MockAttendanceRepository;
-use crate::attendance::{CheckInContext, MarkOutcome};
+use crate::attendance::{Candidate, CheckInContext};
 pub use crate::cache::MockCache;
 use crate::events::Event;
 pub use crate::events::MockEventRepository;
-pub use crate::facts::MockListener;
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::{Delivery, Dispatcher, DomainEvent, Fact, FactId};
+pub use crate::facts::{MockListener, MockOutbox};
 use crate::gyms::Membership;
 pub use crate::gyms::MockGymRepository;
 pub use crate::schedule::MockScheduleRepository;
-use crate::schedule::{Booking, Class, Session};
+use crate::schedule::{Class, ParticipationStatus, Session};
+pub use crate::tx::MockDatabase;
+use crate::tx::{Tx, UnitOfWork};
 pub use crate::users::MockUserRepository;
 use crate::users::User;
 use crate::values::{GymId, SessionId, UserId};
+
+/// The facts a mocked commit answers: what the transaction recorded, numbered from 1.
+fn numbered(mut tx: Tx) -> Vec<Fact> {
+    (1..)
+        .zip(tx.take_facts())
+        .map(|(id, event)| Fact { id: FactId { gym: event.gym().map_or(0, |g| g.0), id }, event })
+        .collect()
+}
+
+/// A unit of work whose commits all succeed and whose facts go to `listener`: for
+/// tests about what a service decides and which facts it yields.
+pub fn uow_to(listener: MockListener) -> UnitOfWork {
+    let mut db = MockDatabase::new();
+    db.expect_begin().returning(|| Ok(Tx::detached()));
+    db.expect_flush().returning(|_| Ok(()));
+    db.expect_commit().returning(|tx| Ok(numbered(tx)));
+    UnitOfWork::new(Arc::new(db), Dispatcher::new().with(Arc::new(listener)))
+}
+
+/// A unit of work that must begin once and commit once, with exactly these facts.
+pub fn committing(facts: Vec<DomainEvent>) -> UnitOfWork {
+    let mut db = MockDatabase::new();
+    db.expect_begin().once().returning(|| Ok(Tx::detached()));
+    db.expect_flush().returning(|_| Ok(()));
+    db.expect_commit().withf(move |tx| tx.facts() == facts.as_slice()).once().returning(|tx| Ok(numbered(tx)));
+    UnitOfWork::new(Arc::new(db), Dispatcher::new().with(Arc::new(quiet_listener())))
+}
+
+/// A unit of work that begins once and must never commit: the use case refuses and
+/// its transaction rolls back.
+pub fn rolling_back() -> UnitOfWork {
+    let mut db = MockDatabase::new();
+    db.expect_begin().once().returning(|| Ok(Tx::detached()));
+    db.expect_flush().returning(|_| Ok(()));
+    db.expect_commit().never();
+    UnitOfWork::new(Arc::new(db), Dispatcher::new())
+}
+
+/// A unit of work that must not even begin: the use case refuses before any write.
+pub fn untouched() -> UnitOfWork {
+    UnitOfWork::new(Arc::new(MockDatabase::new()), Dispatcher::new())
+}
 
 /// `session(gym, id)` answers this session, for its own gym and id.
 pub fn with_session(repo: &mut MockScheduleRepository, session: Session) {
@@ -39,18 +85,23 @@ pub fn with_class(repo: &mut MockScheduleRepository, class: Class) {
     repo.expect_class().withf(move |g, i| *g == gym && *i == id).returning(move |_, _| Ok(Some(class.clone())));
 }
 
-/// `book(gym, session, member, _)` is called once and answers `outcome`.
-pub fn with_booking(
+/// `lock_session(_, gym, id, member)` answers this session (`None`: not in the gym)
+/// with the member's participation in it.
+pub fn with_locked_session(
     repo: &mut MockScheduleRepository,
     gym: GymId,
-    session: SessionId,
+    id: SessionId,
     member: UserId,
-    outcome: Booking,
+    found: Option<(Session, Option<ParticipationStatus>)>,
 ) {
-    repo.expect_book()
-        .withf(move |g, s, m, _| *g == gym && *s == session && *m == member)
-        .once()
-        .returning(move |_, _, _, _| Ok(outcome.clone()));
+    repo.expect_lock_session()
+        .withf(move |_, g, i, m| *g == gym && *i == id && *m == member)
+        .returning(move |_, _, _, _| Ok(found.clone()));
+}
+
+/// `lock_member(_, gym, user)` answers this membership (`None`: not a member).
+pub fn with_locked_member(repo: &mut MockGymRepository, gym: GymId, user: UserId, found: Option<Membership>) {
+    repo.expect_lock_member().withf(move |_, g, u| *g == gym && *u == user).returning(move |_, _, _| Ok(found));
 }
 
 /// `check_in_context(gym, user, _)` answers `context` (`None`: an unknown user).
@@ -65,18 +116,17 @@ pub fn with_check_in_context(
         .returning(move |_, _, _| Ok(context.clone()));
 }
 
-/// `mark_attended(gym, session, user, ..)` is called once and answers `outcome`.
-pub fn with_mark_attended(
+/// `lock_member_for_check_in(_, gym, user, _)` answers these candidates as the
+/// member's lock sees them (`None`: not a member any more).
+pub fn with_locked_check_in(
     repo: &mut MockAttendanceRepository,
     gym: GymId,
-    session: SessionId,
     user: UserId,
-    outcome: MarkOutcome,
+    fresh: Option<Vec<Candidate>>,
 ) {
-    repo.expect_mark_attended()
-        .withf(move |g, s, u, _, _, _| *g == gym && *s == session && *u == user)
-        .once()
-        .returning(move |_, _, _, _, _, _| Ok(outcome));
+    repo.expect_lock_member_for_check_in()
+        .withf(move |_, g, u, _| *g == gym && *u == user)
+        .returning(move |_, _, _, _| Ok(fresh.clone()));
 }
 
 /// `membership(user, gym)` answers this membership, for its own user and gym.
@@ -100,7 +150,7 @@ pub fn with_event(repo: &mut MockEventRepository, event: Event) {
 pub fn with_facts(facts: Vec<DomainEvent>) -> MockListener {
     let mut listener = MockListener::new();
     for fact in facts {
-        listener.expect_on().withf(move |e| *e == fact).once().return_const(());
+        listener.expect_on().withf(move |e| *e == fact).once().return_const(Delivery::Done);
     }
     listener
 }
@@ -108,11 +158,6 @@ pub fn with_facts(facts: Vec<DomainEvent>) -> MockListener {
 /// A listener that accepts any fact (for tests about something else).
 pub fn quiet_listener() -> MockListener {
     let mut listener = MockListener::new();
-    listener.expect_on().return_const(());
+    listener.expect_on().return_const(Delivery::Done);
     listener
-}
-
-/// A dispatcher delivering to one mock listener.
-pub fn dispatcher_to(listener: MockListener) -> Dispatcher {
-    Dispatcher::new().with(Arc::new(listener))
 }

@@ -7,7 +7,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::DomainEvent;
+use crate::gyms::GymRepository;
+use crate::tx::{Tx, UnitOfWork};
 use crate::values::{
     Actor, Capacity, ClassId, DateRange, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp, UserId,
     optional_text, required_text,
@@ -211,21 +213,12 @@ pub struct Participation {
     pub created_at: OffsetDateTime,
 }
 
-/// What [`ScheduleRepository::book`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Booking {
-    /// A place was taken.
-    Booked(Participation),
-    /// No place was taken; the state the write transaction saw.
-    Refused {
-        /// The member already holds a place (registered or attended).
-        holds_place: bool,
-        /// The session as it is, `None` when it is not in the gym.
-        session: Option<Session>,
-    },
-    /// The member does not belong to the gym (removed since the request was
-    /// authorized): nothing was taken.
-    NotAMember,
+impl ParticipationStatus {
+    /// Whether a participation in this status holds one of the session's places
+    /// (`registered_count` counts exactly these).
+    pub fn holds_place(self) -> bool {
+        matches!(self, Self::Registered | Self::Attended)
+    }
 }
 
 impl Session {
@@ -235,20 +228,43 @@ impl Session {
     }
 }
 
-/// Why a booking took no place, in the contract's order: the member's own place
-/// first, then the session (missing, not open), then capacity. The one statement of
-/// this rule; the database only enforces it.
-pub fn refusal(holds_place: bool, session: Option<&Session>, now: OffsetDateTime) -> DomainError {
-    match session {
-        _ if holds_place => DomainError::AlreadyRegistered,
-        None => DomainError::SessionNotFound,
-        Some(s) if !s.open_for_booking(now) => DomainError::SessionNotOpen,
-        Some(_) => DomainError::SessionFull,
+/// Why a booking is refused, in the contract's order: the session is not open
+/// (cancelled or started), the member holds a place already, no place is free.
+/// `None` when the place may be taken. (The session's existence is the caller's.)
+pub fn refusal(session: &Session, held: Option<ParticipationStatus>, now: OffsetDateTime) -> Option<DomainError> {
+    if !session.open_for_booking(now) {
+        Some(DomainError::SessionNotOpen)
+    } else if held.is_some_and(ParticipationStatus::holds_place) {
+        Some(DomainError::AlreadyRegistered)
+    } else if session.registered_count >= session.capacity {
+        Some(DomainError::SessionFull)
+    } else {
+        None
     }
 }
 
+/// Frees a member's `registered` place in a session, inside `tx` and with the
+/// session locked ([`ScheduleRepository::lock_session`]): the participation becomes
+/// `cancelled` and the session's count goes down.
+///
+/// # Errors
+/// Storage failures.
+pub async fn free_place(
+    repo: &dyn ScheduleRepository,
+    tx: &mut Tx,
+    gym: GymId,
+    session: SessionId,
+    member: UserId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    repo.move_count(tx, gym, session, -1).await?;
+    repo.set_participation(tx, gym, session, member, ParticipationStatus::Cancelled, None, now).await?;
+    Ok(())
+}
+
 /// Storage of classes, sessions and bookings. Every method is scoped to a gym:
-/// another gym's rows are invisible, exactly as missing ones.
+/// another gym's rows are invisible, exactly as missing ones. Writes take the
+/// transaction of the use case ([`crate::tx`]); reads that need no lock do not.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ScheduleRepository: Send + Sync {
@@ -267,13 +283,13 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// [`DomainError::UserNotFound`] when `instructor_id` is not a member of the gym
     /// (checked by the insert itself); storage failures.
-    async fn create_class(&self, gym: GymId, class: &NewClass, now: OffsetDateTime) -> Result<Class>;
-    /// Applies a change to a class; `Ok(None)` when absent.
+    async fn create_class(&self, tx: &mut Tx, gym: GymId, class: &NewClass, now: OffsetDateTime) -> Result<Class>;
+    /// Applies a patch; `Ok(None)` when the class is not in the gym.
     ///
     /// # Errors
-    /// [`DomainError::UserNotFound`] when a new `instructor_id` is not a member of the
-    /// gym; storage failures.
-    async fn update_class(&self, gym: GymId, id: ClassId, patch: &ClassPatch) -> Result<Option<Class>>;
+    /// [`DomainError::UserNotFound`] when a new `instructor_id` is not a member of
+    /// the gym; storage failures.
+    async fn update_class(&self, tx: &mut Tx, gym: GymId, id: ClassId, patch: &ClassPatch) -> Result<Option<Class>>;
     /// Sessions of the gym starting in `[from, through]` (both inclusive), by start then id.
     ///
     /// # Errors
@@ -295,33 +311,78 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// [`DomainError::UserNotFound`] when `trainer_id` is not a member of the gym
     /// (checked by the insert itself); storage failures.
-    async fn create_session(&self, gym: GymId, draft: &SessionDraft, now: OffsetDateTime) -> Result<Session>;
+    async fn create_session(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        draft: &SessionDraft,
+        now: OffsetDateTime,
+    ) -> Result<Session>;
     /// Marks a session cancelled; `Ok(None)` when absent.
     ///
     /// # Errors
     /// Storage failures.
-    async fn cancel_session(&self, gym: GymId, id: SessionId) -> Result<Option<Session>>;
-    /// Books a place atomically: the member's participation becomes (or is created as)
-    /// `registered` and the session's `registered_count` grows, only while the member
-    /// belongs to the gym, the session is scheduled, starts after `now` and has a free
-    /// place, and the member holds no place — decided by the database. When no place
-    /// was taken it reports what the same transaction saw, and the service says why
-    /// ([`refusal`]).
-    ///
-    /// Locks, in the global order: the member's membership (shared with a removal of
-    /// that member, so a booking lands wholly before the removal, which gives its
-    /// place back, or is refused as [`Booking::NotAMember`] after it), then the
-    /// session row, then the participation.
+    async fn cancel_session(&self, tx: &mut Tx, gym: GymId, id: SessionId) -> Result<Option<Session>>;
+    /// Locks the session's row for the rest of the transaction (lock order 3: after
+    /// the member's membership, before participations) and reads it with `member`'s
+    /// participation in it; `Ok(None)` when the session is not in the gym. While the
+    /// lock is held, its `registered_count` and its participations change only
+    /// through this transaction.
     ///
     /// # Errors
     /// Storage failures.
-    async fn book(&self, gym: GymId, session_id: SessionId, member: UserId, now: OffsetDateTime) -> Result<Booking>;
-    /// Gives a `registered` place back (the participation becomes `cancelled`) and frees
-    /// it; `Ok(false)` when the member held no registered place.
+    async fn lock_session(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+    ) -> Result<Option<(Session, Option<ParticipationStatus>)>>;
+    /// Moves the session's `registered_count` by `delta`, called with the session
+    /// locked ([`ScheduleRepository::lock_session`]). This and
+    /// [`ScheduleRepository::take_place`] are the only writers of the count, through
+    /// one statement of the adapter.
     ///
     /// # Errors
     /// Storage failures.
-    async fn cancel_booking(&self, gym: GymId, session_id: SessionId, member: UserId) -> Result<bool>;
+    async fn move_count(&self, tx: &mut Tx, gym: GymId, session: SessionId, delta: i32) -> Result<()>;
+    /// Takes a place of a *scheduled* session at the door, locking its row (lock
+    /// order 3) and moving its count up by one in one statement; `Ok(false)`, with
+    /// nothing changed, when the session is cancelled or not in the gym. Capacity is
+    /// not a bound here: the front desk admits whoever is at the door.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn take_place(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<bool>;
+    /// Sets the member's participation in the session to `status` (with the given
+    /// attendance time), creating it when absent, and answers it. The caller decided
+    /// that the change is allowed, under the session's lock or the member's.
+    ///
+    /// # Errors
+    /// Storage failures.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_participation(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+        status: ParticipationStatus,
+        attendance_time: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Participation>;
+    /// The sessions, starting after `after`, where the member holds a `registered`
+    /// place, by id (the order their locks are taken in).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn places_after(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        member: UserId,
+        after: OffsetDateTime,
+    ) -> Result<Vec<SessionId>>;
     /// Every participation of a session, cancelled ones included, by id.
     ///
     /// # Errors
@@ -333,14 +394,20 @@ pub trait ScheduleRepository: Send + Sync {
 #[derive(Clone)]
 pub struct ScheduleService {
     repo: Arc<dyn ScheduleRepository>,
-    events: Dispatcher,
+    gyms: Arc<dyn GymRepository>,
+    uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl ScheduleService {
-    /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn ScheduleRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, events, clock }
+    /// Wires the service to its ports (`gyms` for the member's lock of a booking).
+    pub fn new(
+        repo: Arc<dyn ScheduleRepository>,
+        gyms: Arc<dyn GymRepository>,
+        uow: UnitOfWork,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { repo, gyms, uow, clock }
     }
 
     /// Active classes of the actor's gym.
@@ -371,8 +438,10 @@ impl ScheduleService {
             category: optional_text("category", class.category.as_deref(), limits::CATEGORY_MAX)?,
             ..class
         };
-        let created = self.repo.create_class(actor.gym_id, &class, self.clock.now()).await?;
-        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: created.id }).await;
+        let mut tx = self.uow.begin().await?;
+        let created = self.repo.create_class(&mut tx, actor.gym_id, &class, self.clock.now()).await?;
+        tx.record(DomainEvent::ClassChanged { gym: actor.gym_id, class: created.id });
+        self.uow.commit(tx).await?;
         Ok(created)
     }
 
@@ -391,9 +460,7 @@ impl ScheduleService {
             category: optional_text("category", patch.category.as_deref(), limits::CATEGORY_MAX)?,
             ..patch
         };
-        let class = self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
-        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: id }).await;
-        Ok(class)
+        self.patch_class(actor, id, &patch).await
     }
 
     /// Soft-deletes a class (admin): it leaves the list, its sessions stay.
@@ -402,10 +469,16 @@ impl ScheduleService {
     /// [`DomainError::Forbidden`], [`DomainError::ClassNotFound`].
     pub async fn delete_class(&self, actor: &Actor, id: ClassId) -> Result<()> {
         actor.require(policy::DELETE_CLASS)?;
-        let patch = ClassPatch { active: Some(false), ..ClassPatch::default() };
-        self.repo.update_class(actor.gym_id, id, &patch).await?.ok_or(DomainError::ClassNotFound)?;
-        self.events.publish(DomainEvent::ClassChanged { gym: actor.gym_id, class: id }).await;
-        Ok(())
+        self.patch_class(actor, id, &ClassPatch { active: Some(false), ..ClassPatch::default() }).await.map(drop)
+    }
+
+    async fn patch_class(&self, actor: &Actor, id: ClassId, patch: &ClassPatch) -> Result<Class> {
+        let mut tx = self.uow.begin().await?;
+        let class =
+            self.repo.update_class(&mut tx, actor.gym_id, id, patch).await?.ok_or(DomainError::ClassNotFound)?;
+        tx.record(DomainEvent::ClassChanged { gym: actor.gym_id, class: id });
+        self.uow.commit(tx).await?;
+        Ok(class)
     }
 
     /// Sessions starting within the date range, cancelled ones included.
@@ -453,8 +526,10 @@ impl ScheduleService {
             room: optional_text("room", new.room.as_deref(), limits::ROOM_MAX)?,
             capacity: class.max_capacity,
         };
-        let session = self.repo.create_session(actor.gym_id, &draft, self.clock.now()).await?;
-        self.events.publish(DomainEvent::SessionScheduled { gym: actor.gym_id, session: session.id }).await;
+        let mut tx = self.uow.begin().await?;
+        let session = self.repo.create_session(&mut tx, actor.gym_id, &draft, self.clock.now()).await?;
+        tx.record(DomainEvent::SessionScheduled { gym: actor.gym_id, session: session.id });
+        self.uow.commit(tx).await?;
         Ok(session)
     }
 
@@ -464,49 +539,63 @@ impl ScheduleService {
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
     pub async fn cancel_session(&self, actor: &Actor, id: SessionId) -> Result<Session> {
         actor.require(policy::MANAGE_SCHEDULE)?;
-        let s = self.repo.cancel_session(actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
-        self.events.publish(DomainEvent::SessionCancelled { gym: actor.gym_id, session: id }).await;
+        let mut tx = self.uow.begin().await?;
+        let s = self.repo.cancel_session(&mut tx, actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
+        tx.record(DomainEvent::SessionCancelled { gym: actor.gym_id, session: id });
+        self.uow.commit(tx).await?;
         Ok(s)
     }
 
-    /// Books the actor a place in a session.
+    /// Books the actor a place in a session, in one transaction under the member's
+    /// lock and the session's (lock order 2 then 3), so a removal of the member, a
+    /// second booking or a cancellation cannot interleave.
     ///
-    /// The rules, in order: the session exists in the gym; it is scheduled and has not
-    /// started (`session_not_open`); the member holds no place yet (`already_registered`);
-    /// a place is free (`session_full`). The last two are decided by the database.
+    /// The rules, in order: the member still belongs to the gym (`not_a_member`); the
+    /// session exists in the gym (`session_not_found`); it is scheduled and has not
+    /// started (`session_not_open`); the member holds no place yet
+    /// (`already_registered`); a place is free (`session_full`).
     ///
     /// # Errors
     /// The variants named above.
     pub async fn register(&self, actor: &Actor, session_id: SessionId) -> Result<Participation> {
-        let now = self.clock.now();
-        let session = self.session(actor, session_id).await?;
-        if !session.open_for_booking(now) {
-            return Err(DomainError::SessionNotOpen);
+        let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
+        let mut tx = self.uow.begin().await?;
+        self.gyms.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
+        let (session, held) =
+            self.repo.lock_session(&mut tx, gym, session_id, member).await?.ok_or(DomainError::SessionNotFound)?;
+        if let Some(refused) = refusal(&session, held, now) {
+            return Err(refused);
         }
-        let p = match self.repo.book(actor.gym_id, session_id, actor.user_id, now).await? {
-            Booking::Booked(p) => p,
-            Booking::Refused { holds_place, session } => return Err(refusal(holds_place, session.as_ref(), now)),
-            Booking::NotAMember => return Err(DomainError::NotAMember),
-        };
-        self.events
-            .publish(DomainEvent::Booked { gym: actor.gym_id, session: session_id, member: actor.user_id })
-            .await;
+        self.repo.move_count(&mut tx, gym, session_id, 1).await?;
+        let p = self
+            .repo
+            .set_participation(&mut tx, gym, session_id, member, ParticipationStatus::Registered, None, now)
+            .await?;
+        tx.record(DomainEvent::Booked { gym, session: session_id, member });
+        self.uow.commit(tx).await?;
         Ok(p)
     }
 
-    /// Gives the actor's place back.
+    /// Gives the actor's place back, in one transaction under the member's lock and
+    /// the session's.
     ///
     /// # Errors
-    /// [`DomainError::SessionNotFound`] for an unknown session; [`DomainError::NotRegistered`]
-    /// when the actor holds no registered place in it.
+    /// [`DomainError::NotAMember`] when the actor left the gym meanwhile;
+    /// [`DomainError::SessionNotFound`] for an unknown session;
+    /// [`DomainError::NotRegistered`] when the actor holds no registered place in it.
     pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
-        self.session(actor, session_id).await?;
-        if !self.repo.cancel_booking(actor.gym_id, session_id, actor.user_id).await? {
-            return Err(DomainError::NotRegistered);
+        let (gym, member) = (actor.gym_id, actor.user_id);
+        let mut tx = self.uow.begin().await?;
+        self.gyms.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
+        match self.repo.lock_session(&mut tx, gym, session_id, member).await? {
+            None => return Err(DomainError::SessionNotFound),
+            Some((_, Some(ParticipationStatus::Registered))) => {
+                free_place(self.repo.as_ref(), &mut tx, gym, session_id, member, self.clock.now()).await?;
+            }
+            Some(_) => return Err(DomainError::NotRegistered),
         }
-        let freed = DomainEvent::BookingCancelled { gym: actor.gym_id, session: session_id, member: actor.user_id };
-        self.events.publish(freed).await;
-        Ok(())
+        tx.record(DomainEvent::BookingCancelled { gym, session: session_id, member });
+        self.uow.commit(tx).await
     }
 
     /// Every participation of a session (staff).
@@ -571,119 +660,143 @@ mod tests {
         }
     }
 
-    fn svc(repo: MockScheduleRepository, listener: MockListener) -> ScheduleService {
-        ScheduleService::new(Arc::new(repo), dispatcher_to(listener), Arc::new(FixedClock(NOW)))
+    fn svc(repo: MockScheduleRepository, gyms: MockGymRepository, uow: UnitOfWork) -> ScheduleService {
+        ScheduleService::new(Arc::new(repo), Arc::new(gyms), uow, Arc::new(FixedClock(NOW)))
     }
 
-    fn repo_with_session(s: Session) -> MockScheduleRepository {
+    /// The member is still a member under the lock.
+    fn member_locked() -> MockGymRepository {
+        let mut gyms = MockGymRepository::new();
+        let m = crate::gyms::Membership { user_id: UserId(5), gym_id: GYM, role: Role::Member, joined_at: NOW };
+        with_locked_member(&mut gyms, GYM, UserId(5), Some(m));
+        gyms
+    }
+
+    /// Session 11 locked, with the member's participation in it.
+    fn locked(s: Option<Session>, held: Option<ParticipationStatus>) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
-        with_session(&mut repo, s);
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), s.map(|s| (s, held)));
         repo
+    }
+
+    fn participation(g: GymId, s: SessionId, m: UserId, st: ParticipationStatus, now: OffsetDateTime) -> Participation {
+        Participation {
+            id: ParticipationId(1),
+            session_id: s,
+            member_id: m,
+            gym_id: g,
+            status: st,
+            attendance_time: None,
+            created_at: now,
+        }
+    }
+
+    async fn register(repo: MockScheduleRepository, uow: UnitOfWork) -> Result<Participation> {
+        svc(repo, member_locked(), uow).register(&member(), SessionId(11)).await
     }
 
     #[tokio::test]
     async fn booking_a_cancelled_session_is_session_not_open() {
-        let repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Cancelled));
-        assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
-            Err(DomainError::SessionNotOpen)
-        );
+        let repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Cancelled)), None);
+        assert_eq!(register(repo, rolling_back()).await, Err(DomainError::SessionNotOpen));
     }
 
     #[tokio::test]
     async fn booking_a_started_session_is_session_not_open() {
-        let repo = repo_with_session(session(NOW, SessionStatus::Scheduled));
-        assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
-            Err(DomainError::SessionNotOpen)
-        );
+        let repo = locked(Some(session(NOW, SessionStatus::Scheduled)), None);
+        assert_eq!(register(repo, rolling_back()).await, Err(DomainError::SessionNotOpen));
     }
 
     #[tokio::test]
     async fn booking_an_unknown_session_is_session_not_found() {
-        let mut repo = MockScheduleRepository::new();
-        repo.expect_session().returning(|_, _| Ok(None));
+        assert_eq!(register(locked(None, None), rolling_back()).await, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_full_session_answers_session_full() {
+        let full = Session { registered_count: 10, ..session(NOW + Duration::hours(1), SessionStatus::Scheduled) };
+        assert_eq!(register(locked(Some(full), None), rolling_back()).await, Err(DomainError::SessionFull));
+    }
+
+    #[test]
+    fn a_refusal_names_the_session_then_the_members_place_then_capacity() {
+        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
+        let started = session(NOW, SessionStatus::Scheduled);
+        let cancelled = session(NOW + Duration::hours(1), SessionStatus::Cancelled);
+        let full = Session { registered_count: 10, ..open.clone() };
+        let held = Some(ParticipationStatus::Registered);
+        assert_eq!(refusal(&started, held, NOW), Some(DomainError::SessionNotOpen));
+        assert_eq!(refusal(&cancelled, None, NOW), Some(DomainError::SessionNotOpen));
+        assert_eq!(refusal(&full, held, NOW), Some(DomainError::AlreadyRegistered), "before capacity");
+        assert_eq!(refusal(&open, Some(ParticipationStatus::Attended), NOW), Some(DomainError::AlreadyRegistered));
+        assert_eq!(refusal(&full, None, NOW), Some(DomainError::SessionFull));
+        assert_eq!(refusal(&open, Some(ParticipationStatus::Cancelled), NOW), None, "a cancelled booking books again");
+        assert_eq!(refusal(&open, None, NOW), None);
+    }
+
+    #[tokio::test]
+    async fn booking_twice_answers_already_registered() {
+        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
+        let repo = locked(Some(open), Some(ParticipationStatus::Registered));
+        assert_eq!(register(repo, rolling_back()).await, Err(DomainError::AlreadyRegistered));
+    }
+
+    #[tokio::test]
+    async fn a_booking_takes_a_place_and_commits_booked() {
+        let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), None);
+        repo.expect_move_count()
+            .withf(|_, g, s, d| *g == GYM && *s == SessionId(11) && *d == 1)
+            .once()
+            .returning(|_, _, _, _| Ok(()));
+        repo.expect_set_participation()
+            .withf(|_, g, s, m, st, t, now| {
+                *g == GYM
+                    && *s == SessionId(11)
+                    && *m == UserId(5)
+                    && *st == ParticipationStatus::Registered
+                    && t.is_none()
+                    && *now == NOW
+            })
+            .once()
+            .returning(|_, g, s, m, st, _, now| Ok(participation(g, s, m, st, now)));
+        let uow = committing(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        let p = register(repo, uow).await.expect("booked");
+        assert_eq!(p.status, ParticipationStatus::Registered);
+    }
+
+    #[tokio::test]
+    async fn cancelling_without_a_place_is_not_registered_and_commits_nothing() {
+        let repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), None);
         assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
+            svc(repo, member_locked(), rolling_back()).unregister(&member(), SessionId(11)).await,
+            Err(DomainError::NotRegistered)
+        );
+        assert_eq!(
+            svc(locked(None, None), member_locked(), rolling_back()).unregister(&member(), SessionId(11)).await,
             Err(DomainError::SessionNotFound)
         );
     }
 
     #[tokio::test]
-    async fn a_full_session_answers_session_full() {
-        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
-        repo.expect_book()
+    async fn cancelling_a_place_frees_it_and_commits_booking_cancelled() {
+        let held = Some(ParticipationStatus::Registered);
+        let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), held);
+        repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_participation()
+            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
             .once()
-            .returning(move |_, _, _, _| Ok(Booking::Refused { holds_place: false, session: Some(open.clone()) }));
-        assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
-            Err(DomainError::SessionFull)
-        );
-    }
-
-    #[test]
-    fn a_refusal_names_the_members_place_then_the_session_then_capacity() {
-        let open = session(NOW + Duration::hours(1), SessionStatus::Scheduled);
-        let started = session(NOW, SessionStatus::Scheduled);
-        let cancelled = session(NOW + Duration::hours(1), SessionStatus::Cancelled);
-        assert_eq!(refusal(true, Some(&started), NOW), DomainError::AlreadyRegistered, "even when not open");
-        assert_eq!(refusal(false, None, NOW), DomainError::SessionNotFound);
-        assert_eq!(refusal(false, Some(&started), NOW), DomainError::SessionNotOpen);
-        assert_eq!(refusal(false, Some(&cancelled), NOW), DomainError::SessionNotOpen);
-        assert_eq!(refusal(false, Some(&open), NOW), DomainError::SessionFull);
-    }
-
-    #[tokio::test]
-    async fn booking_twice_answers_already_registered() {
-        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_book().once().returning(|_, _, _, _| Ok(Booking::Refused { holds_place: true, session: None }));
-        assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
-            Err(DomainError::AlreadyRegistered)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_booking_yields_booked() {
-        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_book()
-            .withf(|g, s, m, now| *g == GYM && *s == SessionId(11) && *m == UserId(5) && *now == NOW)
-            .once()
-            .returning(|g, s, m, now| {
-                Ok(Booking::Booked(Participation {
-                    id: ParticipationId(1),
-                    session_id: s,
-                    member_id: m,
-                    gym_id: g,
-                    status: ParticipationStatus::Registered,
-                    attendance_time: None,
-                    created_at: now,
-                }))
-            });
-        let booked = with_facts(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
-        let p = svc(repo, booked).register(&member(), SessionId(11)).await.expect("booked");
-        assert_eq!(p.status, ParticipationStatus::Registered);
-    }
-
-    #[tokio::test]
-    async fn cancelling_without_a_place_is_not_registered_and_publishes_nothing() {
-        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_cancel_booking().once().returning(|_, _, _| Ok(false));
-        assert_eq!(
-            svc(repo, MockListener::new()).unregister(&member(), SessionId(11)).await,
-            Err(DomainError::NotRegistered)
-        );
+            .returning(|_, g, s, m, st, _, now| Ok(participation(g, s, m, st, now)));
+        let uow =
+            committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
     }
 
     #[tokio::test]
     async fn a_member_removed_before_the_place_was_taken_is_not_a_member() {
-        let mut repo = repo_with_session(session(NOW + Duration::hours(1), SessionStatus::Scheduled));
-        repo.expect_book().once().returning(|_, _, _, _| Ok(Booking::NotAMember));
-        assert_eq!(
-            svc(repo, MockListener::new()).register(&member(), SessionId(11)).await,
-            Err(DomainError::NotAMember)
-        );
+        let mut gyms = MockGymRepository::new();
+        with_locked_member(&mut gyms, GYM, UserId(5), None);
+        let got = svc(MockScheduleRepository::new(), gyms, rolling_back()).register(&member(), SessionId(11)).await;
+        assert_eq!(got, Err(DomainError::NotAMember));
     }
 
     #[tokio::test]
@@ -697,7 +810,9 @@ mod tests {
             instructor_id: None,
         };
         assert_eq!(
-            svc(MockScheduleRepository::new(), MockListener::new()).create_class(&member(), new).await,
+            svc(MockScheduleRepository::new(), MockGymRepository::new(), untouched())
+                .create_class(&member(), new)
+                .await,
             Err(DomainError::Forbidden)
         );
     }
@@ -707,9 +822,9 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         repo.expect_class().returning(|_, _| Ok(Some(class())));
         repo.expect_create_session()
-            .withf(|_, d, _| d.end_time.get() == NOW + Duration::minutes(45) && d.capacity == 12)
+            .withf(|_, _, d, _| d.end_time.get() == NOW + Duration::minutes(45) && d.capacity == 12)
             .once()
-            .returning(|g, d, _| {
+            .returning(|_, g, d, _| {
                 Ok(Session {
                     id: SessionId(1),
                     gym_id: g,
@@ -725,7 +840,8 @@ mod tests {
             });
         let new =
             NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        let s = svc(repo, quiet_listener()).create_session(&staff(), new).await.expect("created");
+        let uow = committing(vec![DomainEvent::SessionScheduled { gym: GYM, session: SessionId(1) }]);
+        let s = svc(repo, MockGymRepository::new(), uow).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
 
@@ -735,7 +851,8 @@ mod tests {
         repo.expect_class().returning(|_, _| Ok(Some(Class { active: false, ..class() })));
         let new =
             NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
+        let got = svc(repo, MockGymRepository::new(), untouched()).create_session(&staff(), new).await;
+        assert_eq!(got, Err(DomainError::ClassNotFound));
     }
 
     #[tokio::test]
@@ -744,13 +861,14 @@ mod tests {
         repo.expect_class().returning(|_, _| Ok(None));
         let new =
             NewSession { class_id: ClassId(99), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        assert_eq!(svc(repo, MockListener::new()).create_session(&staff(), new).await, Err(DomainError::ClassNotFound));
+        let got = svc(repo, MockGymRepository::new(), untouched()).create_session(&staff(), new).await;
+        assert_eq!(got, Err(DomainError::ClassNotFound));
     }
 
     #[tokio::test]
-    async fn creating_a_class_yields_class_changed() {
+    async fn creating_a_class_commits_class_changed() {
         let mut repo = MockScheduleRepository::new();
-        repo.expect_create_class().once().returning(|g, c, _| {
+        repo.expect_create_class().once().returning(|_, g, c, _| {
             Ok(Class {
                 id: ClassId(1),
                 gym_id: g,
@@ -763,7 +881,7 @@ mod tests {
                 active: true,
             })
         });
-        let cache = with_facts(vec![DomainEvent::ClassChanged { gym: GYM, class: ClassId(1) }]);
+        let uow = committing(vec![DomainEvent::ClassChanged { gym: GYM, class: ClassId(1) }]);
         let new = NewClass {
             name: " Yoga ".into(),
             description: None,
@@ -772,7 +890,7 @@ mod tests {
             category: None,
             instructor_id: None,
         };
-        let c = svc(repo, cache).create_class(&staff(), new).await.expect("created");
+        let c = svc(repo, MockGymRepository::new(), uow).create_class(&staff(), new).await.expect("created");
         assert_eq!(c.name, "Yoga");
     }
 }

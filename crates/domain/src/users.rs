@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::attendance::QrSecret;
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::facts::{Dispatcher, DomainEvent};
+use crate::facts::DomainEvent;
+use crate::tx::{Tx, UnitOfWork};
 use crate::values::GymId;
 use crate::values::{Actor, UserId, optional_text};
 use crate::{limits, policy};
@@ -62,7 +63,7 @@ pub trait UserRepository: Send + Sync {
     ///
     /// # Errors
     /// [`DomainError::Unavailable`] / [`DomainError::Internal`] on storage failure.
-    async fn provision(&self, claims: &Claims, qr_secret: &QrSecret, now: OffsetDateTime) -> Result<User>;
+    async fn provision(&self, tx: &mut Tx, claims: &Claims, qr_secret: &QrSecret, now: OffsetDateTime) -> Result<User>;
 
     /// The user with this id.
     ///
@@ -80,21 +81,21 @@ pub trait UserRepository: Send + Sync {
     ///
     /// # Errors
     /// [`DomainError::UserNotFound`] if the user vanished; storage failures.
-    async fn update_profile(&self, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User>;
+    async fn update_profile(&self, tx: &mut Tx, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User>;
 }
 
 /// Use cases about users.
 #[derive(Clone)]
 pub struct UserService {
     users: Arc<dyn UserRepository>,
-    events: Dispatcher,
+    uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl UserService {
     /// Wires the service to its ports.
-    pub fn new(users: Arc<dyn UserRepository>, events: Dispatcher, clock: Arc<dyn Clock>) -> Self {
-        Self { users, events, clock }
+    pub fn new(users: Arc<dyn UserRepository>, uow: UnitOfWork, clock: Arc<dyn Clock>) -> Self {
+        Self { users, uow, clock }
     }
 
     /// The user behind verified claims, created on the subject's first request.
@@ -105,7 +106,10 @@ impl UserService {
         if claims.sub.trim().is_empty() {
             return Err(DomainError::validation("sub must not be empty"));
         }
-        self.users.provision(claims, &QrSecret::random(), self.clock.now()).await
+        let mut tx = self.uow.begin().await?;
+        let user = self.users.provision(&mut tx, claims, &QrSecret::random(), self.clock.now()).await?;
+        self.uow.commit(tx).await?;
+        Ok(user)
     }
 
     /// The caller's own user.
@@ -125,8 +129,10 @@ impl UserService {
             name: optional_text("name", patch.name.as_deref(), limits::NAME_MAX)?,
             phone: optional_text("phone", patch.phone.as_deref(), limits::PHONE_MAX)?,
         };
-        let user = self.users.update_profile(me, &patch, self.clock.now()).await?;
-        self.events.publish(DomainEvent::ProfileChanged { user: me }).await;
+        let mut tx = self.uow.begin().await?;
+        let user = self.users.update_profile(&mut tx, me, &patch, self.clock.now()).await?;
+        tx.record(DomainEvent::ProfileChanged { user: me });
+        self.uow.commit(tx).await?;
         Ok(user)
     }
 
@@ -168,7 +174,7 @@ mod tests {
     }
 
     fn service(users: MockUserRepository) -> UserService {
-        UserService::new(Arc::new(users), dispatcher_to(MockListener::new()), Arc::new(FixedClock(NOW)))
+        UserService::new(Arc::new(users), untouched(), Arc::new(FixedClock(NOW)))
     }
 
     fn actor(role: Role) -> Actor {
@@ -201,16 +207,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_profile_change_yields_profile_changed() {
+    async fn a_profile_change_commits_with_profile_changed() {
         let mut users = MockUserRepository::new();
         users
             .expect_update_profile()
-            .withf(|id, p, now| *id == UserId(1) && p.name.as_deref() == Some("Ana") && *now == NOW)
+            .withf(|_, id, p, now| *id == UserId(1) && p.name.as_deref() == Some("Ana") && *now == NOW)
             .once()
-            .returning(|id, _, _| Ok(user(id.0)));
-        let mut cache = MockListener::new();
-        cache.expect_on().withf(|e| *e == DomainEvent::ProfileChanged { user: UserId(1) }).once().return_const(());
-        let svc = UserService::new(Arc::new(users), Dispatcher::new().with(Arc::new(cache)), Arc::new(FixedClock(NOW)));
+            .returning(|_, id, _, _| Ok(user(id.0)));
+        let uow = committing(vec![DomainEvent::ProfileChanged { user: UserId(1) }]);
+        let svc = UserService::new(Arc::new(users), uow, Arc::new(FixedClock(NOW)));
         let patch = ProfilePatch { name: Some("Ana".into()), phone: None };
         assert!(svc.update_me(UserId(1), patch).await.is_ok());
     }

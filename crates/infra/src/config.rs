@@ -99,6 +99,8 @@ pub struct Settings {
     pub auth_audience: Option<String>,
     /// `CHECKIN_WINDOW_MINUTES`.
     pub checkin_window_minutes: i64,
+    /// `OUTBOX_RETENTION_HOURS`: how long delivered facts stay in the outbox.
+    pub outbox_retention_hours: i64,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
 }
@@ -122,6 +124,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("AUTH_ISSUER", None),
     ("AUTH_AUDIENCE", None),
     ("CHECKIN_WINDOW_MINUTES", Some("30")),
+    ("OUTBOX_RETENTION_HOURS", Some("168")),
     ("LOG_FORMAT", Some("text")),
 ];
 
@@ -206,6 +209,7 @@ impl Settings {
             auth_issuer: get("AUTH_ISSUER"),
             auth_audience: get("AUTH_AUDIENCE"),
             checkin_window_minutes: setting(get, "CHECKIN_WINDOW_MINUTES", 1, 24 * 60)?,
+            outbox_retention_hours: setting(get, "OUTBOX_RETENTION_HOURS", 1, 24 * 3660)?,
             log_format,
         };
         s.with_secret_rules()

@@ -11,6 +11,7 @@ mod http;
 mod limits;
 mod operations;
 mod outage;
+mod outbox;
 mod properties;
 mod schedule;
 mod times;

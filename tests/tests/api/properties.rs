@@ -143,7 +143,9 @@ impl Fixture {
         ]
     }
 
-    /// Every row of every table of the app, in a stable order.
+    /// Every row of every table of the app, in a stable order. Of the outbox, the
+    /// facts themselves: their delivery bookkeeping (sequence numbers, leases, marks)
+    /// is the relay's, written in the background.
     async fn snapshot(&self) -> Result<Vec<(String, Vec<JsonValue>)>, TestCaseError> {
         let backend = self.conn.get_database_backend();
         let tables = match backend {
@@ -158,13 +160,15 @@ impl Fixture {
         let mut out = Vec::new();
         for n in names {
             let name = n["name"].as_str().unwrap_or_default().to_owned();
-            let rows = JsonValue::find_by_statement(Statement::from_string(
-                backend,
-                format!("SELECT * FROM {name} ORDER BY 1"),
-            ))
-            .all(&self.conn)
-            .await
-            .map_err(fail)?;
+            let sql = match name.as_str() {
+                "outbox_heads" => continue,
+                "outbox" => "SELECT gym_id, id, type, created_at FROM outbox ORDER BY 1, 2".to_owned(),
+                _ => format!("SELECT * FROM {name} ORDER BY 1"),
+            };
+            let rows = JsonValue::find_by_statement(Statement::from_string(backend, sql))
+                .all(&self.conn)
+                .await
+                .map_err(fail)?;
             out.push((name, rows));
         }
         Ok(out)

@@ -22,7 +22,7 @@ contract!(an_event_is_stored_as_asked_and_read_only_from_its_gym, |db| {
     let (other, _) = gym(&db).await;
     let start = now() + Duration::days(3);
     let created_at = now() - Duration::minutes(1);
-    let e = db.create(g.id, &new_event("Open day", start, owner.id), created_at).await.expect("create");
+    let e = in_tx!(db, |tx| db.create(tx, g.id, &new_event("Open day", start, owner.id), created_at)).expect("create");
     assert_eq!((e.gym_id, e.title.as_str(), e.start_time.get()), (g.id, "Open day", start));
     assert_eq!((e.created_by, e.created_at, e.max_participants), (Some(owner.id), created_at, Some(30)));
     assert_eq!(db.get(g.id, e.id).await, Ok(Some(e.clone())));
@@ -34,9 +34,10 @@ contract!(events_are_listed_by_start_then_id_in_an_inclusive_range, |db| {
     let (g, owner) = gym(&db).await;
     let (other, _) = gym(&db).await;
     let t = now() + Duration::days(1);
-    let later = db.create(g.id, &new_event("Later", t + Duration::days(1), owner.id), now()).await.expect("create");
-    let first = db.create(g.id, &new_event("First", t, owner.id), now()).await.expect("create");
-    let second = db.create(g.id, &new_event("Second", t, owner.id), now()).await.expect("create");
+    let later = in_tx!(db, |tx| db.create(tx, g.id, &new_event("Later", t + Duration::days(1), owner.id), now()))
+        .expect("create");
+    let first = in_tx!(db, |tx| db.create(tx, g.id, &new_event("First", t, owner.id), now())).expect("create");
+    let second = in_tx!(db, |tx| db.create(tx, g.id, &new_event("Second", t, owner.id), now())).expect("create");
     let page = Page::new(0, 100).expect("page");
     let got = db.between(g.id, t, t + Duration::days(1) - Duration::seconds(1), page).await.expect("list");
     assert_eq!(got, [first.clone(), second.clone()], "a second before `later`");
@@ -52,18 +53,21 @@ contract!(events_are_listed_by_start_then_id_in_an_inclusive_range, |db| {
 contract!(an_event_is_replaced_and_deleted_only_in_its_gym, |db| {
     let (g, owner) = gym(&db).await;
     let (other, _) = gym(&db).await;
-    let e = db.create(g.id, &new_event("Race", now() + Duration::days(1), owner.id), now()).await.expect("create");
+    let e = in_tx!(db, |tx| db.create(tx, g.id, &new_event("Race", now() + Duration::days(1), owner.id), now()))
+        .expect("create");
     let mut changed = e.clone();
     changed.title = "Charity race".into();
     changed.location = None;
     changed.max_participants = None;
     changed.end_time = ts(e.end_time.get() + Duration::hours(1));
-    assert_eq!(db.update(other.id, &changed).await, Ok(None), "not from another gym");
+    assert_eq!(in_tx!(db, |tx| db.update(tx, other.id, &changed)), Ok(None), "not from another gym");
     assert_eq!(db.get(g.id, e.id).await, Ok(Some(e.clone())));
-    assert_eq!(db.update(g.id, &changed).await, Ok(Some(changed.clone())));
+    assert_eq!(in_tx!(db, |tx| db.update(tx, g.id, &changed)), Ok(Some(changed.clone())));
     assert_eq!(db.get(g.id, e.id).await, Ok(Some(changed)));
-    assert_eq!(db.delete(other.id, e.id).await, Ok(false));
-    assert_eq!(db.delete(g.id, e.id).await, Ok(true));
-    assert_eq!(db.delete(g.id, e.id).await, Ok(false));
+    assert_eq!(in_tx!(db, |tx| db.delete(tx, other.id, e.id)), Ok(false));
+    assert_eq!(in_tx!(db, |tx| db.lock(tx, other.id, e.id)), Ok(None), "not locked from another gym");
+    assert_eq!(in_tx!(db, |tx| db.delete(tx, g.id, e.id)), Ok(true));
+    assert_eq!(in_tx!(db, |tx| db.delete(tx, g.id, e.id)), Ok(false));
+    assert_eq!(in_tx!(db, |tx| db.lock(tx, g.id, e.id)), Ok(None), "gone");
     assert_eq!(db.get(g.id, e.id).await, Ok(None));
 });

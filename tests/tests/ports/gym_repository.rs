@@ -1,7 +1,8 @@
-//! [`GymRepository`]: gyms, memberships, and the last-owner rule under concurrency.
+//! [`GymRepository`]: gyms, memberships, the locks of the gym and of a member, and the
+//! last-owner rule under concurrency (decided by the service under those locks).
 
-use domain::schedule::{Booking, SessionStatus};
-use domain::{DomainError, Page, UserId};
+use domain::schedule::{ParticipationStatus, SessionStatus};
+use domain::{DomainError, Page, SessionId};
 
 use super::*;
 
@@ -12,7 +13,7 @@ contract!(create_with_owner_makes_the_creator_its_owner, |db| {
     let m = db.membership(owner.id, g.id).await.expect("read").expect("a membership");
     assert_eq!((m.user_id, m.gym_id, m.role), (owner.id, g.id, Role::Owner));
     let (h, _) = gym(&db).await;
-    db.add_member(h.id, owner.id, Role::Trainer, now()).await.expect("join another gym");
+    in_tx!(db, |tx| db.add_member(tx, h.id, owner.id, Role::Trainer, now())).expect("join another gym");
     let mut expected = vec![(g.id, Role::Owner), (h.id, Role::Trainer)];
     expected.sort();
     assert_eq!(db.roles_of(owner.id).await, Ok(expected.clone()));
@@ -24,11 +25,13 @@ contract!(create_with_owner_makes_the_creator_its_owner, |db| {
 contract!(add_member_refuses_unknown_users_and_existing_members, |db| {
     let (g, _) = gym(&db).await;
     let u = user(&db, "auth0|dani").await;
-    let m = db.add_member(g.id, u.id, Role::Member, now()).await.expect("add");
+    let m = in_tx!(db, |tx| db.add_member(tx, g.id, u.id, Role::Member, now())).expect("add");
     assert_eq!((m.user_id, m.role), (u.id, Role::Member));
-    assert_eq!(db.add_member(g.id, u.id, Role::Admin, now()).await, Err(DomainError::AlreadyMember));
+    let again = in_tx!(db, |tx| db.add_member(tx, g.id, u.id, Role::Admin, now()));
+    assert_eq!(again, Err(DomainError::AlreadyMember));
     assert_eq!(db.membership(u.id, g.id).await.map(|m| m.map(|m| m.role)), Ok(Some(Role::Member)), "unchanged");
-    assert_eq!(db.add_member(g.id, UserId(5), Role::Member, now()).await, Err(DomainError::UserNotFound));
+    let unknown = in_tx!(db, |tx| db.add_member(tx, g.id, UserId(5), Role::Member, now()));
+    assert_eq!(unknown, Err(DomainError::UserNotFound));
 });
 
 contract!(members_are_listed_by_user_id_filtered_by_role_and_paged, |db| {
@@ -50,16 +53,32 @@ contract!(members_are_listed_by_user_id_filtered_by_role_and_paged, |db| {
     assert_eq!(db.members(other.id, Some(Role::Trainer), Page::new(0, 10).expect("page")).await, Ok(vec![]));
 });
 
-contract!(set_role_changes_members_and_keeps_an_owner, |db| {
+contract!(a_member_is_locked_read_changed_counted_and_deleted_only_in_their_gym, |db| {
     let (g, owner) = gym(&db).await;
+    let (other, _) = gym(&db).await;
     let u = member(&db, g.id, Role::Member).await;
-    let m = db.set_role(g.id, u.id, Role::Admin).await.expect("set").expect("a member");
-    assert_eq!(m.role, Role::Admin);
-    assert_eq!(db.set_role(g.id, UserId(5), Role::Admin).await, Ok(None), "not a member");
-    assert_eq!(db.set_role(g.id, owner.id, Role::Admin).await, Err(DomainError::LastOwner));
-    db.set_role(g.id, u.id, Role::Owner).await.expect("second owner");
-    let m = db.set_role(g.id, owner.id, Role::Member).await.expect("set").expect("a member");
-    assert_eq!(m.role, Role::Member, "with another owner the first may step down");
+    let locked = in_tx!(db, |tx| db.lock_member(tx, g.id, u.id)).expect("lock");
+    assert_eq!(locked.map(|m| (m.user_id, m.role)), Some((u.id, Role::Member)));
+    assert_eq!(in_tx!(db, |tx| db.lock_member(tx, other.id, u.id)), Ok(None), "not a member there");
+    assert_eq!(in_tx!(db, |tx| db.owners(tx, g.id)), Ok(1));
+    let m = in_tx!(db, |tx| db.set_role(tx, g.id, u.id, Role::Owner)).expect("set").expect("a member");
+    assert_eq!(m.role, Role::Owner);
+    assert_eq!(in_tx!(db, |tx| db.owners(tx, g.id)), Ok(2));
+    assert_eq!(in_tx!(db, |tx| db.set_role(tx, other.id, owner.id, Role::Admin)), Ok(None));
+    assert_eq!(in_tx!(db, |tx| db.delete_member(tx, other.id, u.id)), Ok(false), "not from another gym");
+    assert_eq!(in_tx!(db, |tx| db.delete_member(tx, g.id, u.id)), Ok(true));
+    assert_eq!(in_tx!(db, |tx| db.delete_member(tx, g.id, u.id)), Ok(false));
+    assert_eq!(db.membership(u.id, g.id).await, Ok(None));
+    in_tx!(db, |tx| db.lock_gym(tx, g.id)).expect("the gym's row locks");
+});
+
+contract!(a_rolled_back_transaction_leaves_nothing, |db| {
+    let (g, _) = gym(&db).await;
+    let u = user(&db, "auth0|undone").await;
+    let mut tx = domain::tx::Database::begin(&*db).await.expect("begin");
+    db.add_member(&mut tx, g.id, u.id, Role::Member, now()).await.expect("add");
+    drop(tx);
+    assert_eq!(db.membership(u.id, g.id).await, Ok(None), "dropping the transaction rolled it back");
 });
 
 contract!(racing_owners_leave_the_gym_exactly_one_owner, |db| {
@@ -68,14 +87,16 @@ contract!(racing_owners_leave_the_gym_exactly_one_owner, |db| {
     for _ in 0..9 {
         owners.push(member(&db, g.id, Role::Owner).await.id);
     }
-    // Half step down, half leave, all at once: only a lock on the gym decides.
+    let svc = services(&db);
+    // Half step down, half leave, all at once: only the gym's lock decides.
     let results = race(owners.len(), |i| {
-        let (db, user, gym) = (db.clone(), owners[i], g.id);
+        let (gyms, user, gym) = (svc.gyms.clone(), owners[i], g.id);
         async move {
+            let me = actor(user, gym, Role::Owner);
             if i % 2 == 0 {
-                db.set_role(gym, user, Role::Member).await.map(|_| ())
+                gyms.set_role(&me, user, Role::Member).await.map(|_| ())
             } else {
-                db.remove_member(gym, user, now()).await.map(|_| ())
+                gyms.remove_member(&me, user).await
             }
         }
     })
@@ -87,24 +108,51 @@ contract!(racing_owners_leave_the_gym_exactly_one_owner, |db| {
     assert_eq!(left.len(), 1, "the gym keeps one owner");
 });
 
-contract!(remove_member_frees_the_places_ahead_and_refuses_the_last_owner, |db| {
+contract!(a_removal_frees_the_places_ahead_and_refuses_the_last_owner, |db| {
     let (g, owner) = gym(&db).await;
     let c = class(&db, g.id, 5).await;
+    let svc = services(&db);
     let ahead = session(&db, g.id, &c, now() + Duration::days(1)).await;
-    let behind = session(&db, g.id, &c, now() + Duration::hours(2)).await;
     let u = member(&db, g.id, Role::Member).await;
-    for s in [&ahead, &behind] {
-        assert!(matches!(db.book(g.id, s.id, u.id, now()).await, Ok(Booking::Booked(_))));
+    svc.schedule.register(&actor(u.id, g.id, Role::Member), ahead.id).await.expect("book");
+    // A place in a session that started is history: booked before its start.
+    let behind = session(&db, g.id, &c, now() + Duration::hours(2)).await;
+    svc.schedule.register(&actor(u.id, g.id, Role::Member), behind.id).await.expect("book");
+    let started = now() + Duration::hours(3);
+    in_tx!(db, |tx| db.places_after(tx, g.id, u.id, started)).map(|p| assert_eq!(p, vec![ahead.id])).expect("read");
+    let mut places = in_tx!(db, |tx| db.places_after(tx, g.id, u.id, now())).expect("read");
+    places.sort();
+    let mut both = vec![ahead.id, behind.id];
+    both.sort();
+    assert_eq!(places, both);
+    svc.gyms.remove_member(&actor(owner.id, g.id, Role::Owner), u.id).await.expect("remove");
+    for s in [ahead.id, behind.id] {
+        let freed = db.session(g.id, s).await.expect("read").expect("session");
+        assert_eq!((freed.registered_count, freed.status), (0, SessionStatus::Scheduled));
     }
-    // "Now" between the two sessions' starts: only the later place is ahead.
-    let when = now() + Duration::hours(3);
-    assert_eq!(db.remove_member(g.id, u.id, when).await, Ok(Some(vec![ahead.id])));
-    let freed = db.session(g.id, ahead.id).await.expect("read").expect("session");
-    assert_eq!((freed.registered_count, freed.status), (0, SessionStatus::Scheduled));
-    let kept = db.session(g.id, behind.id).await.expect("read").expect("session");
-    assert_eq!(kept.registered_count, 1, "a place in a started session is history");
     assert_eq!(db.membership(u.id, g.id).await, Ok(None));
-    assert_eq!(db.remove_member(g.id, u.id, when).await, Ok(None), "not a member any more");
-    assert_eq!(db.remove_member(g.id, owner.id, when).await, Err(DomainError::LastOwner));
+    let rows = db.participants(g.id, ahead.id, Page::new(0, 10).expect("page")).await.expect("rows");
+    assert_eq!(rows.iter().map(|p| p.status).collect::<Vec<_>>(), [ParticipationStatus::Cancelled]);
+    let gone = svc.gyms.remove_member(&actor(owner.id, g.id, Role::Owner), u.id).await;
+    assert_eq!(gone, Err(DomainError::UserNotFound), "not a member any more");
+    let last = svc.gyms.remove_member(&actor(owner.id, g.id, Role::Owner), owner.id).await;
+    assert_eq!(last, Err(DomainError::LastOwner));
     assert!(db.membership(owner.id, g.id).await.expect("read").is_some(), "the refused removal changed nothing");
+    assert!(db.session(g.id, SessionId(i64::MAX)).await.expect("read").is_none());
+});
+
+contract!(a_booking_raced_against_the_members_removal_never_keeps_a_place, |db| {
+    let (g, owner) = gym(&db).await;
+    let c = class(&db, g.id, 100).await;
+    let svc = services(&db);
+    for _ in 0..10 {
+        let s = session(&db, g.id, &c, now() + Duration::days(1)).await;
+        let u = member(&db, g.id, Role::Member).await;
+        let (me, admin) = (actor(u.id, g.id, Role::Member), actor(owner.id, g.id, Role::Owner));
+        let (booked, removed) = tokio::join!(svc.schedule.register(&me, s.id), svc.gyms.remove_member(&admin, u.id));
+        assert_eq!(removed, Ok(()));
+        assert!(booked.is_ok() || booked == Err(DomainError::NotAMember), "{booked:?}");
+        let after = db.session(g.id, s.id).await.expect("read").expect("session");
+        assert_eq!(after.registered_count, 0, "a booking that landed first was given back");
+    }
 });

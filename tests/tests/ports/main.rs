@@ -5,22 +5,44 @@
 
 use std::sync::Arc;
 
-use domain::attendance::QrSecret;
-use domain::gyms::{Gym, GymRepository, NewGym};
-use domain::schedule::{Class, NewClass, ScheduleRepository, Session, SessionDraft};
+use domain::attendance::{AttendanceService, QrSecret};
+use domain::clock::SystemClock;
+use domain::facts::Dispatcher;
+use domain::gyms::{Gym, GymRepository, GymService, NewGym};
+use domain::schedule::{Class, NewClass, ScheduleRepository, ScheduleService, Session, SessionDraft};
+use domain::tx::UnitOfWork;
 use domain::users::{Claims, User, UserRepository};
-use domain::values::{Capacity, DurationMinutes};
-use domain::{GymId, Role, Timestamp};
+use domain::values::{Actor, Capacity, DurationMinutes};
+use domain::{GymId, Role, Timestamp, UserId};
 use gymapi_tests::{Backend, Store};
 use infra::db::Db;
 use time::{Duration, OffsetDateTime};
 
 mod attendance_repository;
+mod catalog;
 mod event_repository;
 mod gym_repository;
 mod migrations;
+mod outbox;
 mod schedule_repository;
 mod user_repository;
+
+/// One repository write in a transaction of its own, committed when it succeeds:
+/// `in_tx!(db, |tx| db.method(tx, …))`.
+macro_rules! in_tx {
+    ($db:expr, |$tx:ident| $call:expr) => {{
+        let mut begun = domain::tx::Database::begin(&*$db).await.expect("begin");
+        let out = {
+            let $tx = &mut begun;
+            $call.await
+        };
+        if out.is_ok() {
+            domain::tx::Database::commit(&*$db, begun).await.expect("commit");
+        }
+        out
+    }};
+}
+pub(crate) use in_tx;
 
 /// Declares one test per database: `mod name { postgres(), sqlite() }`, each given
 /// `$db: Arc<Db>` on a fresh, migrated database.
@@ -53,20 +75,20 @@ fn ts(t: OffsetDateTime) -> Timestamp {
 
 async fn user(db: &Db, sub: &str) -> User {
     let claims = Claims { sub: sub.to_owned(), email: Some(format!("{sub}@example.com")), name: None };
-    db.provision(&claims, &QrSecret::random(), now()).await.expect("provision")
+    in_tx!(db, |tx| db.provision(tx, &claims, &QrSecret::random(), now())).expect("provision")
 }
 
 /// A gym and its owner.
 async fn gym(db: &Db) -> (Gym, User) {
     let owner = user(db, &format!("owner-{}", rand::random::<u64>())).await;
     let new = NewGym { name: "Central".into(), timezone: "UTC".into(), address: None };
-    (db.create_with_owner(&new, owner.id, now()).await.expect("create gym"), owner)
+    (in_tx!(db, |tx| db.create_with_owner(tx, &new, owner.id, now())).expect("create gym"), owner)
 }
 
 /// A new user who is a member of the gym with the role.
 async fn member(db: &Db, gym: GymId, role: Role) -> User {
     let u = user(db, &format!("member-{}", rand::random::<u64>())).await;
-    db.add_member(gym, u.id, role, now()).await.expect("add member");
+    in_tx!(db, |tx| db.add_member(tx, gym, u.id, role, now())).expect("add member");
     u
 }
 
@@ -79,7 +101,7 @@ async fn class(db: &Db, gym: GymId, capacity: i32) -> Class {
         category: None,
         instructor_id: None,
     };
-    db.create_class(gym, &new, now()).await.expect("create class")
+    in_tx!(db, |tx| db.create_class(tx, gym, &new, now())).expect("create class")
 }
 
 /// A session of the class starting at `start`, an hour long.
@@ -92,7 +114,31 @@ async fn session(db: &Db, gym: GymId, class: &Class, start: OffsetDateTime) -> S
         room: None,
         capacity: class.max_capacity,
     };
-    db.create_session(gym, &draft, now()).await.expect("create session")
+    in_tx!(db, |tx| db.create_session(tx, gym, &draft, now())).expect("create session")
+}
+
+/// The domain's services over this adapter (facts go to the outbox, heard by no one):
+/// the rules that hold under concurrency are the services' decisions under the
+/// adapter's locks, so they are raced through both.
+struct Services {
+    gyms: GymService,
+    schedule: ScheduleService,
+    attendance: AttendanceService,
+}
+
+fn services(db: &Arc<Db>) -> Services {
+    let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
+    let clock = Arc::new(SystemClock);
+    Services {
+        gyms: GymService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
+        schedule: ScheduleService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
+        attendance: AttendanceService::new(db.clone(), db.clone(), uow, clock, Duration::minutes(30)),
+    }
+}
+
+/// Who acts in a gym with a role.
+fn actor(user: UserId, gym: GymId, role: Role) -> Actor {
+    Actor { user_id: user, gym_id: gym, role }
 }
 
 /// Runs `n` copies of a task at once and collects their results.

@@ -5,7 +5,7 @@ use gymapi_tests::{Backend, TestDb};
 use sea_orm::{ConnectionTrait, Database};
 
 async fn runner_round_trip(backend: Backend) {
-    let file = TestDb::create(backend).await;
+    let file = TestDb::empty(backend).await;
     let db = Database::connect(file.url.as_str()).await.expect("connect");
     let names: Vec<String> = migration::all().iter().map(|m| m.name().to_owned()).collect();
     assert_eq!(migration::up(&db).await, Ok(names.len()));
@@ -44,7 +44,7 @@ async fn the_runner_applies_each_migration_once_and_rolls_back_newest_first_on_s
 /// migration is applied by one of them, the others find it recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_migrating_at_once_apply_each_migration_once_on_postgres() {
-    let file = TestDb::create(Backend::Postgres).await;
+    let file = TestDb::empty(Backend::Postgres).await;
     let mut conns = Vec::new();
     for _ in 0..4 {
         conns.push(Database::connect(file.url.as_str()).await.expect("connect"));

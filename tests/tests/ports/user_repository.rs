@@ -38,13 +38,13 @@ contract!(update_profile_changes_only_what_is_given, |db| {
     let u = user(&db, "auth0|carla").await;
     let later = now() + Duration::minutes(5);
     let patch = ProfilePatch { name: Some("Carla".into()), phone: None };
-    let named = db.update_profile(u.id, &patch, later).await.expect("update");
+    let named = in_tx!(db, |tx| db.update_profile(tx, u.id, &patch, later)).expect("update");
     assert_eq!((named.name.as_deref(), named.phone.as_deref()), (Some("Carla"), None));
     assert_eq!(named.updated_at, later);
     let patch = ProfilePatch { name: None, phone: Some("+34 600 000 000".into()) };
-    let phoned = db.update_profile(u.id, &patch, later).await.expect("update");
+    let phoned = in_tx!(db, |tx| db.update_profile(tx, u.id, &patch, later)).expect("update");
     assert_eq!((phoned.name.as_deref(), phoned.phone.as_deref()), (Some("Carla"), Some("+34 600 000 000")));
     assert_eq!(UserRepository::by_id(&*db, u.id).await, Ok(Some(phoned)), "what is returned is what is stored");
-    let missing = db.update_profile(UserId(7), &ProfilePatch::default(), later).await;
+    let missing = in_tx!(db, |tx| db.update_profile(tx, UserId(7), &ProfilePatch::default(), later));
     assert_eq!(missing, Err(DomainError::UserNotFound));
 });

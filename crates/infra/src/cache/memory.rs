@@ -71,11 +71,12 @@ impl Cache for MemoryCache {
         count("set", "ok");
     }
 
-    async fn delete(&self, keys: &[String]) {
+    async fn delete(&self, keys: &[String]) -> bool {
         for k in keys {
             self.inner.invalidate(k).await;
         }
         count("delete", "ok");
+        true
     }
 
     async fn read(&self, group: &str, field: &str) -> Read {
@@ -109,12 +110,13 @@ impl Cache for MemoryCache {
         count("set", "ok");
     }
 
-    async fn invalidate(&self, groups: &[String]) {
+    async fn invalidate(&self, groups: &[String]) -> bool {
         // The next read starts a new version; fills of older reads no longer match.
         for g in groups {
             self.inner.invalidate(g).await;
         }
         count("delete", "ok");
+        true
     }
 
     async fn health(&self) -> CacheHealth {

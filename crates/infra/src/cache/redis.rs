@@ -41,16 +41,7 @@ pub struct RedisCache {
     /// Life of a group's version key: longer than any version's fields live, so a
     /// version never falls back to one whose fields are still cached.
     version_ttl: Duration,
-    /// Invalidations that failed (Redis unreachable), replayed before the next call
-    /// that reaches Redis, so that a write made during an outage is not hidden by a
-    /// value cached before it once Redis is back.
-    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    has_pending: std::sync::atomic::AtomicBool,
 }
-
-/// Most failed invalidations kept for replay; past it the oldest writes of an
-/// outage are bounded by the cache TTL instead.
-const MAX_PENDING: usize = 50_000;
 
 /// Hands each thread its slot among the connections.
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
@@ -72,13 +63,7 @@ impl RedisCache {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(CacheConfigError::Url)?;
-        Ok(Self {
-            conns,
-            prefix: prefix.to_owned(),
-            version_ttl: ttl.saturating_mul(2) + Duration::from_secs(60),
-            pending: std::sync::Mutex::default(),
-            has_pending: std::sync::atomic::AtomicBool::new(false),
-        })
+        Ok(Self { conns, prefix: prefix.to_owned(), version_ttl: ttl.saturating_mul(2) + Duration::from_secs(60) })
     }
 
     fn key(&self, key: &str) -> String {
@@ -132,13 +117,17 @@ impl RedisCache {
         }
     }
 
-    /// Counts and logs the outcome of a write.
-    fn write_outcome(operation: &'static str, result: Result<(), CallError>) {
+    /// Counts and logs the outcome of a write; whether it happened.
+    fn write_outcome(operation: &'static str, result: Result<(), CallError>) -> bool {
         match result {
-            Ok(()) => count(operation, "ok"),
+            Ok(()) => {
+                count(operation, "ok");
+                true
+            }
             Err(e) => {
                 count(operation, "error");
                 tracing::warn!(error = %e, operation, "cache write failed");
+                false
             }
         }
     }
@@ -157,40 +146,6 @@ impl RedisCache {
             Ok(r) => r.map_err(CallError::Redis),
             Err(_) => Err(CallError::TimedOut),
         }
-    }
-
-    fn take_pending(&self) -> Vec<String> {
-        if !self.has_pending.swap(false, std::sync::atomic::Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.pending.lock().map(|mut p| std::mem::take(&mut *p).into_iter().collect()).unwrap_or_default()
-    }
-
-    fn keep_pending(&self, groups: Vec<String>) {
-        if let Ok(mut p) = self.pending.lock() {
-            for g in groups {
-                if p.len() >= MAX_PENDING {
-                    tracing::error!("too many cache invalidations failed; the rest wait for the TTL");
-                    break;
-                }
-                p.insert(g);
-            }
-            self.has_pending.store(!p.is_empty(), std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// Replays failed invalidations (one atomic load when there are none); `false`
-    /// when Redis is still unreachable.
-    async fn replay_pending(&self) -> bool {
-        let pending = self.take_pending();
-        if pending.is_empty() {
-            return true;
-        }
-        if self.bump(&pending).await.is_err() {
-            self.keep_pending(pending);
-            return false;
-        }
-        true
     }
 }
 
@@ -236,21 +191,17 @@ impl Cache for RedisCache {
         Self::write_outcome("set", self.run(redis::Cmd::set_ex(self.key(key), value, ttl.as_secs().max(1))).await);
     }
 
-    async fn delete(&self, keys: &[String]) {
+    async fn delete(&self, keys: &[String]) -> bool {
         if keys.is_empty() {
-            return;
+            return true;
         }
         Self::write_outcome(
             "delete",
             self.run(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await,
-        );
+        )
     }
 
     async fn read(&self, group: &str, field: &str) -> Read {
-        if !self.replay_pending().await {
-            // Still unreachable: a miss now, without a second wait.
-            return Read { version: u64::MAX, value: Self::read_outcome(Err(CallError::TimedOut)) };
-        }
         let (version_key, data_prefix) = self.group_keys(group);
         let mut script = redis::cmd("EVAL");
         script.arg(READ_SCRIPT).arg(1).arg(&version_key).arg(&data_prefix).arg(field).arg(self.version_ttl.as_secs());
@@ -289,18 +240,11 @@ impl Cache for RedisCache {
         Self::write_outcome("set", self.run::<()>(script).await);
     }
 
-    async fn invalidate(&self, groups: &[String]) {
+    async fn invalidate(&self, groups: &[String]) -> bool {
         if groups.is_empty() {
-            return;
+            return true;
         }
-        let mut all: Vec<String> = groups.to_vec();
-        all.extend(self.take_pending());
-        if let Err(e) = self.bump(&all).await {
-            self.keep_pending(all);
-            Self::write_outcome("delete", Err(e));
-        } else {
-            Self::write_outcome("delete", Ok(()));
-        }
+        Self::write_outcome("delete", self.bump(groups).await)
     }
 
     async fn health(&self) -> CacheHealth {

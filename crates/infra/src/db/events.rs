@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use domain::events::{Event, EventRepository, NewEvent};
+use domain::tx::Tx;
 use domain::{DomainError, EventId, GymId, Page, Result, Timestamp};
-use sea_orm::Value;
+use sea_orm::{DbBackend, Value};
 use time::OffsetDateTime;
 
+use super::outbox::txn;
 use super::rows::EVENT_COLS;
 use super::{Db, PageValues, entities, entity, exec, timed, ts};
 
@@ -50,7 +52,13 @@ impl EventRepository for Db {
         timed("event_get", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await
     }
 
-    async fn create(&self, gym: GymId, e: &NewEvent, now: OffsetDateTime) -> Result<Event> {
+    async fn lock(&self, tx: &mut Tx, gym: GymId, id: EventId) -> Result<Option<Event>> {
+        let lock = if self.backend() == DbBackend::Postgres { "FOR UPDATE" } else { "" };
+        let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2 {lock}");
+        timed("event_lock", entity(txn(tx)?, &sql, vec![gym.0.into(), id.0.into()])).await
+    }
+
+    async fn create(&self, tx: &mut Tx, gym: GymId, e: &NewEvent, now: OffsetDateTime) -> Result<Event> {
         let sql = format!(
             "INSERT INTO events \
              (gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at) \
@@ -59,25 +67,25 @@ impl EventRepository for Db {
         let mut values = vec![gym.0.into()];
         values.extend(written(&e.title, &e.description, e.start_time, e.end_time, &e.location, e.max_participants));
         values.extend([e.created_by.0.into(), ts(now)]);
-        timed("event_create", entity(&self.conn, &sql, values))
+        timed("event_create", entity(txn(tx)?, &sql, values))
             .await?
             .ok_or_else(|| DomainError::internal("insert returned no event"))
     }
 
-    async fn update(&self, gym: GymId, e: &Event) -> Result<Option<Event>> {
+    async fn update(&self, tx: &mut Tx, gym: GymId, e: &Event) -> Result<Option<Event>> {
         let sql = format!(
             "UPDATE events SET title = $3, description = $4, start_time = $5, end_time = $6, location = $7, \
              max_participants = $8 WHERE gym_id = $1 AND id = $2 RETURNING {EVENT_COLS}"
         );
         let mut values = vec![gym.0.into(), e.id.0.into()];
         values.extend(written(&e.title, &e.description, e.start_time, e.end_time, &e.location, e.max_participants));
-        timed("event_update", entity(&self.conn, &sql, values)).await
+        timed("event_update", entity(txn(tx)?, &sql, values)).await
     }
 
-    async fn delete(&self, gym: GymId, id: EventId) -> Result<bool> {
+    async fn delete(&self, tx: &mut Tx, gym: GymId, id: EventId) -> Result<bool> {
         let n = timed(
             "event_delete",
-            exec(&self.conn, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.0.into()]),
+            exec(txn(tx)?, "DELETE FROM events WHERE gym_id = $1 AND id = $2", vec![gym.0.into(), id.0.into()]),
         )
         .await?;
         Ok(n == 1)

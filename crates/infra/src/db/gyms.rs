@@ -2,22 +2,16 @@
 
 use async_trait::async_trait;
 use domain::gyms::{Gym, GymRepository, MemberEntry, Membership, NewGym};
-use domain::{DomainError, GymId, Page, Result, Role, SessionId, UserId};
-use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
+use domain::tx::Tx;
+use domain::{DomainError, GymId, Page, Result, Role, UserId};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 use time::OffsetDateTime;
 
+use super::outbox::txn;
 use super::rows::{GYM_COLS, role};
-use super::schedule::give_back_place;
-use super::{
-    Db, PageValues, all, already_member, entities, entity, exec, one, timed, timed_or, ts, unavailable_or_internal,
-};
+use super::{Db, PageValues, all, already_member, entities, entity, exec, one, timed, timed_or, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
-
-#[derive(FromQueryResult)]
-struct SessionIdRow {
-    session_id: i64,
-}
 
 #[derive(FromQueryResult)]
 struct GymRoleIdRow {
@@ -30,40 +24,25 @@ struct Count {
     n: i64,
 }
 
-/// Locks the gym's row for the rest of the transaction, so that two concurrent
-/// changes of owners are serialized (portable stand-in for `SELECT … FOR UPDATE`).
-async fn lock_gym(tx: &DatabaseTransaction, gym: GymId) -> Result<(), DbErr> {
-    exec(tx, "UPDATE gyms SET id = id WHERE id = $1", vec![gym.0.into()]).await.map(|_| ())
-}
-
-/// Whether changing `user` away from owner would leave the gym without one.
-async fn would_orphan(tx: &DatabaseTransaction, gym: GymId, user: UserId) -> Result<bool, DbErr> {
-    let current = entity::<Membership>(
-        tx,
-        &format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2"),
-        vec![gym.0.into(), user.0.into()],
-    )
-    .await?;
-    if current.is_none_or(|m| m.role != Role::Owner) {
-        return Ok(false);
+/// The row lock of a member's membership, as each backend spells it: PostgreSQL's
+/// `FOR NO KEY UPDATE` (it conflicts with another member lock and with the removal's
+/// `DELETE`, yet writes no new row version); SQLite needs none, as its write
+/// transactions are `BEGIN IMMEDIATE` and hold the database's one writer lock.
+pub(super) fn member_lock(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "FOR NO KEY UPDATE",
+        _ => "",
     }
-    let others = one::<Count>(
-        tx,
-        "SELECT COUNT(*) AS n FROM memberships WHERE gym_id = $1 AND role = 'owner' AND user_id <> $2",
-        vec![gym.0.into(), user.0.into()],
-    )
-    .await?;
-    Ok(others.is_none_or(|c| c.n == 0))
 }
 
 #[async_trait]
 impl GymRepository for Db {
-    async fn create_with_owner(&self, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym> {
-        let tx = self.write_tx().await?;
+    async fn create_with_owner(&self, tx: &mut Tx, gym: &NewGym, owner: UserId, now: OffsetDateTime) -> Result<Gym> {
+        let tx = txn(tx)?;
         let created = timed(
             "gym_create",
             entity::<Gym>(
-                &tx,
+                tx,
                 &format!(
                     "INSERT INTO gyms (name, timezone, address, created_at) \
                      VALUES ($1, $2, $3, $4) RETURNING {GYM_COLS}"
@@ -76,13 +55,12 @@ impl GymRepository for Db {
         timed(
             "membership_create",
             exec(
-                &tx,
+                tx,
                 "INSERT INTO memberships (gym_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
                 vec![created.id.0.into(), owner.0.into(), ts(now)],
             ),
         )
         .await?;
-        tx.commit().await.map_err(unavailable_or_internal)?;
         Ok(created)
     }
 
@@ -92,11 +70,12 @@ impl GymRepository for Db {
     }
 
     async fn membership(&self, user: UserId, gym: GymId) -> Result<Option<Membership>> {
-        let sql = format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE user_id = $1 AND gym_id = $2");
-        timed("membership_get", entity(&self.conn, &sql, vec![user.0.into(), gym.0.into()])).await
+        let sql = format!("SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2");
+        timed("membership_get", entity(&self.conn, &sql, vec![gym.0.into(), user.0.into()])).await
     }
 
     async fn roles_of(&self, user: UserId) -> Result<Vec<(GymId, Role)>> {
+        // The one read across gyms: a user's own memberships, by user (its index).
         let rows = timed(
             "roles_of_user",
             all::<GymRoleIdRow>(
@@ -116,9 +95,9 @@ impl GymRepository for Db {
     }
 
     async fn members(&self, gym: GymId, role: Option<Role>, page: Page) -> Result<Vec<MemberEntry>> {
-        // The page is cut from this gym's memberships alone (its (gym_id, user_id)
-        // index, in order), and only its rows are joined to users: a deep page costs
-        // the gym's rows up to it, never a scan of the platform's users.
+        // The page is cut from this gym's memberships alone (its primary key, in
+        // order), and only its rows are joined to users: a deep page costs the gym's
+        // rows up to it, never a scan of the platform's users.
         let sql = "SELECT u.id, u.auth0_id, u.email, u.name, u.phone, u.created_at, u.updated_at, m.role, m.joined_at \
                    FROM (SELECT user_id, role, joined_at FROM memberships \
                          WHERE gym_id = $1 AND ($2 IS NULL OR role = $2) ORDER BY user_id LIMIT $3 OFFSET $4) m \
@@ -128,72 +107,61 @@ impl GymRepository for Db {
         timed("members_list", entities(&self.conn, sql, values)).await
     }
 
-    async fn add_member(&self, gym: GymId, user: UserId, role: Role, now: OffsetDateTime) -> Result<Membership> {
+    async fn lock_gym(&self, tx: &mut Tx, gym: GymId) -> Result<()> {
+        let sql = match self.backend() {
+            DbBackend::Postgres => "SELECT id FROM gyms WHERE id = $1 FOR NO KEY UPDATE",
+            _ => "SELECT id FROM gyms WHERE id = $1",
+        };
+        timed("gym_lock", sql_exec(txn(tx)?, sql, vec![gym.0.into()])).await
+    }
+
+    async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2 {}",
+            member_lock(self.backend())
+        );
+        timed("member_lock", entity(txn(tx)?, &sql, vec![gym.0.into(), user.0.into()])).await
+    }
+
+    async fn owners(&self, tx: &mut Tx, gym: GymId) -> Result<i64> {
+        let sql = "SELECT COUNT(*) AS n FROM memberships WHERE gym_id = $1 AND role = 'owner'";
+        let n = timed("gym_owners", one::<Count>(txn(tx)?, sql, vec![gym.0.into()])).await?;
+        Ok(n.map_or(0, |c| c.n))
+    }
+
+    async fn add_member(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        user: UserId,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<Membership> {
         let sql = format!(
             "INSERT INTO memberships (gym_id, user_id, role, joined_at) \
              SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) RETURNING {MEMBERSHIP_COLS}"
         );
         let values = vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into(), ts(now)];
         // No row: the user does not exist (the EXISTS guard), so nothing was inserted.
-        timed_or("membership_create", entity(&self.conn, &sql, values), already_member)
+        timed_or("membership_create", entity(txn(tx)?, &sql, values), already_member)
             .await?
             .ok_or(DomainError::UserNotFound)
     }
 
-    async fn set_role(&self, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>> {
-        let tx = self.write_tx().await?;
-        let updated = timed("membership_set_role", async {
-            lock_gym(&tx, gym).await?;
-            if role != Role::Owner && would_orphan(&tx, gym, user).await? {
-                return Ok(Err(DomainError::LastOwner));
-            }
-            let sql = format!(
-                "UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}"
-            );
-            Ok(Ok(entity(&tx, &sql, vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()]).await?))
-        })
-        .await??;
-        tx.commit().await.map_err(unavailable_or_internal)?;
-        Ok(updated)
+    async fn set_role(&self, tx: &mut Tx, gym: GymId, user: UserId, role: Role) -> Result<Option<Membership>> {
+        let sql =
+            format!("UPDATE memberships SET role = $3 WHERE gym_id = $1 AND user_id = $2 RETURNING {MEMBERSHIP_COLS}");
+        let values = vec![gym.0.into(), user.0.into(), role.as_str().to_owned().into()];
+        timed("membership_set_role", entity(txn(tx)?, &sql, values)).await
     }
 
-    async fn remove_member(&self, gym: GymId, user: UserId, now: OffsetDateTime) -> Result<Option<Vec<SessionId>>> {
-        let tx = self.write_tx().await?;
-        let removed = timed("membership_delete", async {
-            lock_gym(&tx, gym).await?;
-            if would_orphan(&tx, gym, user).await? {
-                return Ok(Err(DomainError::LastOwner));
-            }
-            let n = exec(
-                &tx,
-                "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2",
-                vec![gym.0.into(), user.0.into()],
-            )
-            .await?;
-            if n == 0 {
-                return Ok(Ok(None));
-            }
-            // Places held in sessions still ahead go back, each as `cancel_booking`
-            // gives one back.
-            let held = all::<SessionIdRow>(
-                &tx,
-                "SELECT p.session_id FROM participations p JOIN sessions s ON s.id = p.session_id \
-                 WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.start_time > $3 \
-                 ORDER BY p.session_id",
-                vec![gym.0.into(), user.0.into(), ts(now)],
-            )
-            .await?;
-            let mut freed = Vec::with_capacity(held.len());
-            for SessionIdRow { session_id } in held {
-                let session_id = SessionId(session_id);
-                if give_back_place(&tx, gym, session_id, user).await? {
-                    freed.push(session_id);
-                }
-            }
-            Ok(Ok(Some(freed)))
-        })
-        .await??;
-        tx.commit().await.map_err(unavailable_or_internal)?;
-        Ok(removed)
+    async fn delete_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<bool> {
+        let sql = "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2";
+        Ok(timed("membership_delete", exec(txn(tx)?, sql, vec![gym.0.into(), user.0.into()])).await? == 1)
     }
+}
+
+/// Runs a statement for its locks alone.
+async fn sql_exec(c: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<(), sea_orm::DbErr> {
+    c.query_all_raw(sea_orm::Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await.map(drop)
 }

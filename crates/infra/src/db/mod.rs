@@ -21,6 +21,7 @@ use crate::config::Settings;
 mod attendance;
 mod events;
 mod gyms;
+mod outbox;
 mod rows;
 mod schedule;
 mod users;
@@ -28,13 +29,23 @@ mod users;
 use rows::FromColumns;
 
 /// The pool, shared by every repository.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Db {
     conn: DatabaseConnection,
     /// To open a migration connection of its own (redacted in `Debug`).
     url: crate::config::Secret,
     /// `DATABASE_MAX_CONNECTIONS`: what "the pool is full" means on a dashboard.
     max_connections: u32,
+    /// The time written into the outbox (the domain's clock, so a pinned clock pins it too).
+    clock: std::sync::Arc<dyn domain::clock::Clock>,
+    /// Delivery marks of the outbox, written in batches off the request path.
+    marks: std::sync::Arc<outbox::Marks>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("url", &self.url).field("max_connections", &self.max_connections).finish()
+    }
 }
 
 /// Why the database could not be opened or migrated (the driver's error is the
@@ -85,7 +96,15 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
                 .foreign_keys(true)
         });
     let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
-    Ok(Db { conn, url: settings.database_url.clone(), max_connections: settings.database_max_connections })
+    let db = Db {
+        conn,
+        url: settings.database_url.clone(),
+        max_connections: settings.database_max_connections,
+        clock: std::sync::Arc::new(domain::clock::SystemClock),
+        marks: std::sync::Arc::default(),
+    };
+    db.spawn_mark_writer();
+    Ok(db)
 }
 
 impl Db {
@@ -158,8 +177,16 @@ impl Db {
         self.max_connections
     }
 
-    /// Closes the pool (graceful shutdown).
+    /// The same pool, writing times from `clock` (the application's clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn domain::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Closes the pool (graceful shutdown), after writing the delivery marks queued.
     pub async fn close(self) {
+        self.flush_marks().await;
         let _ = self.conn.close().await;
     }
 

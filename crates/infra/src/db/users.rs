@@ -2,17 +2,19 @@
 
 use async_trait::async_trait;
 use domain::attendance::QrSecret;
+use domain::tx::Tx;
 use domain::users::{Claims, ProfilePatch, User, UserRepository};
 use domain::{DomainError, GymId, Result, UserId};
 use time::OffsetDateTime;
 
+use super::outbox::txn;
 use super::rows::USER_COLS;
 use super::{Db, entity, exec, timed, ts};
 
 #[async_trait]
 impl UserRepository for Db {
-    async fn provision(&self, claims: &Claims, qr_secret: &QrSecret, now: OffsetDateTime) -> Result<User> {
-        let c = &self.conn;
+    async fn provision(&self, tx: &mut Tx, claims: &Claims, qr_secret: &QrSecret, now: OffsetDateTime) -> Result<User> {
+        let c = txn(tx)?;
         let select = format!("SELECT {USER_COLS} FROM users WHERE auth0_id = $1");
         timed("user_provision", async {
             if let Some(u) = entity::<User>(c, &select, vec![claims.sub.clone().into()]).await? {
@@ -64,12 +66,12 @@ impl UserRepository for Db {
         timed("user_member_of", entity(&self.conn, sql, vec![gym.0.into(), id.0.into()])).await
     }
 
-    async fn update_profile(&self, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User> {
+    async fn update_profile(&self, tx: &mut Tx, id: UserId, patch: &ProfilePatch, now: OffsetDateTime) -> Result<User> {
         let sql = format!(
             "UPDATE users SET name = COALESCE($2, name), phone = COALESCE($3, phone), updated_at = $4 \
              WHERE id = $1 RETURNING {USER_COLS}"
         );
         let values = vec![id.0.into(), patch.name.clone().into(), patch.phone.clone().into(), ts(now)];
-        timed("user_update", entity(&self.conn, &sql, values)).await?.ok_or(DomainError::UserNotFound)
+        timed("user_update", entity(txn(tx)?, &sql, values)).await?.ok_or(DomainError::UserNotFound)
     }
 }

@@ -1,0 +1,368 @@
+//! The unit of work and the transactional outbox on SQL.
+//!
+//! [`Database`] hands out [`Tx`]s wrapping a write transaction ([`SqlTx`]); the
+//! repositories reach it with [`txn`]. A commit writes the facts recorded on the
+//! `Tx` into `outbox` in the same transaction, then commits. [`Outbox`] is the
+//! relay's side: claims with a lease (`claimed_until`, `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, so two instances never claim one fact at once), delivery marks
+//! (queued and written in batches, off the request path), per-gym sequence numbers
+//! given after commit, and the purge.
+//!
+//! A fact is stored as its `type`, its gym (`0` for facts of a user alone) and a JSON
+//! `payload` of its ids, readable by anything that reads the table later.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::facts::{DomainEvent, Fact, FactId, Outbox};
+use domain::tx::{Database, Tx};
+use domain::{ClassId, DomainError, EventId, GymId, Result, SessionId, UserId};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use serde_json::{Value as Json, json};
+
+use super::{Db, all, exec, timed, ts, unavailable_or_internal};
+
+/// A write transaction of the SQL adapter, behind a [`Tx`].
+pub(super) struct SqlTx {
+    tx: DatabaseTransaction,
+    /// Facts already written to the outbox (by a flush).
+    written: Vec<Fact>,
+}
+
+/// The SQL transaction behind a [`Tx`].
+///
+/// # Errors
+/// [`DomainError::Internal`] when the `Tx` was not begun by this adapter.
+pub(super) fn txn(tx: &mut Tx) -> Result<&DatabaseTransaction> {
+    tx.handle::<SqlTx>().map(|s| &s.tx)
+}
+
+/// The stored form of a fact: its type and payload.
+fn encode(event: &DomainEvent) -> (&'static str, Json) {
+    use DomainEvent as E;
+    match event {
+        E::GymCreated { owner, .. } => ("gym_created", json!({"owner": owner.0})),
+        E::MembershipChanged { user, .. } => ("membership_changed", json!({"user": user.0})),
+        E::MemberLeft { user, freed_sessions, .. } => (
+            "member_left",
+            json!({"user": user.0, "freed_sessions": freed_sessions.iter().map(|s| s.0).collect::<Vec<_>>()}),
+        ),
+        E::ProfileChanged { user } => ("profile_changed", json!({"user": user.0})),
+        E::ClassChanged { class, .. } => ("class_changed", json!({"class": class.0})),
+        E::SessionScheduled { session, .. } => ("session_scheduled", json!({"session": session.0})),
+        E::SessionCancelled { session, .. } => ("session_cancelled", json!({"session": session.0})),
+        E::Booked { session, member, .. } => ("booked", json!({"session": session.0, "member": member.0})),
+        E::BookingCancelled { session, member, .. } => {
+            ("booking_cancelled", json!({"session": session.0, "member": member.0}))
+        }
+        E::CheckedIn { session, member, walk_in, .. } => {
+            ("checked_in", json!({"session": session.0, "member": member.0, "walk_in": walk_in}))
+        }
+        E::EventChanged { event, .. } => ("event_changed", json!({"event": event.0})),
+        E::QrRotated { user } => ("qr_rotated", json!({"user": user.0})),
+    }
+}
+
+/// A stored fact read back; `None` for a type or payload this version does not know.
+fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
+    use DomainEvent as E;
+    let id = |name: &str| payload.get(name).and_then(Json::as_i64);
+    let gym = GymId(gym);
+    Some(match kind {
+        "gym_created" => E::GymCreated { gym, owner: UserId(id("owner")?) },
+        "membership_changed" => E::MembershipChanged { gym, user: UserId(id("user")?) },
+        "member_left" => E::MemberLeft {
+            gym,
+            user: UserId(id("user")?),
+            freed_sessions: payload
+                .get("freed_sessions")?
+                .as_array()?
+                .iter()
+                .map(|s| s.as_i64().map(SessionId))
+                .collect::<Option<_>>()?,
+        },
+        "profile_changed" => E::ProfileChanged { user: UserId(id("user")?) },
+        "class_changed" => E::ClassChanged { gym, class: ClassId(id("class")?) },
+        "session_scheduled" => E::SessionScheduled { gym, session: SessionId(id("session")?) },
+        "session_cancelled" => E::SessionCancelled { gym, session: SessionId(id("session")?) },
+        "booked" => E::Booked { gym, session: SessionId(id("session")?), member: UserId(id("member")?) },
+        "booking_cancelled" => {
+            E::BookingCancelled { gym, session: SessionId(id("session")?), member: UserId(id("member")?) }
+        }
+        "checked_in" => E::CheckedIn {
+            gym,
+            session: SessionId(id("session")?),
+            member: UserId(id("member")?),
+            walk_in: payload.get("walk_in")?.as_bool()?,
+        },
+        "event_changed" => E::EventChanged { gym, event: EventId(id("event")?) },
+        "qr_rotated" => E::QrRotated { user: UserId(id("user")?) },
+        _ => return None,
+    })
+}
+
+#[derive(FromQueryResult)]
+struct IdRow {
+    id: i64,
+}
+
+impl Db {
+    /// Writes facts to the outbox inside `tx`; answers them with their ids.
+    async fn write_facts(&self, tx: &DatabaseTransaction, events: Vec<DomainEvent>) -> Result<Vec<Fact>, DbErr> {
+        let payload = match self.backend() {
+            DbBackend::Postgres => "CAST($3 AS JSONB)",
+            _ => "$3",
+        };
+        let sql = format!(
+            "INSERT INTO outbox (gym_id, type, payload, created_at) VALUES ($1, $2, {payload}, $4) RETURNING id"
+        );
+        let mut facts = Vec::with_capacity(events.len());
+        for event in events {
+            let gym = event.gym().map_or(0, |g| g.0);
+            let (kind, body) = encode(&event);
+            let values = vec![gym.into(), kind.into(), body.to_string().into(), ts(self.clock.now())];
+            let row = IdRow::find_by_statement(Statement::from_sql_and_values(self.backend(), &sql, values))
+                .one(tx)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotInserted)?;
+            facts.push(Fact { id: FactId { gym, id: row.id }, event });
+        }
+        Ok(facts)
+    }
+}
+
+#[async_trait]
+impl Database for Db {
+    async fn begin(&self) -> Result<Tx> {
+        let tx = self.write_tx().await?;
+        Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new() })))
+    }
+
+    async fn flush(&self, tx: &mut Tx) -> Result<()> {
+        let events = tx.take_facts();
+        let handle = tx.handle::<SqlTx>()?;
+        let written = timed("outbox_write", self.write_facts(&handle.tx, events)).await?;
+        handle.written.extend(written);
+        Ok(())
+    }
+
+    async fn commit(&self, mut tx: Tx) -> Result<Vec<Fact>> {
+        self.flush(&mut tx).await?;
+        let (handle, _) = tx.into_parts();
+        let SqlTx { tx, written } = *handle
+            .downcast::<SqlTx>()
+            .map_err(|_| DomainError::internal("a transaction was handed to an adapter that did not begin it"))?;
+        timed("commit", tx.commit()).await?;
+        Ok(written)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct StoredFact {
+    gym_id: i64,
+    id: i64,
+    kind: String,
+    payload: String,
+}
+
+#[derive(FromQueryResult)]
+struct Pending {
+    gym_id: i64,
+    id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Head {
+    last_seq: i64,
+}
+
+/// Delivery marks waiting to be written, in one batch, by [`Db::flush_marks`].
+#[derive(Default)]
+pub(super) struct Marks {
+    ids: Mutex<Vec<FactId>>,
+    wake: tokio::sync::Notify,
+}
+
+/// Longest a delivery mark waits before its batch is written.
+const MARK_EVERY: Duration = Duration::from_millis(200);
+
+impl Db {
+    /// Writes the queued delivery marks (one statement per batch of gyms' facts).
+    pub(super) async fn flush_marks(&self) {
+        let ids = self.marks.ids.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+        for chunk in ids.chunks(500) {
+            let pairs: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND (gym_id, id) IN ({})",
+                pairs.join(", ")
+            );
+            let mut values: Vec<Value> = vec![ts(self.clock.now())];
+            values.extend(chunk.iter().flat_map(|f| [Value::from(f.gym), Value::from(f.id)]));
+            if let Err(e) = exec(&self.conn, &sql, values).await {
+                // Not written: the relay delivers these facts again (listeners are idempotent).
+                tracing::warn!(error = %e, facts = chunk.len(), "outbox delivery marks not written");
+            }
+        }
+    }
+
+    /// Writes delivery marks in the background, every [`MARK_EVERY`] at most, for as
+    /// long as the pool is open.
+    pub(super) fn spawn_mark_writer(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let db = self.clone();
+        rt.spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(MARK_EVERY, db.marks.wake.notified()).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if db.conn.get_database_backend() == DbBackend::Postgres
+                    && db.conn.get_postgres_connection_pool().is_closed()
+                    || db.conn.get_database_backend() == DbBackend::Sqlite
+                        && db.conn.get_sqlite_connection_pool().is_closed()
+                {
+                    return;
+                }
+                db.flush_marks().await;
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Outbox for Db {
+    async fn claim(
+        &self,
+        now: time::OffsetDateTime,
+        committed_before: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Fact>> {
+        let (skip_locked, payload) = match self.backend() {
+            DbBackend::Postgres => ("FOR UPDATE SKIP LOCKED", "payload::text"),
+            _ => ("", "payload"),
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = $1 WHERE (gym_id, id) IN (\
+               SELECT gym_id, id FROM outbox WHERE delivered_at IS NULL AND created_at < $2 \
+               AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4 {skip_locked}) \
+             RETURNING gym_id, id, type AS kind, {payload} AS payload"
+        );
+        let values = vec![ts(lease_until), ts(committed_before), ts(now), i64::from(limit).into()];
+        let mut rows = timed("outbox_claim", all::<StoredFact>(&self.conn, &sql, values)).await?;
+        rows.sort_by_key(|r| r.id);
+        let mut facts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let event = serde_json::from_str::<Json>(&r.payload).ok().and_then(|p| decode(&r.kind, r.gym_id, &p));
+            match event {
+                Some(event) => facts.push(Fact { id: FactId { gym: r.gym_id, id: r.id }, event }),
+                None => {
+                    // Written by a newer version: leave it for that version's relays.
+                    tracing::warn!(gym = r.gym_id, id = r.id, kind = %r.kind, "outbox fact of an unknown kind");
+                }
+            }
+        }
+        Ok(facts)
+    }
+
+    async fn delivered(&self, ids: &[FactId]) -> Result<()> {
+        if let Ok(mut m) = self.marks.ids.lock() {
+            m.extend_from_slice(ids);
+        }
+        self.marks.wake.notify_one();
+        Ok(())
+    }
+
+    async fn sequence(&self, limit: u32) -> Result<usize> {
+        // Most ticks find nothing: a read costs less than a write transaction.
+        let waiting = "SELECT id FROM outbox WHERE gym_seq IS NULL LIMIT 1";
+        if timed("outbox_unsequenced", all::<IdRow>(&self.conn, waiting, vec![])).await?.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.write_tx().await?;
+        let done = timed("outbox_sequence", async {
+            if self.backend() == DbBackend::Postgres {
+                // One sequencer at a time across instances; the others skip this tick.
+                let sql = "SELECT pg_try_advisory_xact_lock(103121109097112106) AS locked";
+                let row = tx.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await?;
+                if !row.map(|r| r.try_get::<bool>("", "locked")).transpose()?.unwrap_or(false) {
+                    return Ok(0);
+                }
+            }
+            let pending = all::<Pending>(
+                &tx,
+                "SELECT gym_id, id FROM outbox WHERE gym_seq IS NULL ORDER BY id LIMIT $1",
+                vec![i64::from(limit).into()],
+            )
+            .await?;
+            let mut gyms: Vec<(i64, Vec<i64>)> = Vec::new();
+            for p in &pending {
+                match gyms.iter_mut().find(|(g, _)| *g == p.gym_id) {
+                    Some((_, ids)) => ids.push(p.id),
+                    None => gyms.push((p.gym_id, vec![p.id])),
+                }
+            }
+            for (gym, ids) in &gyms {
+                let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+                let head = Head::find_by_statement(Statement::from_sql_and_values(
+                    self.backend(),
+                    "INSERT INTO outbox_heads (gym_id, last_seq) VALUES ($1, $2) ON CONFLICT (gym_id) \
+                     DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING last_seq",
+                    vec![(*gym).into(), n.into()],
+                ))
+                .one(&tx)
+                .await?
+                .ok_or(DbErr::RecordNotInserted)?;
+                let first = head.last_seq - n + 1;
+                let cases: Vec<String> =
+                    ids.iter().enumerate().map(|(i, id)| format!("WHEN {id} THEN {}", first + i as i64)).collect();
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                let sql = format!(
+                    "UPDATE outbox SET gym_seq = CASE id {} END WHERE gym_id = $1 AND id IN ({})",
+                    cases.join(" "),
+                    list.join(", ")
+                );
+                exec(&tx, &sql, vec![(*gym).into()]).await?;
+            }
+            Ok(pending.len())
+        })
+        .await?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
+        Ok(done)
+    }
+
+    async fn purge(&self, delivered_before: time::OffsetDateTime) -> Result<u64> {
+        let sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1";
+        timed("outbox_purge", exec(&self.conn, sql, vec![ts(delivered_before)])).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fact_reads_back_as_written() {
+        let (g, u, s) = (GymId(3), UserId(9), SessionId(5));
+        let facts = [
+            DomainEvent::GymCreated { gym: g, owner: u },
+            DomainEvent::MembershipChanged { gym: g, user: u },
+            DomainEvent::MemberLeft { gym: g, user: u, freed_sessions: vec![s, SessionId(6)] },
+            DomainEvent::ProfileChanged { user: u },
+            DomainEvent::ClassChanged { gym: g, class: ClassId(2) },
+            DomainEvent::SessionScheduled { gym: g, session: s },
+            DomainEvent::SessionCancelled { gym: g, session: s },
+            DomainEvent::Booked { gym: g, session: s, member: u },
+            DomainEvent::BookingCancelled { gym: g, session: s, member: u },
+            DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
+            DomainEvent::EventChanged { gym: g, event: EventId(4) },
+            DomainEvent::QrRotated { user: u },
+        ];
+        for fact in facts {
+            let (kind, payload) = encode(&fact);
+            let gym = fact.gym().map_or(0, |g| g.0);
+            assert_eq!(decode(kind, gym, &payload), Some(fact.clone()), "{kind}");
+        }
+        assert_eq!(decode("from_the_future", 3, &json!({})), None);
+        assert_eq!(decode("booked", 3, &json!({"session": "x"})), None);
+    }
+}
