@@ -529,3 +529,148 @@ async fn unparsable_requests_are_counted_and_do_not_flood_the_error_log_on_postg
     let url = db.url();
     unparsable_requests_are_counted_and_do_not_flood_the_error_log(&[("DATABASE_URL", &url)]).await;
 }
+
+/// A TCP proxy to Redis whose cut drops its listener and every connection through it.
+struct Cuttable {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    async fn to_redis() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { port, task }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    async fn cut(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The class names a server answers (a cached read), as `token` in `gym`.
+async fn class_names(server: &Server, token: &str, gym: i64) -> Vec<String> {
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/schedule/classes", server.base))
+        .bearer_auth(token)
+        .header("X-Gym-ID", gym.to_string())
+        .send()
+        .await
+        .expect("classes");
+    let body: serde_json::Value = res.json().await.expect("json");
+    body.as_array()
+        .map(|l| l.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// A gym with one class "Spinning", made through `server`: `(token, gym, class)`.
+async fn gym_with_a_class(server: &Server) -> (String, i64, i64) {
+    let token = token_of(server, &format!("owner-{}", rand_suffix()));
+    let client = reqwest::Client::new();
+    let gym: serde_json::Value = client
+        .post(format!("{}/api/v1/gyms", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Relay"}))
+        .send()
+        .await
+        .expect("gym")
+        .json()
+        .await
+        .expect("json");
+    let gym = gym["id"].as_i64().expect("gym id");
+    let class: serde_json::Value = client
+        .post(format!("{}/api/v1/schedule/classes", server.base))
+        .bearer_auth(&token)
+        .header("X-Gym-ID", gym.to_string())
+        .json(&serde_json::json!({"name": "Spinning", "duration_minutes": 45, "max_capacity": 10}))
+        .send()
+        .await
+        .expect("class")
+        .json()
+        .await
+        .expect("json");
+    (token, gym, class["id"].as_i64().expect("class id"))
+}
+
+async fn rename(server: &Server, token: &str, gym: i64, class: i64) {
+    let res = reqwest::Client::new()
+        .patch(format!("{}/api/v1/schedule/classes/{class}", server.base))
+        .bearer_auth(token)
+        .header("X-Gym-ID", gym.to_string())
+        .json(&serde_json::json!({"name": "Renamed"}))
+        .send()
+        .await
+        .expect("rename");
+    assert_eq!(res.status(), 200, "the rename is acknowledged: committed");
+}
+
+/// Polls `server` until it serves the renamed class; answers how long that took.
+async fn until_renamed(server: &Server, token: &str, gym: i64) -> Duration {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if class_names(server, token, gym).await == ["Renamed"] {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the renamed class was not served within 20 s (CACHE_TTL_SECONDS is 300)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_instance_was_killed_before_invalidating_reaches_the_other_on_postgres() {
+    let db = PgDb::create();
+    let url = db.url();
+    let prefix = format!("relay-{}:", rand_suffix());
+    let proxy = Cuttable::to_redis().await;
+    let through = proxy.url();
+    let a = Server::start(workdir(), &[("DATABASE_URL", &url), ("REDIS_URL", &through), ("CACHE_KEY_PREFIX", &prefix)]);
+    let direct = "redis://127.0.0.1:6379/0";
+    let b = Server::start(workdir(), &[("DATABASE_URL", &url), ("REDIS_URL", direct), ("CACHE_KEY_PREFIX", &prefix)]);
+    let (token, gym, class) = gym_with_a_class(&a).await;
+    assert_eq!(class_names(&b, &token, gym).await, ["Spinning"]);
+    assert_eq!(class_names(&b, &token, gym).await, ["Spinning"], "cached on B");
+    proxy.cut().await;
+    rename(&a, &token, gym, class).await;
+    let mut a = a;
+    a.child.kill().expect("SIGKILL A before it can replay");
+    let _ = a.child.wait();
+    assert_eq!(class_names(&b, &token, gym).await, ["Spinning"], "the invalidation died with A");
+    let took = until_renamed(&b, &token, gym).await;
+    assert!(took < Duration::from_secs(10), "B's relay delivered A's fact in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_process_was_killed_before_invalidating_is_delivered_after_a_restart_on_sqlite() {
+    let dir = workdir();
+    let prefix = format!("relay-{}:", rand_suffix());
+    let proxy = Cuttable::to_redis().await;
+    let through = proxy.url();
+    let mut a = Server::start(dir.clone(), &[("REDIS_URL", &through), ("CACHE_KEY_PREFIX", &prefix)]);
+    let (token, gym, class) = gym_with_a_class(&a).await;
+    assert_eq!(class_names(&a, &token, gym).await, ["Spinning"], "cached in Redis");
+    proxy.cut().await;
+    rename(&a, &token, gym, class).await;
+    a.child.kill().expect("SIGKILL before it can replay");
+    let _ = a.child.wait();
+    // The same database, Redis reachable again: what Redis holds is the old list.
+    let again = Server::start(dir, &[("REDIS_URL", "redis://127.0.0.1:6379/0"), ("CACHE_KEY_PREFIX", &prefix)]);
+    let took = until_renamed(&again, &token, gym).await;
+    assert!(took < Duration::from_secs(10), "the restarted relay delivered the fact in {took:?}");
+    drop(again);
+    drop(a);
+}
