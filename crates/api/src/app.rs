@@ -31,7 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// When the listener cannot be used.
 pub fn server(state: State, listener: TcpListener, workers: usize, handle_signals: bool) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
-        // The last `wrap` is the outermost: telemetry sees (and logs) the body limit's 413s.
+        // The last `wrap` is the outermost: telemetry sees (and logs) every answer as
+        // it leaves, localized and in the contract's form.
         // The extractors of authentication, tenancy and telemetry get only what they
         // need, as app data of its own.
         App::new()
@@ -40,6 +41,7 @@ pub fn server(state: State, listener: TcpListener, workers: usize, handle_signal
             .app_data(state.identity.clone())
             .app_data(state.lifecycle.clone())
             .wrap(middleware::from_fn(crate::limits::body_limit))
+            .wrap(middleware::from_fn(crate::error::localize))
             .wrap(middleware::from_fn(telemetry::middleware))
             .configure(configure)
     })

@@ -1,7 +1,11 @@
 //! The one place where failures become HTTP: a status and a localized
-//! `{"detail", "code"}` body. Unexpected causes are logged, never sent.
+//! `{"detail", "code"}` body ([`localize`] gives every error response the caller's
+//! language and the contract's form). Unexpected causes are logged, never sent.
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use domain::DomainError;
 
@@ -73,6 +77,74 @@ fn qvalue(v: &str) -> Option<u16> {
     }
 }
 
+/// Declares [`Code`]: each code of the contract with the variant that answers it.
+macro_rules! codes {
+    ($($variant:ident = $text:literal from $source:literal,)*) => {
+        /// Every `code` an error body of the contract can carry, one variant each: the
+        /// contract's list of failures. A test holds it against the OpenAPI document
+        /// (each is documented) and against the code base (each is answered somewhere).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $(
+                #[doc = concat!("`", $text, "`")]
+                $variant,
+            )*
+        }
+
+        impl Code {
+            /// Every code.
+            pub const ALL: &[Code] = &[$(Self::$variant),*];
+
+            /// The snake_case text clients see.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+
+            /// The variant of [`DomainError`] or [`ApiError`] that answers it (what the
+            /// test looks for outside this file).
+            pub fn source(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $source,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    ValidationError = "validation_error" from "DomainError::validation",
+    NotAMember = "not_a_member" from "DomainError::NotAMember",
+    Forbidden = "forbidden" from "DomainError::Forbidden",
+    UserNotFound = "user_not_found" from "DomainError::UserNotFound",
+    AlreadyMember = "already_member" from "DomainError::AlreadyMember",
+    LastOwner = "last_owner" from "DomainError::LastOwner",
+    ClassNotFound = "class_not_found" from "DomainError::ClassNotFound",
+    SessionNotFound = "session_not_found" from "DomainError::SessionNotFound",
+    EventNotFound = "event_not_found" from "DomainError::EventNotFound",
+    AlreadyRegistered = "already_registered" from "DomainError::AlreadyRegistered",
+    NotRegistered = "not_registered" from "DomainError::NotRegistered",
+    SessionFull = "session_full" from "DomainError::SessionFull",
+    SessionNotOpen = "session_not_open" from "DomainError::SessionNotOpen",
+    InvalidQr = "invalid_qr" from "DomainError::InvalidQr",
+    SessionOutsideWindow = "session_outside_window" from "DomainError::SessionOutsideWindow",
+    NoSessionInWindow = "no_session_in_window" from "DomainError::NoSessionInWindow",
+    AlreadyCheckedIn = "already_checked_in" from "DomainError::AlreadyCheckedIn",
+    DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
+    InternalError = "internal_error" from "DomainError::internal",
+    MissingToken = "missing_token" from "ApiError::MissingToken",
+    InvalidToken = "invalid_token" from "ApiError::InvalidToken",
+    InsufficientScope = "insufficient_scope" from "ApiError::InsufficientScope",
+    GymIdRequired = "gym_id_required" from "ApiError::GymIdRequired",
+    InvalidGymId = "invalid_gym_id" from "ApiError::InvalidGymId",
+    NotFound = "not_found" from "ApiError::NotFound",
+    MethodNotAllowed = "method_not_allowed" from "ApiError::MethodNotAllowed",
+    PayloadTooLarge = "payload_too_large" from "ApiError::PayloadTooLarge",
+    UnsupportedContentEncoding = "unsupported_content_encoding" from "ApiError::UnsupportedEncoding",
+    MalformedRequest = "malformed_request" from "ApiError::MalformedRequest",
+}
+
 /// Every failure an HTTP route can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -137,19 +209,40 @@ impl ApiError {
     }
 
     /// The stable code of the contract.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
+        use DomainError as D;
         match self {
-            Self::Domain(e) | Self::CheckInRefused(e) => e.code(),
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::GymIdRequired => "gym_id_required",
-            Self::InvalidGymId => "invalid_gym_id",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedEncoding => "unsupported_content_encoding",
-            Self::MalformedRequest => "malformed_request",
+            Self::Domain(e) | Self::CheckInRefused(e) => match e {
+                D::Validation(_) => Code::ValidationError,
+                D::NotAMember => Code::NotAMember,
+                D::Forbidden => Code::Forbidden,
+                D::UserNotFound => Code::UserNotFound,
+                D::AlreadyMember => Code::AlreadyMember,
+                D::LastOwner => Code::LastOwner,
+                D::ClassNotFound => Code::ClassNotFound,
+                D::SessionNotFound => Code::SessionNotFound,
+                D::EventNotFound => Code::EventNotFound,
+                D::AlreadyRegistered => Code::AlreadyRegistered,
+                D::NotRegistered => Code::NotRegistered,
+                D::SessionFull => Code::SessionFull,
+                D::SessionNotOpen => Code::SessionNotOpen,
+                D::InvalidQr => Code::InvalidQr,
+                D::SessionOutsideWindow => Code::SessionOutsideWindow,
+                D::NoSessionInWindow => Code::NoSessionInWindow,
+                D::AlreadyCheckedIn => Code::AlreadyCheckedIn,
+                D::Unavailable => Code::DatabaseUnavailable,
+                D::Internal(_) => Code::InternalError,
+            },
+            Self::MissingToken => Code::MissingToken,
+            Self::InvalidToken => Code::InvalidToken,
+            Self::InsufficientScope => Code::InsufficientScope,
+            Self::GymIdRequired => Code::GymIdRequired,
+            Self::InvalidGymId => Code::InvalidGymId,
+            Self::NotFound => Code::NotFound,
+            Self::MethodNotAllowed => Code::MethodNotAllowed,
+            Self::PayloadTooLarge => Code::PayloadTooLarge,
+            Self::UnsupportedEncoding => Code::UnsupportedContentEncoding,
+            Self::MalformedRequest => Code::MalformedRequest,
         }
     }
 
@@ -244,7 +337,7 @@ impl ApiError {
             }
             _ => {}
         }
-        res.json(crate::dto::ErrorBody { detail: self.message(lang), code: self.code().to_owned() })
+        res.json(crate::dto::ErrorBody { detail: self.message(lang), code: self.code().as_str().to_owned() })
     }
 
     /// A failure reading the request body: over the limit, or broken framing.
@@ -308,6 +401,48 @@ impl ResponseError for ApiError {
             tracing::error!(cause = %cause.chain(), "internal error");
         }
         self.render(Lang::En)
+    }
+}
+
+/// The middleware that gives every error response the caller's language and the
+/// contract's form: [`ApiError`]s rendered again in Spanish when asked for, and the
+/// bodiless answers of actix's own (unknown route, wrong method, …) as their error.
+///
+/// # Errors
+/// Errors of inner services, passed through.
+pub async fn localize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let lang = Lang::of(req.request());
+    let res = next.call(req).await?.map_into_boxed_body();
+    Ok(finish_error_body(res, lang))
+}
+
+/// Our errors in the caller's language; actix's own 400/404/405/413/500 in our form.
+fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceResponse<BoxBody> {
+    if !res.status().is_client_error() && !res.status().is_server_error() {
+        return res;
+    }
+    let ours = res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| e.render(lang));
+    if let Some(rendered) = ours {
+        return if lang == Lang::Es { res.into_response(rendered) } else { res };
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    match ApiError::from_status(res.status()) {
+        Some(e) if !is_json => {
+            let mut rendered = e.render(lang);
+            // actix's 405 names the resource's methods (RFC 9110 requires it): keep it.
+            if let Some(allow) = res.headers().get(header::ALLOW) {
+                rendered.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            res.into_response(rendered)
+        }
+        _ => res,
     }
 }
 

@@ -29,7 +29,9 @@ impl Modify for BearerAuth {
         Every route may also answer, about the request's transport rather than its content: \
         `413 payload_too_large` (a body over 64 KiB), `415 unsupported_content_encoding` (a compressed body: \
         bodies are taken as sent, `Content-Encoding: identity`) and `400 malformed_request` (broken chunked \
-        framing, or a body shorter than its `Content-Length`)."),
+        framing, or a body shorter than its `Content-Length`). A path that is no route answers \
+        `404 not_found`, even without a token; a route asked with a method it does not have, \
+        `405 method_not_allowed` with `Allow`."),
     modifiers(&BearerAuth),
     // Every route but the probes wants a token; they say `security(())`.
     security(("bearer" = [])),

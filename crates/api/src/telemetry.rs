@@ -1,6 +1,5 @@
-//! Request telemetry: the request id, one log line per request, the HTTP metrics,
-//! and the last touch on error bodies (Spanish, and actix's own 404/405/413 turned
-//! into the contract's JSON). Also the process-wide tracing and metrics set-up.
+//! Request telemetry: the request id, one log line per request, the HTTP metrics.
+//! Also the process-wide tracing and metrics set-up.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -8,7 +7,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 use domain::values::Actor;
@@ -17,7 +16,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, Lang};
 use crate::lifecycle::Lifecycle;
 
 /// The request id header.
@@ -60,7 +58,6 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let start = Instant::now();
     let id = request_id(&req);
-    let lang = Lang::of(req.request());
     let method = method_label(req.method());
     // Declared here, filled as they become known, so that every line logged inside
     // the request carries them: the route template (from the routing table, before
@@ -77,8 +74,7 @@ pub async fn middleware(
     // (`limits`) answers its refusals as responses too: an Err here would be
     // rendered by actix outside this middleware, uncounted and not in our format.
     // (The request cannot be kept to render one here: routing needs it unshared.)
-    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
-    let mut res = finish_error_body(res, lang);
+    let mut res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     if res.request().app_data::<actix_web::web::Data<Lifecycle>>().is_some_and(|l| l.is_draining()) {
         // Clients move to another instance instead of reusing this connection.
         res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
@@ -115,33 +111,6 @@ pub async fn middleware(
         "request"
     );
     Ok(res)
-}
-
-/// Our errors in the caller's language; actix's own 400/404/405/413/500 in our format.
-fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceResponse<BoxBody> {
-    if !res.status().is_client_error() && !res.status().is_server_error() {
-        return res;
-    }
-    let ours = res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| e.render(lang));
-    if let Some(rendered) = ours {
-        return if lang == Lang::Es { res.into_response(rendered) } else { res };
-    }
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    match ApiError::from_status(res.status()) {
-        Some(e) if !is_json => {
-            let mut rendered = e.render(lang);
-            // actix's 405 names the resource's methods (RFC 9110 requires it): keep it.
-            if let Some(allow) = res.headers().get(header::ALLOW) {
-                rendered.headers_mut().insert(header::ALLOW, allow.clone());
-            }
-            res.into_response(rendered)
-        }
-        _ => res,
-    }
 }
 
 /// Installs the global tracing subscriber (once per process).

@@ -24,6 +24,9 @@ pub enum AuthErrors {
     /// validation_error
     #[response(status = 422)]
     Invalid(ErrorBody),
+    /// internal_error (nothing a client sent: the cause is logged with the request id)
+    #[response(status = 500)]
+    Internal(ErrorBody),
     /// database_unavailable
     #[response(status = 503)]
     Unavailable(ErrorBody),
