@@ -47,7 +47,7 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let gyms = GymService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let schedule = ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let window = Duration::minutes(settings.checkin_window_minutes);
-    let attendance = AttendanceService::new(repo.clone(), repo, uow, clock.clone(), window);
+    let attendance = AttendanceService::new(repo.clone(), repo.clone(), repo, uow, clock.clone(), window);
 
     let stamp = clock.now().unix_timestamp();
     let person = |who: &str| Claims {

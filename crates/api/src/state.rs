@@ -114,7 +114,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
         schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
-        attendance: AttendanceService::new(repo.clone(), repo, uow, clock.clone(), window),
+        attendance: AttendanceService::new(repo.clone(), repo.clone(), repo, uow, clock.clone(), window),
         users,
         gyms,
         cache,

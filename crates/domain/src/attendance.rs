@@ -14,6 +14,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
+use crate::gyms::GymRepository;
 use crate::policy;
 use crate::schedule::{ParticipationStatus, ScheduleRepository, Session, SessionStatus};
 use crate::tx::{Tx, UnitOfWork};
@@ -171,31 +172,21 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn set_qr_secret(&self, tx: &mut Tx, user: UserId, secret: &QrSecret) -> Result<()>;
-    /// Reads, in one statement, the user's secret, membership of the gym and the
-    /// candidate sessions of the gym with the user's participation in each;
-    /// `Ok(None)` for an unknown user. No lock: what a check-in decides on this is
-    /// decided again under [`AttendanceRepository::lock_member_for_check_in`].
+    /// Reads, in one statement and inside the check-in's transaction, the user's
+    /// secret, membership of the gym and the candidate sessions of the gym with the
+    /// user's participation in each; `Ok(None)` for an unknown user. Read after the
+    /// member's lock ([`GymRepository::lock_member`]), it sees what every earlier
+    /// holder of that lock committed.
     ///
     /// # Errors
     /// Storage failures.
-    async fn check_in_context(&self, gym: GymId, user: UserId, target: CheckInTarget)
-    -> Result<Option<CheckInContext>>;
-    /// Locks the member's membership row (lock order 2, as
-    /// [`crate::gyms::GymRepository::lock_member`]) and reads, under that lock and in
-    /// the same statement, the candidate sessions of `target` with the member's
-    /// participation in each; `Ok(None)` when the user is not a member of the gym.
-    /// Every writer of a member's participations holds this lock, so what it reads
-    /// of them stays true until the commit.
-    ///
-    /// # Errors
-    /// Storage failures.
-    async fn lock_member_for_check_in(
+    async fn check_in_context(
         &self,
         tx: &mut Tx,
         gym: GymId,
         user: UserId,
         target: CheckInTarget,
-    ) -> Result<Option<Vec<Candidate>>>;
+    ) -> Result<Option<CheckInContext>>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -234,6 +225,7 @@ pub trait AttendanceRepository: Send + Sync {
 #[derive(Clone)]
 pub struct AttendanceService {
     repo: Arc<dyn AttendanceRepository>,
+    gyms: Arc<dyn GymRepository>,
     schedule: Arc<dyn ScheduleRepository>,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
@@ -241,15 +233,17 @@ pub struct AttendanceService {
 }
 
 impl AttendanceService {
-    /// Wires the service to its ports; `window` is W of the check-in rule.
+    /// Wires the service to its ports (`gyms` for the member's lock, `schedule` for
+    /// the place and the participation); `window` is W of the check-in rule.
     pub fn new(
         repo: Arc<dyn AttendanceRepository>,
+        gyms: Arc<dyn GymRepository>,
         schedule: Arc<dyn ScheduleRepository>,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
         window: Duration,
     ) -> Self {
-        Self { repo, schedule, uow, clock, window }
+        Self { repo, gyms, schedule, uow, clock, window }
     }
 
     /// The caller's current QR code.
@@ -283,11 +277,11 @@ impl AttendanceService {
     /// the member is not already attended there, nor, for a chosen session, anywhere
     /// in the window (`already_checked_in`).
     ///
-    /// The refusals are first decided on one unlocked read, so a refused scan writes
-    /// nothing; then, in one transaction under the member's lock, they are decided
-    /// again on what the lock holds still, so concurrent scans of one member on any
-    /// number of instances check them in once. A registered place becomes attended;
-    /// anyone else (a walk-in, a cancelled or no-show booking) takes a place.
+    /// All of it is decided in one transaction, on one read made under the member's
+    /// lock (lock order 2), so concurrent scans of one member on any number of
+    /// instances check them in once, and a member removed meanwhile is refused. A
+    /// registered place becomes attended; anyone else (a walk-in, a cancelled or
+    /// no-show booking) takes a place. A refused scan writes nothing.
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
@@ -300,29 +294,21 @@ impl AttendanceService {
             Some(id) => CheckInTarget::Session(id),
             None => CheckInTarget::Window { from, until },
         };
-        let ctx = self.repo.check_in_context(gym, user, target).await?.ok_or(DomainError::InvalidQr)?;
+        let mut tx = self.uow.begin().await?;
+        // The lock before the read: the read then sees every earlier scan of this
+        // member, whichever instance made it.
+        let member = self.gyms.lock_member(&mut tx, gym, user).await?;
+        let ctx = self.repo.check_in_context(&mut tx, gym, user, target).await?.ok_or(DomainError::InvalidQr)?;
         if !ctx.qr_secret.is_code_of(user, qr) {
             return Err(DomainError::InvalidQr);
         }
-        if !ctx.is_member {
+        if member.is_none() || !ctx.is_member {
             return Err(DomainError::NotAMember);
         }
         let chosen = pick(ctx.candidates, session_id, now, from, until)?;
-
-        let mut tx = self.uow.begin().await?;
-        let fresh =
-            self.repo.lock_member_for_check_in(&mut tx, gym, user, target).await?.ok_or(DomainError::NotAMember)?;
-        let mine = fresh.iter().find(|c| c.id == chosen.id).filter(|c| c.status == SessionStatus::Scheduled);
-        let mine = mine.ok_or(DomainError::SessionNotFound)?;
-        let attended = |c: &Candidate| c.participation == Some(ParticipationStatus::Attended);
-        // Once per window: a scan that chose a session finds the member's other
-        // attendance of the window too.
-        if attended(mine) || (session_id.is_none() && fresh.iter().any(attended)) {
-            return Err(DomainError::AlreadyCheckedIn);
-        }
-        let walk_in = mine.participation.is_none();
+        let walk_in = chosen.participation.is_none();
         tx.record(DomainEvent::CheckedIn { gym, session: chosen.id, member: user, walk_in });
-        if mine.participation != Some(ParticipationStatus::Registered) {
+        if chosen.participation != Some(ParticipationStatus::Registered) {
             // A place is taken. Many scans of one class queue on its row: the facts
             // are written before the lock, so it is held for two statements and the
             // commit only.
@@ -471,11 +457,6 @@ mod tests {
         repo
     }
 
-    /// What the member's lock reads: the same candidates as the unlocked read.
-    fn locked_as_read(repo: &mut MockAttendanceRepository, candidates: Vec<Candidate>) {
-        with_locked_check_in(repo, GYM, MEMBER, Some(candidates));
-    }
-
     fn checked_in(session: i64, walk_in: bool) -> Vec<DomainEvent> {
         vec![DomainEvent::CheckedIn { gym: GYM, session: SessionId(session), member: MEMBER, walk_in }]
     }
@@ -516,13 +497,36 @@ mod tests {
         schedule
     }
 
-    fn svc(repo: MockAttendanceRepository, schedule: MockScheduleRepository, uow: UnitOfWork) -> AttendanceService {
-        AttendanceService::new(Arc::new(repo), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)), W)
+    /// The member's lock: `member` says whether they still belong to the gym.
+    fn locked(member: bool) -> MockGymRepository {
+        let mut gyms = MockGymRepository::new();
+        let m = crate::gyms::Membership { user_id: MEMBER, gym_id: GYM, role: Role::Member, joined_at: NOW };
+        with_locked_member(&mut gyms, GYM, MEMBER, member.then_some(m));
+        gyms
     }
 
-    /// A service over `repo` that must refuse before any write.
+    fn svc(
+        repo: MockAttendanceRepository,
+        gyms: MockGymRepository,
+        schedule: MockScheduleRepository,
+        uow: UnitOfWork,
+    ) -> AttendanceService {
+        AttendanceService::new(Arc::new(repo), Arc::new(gyms), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)), W)
+    }
+
+    /// A service that must refuse before it begins a transaction.
+    fn before_any_write(repo: MockAttendanceRepository) -> AttendanceService {
+        svc(repo, MockGymRepository::new(), MockScheduleRepository::new(), untouched())
+    }
+
+    /// A service over `repo` that must refuse, under the member's lock, and roll back.
     fn refusing(repo: MockAttendanceRepository) -> AttendanceService {
-        svc(repo, MockScheduleRepository::new(), untouched())
+        svc(repo, locked(true), MockScheduleRepository::new(), rolling_back())
+    }
+
+    /// A service that checks the member into `session` and commits its fact.
+    fn checking_in(repo: MockAttendanceRepository, session: i64, take: bool, walk_in: bool) -> AttendanceService {
+        svc(repo, locked(true), marks(session, take), committing(checked_in(session, walk_in)))
     }
 
     #[test]
@@ -569,21 +573,22 @@ mod tests {
     #[tokio::test]
     async fn non_staff_cannot_check_in() {
         let actor = Actor { role: Role::Member, ..staff() };
-        assert_eq!(
-            refusing(MockAttendanceRepository::new()).check_in(&actor, &qr(), None).await,
-            Err(DomainError::Forbidden)
-        );
+        let got = before_any_write(MockAttendanceRepository::new()).check_in(&actor, &qr(), None).await;
+        assert_eq!(got, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
     async fn a_malformed_code_is_invalid_qr_without_touching_storage() {
-        let got = refusing(MockAttendanceRepository::new()).check_in(&staff(), "INVALID_QR", None).await;
+        let got = before_any_write(MockAttendanceRepository::new()).check_in(&staff(), "INVALID_QR", None).await;
         assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
     async fn an_unknown_user_is_invalid_qr() {
-        assert_eq!(refusing(repo_with(None)).check_in(&staff(), &qr(), None).await, Err(DomainError::InvalidQr));
+        let got = svc(repo_with(None), locked(false), MockScheduleRepository::new(), rolling_back())
+            .check_in(&staff(), &qr(), None)
+            .await;
+        assert_eq!(got, Err(DomainError::InvalidQr));
     }
 
     #[tokio::test]
@@ -596,7 +601,10 @@ mod tests {
     #[tokio::test]
     async fn a_valid_code_of_a_non_member_is_not_a_member() {
         let repo = repo_with(Some(ctx(false, vec![cand(1, NOW, None)])));
-        assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::NotAMember));
+        let got = svc(repo, locked(false), MockScheduleRepository::new(), rolling_back())
+            .check_in(&staff(), &qr(), None)
+            .await;
+        assert_eq!(got, Err(DomainError::NotAMember));
     }
 
     #[tokio::test]
@@ -610,29 +618,22 @@ mod tests {
         let mut c = cand(7, NOW, None);
         c.status = SessionStatus::Cancelled;
         let repo = repo_with(Some(ctx(true, vec![c])));
-        assert_eq!(
-            refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await,
-            Err(DomainError::SessionNotFound)
-        );
+        let got = refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await;
+        assert_eq!(got, Err(DomainError::SessionNotFound));
     }
 
     #[tokio::test]
     async fn a_named_missing_session_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![])));
-        assert_eq!(
-            refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await,
-            Err(DomainError::SessionNotFound)
-        );
+        let got = refusing(repo).check_in(&staff(), &qr(), Some(SessionId(7))).await;
+        assert_eq!(got, Err(DomainError::SessionNotFound));
     }
 
     #[tokio::test]
     async fn window_edges_are_inclusive_for_a_named_session() {
         for start in [NOW - W, NOW + W] {
-            let mut repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
-            locked_as_read(&mut repo, vec![cand(7, start, None)]);
-            let got = svc(repo, marks(7, true), committing(checked_in(7, true)))
-                .check_in(&staff(), &qr(), Some(SessionId(7)))
-                .await;
+            let repo = repo_with(Some(ctx(true, vec![cand(7, start, None)])));
+            let got = checking_in(repo, 7, true, true).check_in(&staff(), &qr(), Some(SessionId(7))).await;
             assert!(got.is_ok(), "start {start}: {got:?}");
         }
     }
@@ -683,82 +684,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_attended_participation_is_already_checked_in_without_a_write() {
+    async fn an_attended_participation_is_already_checked_in_and_rolls_back() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
         assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
     }
 
     #[tokio::test]
-    async fn losing_a_concurrent_check_in_is_already_checked_in_and_rolls_back() {
-        let registered = Some(ParticipationStatus::Registered);
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, registered)])));
-        // Under the member's lock, another scan's attendance is there.
-        locked_as_read(&mut repo, vec![cand(1, NOW, Some(ParticipationStatus::Attended))]);
-        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
-        assert_eq!(got, Err(DomainError::AlreadyCheckedIn));
-    }
-
-    #[tokio::test]
-    async fn a_scan_that_chose_another_session_of_the_window_is_already_checked_in() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), None)])));
-        // Another scan checked the member into session 2 meanwhile.
-        let two = cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended));
-        locked_as_read(&mut repo, vec![cand(1, NOW, None), two.clone()]);
-        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
-        assert_eq!(got, Err(DomainError::AlreadyCheckedIn));
-        // A named session is the desk's choice: only that session counts.
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        with_locked_check_in(&mut repo, GYM, MEMBER, Some(vec![cand(1, NOW, None)]));
-        let got = svc(repo, marks(1, true), committing(checked_in(1, true)))
-            .check_in(&staff(), &qr(), Some(SessionId(1)))
-            .await;
-        assert!(got.is_ok(), "{got:?}");
-    }
-
-    #[tokio::test]
     async fn a_member_removed_before_the_lock_is_not_a_member() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        with_locked_check_in(&mut repo, GYM, MEMBER, None);
-        let got = svc(repo, MockScheduleRepository::new(), rolling_back()).check_in(&staff(), &qr(), None).await;
+        // The unlocked view would have let them in; the lock finds no membership.
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        let got = svc(repo, locked(false), MockScheduleRepository::new(), rolling_back())
+            .check_in(&staff(), &qr(), None)
+            .await;
         assert_eq!(got, Err(DomainError::NotAMember));
     }
 
     #[tokio::test]
     async fn a_session_cancelled_before_the_place_is_taken_is_session_not_found() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        locked_as_read(&mut repo, vec![cand(1, NOW, None)]);
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
         let mut schedule = MockScheduleRepository::new();
         schedule.expect_take_place().once().returning(|_, _, _| Ok(false));
-        let got = svc(repo, schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
+        let got = svc(repo, locked(true), schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
         assert_eq!(got, Err(DomainError::SessionNotFound));
     }
 
     #[tokio::test]
     async fn a_registered_member_keeps_their_place_and_commits_checked_in() {
         let registered = vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))];
-        let mut repo = repo_with(Some(ctx(true, registered.clone())));
-        locked_as_read(&mut repo, registered);
-        let got = svc(repo, marks(1, false), committing(checked_in(1, false)))
-            .check_in(&staff(), &qr(), None)
-            .await
-            .expect("checked in");
+        let repo = repo_with(Some(ctx(true, registered)));
+        let got = checking_in(repo, 1, false, false).check_in(&staff(), &qr(), None).await.expect("checked in");
         assert_eq!((got.session_id, got.user_id, got.new_participation), (SessionId(1), MEMBER, false));
     }
 
     #[tokio::test]
     async fn a_walk_in_takes_a_place_and_gets_a_new_participation() {
-        let mut repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
-        locked_as_read(&mut repo, vec![cand(1, NOW, None)]);
-        let got = svc(repo, marks(1, true), committing(checked_in(1, true))).check_in(&staff(), &qr(), None).await;
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
+        let got = checking_in(repo, 1, true, true).check_in(&staff(), &qr(), None).await;
         assert!(got.expect("checked in").new_participation);
     }
 
     #[tokio::test]
     async fn a_cancelled_booking_at_the_door_takes_a_place_but_is_not_a_new_participation() {
-        let cancelled = vec![cand(1, NOW, Some(ParticipationStatus::Cancelled))];
-        let mut repo = repo_with(Some(ctx(true, cancelled.clone())));
-        locked_as_read(&mut repo, cancelled);
-        let got = svc(repo, marks(1, true), committing(checked_in(1, false))).check_in(&staff(), &qr(), None).await;
+        let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, Some(ParticipationStatus::Cancelled))])));
+        let got = checking_in(repo, 1, true, false).check_in(&staff(), &qr(), None).await;
         assert!(!got.expect("checked in").new_participation);
     }
 
@@ -768,6 +736,11 @@ mod tests {
         let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended))];
         let repo = repo_with(Some(ctx(true, c)));
         assert_eq!(refusing(repo).check_in(&staff(), &qr(), None).await, Err(DomainError::AlreadyCheckedIn));
+        // A named session is the desk's explicit choice: only that session counts.
+        let c = vec![cand(1, NOW, None), cand(2, NOW + Duration::minutes(20), Some(ParticipationStatus::Attended))];
+        let repo = repo_with(Some(ctx(true, c)));
+        let got = checking_in(repo, 1, true, true).check_in(&staff(), &qr(), Some(SessionId(1))).await;
+        assert!(got.is_ok(), "{got:?}");
     }
 
     #[test]
@@ -789,7 +762,7 @@ mod tests {
             .once()
             .returning(|_, _, _, _| Ok(vec![]));
         let actor = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
-        let d = refusing(repo).dashboard(&actor).await.expect("summary");
+        let d = before_any_write(repo).dashboard(&actor).await.expect("summary");
         assert_eq!((d.total_attendances, d.attendances_last_30_days, d.last_attendance), (9, 2, Some(NOW)));
     }
 }

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use crate::attendance::CheckInContext;
 pub use crate::attendance::MockAttendanceRepository;
-use crate::attendance::{Candidate, CheckInContext};
 pub use crate::cache::MockCache;
 use crate::events::Event;
 pub use crate::events::MockEventRepository;
@@ -112,21 +112,8 @@ pub fn with_check_in_context(
     context: Option<CheckInContext>,
 ) {
     repo.expect_check_in_context()
-        .withf(move |g, u, _| *g == gym && *u == user)
-        .returning(move |_, _, _| Ok(context.clone()));
-}
-
-/// `lock_member_for_check_in(_, gym, user, _)` answers these candidates as the
-/// member's lock sees them (`None`: not a member any more).
-pub fn with_locked_check_in(
-    repo: &mut MockAttendanceRepository,
-    gym: GymId,
-    user: UserId,
-    fresh: Option<Vec<Candidate>>,
-) {
-    repo.expect_lock_member_for_check_in()
         .withf(move |_, g, u, _| *g == gym && *u == user)
-        .returning(move |_, _, _, _| Ok(fresh.clone()));
+        .returning(move |_, _, _, _| Ok(context.clone()));
 }
 
 /// `membership(user, gym)` answers this membership, for its own user and gym.

@@ -4,7 +4,7 @@
 
 use domain::attendance::{AttendanceRepository, CheckInTarget, QrCode};
 use domain::schedule::{ParticipationStatus, SessionStatus};
-use domain::{DomainError, Page};
+use domain::{DomainError, Page, UserId};
 
 use super::*;
 
@@ -31,7 +31,7 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     let m = member(&db, g.id, Role::Member).await;
     services(&db).schedule.register(&actor(m.id, g.id, Role::Member), b.id).await.expect("book");
     let window = CheckInTarget::Window { from: now(), until: t + Duration::hours(1) };
-    let ctx = db.check_in_context(g.id, m.id, window).await.expect("read").expect("a known user");
+    let ctx = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, window)).expect("read").expect("a known user");
     assert!(ctx.is_member);
     assert_eq!(ctx.qr_secret.as_str(), db.qr_secret(m.id).await.expect("read").expect("secret").as_str());
     let mut seen: Vec<_> = ctx.candidates.iter().map(|c| (c.id, c.participation)).collect();
@@ -39,39 +39,19 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     let mut want = vec![(a.id, None), (b.id, Some(ParticipationStatus::Registered))];
     want.sort_by_key(|(id, _)| *id);
     assert_eq!(seen, want, "scheduled sessions in the window only, with the member's participation");
-    let named = db.check_in_context(g.id, m.id, CheckInTarget::Session(far.id)).await.expect("read").expect("user");
+    let named = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, CheckInTarget::Session(far.id)))
+        .expect("read")
+        .expect("user");
     assert_eq!(named.candidates.iter().map(|c| c.id).collect::<Vec<_>>(), [far.id]);
-    let named = db.check_in_context(g.id, m.id, CheckInTarget::Session(gone.id)).await.expect("read").expect("user");
+    let named = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, CheckInTarget::Session(gone.id)))
+        .expect("read")
+        .expect("user");
     assert_eq!(named.candidates.iter().map(|c| c.status).collect::<Vec<_>>(), [SessionStatus::Cancelled]);
-    let foreign = db.check_in_context(other.id, m.id, CheckInTarget::Session(a.id)).await.expect("read");
+    let foreign = in_tx!(db, |tx| db.check_in_context(tx, other.id, m.id, CheckInTarget::Session(a.id))).expect("read");
     let foreign = foreign.expect("a known user");
     assert!(!foreign.is_member && foreign.candidates.is_empty(), "another gym sees neither");
-    assert!(db.check_in_context(g.id, UserId(5), CheckInTarget::Session(a.id)).await.expect("read").is_none());
-});
-
-contract!(the_members_lock_reads_the_candidates_again_and_refuses_a_stranger, |db| {
-    let (g, _) = gym(&db).await;
-    let c = class(&db, g.id, 10).await;
-    let t = now() + Duration::minutes(10);
-    let (a, b) = (session(&db, g.id, &c, t).await, session(&db, g.id, &c, t + Duration::minutes(20)).await);
-    let m = member(&db, g.id, Role::Member).await;
-    let svc = services(&db);
-    svc.schedule.register(&actor(m.id, g.id, Role::Member), b.id).await.expect("book");
-    let window = CheckInTarget::Window { from: now(), until: t + Duration::hours(1) };
-    let locked = in_tx!(db, |tx| db.lock_member_for_check_in(tx, g.id, m.id, window)).expect("lock").expect("member");
-    let mut seen: Vec<_> = locked.iter().map(|c| (c.id, c.participation)).collect();
-    seen.sort_by_key(|(id, _)| *id);
-    let mut want = vec![(a.id, None), (b.id, Some(ParticipationStatus::Registered))];
-    want.sort_by_key(|(id, _)| *id);
-    assert_eq!(seen, want);
-    let named = in_tx!(db, |tx| db.lock_member_for_check_in(tx, g.id, m.id, CheckInTarget::Session(a.id)));
-    assert_eq!(named.expect("lock").expect("member").iter().map(|c| c.id).collect::<Vec<_>>(), [a.id]);
-    let (other, _) = gym(&db).await;
-    assert_eq!(in_tx!(db, |tx| db.lock_member_for_check_in(tx, other.id, m.id, window)), Ok(None), "not a member");
-    let lonely = member(&db, g.id, Role::Member).await;
-    let empty = CheckInTarget::Window { from: now() + Duration::days(9), until: now() + Duration::days(10) };
-    let none = in_tx!(db, |tx| db.lock_member_for_check_in(tx, g.id, lonely.id, empty));
-    assert_eq!(none, Ok(Some(vec![])), "a member with no session in the window");
+    let unknown = in_tx!(db, |tx| db.check_in_context(tx, g.id, UserId(5), CheckInTarget::Session(a.id)));
+    assert!(unknown.expect("read").is_none());
 });
 
 contract!(a_check_in_keeps_a_booked_place_counts_a_walk_in_and_refuses_a_leaver, |db| {

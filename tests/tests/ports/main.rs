@@ -132,7 +132,7 @@ fn services(db: &Arc<Db>) -> Services {
     Services {
         gyms: GymService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
         schedule: ScheduleService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
-        attendance: AttendanceService::new(db.clone(), db.clone(), uow, clock, Duration::minutes(30)),
+        attendance: AttendanceService::new(db.clone(), db.clone(), db.clone(), uow, clock, Duration::minutes(30)),
     }
 }
 

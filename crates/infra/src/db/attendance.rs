@@ -1,6 +1,6 @@
-//! [`AttendanceRepository`] on SQL: the check-in's one unlocked read of everything
-//! its rules need, and the member's lock read with the candidate sessions in one
-//! statement. What a check-in writes goes through the schedule's primitives.
+//! [`AttendanceRepository`] on SQL: the check-in's one read of everything its rules
+//! need (made in its transaction, after the member's lock). What a check-in writes
+//! goes through the schedule's primitives.
 
 use async_trait::async_trait;
 use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, QrSecret};
@@ -10,7 +10,6 @@ use domain::{GymId, Page, Result, SessionId, UserId};
 use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
-use super::gyms::member_lock;
 use super::outbox::txn;
 use super::rows::{FromColumns, participation_status, session_status};
 use super::{Db, PageValues, all, entities, exec, one, timed, ts};
@@ -29,12 +28,6 @@ struct ContextRow {
     s_end: Option<OffsetDateTime>,
     s_status: Option<String>,
     p_status: Option<String>,
-}
-
-#[derive(FromQueryResult)]
-struct UserIdRow {
-    #[allow(dead_code)]
-    user_id: i64,
 }
 
 #[derive(FromQueryResult)]
@@ -97,23 +90,6 @@ impl ContextRow {
     }
 }
 
-/// A row of the member's lock read: the context row's columns but the secret.
-struct LockedRow(ContextRow);
-
-impl FromQueryResult for LockedRow {
-    fn from_query_result(r: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        Ok(Self(ContextRow {
-            qr_secret: String::new(),
-            role: r.try_get(pre, "role")?,
-            s_id: r.try_get(pre, "s_id")?,
-            s_start: r.try_get(pre, "s_start")?,
-            s_end: r.try_get(pre, "s_end")?,
-            s_status: r.try_get(pre, "s_status")?,
-            p_status: r.try_get(pre, "p_status")?,
-        }))
-    }
-}
-
 #[async_trait]
 impl AttendanceRepository for Db {
     async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>> {
@@ -133,6 +109,7 @@ impl AttendanceRepository for Db {
 
     async fn check_in_context(
         &self,
+        tx: &mut Tx,
         gym: GymId,
         user: UserId,
         target: CheckInTarget,
@@ -141,7 +118,7 @@ impl AttendanceRepository for Db {
         let sql = format!("{CONTEXT_SELECT}{sessions}{CONTEXT_TAIL}");
         let mut values: Vec<Value> = vec![user.0.into(), gym.0.into()];
         values.extend(extra);
-        let rows = timed("checkin_context", all::<ContextRow>(&self.conn, &sql, values)).await?;
+        let rows = timed("checkin_context", all::<ContextRow>(txn(tx)?, &sql, values)).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -149,44 +126,6 @@ impl AttendanceRepository for Db {
         let is_member = first.role.is_some();
         let candidates = rows.into_iter().filter_map(|r| r.candidate().transpose()).collect::<Result<Vec<_>>>()?;
         Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
-    }
-
-    async fn lock_member_for_check_in(
-        &self,
-        tx: &mut Tx,
-        gym: GymId,
-        user: UserId,
-        target: CheckInTarget,
-    ) -> Result<Option<Vec<Candidate>>> {
-        let lock = member_lock(self.backend());
-        if !lock.is_empty() {
-            // PostgreSQL: the lock first, in a statement of its own. A statement that
-            // waited for a row lock reads the other tables as they were when it began,
-            // so the candidates are read by the next statement, which sees what the
-            // previous holder of the lock committed. (SQLite's writer lock is held
-            // from the transaction's start: one statement does both.)
-            let sql = format!("SELECT user_id FROM memberships WHERE gym_id = $1 AND user_id = $2 {lock}");
-            let found =
-                timed("member_lock", all::<UserIdRow>(txn(tx)?, &sql, vec![gym.0.into(), user.0.into()])).await?;
-            if found.is_empty() {
-                return Ok(None);
-            }
-        }
-        let (sessions, extra) = candidate_sessions(target, "m.gym_id", "$3", "$4");
-        let sql = format!(
-            "SELECT m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, s.status AS s_status, \
-             p.status AS p_status FROM memberships m {sessions}\
-             LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = m.user_id \
-             WHERE m.gym_id = $1 AND m.user_id = $2"
-        );
-        let mut values: Vec<Value> = vec![gym.0.into(), user.0.into()];
-        values.extend(extra);
-        let rows = timed("checkin_member_lock", all::<LockedRow>(txn(tx)?, &sql, values)).await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let candidates = rows.into_iter().filter_map(|r| r.0.candidate().transpose()).collect::<Result<Vec<_>>>()?;
-        Ok(Some(candidates))
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {
