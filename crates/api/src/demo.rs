@@ -44,7 +44,7 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let repo = Arc::new(db);
     let uow = UnitOfWork::new(repo.clone(), Dispatcher::new());
     let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let schedule = ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let window = Duration::minutes(settings.checkin_window_minutes);
     let attendance = AttendanceService::new(repo.clone(), repo.clone(), repo, uow, clock.clone(), window);

@@ -91,7 +91,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let dispatcher = Dispatcher::new().with(Arc::new(CacheInvalidation::new(cache.clone()))).with_outbox(repo.clone());
     let uow = UnitOfWork::new(repo.clone(), dispatcher.clone());
     let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     let verifier = Verifier::from_settings(settings)?;
     // Keys are fetched at start-up, so the first requests do not wait for them, and

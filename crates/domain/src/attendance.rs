@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
-use crate::gyms::GymRepository;
+use crate::members::MemberLock;
 use crate::policy;
 use crate::schedule::{ParticipationStatus, ScheduleRepository, Session, SessionStatus};
 use crate::tx::{Tx, UnitOfWork};
@@ -175,7 +175,7 @@ pub trait AttendanceRepository: Send + Sync {
     /// Reads, in one statement and inside the check-in's transaction, the user's
     /// secret, membership of the gym and the candidate sessions of the gym with the
     /// user's participation in each; `Ok(None)` for an unknown user. Read after the
-    /// member's lock ([`GymRepository::lock_member`]), it sees what every earlier
+    /// member's lock ([`MemberLock::lock_member`]), it sees what every earlier
     /// holder of that lock committed.
     ///
     /// # Errors
@@ -225,7 +225,7 @@ pub trait AttendanceRepository: Send + Sync {
 #[derive(Clone)]
 pub struct AttendanceService {
     repo: Arc<dyn AttendanceRepository>,
-    gyms: Arc<dyn GymRepository>,
+    members: Arc<dyn MemberLock>,
     schedule: Arc<dyn ScheduleRepository>,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
@@ -233,17 +233,17 @@ pub struct AttendanceService {
 }
 
 impl AttendanceService {
-    /// Wires the service to its ports (`gyms` for the member's lock, `schedule` for
-    /// the place and the participation); `window` is W of the check-in rule.
+    /// Wires the service to its ports (`members` for the member's lock, `schedule`
+    /// for the place and the participation); `window` is W of the check-in rule.
     pub fn new(
         repo: Arc<dyn AttendanceRepository>,
-        gyms: Arc<dyn GymRepository>,
+        members: Arc<dyn MemberLock>,
         schedule: Arc<dyn ScheduleRepository>,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
         window: Duration,
     ) -> Self {
-        Self { repo, gyms, schedule, uow, clock, window }
+        Self { repo, members, schedule, uow, clock, window }
     }
 
     /// The caller's current QR code.
@@ -297,7 +297,7 @@ impl AttendanceService {
         let mut tx = self.uow.begin().await?;
         // The lock before the read: the read then sees every earlier scan of this
         // member, whichever instance made it.
-        let member = self.gyms.lock_member(&mut tx, gym, user).await?;
+        let member = self.members.lock_member(&mut tx, gym, user).await?;
         let ctx = self.repo.check_in_context(&mut tx, gym, user, target).await?.ok_or(DomainError::InvalidQr)?;
         if !ctx.qr_secret.is_code_of(user, qr) {
             return Err(DomainError::InvalidQr);
@@ -483,31 +483,21 @@ mod tests {
                     && *now == NOW
             })
             .once()
-            .returning(|_, g, s, m, st, t, now| {
-                Ok(crate::schedule::Participation {
-                    id: crate::values::ParticipationId(1),
-                    session_id: s,
-                    member_id: m,
-                    gym_id: g,
-                    status: st,
-                    attendance_time: t,
-                    created_at: now,
-                })
-            });
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
         schedule
     }
 
     /// The member's lock: `member` says whether they still belong to the gym.
-    fn locked(member: bool) -> MockGymRepository {
-        let mut gyms = MockGymRepository::new();
-        let m = crate::gyms::Membership { user_id: MEMBER, gym_id: GYM, role: Role::Member, joined_at: NOW };
+    fn locked(member: bool) -> MockMemberLock {
+        let mut gyms = MockMemberLock::new();
+        let m = crate::members::Membership { user_id: MEMBER, gym_id: GYM, role: Role::Member, joined_at: NOW };
         with_locked_member(&mut gyms, GYM, MEMBER, member.then_some(m));
         gyms
     }
 
     fn svc(
         repo: MockAttendanceRepository,
-        gyms: MockGymRepository,
+        gyms: MockMemberLock,
         schedule: MockScheduleRepository,
         uow: UnitOfWork,
     ) -> AttendanceService {
@@ -516,7 +506,7 @@ mod tests {
 
     /// A service that must refuse before it begins a transaction.
     fn before_any_write(repo: MockAttendanceRepository) -> AttendanceService {
-        svc(repo, MockGymRepository::new(), MockScheduleRepository::new(), untouched())
+        svc(repo, MockMemberLock::new(), MockScheduleRepository::new(), untouched())
     }
 
     /// A service over `repo` that must refuse, under the member's lock, and roll back.

@@ -8,6 +8,8 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
+use crate::members::MemberLock;
+pub use crate::members::Membership;
 use crate::schedule::{ParticipationStatus, ScheduleRepository, free_place};
 use crate::tx::{Tx, UnitOfWork};
 use crate::users::User;
@@ -38,19 +40,6 @@ pub struct NewGym {
     pub timezone: String,
     /// Street address.
     pub address: Option<String>,
-}
-
-/// A user's place in a gym.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Membership {
-    /// The member.
-    pub user_id: UserId,
-    /// The gym.
-    pub gym_id: GymId,
-    /// Their role there.
-    pub role: Role,
-    /// When they joined.
-    pub joined_at: OffsetDateTime,
 }
 
 /// A member as listed by staff.
@@ -113,16 +102,6 @@ pub trait GymRepository: Send + Sync {
     /// Storage failures.
     async fn lock_gym(&self, tx: &mut Tx, gym: GymId) -> Result<()>;
 
-    /// Locks the user's membership row for the rest of the transaction (lock order
-    /// 2) and reads it; `Ok(None)` when not a member. Every write to a member's
-    /// places holds this lock, and so does the removal of the member (which deletes
-    /// the row): a booking or check-in lands wholly before a removal, or finds no
-    /// membership after it.
-    ///
-    /// # Errors
-    /// Storage failures.
-    async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>>;
-
     /// How many owners the gym has (read under [`GymRepository::lock_gym`]).
     ///
     /// # Errors
@@ -160,6 +139,7 @@ pub trait GymRepository: Send + Sync {
 #[derive(Clone)]
 pub struct GymService {
     gyms: Arc<dyn GymRepository>,
+    members: Arc<dyn MemberLock>,
     schedule: Arc<dyn ScheduleRepository>,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
@@ -169,11 +149,12 @@ impl GymService {
     /// Wires the service to its ports (`schedule` to give a leaving member's places back).
     pub fn new(
         gyms: Arc<dyn GymRepository>,
+        members: Arc<dyn MemberLock>,
         schedule: Arc<dyn ScheduleRepository>,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { gyms, schedule, uow, clock }
+        Self { gyms, members, schedule, uow, clock }
     }
 
     /// Creates a gym owned by the caller.
@@ -298,7 +279,7 @@ impl GymService {
     /// The gym locked, then the target's membership locked and read.
     async fn locked_target(&self, tx: &mut Tx, actor: &Actor, user: UserId) -> Result<Membership> {
         self.gyms.lock_gym(tx, actor.gym_id).await?;
-        self.gyms.lock_member(tx, actor.gym_id, user).await?.ok_or(DomainError::UserNotFound)
+        self.members.lock_member(tx, actor.gym_id, user).await?.ok_or(DomainError::UserNotFound)
     }
 }
 
@@ -341,15 +322,25 @@ mod tests {
     }
 
     fn service(gyms: MockGymRepository, uow: UnitOfWork) -> GymService {
-        GymService::new(Arc::new(gyms), Arc::new(MockScheduleRepository::new()), uow, Arc::new(FixedClock(NOW)))
+        with_members(gyms, MockMemberLock::new(), MockScheduleRepository::new(), uow)
+    }
+
+    fn with_members(
+        gyms: MockGymRepository,
+        members: MockMemberLock,
+        schedule: MockScheduleRepository,
+        uow: UnitOfWork,
+    ) -> GymService {
+        GymService::new(Arc::new(gyms), Arc::new(members), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)))
     }
 
     /// The gym lock is taken, then `user`'s membership answers `found`.
-    fn locked(user: UserId, found: Option<Membership>) -> MockGymRepository {
+    fn locked(user: UserId, found: Option<Membership>) -> (MockGymRepository, MockMemberLock) {
         let mut gyms = MockGymRepository::new();
         gyms.expect_lock_gym().withf(|_, g| *g == GYM).once().returning(|_, _| Ok(()));
-        with_locked_member(&mut gyms, GYM, user, found);
-        gyms
+        let mut members = MockMemberLock::new();
+        with_locked_member(&mut members, GYM, user, found);
+        (gyms, members)
     }
 
     #[tokio::test]
@@ -361,7 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_may_leave_but_not_remove_others() {
-        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Member)));
+        let (mut gyms, members) = locked(UserId(1), Some(membership(UserId(1), Role::Member)));
         gyms.expect_delete_member().withf(|_, g, u| *g == GYM && *u == UserId(1)).once().returning(|_, _, _| Ok(true));
         let mut schedule = MockScheduleRepository::new();
         schedule
@@ -369,8 +360,7 @@ mod tests {
             .withf(|_, _, u, after| *u == UserId(1) && *after == NOW)
             .returning(|_, _, _, _| Ok(vec![]));
         let left = DomainEvent::MemberLeft { gym: GYM, user: UserId(1), freed_sessions: vec![] };
-        let svc =
-            GymService::new(Arc::new(gyms), Arc::new(schedule), committing(vec![left]), Arc::new(FixedClock(NOW)));
+        let svc = with_members(gyms, members, schedule, committing(vec![left]));
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(1)).await, Ok(()));
         let svc = service(MockGymRepository::new(), untouched());
         assert_eq!(svc.remove_member(&actor(Role::Member), UserId(2)).await, Err(DomainError::Forbidden));
@@ -379,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn a_removal_gives_back_the_places_it_holds_under_each_sessions_lock() {
         let member = UserId(2);
-        let mut gyms = locked(member, Some(membership(member, Role::Member)));
+        let (mut gyms, members) = locked(member, Some(membership(member, Role::Member)));
         gyms.expect_delete_member().once().returning(|_, _, _| Ok(true));
         let session = |id: i64| Session {
             id: SessionId(id),
@@ -411,20 +401,9 @@ mod tests {
                 *s == SessionId(3) && *m == UserId(2) && *st == ParticipationStatus::Cancelled
             })
             .once()
-            .returning(|_, g, s, m, st, t, now| {
-                Ok(crate::schedule::Participation {
-                    id: crate::values::ParticipationId(1),
-                    session_id: s,
-                    member_id: m,
-                    gym_id: g,
-                    status: st,
-                    attendance_time: t,
-                    created_at: now,
-                })
-            });
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
         let left = DomainEvent::MemberLeft { gym: GYM, user: member, freed_sessions: vec![SessionId(3)] };
-        let svc =
-            GymService::new(Arc::new(gyms), Arc::new(schedule), committing(vec![left]), Arc::new(FixedClock(NOW)));
+        let svc = with_members(gyms, members, schedule, committing(vec![left]));
         assert_eq!(svc.remove_member(&actor(Role::Admin), member).await, Ok(()));
     }
 
@@ -457,27 +436,28 @@ mod tests {
 
     #[tokio::test]
     async fn admin_cannot_demote_an_owner_and_nothing_is_committed() {
-        let gyms = locked(UserId(2), Some(membership(UserId(2), Role::Owner)));
-        let svc = service(gyms, rolling_back());
+        let (gyms, members) = locked(UserId(2), Some(membership(UserId(2), Role::Owner)));
+        let svc = with_members(gyms, members, MockScheduleRepository::new(), rolling_back());
         let got = svc.set_role(&actor(Role::Admin), UserId(2), Role::Member).await;
         assert_eq!(got, Err(DomainError::Forbidden));
     }
 
     #[tokio::test]
     async fn the_only_owner_cannot_step_down_or_leave() {
-        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
+        let (mut gyms, members) = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
         gyms.expect_owners().withf(|_, g| *g == GYM).returning(|_, _| Ok(1));
-        let svc = service(gyms, rolling_back());
+        let svc = with_members(gyms, members, MockScheduleRepository::new(), rolling_back());
         assert_eq!(svc.set_role(&actor(Role::Owner), UserId(1), Role::Admin).await, Err(DomainError::LastOwner));
-        let mut gyms = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
+        let (mut gyms, members) = locked(UserId(1), Some(membership(UserId(1), Role::Owner)));
         gyms.expect_owners().returning(|_, _| Ok(1));
-        let svc = service(gyms, rolling_back());
+        let svc = with_members(gyms, members, MockScheduleRepository::new(), rolling_back());
         assert_eq!(svc.remove_member(&actor(Role::Owner), UserId(1)).await, Err(DomainError::LastOwner));
     }
 
     #[tokio::test]
     async fn removing_a_non_member_is_user_not_found() {
-        let svc = service(locked(UserId(9), None), rolling_back());
+        let (gyms, members) = locked(UserId(9), None);
+        let svc = with_members(gyms, members, MockScheduleRepository::new(), rolling_back());
         assert_eq!(svc.remove_member(&actor(Role::Admin), UserId(9)).await, Err(DomainError::UserNotFound));
     }
 

@@ -13,6 +13,7 @@ pub mod events;
 pub mod facts;
 pub mod gyms;
 pub mod limits;
+pub mod members;
 #[cfg(any(test, feature = "mocks"))]
 pub mod mocks;
 pub mod policy;

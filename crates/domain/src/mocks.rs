@@ -16,15 +16,16 @@ use crate::events::Event;
 pub use crate::events::MockEventRepository;
 use crate::facts::{Delivery, Dispatcher, DomainEvent, Fact, FactId};
 pub use crate::facts::{MockListener, MockOutbox};
-use crate::gyms::Membership;
 pub use crate::gyms::MockGymRepository;
+use crate::members::Membership;
+pub use crate::members::MockMemberLock;
 pub use crate::schedule::MockScheduleRepository;
-use crate::schedule::{Class, ParticipationStatus, Session};
+use crate::schedule::{Class, Participation, ParticipationStatus, Session};
 pub use crate::tx::MockDatabase;
 use crate::tx::{Tx, UnitOfWork};
 pub use crate::users::MockUserRepository;
 use crate::users::User;
-use crate::values::{GymId, SessionId, UserId};
+use crate::values::{GymId, ParticipationId, SessionId, UserId};
 
 /// The facts a mocked commit answers: what the transaction recorded, numbered from 1.
 fn numbered(mut tx: Tx) -> Vec<Fact> {
@@ -100,7 +101,7 @@ pub fn with_locked_session(
 }
 
 /// `lock_member(_, gym, user)` answers this membership (`None`: not a member).
-pub fn with_locked_member(repo: &mut MockGymRepository, gym: GymId, user: UserId, found: Option<Membership>) {
+pub fn with_locked_member(repo: &mut MockMemberLock, gym: GymId, user: UserId, found: Option<Membership>) {
     repo.expect_lock_member().withf(move |_, g, u| *g == gym && *u == user).returning(move |_, _, _| Ok(found));
 }
 
@@ -147,4 +148,25 @@ pub fn quiet_listener() -> MockListener {
     let mut listener = MockListener::new();
     listener.expect_on().return_const(Delivery::Done);
     listener
+}
+
+/// What `set_participation` stores, as the adapter answers it (id 1): for its
+/// mocked `returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)))`.
+pub fn stored(
+    gym: GymId,
+    session: SessionId,
+    member: UserId,
+    status: ParticipationStatus,
+    attendance_time: Option<time::OffsetDateTime>,
+    created_at: time::OffsetDateTime,
+) -> Participation {
+    Participation {
+        id: ParticipationId(1),
+        session_id: session,
+        member_id: member,
+        gym_id: gym,
+        status,
+        attendance_time,
+        created_at,
+    }
 }

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
-use crate::gyms::GymRepository;
+use crate::members::MemberLock;
 use crate::tx::{Tx, UnitOfWork};
 use crate::values::{
     Actor, Capacity, ClassId, DateRange, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp, UserId,
@@ -394,20 +394,20 @@ pub trait ScheduleRepository: Send + Sync {
 #[derive(Clone)]
 pub struct ScheduleService {
     repo: Arc<dyn ScheduleRepository>,
-    gyms: Arc<dyn GymRepository>,
+    members: Arc<dyn MemberLock>,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl ScheduleService {
-    /// Wires the service to its ports (`gyms` for the member's lock of a booking).
+    /// Wires the service to its ports (`members` for the member's lock of a booking).
     pub fn new(
         repo: Arc<dyn ScheduleRepository>,
-        gyms: Arc<dyn GymRepository>,
+        members: Arc<dyn MemberLock>,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { repo, gyms, uow, clock }
+        Self { repo, members, uow, clock }
     }
 
     /// Active classes of the actor's gym.
@@ -560,7 +560,7 @@ impl ScheduleService {
     pub async fn register(&self, actor: &Actor, session_id: SessionId) -> Result<Participation> {
         let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
         let mut tx = self.uow.begin().await?;
-        self.gyms.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
+        self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         let (session, held) =
             self.repo.lock_session(&mut tx, gym, session_id, member).await?.ok_or(DomainError::SessionNotFound)?;
         if let Some(refused) = refusal(&session, held, now) {
@@ -586,7 +586,7 @@ impl ScheduleService {
     pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
         let (gym, member) = (actor.gym_id, actor.user_id);
         let mut tx = self.uow.begin().await?;
-        self.gyms.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
+        self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         match self.repo.lock_session(&mut tx, gym, session_id, member).await? {
             None => return Err(DomainError::SessionNotFound),
             Some((_, Some(ParticipationStatus::Registered))) => {
@@ -660,14 +660,14 @@ mod tests {
         }
     }
 
-    fn svc(repo: MockScheduleRepository, gyms: MockGymRepository, uow: UnitOfWork) -> ScheduleService {
+    fn svc(repo: MockScheduleRepository, gyms: MockMemberLock, uow: UnitOfWork) -> ScheduleService {
         ScheduleService::new(Arc::new(repo), Arc::new(gyms), uow, Arc::new(FixedClock(NOW)))
     }
 
     /// The member is still a member under the lock.
-    fn member_locked() -> MockGymRepository {
-        let mut gyms = MockGymRepository::new();
-        let m = crate::gyms::Membership { user_id: UserId(5), gym_id: GYM, role: Role::Member, joined_at: NOW };
+    fn member_locked() -> MockMemberLock {
+        let mut gyms = MockMemberLock::new();
+        let m = crate::members::Membership { user_id: UserId(5), gym_id: GYM, role: Role::Member, joined_at: NOW };
         with_locked_member(&mut gyms, GYM, UserId(5), Some(m));
         gyms
     }
@@ -677,18 +677,6 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), s.map(|s| (s, held)));
         repo
-    }
-
-    fn participation(g: GymId, s: SessionId, m: UserId, st: ParticipationStatus, now: OffsetDateTime) -> Participation {
-        Participation {
-            id: ParticipationId(1),
-            session_id: s,
-            member_id: m,
-            gym_id: g,
-            status: st,
-            attendance_time: None,
-            created_at: now,
-        }
     }
 
     async fn register(repo: MockScheduleRepository, uow: UnitOfWork) -> Result<Participation> {
@@ -758,7 +746,7 @@ mod tests {
                     && *now == NOW
             })
             .once()
-            .returning(|_, g, s, m, st, _, now| Ok(participation(g, s, m, st, now)));
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
         let uow = committing(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         let p = register(repo, uow).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
@@ -785,7 +773,7 @@ mod tests {
         repo.expect_set_participation()
             .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
             .once()
-            .returning(|_, g, s, m, st, _, now| Ok(participation(g, s, m, st, now)));
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
         let uow =
             committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
@@ -793,7 +781,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_removed_before_the_place_was_taken_is_not_a_member() {
-        let mut gyms = MockGymRepository::new();
+        let mut gyms = MockMemberLock::new();
         with_locked_member(&mut gyms, GYM, UserId(5), None);
         let got = svc(MockScheduleRepository::new(), gyms, rolling_back()).register(&member(), SessionId(11)).await;
         assert_eq!(got, Err(DomainError::NotAMember));
@@ -810,9 +798,7 @@ mod tests {
             instructor_id: None,
         };
         assert_eq!(
-            svc(MockScheduleRepository::new(), MockGymRepository::new(), untouched())
-                .create_class(&member(), new)
-                .await,
+            svc(MockScheduleRepository::new(), MockMemberLock::new(), untouched()).create_class(&member(), new).await,
             Err(DomainError::Forbidden)
         );
     }
@@ -841,7 +827,7 @@ mod tests {
         let new =
             NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
         let uow = committing(vec![DomainEvent::SessionScheduled { gym: GYM, session: SessionId(1) }]);
-        let s = svc(repo, MockGymRepository::new(), uow).create_session(&staff(), new).await.expect("created");
+        let s = svc(repo, MockMemberLock::new(), uow).create_session(&staff(), new).await.expect("created");
         assert_eq!(s.end_time, NOW + Duration::minutes(45));
     }
 
@@ -851,7 +837,7 @@ mod tests {
         repo.expect_class().returning(|_, _| Ok(Some(Class { active: false, ..class() })));
         let new =
             NewSession { class_id: ClassId(2), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        let got = svc(repo, MockGymRepository::new(), untouched()).create_session(&staff(), new).await;
+        let got = svc(repo, MockMemberLock::new(), untouched()).create_session(&staff(), new).await;
         assert_eq!(got, Err(DomainError::ClassNotFound));
     }
 
@@ -861,7 +847,7 @@ mod tests {
         repo.expect_class().returning(|_, _| Ok(None));
         let new =
             NewSession { class_id: ClassId(99), start_time: ts(NOW), end_time: None, trainer_id: None, room: None };
-        let got = svc(repo, MockGymRepository::new(), untouched()).create_session(&staff(), new).await;
+        let got = svc(repo, MockMemberLock::new(), untouched()).create_session(&staff(), new).await;
         assert_eq!(got, Err(DomainError::ClassNotFound));
     }
 
@@ -890,7 +876,7 @@ mod tests {
             category: None,
             instructor_id: None,
         };
-        let c = svc(repo, MockGymRepository::new(), uow).create_class(&staff(), new).await.expect("created");
+        let c = svc(repo, MockMemberLock::new(), uow).create_class(&staff(), new).await.expect("created");
         assert_eq!(c.name, "Yoga");
     }
 }

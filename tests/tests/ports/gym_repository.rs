@@ -4,6 +4,8 @@
 use domain::schedule::{ParticipationStatus, SessionStatus};
 use domain::{DomainError, Page, SessionId};
 
+use domain::members::MemberLock;
+
 use super::*;
 
 contract!(create_with_owner_makes_the_creator_its_owner, |db| {

@@ -130,7 +130,7 @@ fn services(db: &Arc<Db>) -> Services {
     let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
     let clock = Arc::new(SystemClock);
     Services {
-        gyms: GymService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
+        gyms: GymService::new(db.clone(), db.clone(), db.clone(), uow.clone(), clock.clone()),
         schedule: ScheduleService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
         attendance: AttendanceService::new(db.clone(), db.clone(), db.clone(), uow, clock, Duration::minutes(30)),
     }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use domain::gyms::{Gym, GymRepository, MemberEntry, Membership, NewGym};
+use domain::members::MemberLock;
 use domain::tx::Tx;
 use domain::{DomainError, GymId, Page, Result, Role, UserId};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
@@ -115,14 +116,6 @@ impl GymRepository for Db {
         timed("gym_lock", sql_exec(txn(tx)?, sql, vec![gym.0.into()])).await
     }
 
-    async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2 {}",
-            member_lock(self.backend())
-        );
-        timed("member_lock", entity(txn(tx)?, &sql, vec![gym.0.into(), user.0.into()])).await
-    }
-
     async fn owners(&self, tx: &mut Tx, gym: GymId) -> Result<i64> {
         let sql = "SELECT COUNT(*) AS n FROM memberships WHERE gym_id = $1 AND role = 'owner'";
         let n = timed("gym_owners", one::<Count>(txn(tx)?, sql, vec![gym.0.into()])).await?;
@@ -158,6 +151,17 @@ impl GymRepository for Db {
     async fn delete_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<bool> {
         let sql = "DELETE FROM memberships WHERE gym_id = $1 AND user_id = $2";
         Ok(timed("membership_delete", exec(txn(tx)?, sql, vec![gym.0.into(), user.0.into()])).await? == 1)
+    }
+}
+
+#[async_trait]
+impl MemberLock for Db {
+    async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2 {}",
+            member_lock(self.backend())
+        );
+        timed("member_lock", entity(txn(tx)?, &sql, vec![gym.0.into(), user.0.into()])).await
     }
 }
 
