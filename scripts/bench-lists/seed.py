@@ -64,7 +64,7 @@ print(f"INSERT INTO participations (gym_id, session_id, member_id, status, atten
       f"SELECT 1, s.id, 8919, 'attended', s.start_time, {NOW} FROM sessions s WHERE s.gym_id = 1 AND s.id <= 1200;")
 print(f"INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) "
       f"SELECT 1, 2, {USER_ID}, 'attended', (SELECT start_time FROM sessions WHERE id = 2), {NOW} FROM {series(BIG_GYM_MEMBERS)} "
-      f"WHERE i BETWEEN 2 AND 901 ON CONFLICT (session_id, member_id) DO NOTHING;")
+      f"WHERE i BETWEEN 2 AND 901 ON CONFLICT (gym_id, session_id, member_id) DO NOTHING;")
 print("UPDATE sessions SET registered_count = (SELECT COUNT(*) FROM participations p "
       "WHERE p.session_id = sessions.id AND p.status IN ('registered', 'attended'));")
 if pg:
