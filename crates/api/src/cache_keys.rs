@@ -98,10 +98,29 @@ impl CacheInvalidation {
 #[async_trait]
 impl Listener for CacheInvalidation {
     async fn on(&self, event: &DomainEvent) -> Delivery {
-        let Stale { groups, entries } = stale(event);
+        self.on_many(std::slice::from_ref(event)).await
+    }
+
+    /// What all the facts make stale, each group and entry once, in one pipeline each.
+    async fn on_many(&self, events: &[DomainEvent]) -> Delivery {
+        let mut groups: Vec<String> = Vec::new();
+        let mut entries: Vec<String> = Vec::new();
+        for event in events {
+            let stale = stale(event);
+            for g in stale.groups {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+            for e in stale.entries {
+                if !entries.contains(&e) {
+                    entries.push(e);
+                }
+            }
+        }
         let invalidated = groups.is_empty() || self.cache.invalidate(&groups).await;
         let deleted = entries.is_empty() || self.cache.delete(&entries).await;
-        // Not both done (Redis unreachable): the relay delivers the fact again, so a
+        // Not both done (Redis unreachable): the relay delivers the facts again, so a
         // value cached before the write is never served until the TTL.
         if invalidated && deleted { Delivery::Done } else { Delivery::Retry }
     }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cache_keys;
+pub mod checkins;
 pub mod cli;
 pub mod demo;
 pub mod dto;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub events: EventService,
     /// QR codes and attendance.
     pub attendance: AttendanceService,
+    /// Front-desk check-ins, combined into batches.
+    pub check_ins: crate::checkins::CheckIns,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -106,6 +108,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
             }
         });
     }
+    let attendance =
+        AttendanceService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone(), window);
     let retention = time::Duration::hours(settings.outbox_retention_hours);
     let relay_guard = Arc::new(());
     spawn_relay(Relay::new(repo.clone(), dispatcher, clock.clone(), retention), Arc::downgrade(&relay_guard));
@@ -114,7 +118,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
         schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
-        attendance: AttendanceService::new(repo.clone(), repo.clone(), repo, uow, clock.clone(), window),
+        check_ins: crate::checkins::CheckIns::start(attendance.clone()),
+        attendance,
         users,
         gyms,
         cache,

@@ -223,4 +223,10 @@ fn describe_metrics() {
         "Connections actix-http ended on a request it could not parse (answered 400 or 431 before GymAPI's code)"
     );
     describe_gauge!("gymapi_db_pool_connections", "Database pool connections: in_use, idle, and the configured max");
+    describe_histogram!("gymapi_checkin_batch_size", "Check-ins combined into one transaction");
+    describe_histogram!(
+        "gymapi_checkin_batch_wait_seconds",
+        Unit::Seconds,
+        "Time a check-in waited for its batch to start"
+    );
 }

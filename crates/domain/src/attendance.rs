@@ -16,7 +16,7 @@ use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
 use crate::policy;
-use crate::schedule::{ParticipationStatus, ScheduleRepository, Session, SessionStatus};
+use crate::schedule::{Attendance, ParticipationStatus, ScheduleRepository, Session, SessionStatus};
 use crate::tx::{Tx, UnitOfWork};
 use crate::values::{Actor, GymId, Page, SessionId, UserId};
 
@@ -145,6 +145,39 @@ pub struct CheckIn {
     pub new_participation: bool,
 }
 
+/// One scan at a front desk, as part of a batch ([`AttendanceService::check_in_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The desk: who scans, in which gym.
+    pub actor: Actor,
+    /// The code scanned.
+    pub qr: String,
+    /// The session the desk named, if any.
+    pub session_id: Option<SessionId>,
+}
+
+/// What became of a scan of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanResult {
+    /// Answered: checked in, or refused with the contract's code.
+    Answered(Result<CheckIn>),
+    /// An earlier scan of the same member is in this batch: this one goes into the
+    /// next batch, where it sees what the first one did.
+    Later,
+}
+
+/// What a check-in reads of one member: their gym, the user the code names, and
+/// the sessions to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextAsk {
+    /// The gym of the desk.
+    pub gym: GymId,
+    /// The user the code names.
+    pub user: UserId,
+    /// The named session, or the window.
+    pub target: CheckInTarget,
+}
+
 /// A member's attendance figures in a gym.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashboardSummary {
@@ -172,21 +205,16 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn set_qr_secret(&self, tx: &mut Tx, user: UserId, secret: &QrSecret) -> Result<()>;
-    /// Reads, in one statement and inside the check-in's transaction, the user's
-    /// secret, membership of the gym and the candidate sessions of the gym with the
-    /// user's participation in each; `Ok(None)` for an unknown user. Read after the
-    /// member's lock ([`MemberLock::lock_member`]), it sees what every earlier
-    /// holder of that lock committed.
+    /// Reads, in one statement and inside the check-in's transaction, for each ask:
+    /// the user's secret, membership of the gym, and the candidate sessions of the
+    /// gym with the user's participation in each; answers in the order of `asks`,
+    /// `None` for an unknown user. Read after the members' locks
+    /// ([`MemberLock::lock_members`]), it sees what every earlier holder of those
+    /// locks committed.
     ///
     /// # Errors
     /// Storage failures.
-    async fn check_in_context(
-        &self,
-        tx: &mut Tx,
-        gym: GymId,
-        user: UserId,
-        target: CheckInTarget,
-    ) -> Result<Option<CheckInContext>>;
+    async fn check_in_contexts(&self, tx: &mut Tx, asks: &[ContextAsk]) -> Result<Vec<Option<CheckInContext>>>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -268,66 +296,148 @@ impl AttendanceService {
         Ok(QrCode::format(user, &secret))
     }
 
-    /// Checks a member in from their QR code (staff only).
-    ///
-    /// Rules, in order: the code is well-formed and the user's current one, byte for
-    /// byte (`invalid_qr`); the user belongs to the gym (`not_a_member`); the session —
-    /// named (`session_not_found`, `session_outside_window`) or chosen among scheduled
-    /// sessions starting within ±W of now by [`choose_session`] (`no_session_in_window`);
-    /// the member is not already attended there, nor, for a chosen session, anywhere
-    /// in the window (`already_checked_in`).
-    ///
-    /// All of it is decided in one transaction, on one read made under the member's
-    /// lock (lock order 2), so concurrent scans of one member on any number of
-    /// instances check them in once, and a member removed meanwhile is refused. A
-    /// registered place becomes attended; anyone else (a walk-in, a cancelled or
-    /// no-show booking) takes a place. A refused scan writes nothing.
+    /// Checks a member in from their QR code (staff only): a batch of one (see
+    /// [`AttendanceService::check_in_batch`] for the rules).
     ///
     /// # Errors
-    /// [`DomainError::Forbidden`] for non-staff callers, then the codes above.
+    /// [`DomainError::Forbidden`] for non-staff callers, then the codes of the rules;
+    /// storage failures.
     pub async fn check_in(&self, actor: &Actor, qr: &str, session_id: Option<SessionId>) -> Result<CheckIn> {
-        actor.require(policy::CHECK_IN)?;
-        let code = QrCode::parse(qr)?;
-        let (gym, user, now) = (actor.gym_id, code.user_id, self.clock.now());
-        let (from, until) = (now - self.window, now + self.window);
-        let target = match session_id {
-            Some(id) => CheckInTarget::Session(id),
-            None => CheckInTarget::Window { from, until },
-        };
+        let scan = Scan { actor: *actor, qr: qr.to_owned(), session_id };
+        match self.check_in_batch(std::slice::from_ref(&scan)).await?.pop() {
+            Some(ScanResult::Answered(answer)) => answer,
+            _ => Err(DomainError::internal("a batch of one scan left its scan unanswered")),
+        }
+    }
+
+    /// Checks in a batch of scans of front desks (staff only), in one transaction.
+    ///
+    /// Rules, for each scan in order: the desk is staff (`forbidden`); the code is
+    /// well-formed and the user's current one, byte for byte (`invalid_qr`); the user
+    /// belongs to the gym (`not_a_member`); the session — named (`session_not_found`,
+    /// `session_outside_window`) or chosen among scheduled sessions starting within
+    /// ±W of now by [`choose_session`] (`no_session_in_window`); the member is not
+    /// already attended there, nor, for a chosen session, anywhere in the window
+    /// (`already_checked_in`). A registered place becomes attended; anyone else (a
+    /// walk-in, a cancelled or no-show booking) takes a place.
+    ///
+    /// Everything is decided on one read made under the members' locks (lock order
+    /// 2, taken sorted), so scans of one member on any number of instances check
+    /// them in once, and a member removed meanwhile is refused. A second scan of a
+    /// member in the same batch is [`ScanResult::Later`]: the caller puts it in the
+    /// next batch. A refused scan writes nothing and never fails its neighbours.
+    /// The places are taken under the sessions' locks (order 3, sorted); a session
+    /// cancelled meanwhile refuses its scans (`session_not_found`) and the rest is
+    /// done again without them.
+    ///
+    /// # Errors
+    /// Failures of the whole batch (storage): nothing of it was committed, or the
+    /// commit's outcome is unknown ([`DomainError::Unavailable`]).
+    pub async fn check_in_batch(&self, scans: &[Scan]) -> Result<Vec<ScanResult>> {
+        let now = self.clock.now();
+        let window = (now - self.window, now + self.window);
+        let mut out: Vec<Option<ScanResult>> = vec![None; scans.len()];
+        let mut asks: Vec<(usize, ContextAsk)> = Vec::with_capacity(scans.len());
+        for (i, scan) in scans.iter().enumerate() {
+            match ask_of(scan, window) {
+                Err(e) => out[i] = Some(ScanResult::Answered(Err(e))),
+                Ok(ask) if asks.iter().any(|(_, a)| (a.gym, a.user) == (ask.gym, ask.user)) => {
+                    out[i] = Some(ScanResult::Later);
+                }
+                Ok(ask) => asks.push((i, ask)),
+            }
+        }
+        let mut cancelled: Vec<(GymId, SessionId)> = Vec::new();
+        while !asks.is_empty() {
+            match self.try_batch(scans, &asks, &cancelled, now, window).await? {
+                Attempt::Done(answers) => {
+                    for (i, answer) in answers {
+                        out[i] = Some(ScanResult::Answered(answer));
+                    }
+                    break;
+                }
+                // Sessions cancelled since the read: again, their scans refused.
+                Attempt::Cancelled(sessions) => cancelled.extend(sessions),
+            }
+        }
+        Ok(out.into_iter().map(|o| o.unwrap_or(ScanResult::Later)).collect())
+    }
+
+    /// One attempt at a batch, in one transaction.
+    async fn try_batch(
+        &self,
+        scans: &[Scan],
+        asks: &[(usize, ContextAsk)],
+        cancelled: &[(GymId, SessionId)],
+        now: OffsetDateTime,
+        (from, until): (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Attempt> {
         let mut tx = self.uow.begin().await?;
-        // The lock before the read: the read then sees every earlier scan of this
-        // member, whichever instance made it.
-        let member = self.members.lock_member(&mut tx, gym, user).await?;
-        let ctx = self.repo.check_in_context(&mut tx, gym, user, target).await?.ok_or(DomainError::InvalidQr)?;
-        if !ctx.qr_secret.is_code_of(user, qr) {
-            return Err(DomainError::InvalidQr);
+        // The locks before the read: the read then sees every earlier scan of these
+        // members, whichever instance made it. Sorted: two batches never wait on
+        // each other in a circle.
+        let mut keys: Vec<(GymId, UserId)> = asks.iter().map(|(_, a)| (a.gym, a.user)).collect();
+        keys.sort_unstable();
+        let members = self.members.lock_members(&mut tx, &keys).await?;
+        let read: Vec<ContextAsk> = asks.iter().map(|(_, a)| *a).collect();
+        let contexts = self.repo.check_in_contexts(&mut tx, &read).await?;
+        let mut answers = Vec::with_capacity(asks.len());
+        let mut writes: Vec<(usize, ContextAsk, Candidate)> = Vec::new();
+        for ((i, ask), ctx) in asks.iter().zip(contexts) {
+            let is_member = members.iter().any(|m| (m.gym_id, m.user_id) == (ask.gym, ask.user));
+            let decided = decide(&scans[*i], ask, ctx, is_member, now, from, until).and_then(|c| {
+                if cancelled.contains(&(ask.gym, c.id)) { Err(DomainError::SessionNotFound) } else { Ok(c) }
+            });
+            match decided {
+                Ok(chosen) => writes.push((*i, *ask, chosen)),
+                Err(e) => answers.push((*i, Err(e))),
+            }
         }
-        if member.is_none() || !ctx.is_member {
-            return Err(DomainError::NotAMember);
+        if writes.is_empty() {
+            return Ok(Attempt::Done(answers));
         }
-        let chosen = pick(ctx.candidates, session_id, now, from, until)?;
-        let walk_in = chosen.participation.is_none();
-        tx.record(DomainEvent::CheckedIn { gym, session: chosen.id, member: user, walk_in });
-        if chosen.participation != Some(ParticipationStatus::Registered) {
-            // A place is taken. Many scans of one class queue on its row: the facts
+        let mut places: Vec<(GymId, SessionId, i32)> = Vec::new();
+        for (_, ask, chosen) in &writes {
+            let walk_in = chosen.participation.is_none();
+            tx.record(DomainEvent::CheckedIn { gym: ask.gym, session: chosen.id, member: ask.user, walk_in });
+            if chosen.participation != Some(ParticipationStatus::Registered) {
+                match places.iter_mut().find(|(g, s, _)| (*g, *s) == (ask.gym, chosen.id)) {
+                    Some((_, _, n)) => *n += 1,
+                    None => places.push((ask.gym, chosen.id, 1)),
+                }
+            }
+        }
+        if !places.is_empty() {
+            // Places are taken: many scans of one class queue on its row. The facts
             // are written before the lock, so it is held for two statements and the
             // commit only.
             self.uow.flush(&mut tx).await?;
-            if !self.schedule.take_place(&mut tx, gym, chosen.id).await? {
-                return Err(DomainError::SessionNotFound);
+            places.sort_unstable();
+            let taken = self.schedule.take_places(&mut tx, &places).await?;
+            let gone: Vec<(GymId, SessionId)> =
+                places.iter().map(|(g, s, _)| (*g, *s)).filter(|p| !taken.contains(&p.1)).collect();
+            if !gone.is_empty() {
+                return Ok(Attempt::Cancelled(gone));
             }
         }
-        self.schedule
-            .set_participation(&mut tx, gym, chosen.id, user, ParticipationStatus::Attended, Some(now), now)
-            .await?;
+        let rows: Vec<Attendance> = writes
+            .iter()
+            .map(|(_, ask, chosen)| Attendance { gym: ask.gym, session: chosen.id, member: ask.user, at: now })
+            .collect();
+        self.schedule.mark_attended(&mut tx, &rows).await?;
         self.uow.commit(tx).await?;
-        Ok(CheckIn {
-            user_id: user,
-            session_id: chosen.id,
-            start_time: chosen.start_time,
-            end_time: chosen.end_time,
-            new_participation: walk_in,
-        })
+        answers.extend(writes.into_iter().map(|(i, ask, chosen)| {
+            let new_participation = chosen.participation.is_none();
+            let done = CheckIn {
+                user_id: ask.user,
+                session_id: chosen.id,
+                start_time: chosen.start_time,
+                end_time: chosen.end_time,
+                new_participation,
+            };
+            (i, Ok(done))
+        }));
+        Ok(Attempt::Done(answers))
     }
 
     /// The caller's latest attendance in the gym.
@@ -364,7 +474,47 @@ impl AttendanceService {
     }
 }
 
-/// The session of a check-in as the unlocked read sees it: the named one (scheduled,
+/// What became of one attempt at a batch.
+enum Attempt {
+    /// Every scan of the attempt answered (the successes committed).
+    Done(Vec<(usize, Result<CheckIn>)>),
+    /// These sessions were cancelled since the read: nothing was committed.
+    Cancelled(Vec<(GymId, SessionId)>),
+}
+
+/// The checks of a scan that need no storage, and what it reads.
+fn ask_of(scan: &Scan, (from, until): (OffsetDateTime, OffsetDateTime)) -> Result<ContextAsk> {
+    scan.actor.require(policy::CHECK_IN)?;
+    let code = QrCode::parse(&scan.qr)?;
+    let target = match scan.session_id {
+        Some(id) => CheckInTarget::Session(id),
+        None => CheckInTarget::Window { from, until },
+    };
+    Ok(ContextAsk { gym: scan.actor.gym_id, user: code.user_id, target })
+}
+
+/// The session a scan checks its member into, decided on what was read under the
+/// member's lock; or why not.
+fn decide(
+    scan: &Scan,
+    ask: &ContextAsk,
+    ctx: Option<CheckInContext>,
+    is_member: bool,
+    now: OffsetDateTime,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<Candidate> {
+    let ctx = ctx.ok_or(DomainError::InvalidQr)?;
+    if !ctx.qr_secret.is_code_of(ask.user, &scan.qr) {
+        return Err(DomainError::InvalidQr);
+    }
+    if !is_member || !ctx.is_member {
+        return Err(DomainError::NotAMember);
+    }
+    pick(ctx.candidates, scan.session_id, now, from, until)
+}
+
+/// The session of a check-in as the read sees it: the named one (scheduled,
 /// within the window) or the one [`choose_session`] picks; refused when the member
 /// is attended there already.
 fn pick(
@@ -467,23 +617,13 @@ mod tests {
         let mut schedule = MockScheduleRepository::new();
         if take {
             schedule
-                .expect_take_place()
-                .withf(move |_, g, s| *g == GYM && *s == SessionId(session))
+                .expect_take_places()
+                .withf(move |_, places| places == [(GYM, SessionId(session), 1)])
                 .once()
-                .returning(|_, _, _| Ok(true));
+                .returning(move |_, _| Ok(vec![SessionId(session)]));
         }
-        schedule
-            .expect_set_participation()
-            .withf(move |_, g, s, m, st, t, now| {
-                *g == GYM
-                    && *s == SessionId(session)
-                    && *m == MEMBER
-                    && *st == ParticipationStatus::Attended
-                    && *t == Some(NOW)
-                    && *now == NOW
-            })
-            .once()
-            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let row = crate::schedule::Attendance { gym: GYM, session: SessionId(session), member: MEMBER, at: NOW };
+        schedule.expect_mark_attended().withf(move |_, rows| rows == [row]).once().returning(|_, _| Ok(()));
         schedule
     }
 
@@ -693,7 +833,8 @@ mod tests {
     async fn a_session_cancelled_before_the_place_is_taken_is_session_not_found() {
         let repo = repo_with(Some(ctx(true, vec![cand(1, NOW, None)])));
         let mut schedule = MockScheduleRepository::new();
-        schedule.expect_take_place().once().returning(|_, _, _| Ok(false));
+        // Cancelled since the read: nothing taken, and the batch is done again without it.
+        schedule.expect_take_places().once().returning(|_, _| Ok(vec![]));
         let got = svc(repo, locked(true), schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
         assert_eq!(got, Err(DomainError::SessionNotFound));
     }
@@ -738,6 +879,45 @@ mod tests {
         let (from, until) = (NOW - W, NOW + W);
         let c = vec![cand(1, NOW, None), cand(2, NOW - Duration::minutes(25), Some(ParticipationStatus::Attended))];
         assert_eq!(choose_session(c, NOW, from, until).map(|c| c.id.0), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_each_scan_and_refusals_never_fail_their_neighbours() {
+        let (other_gym, stranger, rotated) = (GymId(99), UserId(7), UserId(43));
+        let scan = |actor: Actor, qr: String| Scan { actor, qr, session_id: None };
+        let scans = vec![
+            scan(Actor { gym_id: other_gym, ..staff() }, format!("U{}_{SECRET}", stranger.0)),
+            scan(staff(), format!("U{}_ffffffff", rotated.0)),
+            scan(staff(), qr()),
+            scan(Actor { role: Role::Member, ..staff() }, qr()),
+            scan(staff(), qr()),
+        ];
+        let mut repo = MockAttendanceRepository::new();
+        let member_ctx = ctx(true, vec![cand(1, NOW, None)]);
+        let (stranger_ctx, rotated_ctx) = (ctx(false, vec![]), ctx(true, vec![cand(1, NOW, None)]));
+        repo.expect_check_in_contexts()
+            .withf(move |_, asks| {
+                asks.iter().map(|a| (a.gym, a.user)).collect::<Vec<_>>()
+                    == [(other_gym, stranger), (GYM, rotated), (GYM, MEMBER)]
+            })
+            .once()
+            .returning(move |_, _| {
+                Ok(vec![Some(stranger_ctx.clone()), Some(rotated_ctx.clone()), Some(member_ctx.clone())])
+            });
+        let mut members = MockMemberLock::new();
+        let m = |u: UserId| crate::members::Membership { user_id: u, gym_id: GYM, role: Role::Member, joined_at: NOW };
+        members
+            .expect_lock_members()
+            .withf(move |_, keys| keys == [(GYM, MEMBER), (GYM, rotated), (other_gym, stranger)])
+            .once()
+            .returning(move |_, _| Ok(vec![m(MEMBER), m(rotated)]));
+        let got = svc(repo, members, marks(1, true), committing(checked_in(1, true))).check_in_batch(&scans).await;
+        let got = got.expect("the batch as a whole");
+        assert_eq!(got[0], ScanResult::Answered(Err(DomainError::NotAMember)), "a member of another gym");
+        assert_eq!(got[1], ScanResult::Answered(Err(DomainError::InvalidQr)), "a stale code");
+        assert!(matches!(&got[2], ScanResult::Answered(Ok(c)) if c.user_id == MEMBER), "{:?}", got[2]);
+        assert_eq!(got[3], ScanResult::Answered(Err(DomainError::Forbidden)), "not a desk");
+        assert_eq!(got[4], ScanResult::Later, "a second scan of the member waits for the next batch");
     }
 
     #[tokio::test]

@@ -173,11 +173,34 @@ pub enum Delivery {
 /// Reacts to facts. A listener never fails the write, which is committed already:
 /// it answers [`Delivery::Retry`] and the fact is delivered again. It may hear a
 /// fact more than once, so its reaction must be idempotent.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Listener: Send + Sync {
     /// Called for each fact after its write committed (again after a [`Delivery::Retry`]).
     async fn on(&self, event: &DomainEvent) -> Delivery;
+
+    /// Called with the facts of one commit (or of one claim of the relay), in order:
+    /// a listener that can act on many at once (one Redis pipeline for a batch of
+    /// check-ins) overrides it. [`Delivery::Retry`] leaves all of them for the relay.
+    async fn on_many(&self, events: &[DomainEvent]) -> Delivery {
+        let mut all = Delivery::Done;
+        for event in events {
+            if self.on(event).await == Delivery::Retry {
+                all = Delivery::Retry;
+            }
+        }
+        all
+    }
+}
+
+#[cfg(any(test, feature = "mocks"))]
+mockall::mock! {
+    /// A listener whose [`Listener::on`] is mocked; [`Listener::on_many`] keeps its
+    /// default, so expectations name each fact.
+    pub Listener {}
+    #[async_trait]
+    impl Listener for Listener {
+        async fn on(&self, event: &DomainEvent) -> Delivery;
+    }
 }
 
 /// The outbox's bookkeeping of delivery (the facts are written by
@@ -251,32 +274,27 @@ impl Dispatcher {
         self
     }
 
-    /// Delivers committed facts, in order; answers how many every listener handled.
-    /// Once a fact of a gym is left for a retry, the later facts of that gym in this
-    /// call are left too, so listeners hear one gym's facts in their order.
+    /// Delivers committed facts, in order, to each listener at once
+    /// ([`Listener::on_many`]); answers how many were delivered: all of them, or none
+    /// when a listener left them for a retry (the relay delivers them again, in order).
     pub async fn deliver(&self, facts: Vec<Fact>) -> usize {
-        let mut done = Vec::with_capacity(facts.len());
-        let mut held: Vec<Option<GymId>> = Vec::new();
-        for fact in facts {
-            let gym = fact.event.gym();
-            if held.contains(&gym) {
-                continue;
-            }
-            let mut handled = true;
-            for listener in &self.listeners {
-                handled &= listener.on(&fact.event).await == Delivery::Done;
-            }
-            if handled {
-                done.push(fact.id);
-            } else {
-                held.push(gym);
-            }
+        if facts.is_empty() {
+            return 0;
         }
-        if let (Some(outbox), false) = (&self.outbox, done.is_empty()) {
+        let events: Vec<DomainEvent> = facts.iter().map(|f| f.event.clone()).collect();
+        let mut handled = true;
+        for listener in &self.listeners {
+            handled &= listener.on_many(&events).await == Delivery::Done;
+        }
+        if !handled {
+            return 0;
+        }
+        if let Some(outbox) = &self.outbox {
+            let done: Vec<FactId> = facts.iter().map(|f| f.id).collect();
             // A lost mark costs one more delivery, never a lost fact.
             let _ = outbox.delivered(&done).await;
         }
-        done.len()
+        facts.len()
     }
 }
 
@@ -377,25 +395,26 @@ mod tests {
         let (a, b) = (DomainEvent::QrRotated { user: UserId(7) }, DomainEvent::ProfileChanged { user: UserId(7) });
         assert_eq!(d.deliver(vec![fact(1, a.clone()), fact(2, b.clone())]).await, 2);
         let tape = heard.lock().expect("lock").clone();
-        assert_eq!(tape, vec![(1, a.clone()), (2, a), (1, b.clone()), (2, b)]);
+        assert_eq!(
+            tape,
+            vec![(1, a.clone()), (1, b.clone()), (2, a), (2, b)],
+            "each listener hears the commit's facts in order"
+        );
     }
 
     #[tokio::test]
-    async fn a_fact_left_for_a_retry_holds_back_the_later_facts_of_its_gym_only() {
-        let (g1, g2) = (GymId(1), GymId(2));
-        let failing = DomainEvent::ClassChanged { gym: g1, class: ClassId(1) };
+    async fn facts_a_listener_left_for_a_retry_are_not_marked_delivered() {
+        let failing = DomainEvent::ClassChanged { gym: GymId(1), class: ClassId(1) };
+        let other = DomainEvent::ClassChanged { gym: GymId(2), class: ClassId(2) };
         let mut listener = MockListener::new();
         let f = failing.clone();
         listener.expect_on().withf(move |e| *e == f).once().return_const(Delivery::Retry);
-        let other = DomainEvent::ClassChanged { gym: g2, class: ClassId(2) };
         let o = other.clone();
         listener.expect_on().withf(move |e| *e == o).once().return_const(Delivery::Done);
         let mut outbox = MockOutbox::new();
-        outbox.expect_delivered().withf(|got| got == ids(2, &[3])).once().returning(|_| Ok(()));
+        outbox.expect_delivered().never();
         let d = Dispatcher::new().with(Arc::new(listener)).with_outbox(Arc::new(outbox));
-        let later_same_gym = DomainEvent::ClassChanged { gym: g1, class: ClassId(9) };
-        let delivered = d.deliver(vec![fact(1, failing), fact(2, later_same_gym), fact(3, other)]).await;
-        assert_eq!(delivered, 1, "the listener never heard fact 2: it waits behind fact 1");
+        assert_eq!(d.deliver(vec![fact(1, failing), fact(3, other)]).await, 0, "the relay delivers both again");
     }
 
     #[tokio::test]

@@ -35,4 +35,12 @@ pub trait MemberLock: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>>;
+
+    /// [`MemberLock::lock_member`] for many members at once, in the order of `keys`
+    /// (sorted by the caller, so two batches never wait on each other in a circle),
+    /// in one round trip where the adapter can; answers the memberships that exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock_members(&self, tx: &mut Tx, keys: &[(GymId, UserId)]) -> Result<Vec<Membership>>;
 }

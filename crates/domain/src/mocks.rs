@@ -54,11 +54,11 @@ pub fn committing(facts: Vec<DomainEvent>) -> UnitOfWork {
     UnitOfWork::new(Arc::new(db), Dispatcher::new().with(Arc::new(quiet_listener())))
 }
 
-/// A unit of work that begins once and must never commit: the use case refuses and
-/// its transaction rolls back.
+/// A unit of work that begins (once, or again for a retry) and must never commit:
+/// the use case refuses and its transaction rolls back.
 pub fn rolling_back() -> UnitOfWork {
     let mut db = MockDatabase::new();
-    db.expect_begin().once().returning(|| Ok(Tx::detached()));
+    db.expect_begin().times(1..=3).returning(|| Ok(Tx::detached()));
     db.expect_flush().returning(|_| Ok(()));
     db.expect_commit().never();
     UnitOfWork::new(Arc::new(db), Dispatcher::new())
@@ -100,21 +100,26 @@ pub fn with_locked_session(
         .returning(move |_, _, _, _| Ok(found.clone()));
 }
 
-/// `lock_member(_, gym, user)` answers this membership (`None`: not a member).
+/// `lock_member(_, gym, user)` answers this membership (`None`: not a member), and
+/// so does `lock_members` asked for that one member.
 pub fn with_locked_member(repo: &mut MockMemberLock, gym: GymId, user: UserId, found: Option<Membership>) {
     repo.expect_lock_member().withf(move |_, g, u| *g == gym && *u == user).returning(move |_, _, _| Ok(found));
+    repo.expect_lock_members()
+        .withf(move |_, keys| keys == [(gym, user)])
+        .returning(move |_, _| Ok(found.into_iter().collect()));
 }
 
-/// `check_in_context(gym, user, _)` answers `context` (`None`: an unknown user).
+/// `check_in_contexts(_, [one ask of gym and user])` answers `context` (`None`: an
+/// unknown user): a check-in of one scan.
 pub fn with_check_in_context(
     repo: &mut MockAttendanceRepository,
     gym: GymId,
     user: UserId,
     context: Option<CheckInContext>,
 ) {
-    repo.expect_check_in_context()
-        .withf(move |_, g, u, _| *g == gym && *u == user)
-        .returning(move |_, _, _, _| Ok(context.clone()));
+    repo.expect_check_in_contexts()
+        .withf(move |_, asks| matches!(asks, [a] if a.gym == gym && a.user == user))
+        .returning(move |_, _| Ok(vec![context.clone()]));
 }
 
 /// `membership(user, gym)` answers this membership, for its own user and gym.

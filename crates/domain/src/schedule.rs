@@ -213,6 +213,19 @@ pub struct Participation {
     pub created_at: OffsetDateTime,
 }
 
+/// A member's attendance of a session, to be written ([`ScheduleRepository::mark_attended`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attendance {
+    /// The gym.
+    pub gym: GymId,
+    /// The session.
+    pub session: SessionId,
+    /// The member.
+    pub member: UserId,
+    /// When they were checked in.
+    pub at: OffsetDateTime,
+}
+
 impl ParticipationStatus {
     /// Whether a participation in this status holds one of the session's places
     /// (`registered_count` counts exactly these).
@@ -340,20 +353,29 @@ pub trait ScheduleRepository: Send + Sync {
     ) -> Result<Option<(Session, Option<ParticipationStatus>)>>;
     /// Moves the session's `registered_count` by `delta`, called with the session
     /// locked ([`ScheduleRepository::lock_session`]). This and
-    /// [`ScheduleRepository::take_place`] are the only writers of the count, through
+    /// [`ScheduleRepository::take_places`] are the only writers of the count, through
     /// one statement of the adapter.
     ///
     /// # Errors
     /// Storage failures.
     async fn move_count(&self, tx: &mut Tx, gym: GymId, session: SessionId, delta: i32) -> Result<()>;
-    /// Takes a place of a *scheduled* session at the door, locking its row (lock
-    /// order 3) and moving its count up by one in one statement; `Ok(false)`, with
-    /// nothing changed, when the session is cancelled or not in the gym. Capacity is
-    /// not a bound here: the front desk admits whoever is at the door.
+    /// Takes places of *scheduled* sessions at the door: locks their rows in the
+    /// order of `places` (sorted by the caller: lock order 3) and moves each one's
+    /// count up by its number, in one round trip where the adapter can; answers the
+    /// sessions whose places were taken (a cancelled session, or one not in its gym,
+    /// is left as it is). Capacity is not a bound here: the front desk admits
+    /// whoever is at the door.
     ///
     /// # Errors
     /// Storage failures.
-    async fn take_place(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<bool>;
+    async fn take_places(&self, tx: &mut Tx, places: &[(GymId, SessionId, i32)]) -> Result<Vec<SessionId>>;
+    /// Makes each member's participation in the session `attended` at its time,
+    /// creating it when absent, in one statement where the adapter can. The caller
+    /// decided each under the member's lock.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<()>;
     /// Sets the member's participation in the session to `status` (with the given
     /// attendance time), creating it when absent, and answers it. The caller decided
     /// that the change is allowed, under the session's lock or the member's.

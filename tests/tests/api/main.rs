@@ -2,6 +2,7 @@
 
 mod attendance;
 mod auth;
+mod batching;
 mod cache;
 mod docs;
 mod events;

@@ -2,7 +2,7 @@
 //! exactly-once check-in under 50 racers (the service deciding under the locks), and
 //! the member's figures.
 
-use domain::attendance::{AttendanceRepository, CheckInTarget, QrCode};
+use domain::attendance::{AttendanceRepository, CheckInTarget, ContextAsk, QrCode};
 use domain::schedule::{ParticipationStatus, SessionStatus};
 use domain::{DomainError, Page, UserId};
 
@@ -31,7 +31,18 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     let m = member(&db, g.id, Role::Member).await;
     services(&db).schedule.register(&actor(m.id, g.id, Role::Member), b.id).await.expect("book");
     let window = CheckInTarget::Window { from: now(), until: t + Duration::hours(1) };
-    let ctx = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, window)).expect("read").expect("a known user");
+    // Every kind of ask in one read, answered in the order asked.
+    let ask = |gym: GymId, user: UserId, target: CheckInTarget| ContextAsk { gym, user, target };
+    let asks = [
+        ask(g.id, m.id, window),
+        ask(g.id, m.id, CheckInTarget::Session(far.id)),
+        ask(g.id, m.id, CheckInTarget::Session(gone.id)),
+        ask(other.id, m.id, CheckInTarget::Session(a.id)),
+        ask(g.id, UserId(5), CheckInTarget::Session(a.id)),
+    ];
+    let read = in_tx!(db, |tx| db.check_in_contexts(tx, &asks)).expect("read");
+    assert_eq!(read.len(), asks.len());
+    let ctx = read[0].clone().expect("a known user");
     assert!(ctx.is_member);
     assert_eq!(ctx.qr_secret.as_str(), db.qr_secret(m.id).await.expect("read").expect("secret").as_str());
     let mut seen: Vec<_> = ctx.candidates.iter().map(|c| (c.id, c.participation)).collect();
@@ -39,19 +50,13 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     let mut want = vec![(a.id, None), (b.id, Some(ParticipationStatus::Registered))];
     want.sort_by_key(|(id, _)| *id);
     assert_eq!(seen, want, "scheduled sessions in the window only, with the member's participation");
-    let named = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, CheckInTarget::Session(far.id)))
-        .expect("read")
-        .expect("user");
+    let named = read[1].clone().expect("user");
     assert_eq!(named.candidates.iter().map(|c| c.id).collect::<Vec<_>>(), [far.id]);
-    let named = in_tx!(db, |tx| db.check_in_context(tx, g.id, m.id, CheckInTarget::Session(gone.id)))
-        .expect("read")
-        .expect("user");
+    let named = read[2].clone().expect("user");
     assert_eq!(named.candidates.iter().map(|c| c.status).collect::<Vec<_>>(), [SessionStatus::Cancelled]);
-    let foreign = in_tx!(db, |tx| db.check_in_context(tx, other.id, m.id, CheckInTarget::Session(a.id))).expect("read");
-    let foreign = foreign.expect("a known user");
+    let foreign = read[3].clone().expect("a known user");
     assert!(!foreign.is_member && foreign.candidates.is_empty(), "another gym sees neither");
-    let unknown = in_tx!(db, |tx| db.check_in_context(tx, g.id, UserId(5), CheckInTarget::Session(a.id)));
-    assert!(unknown.expect("read").is_none());
+    assert!(read[4].is_none(), "an unknown user");
 });
 
 contract!(a_check_in_keeps_a_booked_place_counts_a_walk_in_and_refuses_a_leaver, |db| {

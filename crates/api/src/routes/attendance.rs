@@ -48,7 +48,7 @@ async fn check_in(
     body: Body<CheckInIn>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.parse_as(&actor, policy::CHECK_IN)?;
-    let result = state.attendance.check_in(&actor, &body.qr_code, body.session_id.map(SessionId)).await;
+    let result = state.check_ins.check_in(actor, body.qr_code, body.session_id.map(SessionId)).await;
     let label = match &result {
         Ok(_) => "success",
         Err(e) => e.code(),

@@ -3,11 +3,11 @@
 //! goes through the schedule's primitives.
 
 use async_trait::async_trait;
-use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, QrSecret};
+use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, ContextAsk, QrSecret};
 use domain::schedule::Session;
 use domain::tx::Tx;
 use domain::{GymId, Page, Result, SessionId, UserId};
-use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
+use sea_orm::{DbBackend, DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::outbox::txn;
@@ -21,6 +21,7 @@ struct SecretRow {
 
 #[derive(FromQueryResult)]
 struct ContextRow {
+    i: i64,
     qr_secret: String,
     role: Option<String>,
     s_id: Option<i64>,
@@ -48,35 +49,65 @@ impl FromColumns for (Session, OffsetDateTime) {
     }
 }
 
-const CONTEXT_SELECT: &str = "SELECT u.qr_secret, m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, \
-     s.status AS s_status, p.status AS p_status \
-     FROM users u \
-     LEFT JOIN memberships m ON m.user_id = u.id AND m.gym_id = $2 ";
-const CONTEXT_TAIL: &str =
-    "LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = u.id WHERE u.id = $1";
-
-/// The candidate sessions of a check-in, joined to the row that names the gym
-/// (`gym` is that column or parameter; `$3`/`$4` the session or the window).
-fn candidate_sessions(target: CheckInTarget, gym: &str, p3: &str, p4: &str) -> (String, Vec<Value>) {
-    match target {
-        CheckInTarget::Session(id) => {
-            (format!("LEFT JOIN sessions s ON s.gym_id = {gym} AND s.id = {p3} "), vec![id.0.into()])
-        }
-        CheckInTarget::Window { from, until } => (
-            format!(
-                "LEFT JOIN sessions s ON s.gym_id = {gym} AND s.status = 'scheduled' \
-                 AND s.start_time >= {p3} AND s.start_time <= {p4} "
-            ),
-            vec![ts(from), ts(until)],
-        ),
+/// The one statement of a batch's check-in read: each ask (its index, gym, user,
+/// and the named session or the window) a row of a `VALUES` list, joined to the
+/// user, their membership, the candidate sessions and their participation in each.
+/// Named sessions and windows are read by two halves of a `UNION ALL`, each on its
+/// index (the sessions' key, or `(gym_id, start_time)`).
+fn contexts_read(asks: &[ContextAsk], backend: DbBackend) -> (String, Vec<Value>) {
+    // PostgreSQL types a VALUES column by its first row, which may be NULL; SQLite's
+    // times are text, which a cast would read as a number.
+    let time = |n: usize| match backend {
+        DbBackend::Postgres => format!("CAST(${n} AS TIMESTAMPTZ)"),
+        _ => format!("${n}"),
+    };
+    let mut rows = Vec::with_capacity(asks.len());
+    let mut values: Vec<Value> = Vec::with_capacity(asks.len() * 6);
+    for (i, ask) in asks.iter().enumerate() {
+        let p = 6 * i;
+        rows.push(format!(
+            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), {}, {})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            time(p + 5),
+            time(p + 6)
+        ));
+        let (session, from, until) = match ask.target {
+            CheckInTarget::Session(id) => (Some(id.0), None, None),
+            CheckInTarget::Window { from, until } => (None, Some(from), Some(until)),
+        };
+        values.extend([
+            Value::from(i64::try_from(i).unwrap_or(i64::MAX)),
+            ask.gym.0.into(),
+            ask.user.0.into(),
+            session.into(),
+            from.map_or(Value::from(None::<OffsetDateTime>), ts),
+            until.map_or(Value::from(None::<OffsetDateTime>), ts),
+        ]);
     }
+    let select = "SELECT a.i, u.qr_secret, m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, \
+                  s.status AS s_status, p.status AS p_status FROM a JOIN users u ON u.id = a.uid \
+                  LEFT JOIN memberships m ON m.gym_id = a.gym AND m.user_id = a.uid";
+    let participation =
+        "LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = a.uid";
+    let sql = format!(
+        "WITH a(i, gym, uid, sid, wfrom, wuntil) AS (VALUES {rows}) \
+         {select} LEFT JOIN sessions s ON s.gym_id = a.gym AND s.id = a.sid {participation} WHERE a.sid IS NOT NULL \
+         UNION ALL \
+         {select} LEFT JOIN sessions s ON s.gym_id = a.gym AND s.status = 'scheduled' \
+           AND s.start_time >= a.wfrom AND s.start_time <= a.wuntil {participation} WHERE a.sid IS NULL",
+        rows = rows.join(", ")
+    );
+    (sql, values)
 }
 
 impl ContextRow {
     /// The candidate of this row; `None` for the row of a user with no candidate.
-    fn candidate(self) -> Result<Option<Candidate>> {
+    fn candidate(&self) -> Result<Option<Candidate>> {
         let (Some(id), Some(start_time), Some(end_time), Some(status)) =
-            (self.s_id, self.s_start, self.s_end, self.s_status)
+            (self.s_id, self.s_start, self.s_end, self.s_status.as_deref())
         else {
             return Ok(None);
         };
@@ -84,7 +115,7 @@ impl ContextRow {
             id: SessionId(id),
             start_time,
             end_time,
-            status: session_status(&status)?,
+            status: session_status(status)?,
             participation: self.p_status.as_deref().map(participation_status).transpose()?,
         }))
     }
@@ -107,25 +138,25 @@ impl AttendanceRepository for Db {
         Ok(())
     }
 
-    async fn check_in_context(
-        &self,
-        tx: &mut Tx,
-        gym: GymId,
-        user: UserId,
-        target: CheckInTarget,
-    ) -> Result<Option<CheckInContext>> {
-        let (sessions, extra) = candidate_sessions(target, "$2", "$3", "$4");
-        let sql = format!("{CONTEXT_SELECT}{sessions}{CONTEXT_TAIL}");
-        let mut values: Vec<Value> = vec![user.0.into(), gym.0.into()];
-        values.extend(extra);
+    async fn check_in_contexts(&self, tx: &mut Tx, asks: &[ContextAsk]) -> Result<Vec<Option<CheckInContext>>> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, values) = contexts_read(asks, self.backend());
         let rows = timed("checkin_context", all::<ContextRow>(txn(tx)?, &sql, values)).await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let qr_secret = QrSecret::from_stored(first.qr_secret.clone());
-        let is_member = first.role.is_some();
-        let candidates = rows.into_iter().filter_map(|r| r.candidate().transpose()).collect::<Result<Vec<_>>>()?;
-        Ok(Some(CheckInContext { qr_secret, is_member, candidates }))
+        let mut out: Vec<Option<CheckInContext>> = vec![None; asks.len()];
+        for row in rows {
+            let Some(slot) = usize::try_from(row.i).ok().and_then(|i| out.get_mut(i)) else { continue };
+            let ctx = slot.get_or_insert_with(|| CheckInContext {
+                qr_secret: QrSecret::from_stored(row.qr_secret.clone()),
+                is_member: row.role.is_some(),
+                candidates: Vec::new(),
+            });
+            if let Some(c) = row.candidate()? {
+                ctx.candidates.push(c);
+            }
+        }
+        Ok(out)
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {

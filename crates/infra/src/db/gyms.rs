@@ -156,6 +156,21 @@ impl GymRepository for Db {
 
 #[async_trait]
 impl MemberLock for Db {
+    async fn lock_members(&self, tx: &mut Tx, keys: &[(GymId, UserId)]) -> Result<Vec<Membership>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pairs: Vec<String> = (0..keys.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        // ORDER BY before the lock: PostgreSQL locks the rows as they come out, sorted.
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE (gym_id, user_id) IN ({}) ORDER BY gym_id, user_id {}",
+            pairs.join(", "),
+            member_lock(self.backend())
+        );
+        let values = keys.iter().flat_map(|(g, u)| [g.0.into(), u.0.into()]).collect();
+        timed("members_lock", entities(txn(tx)?, &sql, values)).await
+    }
+
     async fn lock_member(&self, tx: &mut Tx, gym: GymId, user: UserId) -> Result<Option<Membership>> {
         let sql = format!(
             "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE gym_id = $1 AND user_id = $2 {}",

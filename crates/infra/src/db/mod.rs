@@ -36,11 +36,20 @@ pub struct Db {
     url: crate::config::Secret,
     /// `DATABASE_MAX_CONNECTIONS`: what "the pool is full" means on a dashboard.
     max_connections: u32,
+    /// `DATABASE_STATEMENT_TIMEOUT`: also the longest wait for SQLite's writer.
+    statement_timeout: std::time::Duration,
     /// The time written into the outbox (the domain's clock, so a pinned clock pins it too).
     clock: std::sync::Arc<dyn domain::clock::Clock>,
     /// Delivery marks of the outbox, written in batches off the request path.
     marks: std::sync::Arc<outbox::Marks>,
+    /// SQLite's one writer: write transactions (and the outbox's few writes outside
+    /// one) queue here, in order, instead of 20 connections polling the file lock.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The SQLite writer's turn, held until the write committed or rolled back
+/// (`None` on PostgreSQL, whose row locks order writers).
+pub(super) type Writer = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,8 +99,10 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
             o.options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
         })
         .map_sqlx_sqlite_opts(move |o| {
+            // FULL: an acknowledged write survives a power cut (the WAL is synced at
+            // every commit); batched check-ins share that sync.
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(statement_timeout)
                 .foreign_keys(true)
         });
@@ -100,8 +111,10 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
         conn,
         url: settings.database_url.clone(),
         max_connections: settings.database_max_connections,
+        statement_timeout,
         clock: std::sync::Arc::new(domain::clock::SystemClock),
         marks: std::sync::Arc::default(),
+        writer: std::sync::Arc::default(),
     };
     db.spawn_mark_writer();
     Ok(db)
@@ -194,15 +207,29 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred
-    /// transaction that reads and then writes fails at once with SQLITE_BUSY when
-    /// another writer got in between, whatever the busy timeout.
-    async fn write_tx(&self) -> Result<DatabaseTransaction, DomainError> {
+    /// The SQLite writer's turn (see [`Writer`]); waits at most the statement
+    /// timeout, as SQLite's own lock would, then answers unavailable.
+    async fn writer(&self) -> Result<Writer, DomainError> {
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        tokio::time::timeout(self.statement_timeout, self.writer.clone().lock_owned())
+            .await
+            .map(Some)
+            .map_err(|_| DomainError::Unavailable)
+    }
+
+    /// Starts a write transaction, with the SQLite writer's turn. On SQLite it is
+    /// `BEGIN IMMEDIATE` too: a deferred transaction that reads and then writes fails
+    /// at once with SQLITE_BUSY when a writer of another process got in between.
+    async fn write_tx(&self) -> Result<(DatabaseTransaction, Writer), DomainError> {
+        let writer = self.writer().await?;
         let options = TransactionOptions {
             sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.conn.begin_with_options(options).await.map_err(unavailable_or_internal)
+        let tx = self.conn.begin_with_options(options).await.map_err(unavailable_or_internal)?;
+        Ok((tx, writer))
     }
 }
 

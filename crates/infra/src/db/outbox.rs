@@ -21,13 +21,16 @@ use domain::{ClassId, DomainError, EventId, GymId, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
 use serde_json::{Value as Json, json};
 
-use super::{Db, all, exec, timed, ts, unavailable_or_internal};
+use super::{Db, Writer, all, exec, timed, ts, unavailable_or_internal};
 
 /// A write transaction of the SQL adapter, behind a [`Tx`].
 pub(super) struct SqlTx {
     tx: DatabaseTransaction,
     /// Facts already written to the outbox (by a flush).
     written: Vec<Fact>,
+    /// Dropped after `tx` (fields drop in order): a rollback is queued before the
+    /// next writer's turn.
+    writer: Writer,
 }
 
 /// The SQL transaction behind a [`Tx`].
@@ -108,35 +111,59 @@ struct IdRow {
 }
 
 impl Db {
-    /// Writes facts to the outbox inside `tx`; answers them with their ids.
+    /// Writes facts to the outbox inside `tx`; answers them with their ids. On
+    /// PostgreSQL one statement for all of them (an identity gives ids in the order of
+    /// the rows); on SQLite one each, as its `RETURNING` promises no order.
     async fn write_facts(&self, tx: &DatabaseTransaction, events: Vec<DomainEvent>) -> Result<Vec<Fact>, DbErr> {
-        let payload = match self.backend() {
-            DbBackend::Postgres => "CAST($3 AS JSONB)",
-            _ => "$3",
-        };
-        let sql = format!(
-            "INSERT INTO outbox (gym_id, type, payload, created_at) VALUES ($1, $2, {payload}, $4) RETURNING id"
-        );
-        let mut facts = Vec::with_capacity(events.len());
-        for event in events {
-            let gym = event.gym().map_or(0, |g| g.0);
-            let (kind, body) = encode(&event);
-            let values = vec![gym.into(), kind.into(), body.to_string().into(), ts(self.clock.now())];
-            let row = IdRow::find_by_statement(Statement::from_sql_and_values(self.backend(), &sql, values))
-                .one(tx)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotInserted)?;
-            facts.push(Fact { id: FactId { gym, id: row.id }, event });
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(facts)
+        let now = ts(self.clock.now());
+        let rows: Vec<(i64, &'static str, String)> = events
+            .iter()
+            .map(|e| {
+                let (kind, body) = encode(e);
+                (e.gym().map_or(0, |g| g.0), kind, body.to_string())
+            })
+            .collect();
+        let pg = self.backend() == DbBackend::Postgres;
+        let chunks: Vec<&[(i64, &'static str, String)]> = if pg { vec![&rows[..]] } else { rows.chunks(1).collect() };
+        let mut ids = Vec::with_capacity(rows.len());
+        for chunk in chunks {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 3 * i;
+                    let payload = if pg { format!("CAST(${} AS JSONB)", p + 3) } else { format!("${}", p + 3) };
+                    format!("(${}, ${}, {payload}, ${})", p + 1, p + 2, 3 * chunk.len() + 1)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO outbox (gym_id, type, payload, created_at) VALUES {} RETURNING id",
+                tuples.join(", ")
+            );
+            let mut values: Vec<Value> =
+                chunk.iter().flat_map(|(g, k, b)| [Value::from(*g), Value::from(*k), Value::from(b.clone())]).collect();
+            values.push(now.clone());
+            let mut got: Vec<i64> = all::<IdRow>(tx, &sql, values).await?.into_iter().map(|r| r.id).collect();
+            got.sort_unstable();
+            ids.extend(got);
+        }
+        if ids.len() != events.len() {
+            return Err(DbErr::RecordNotInserted);
+        }
+        Ok(events
+            .into_iter()
+            .zip(ids)
+            .map(|(event, id)| Fact { id: FactId { gym: event.gym().map_or(0, |g| g.0), id }, event })
+            .collect())
     }
 }
 
 #[async_trait]
 impl Database for Db {
     async fn begin(&self) -> Result<Tx> {
-        let tx = self.write_tx().await?;
-        Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new() })))
+        let (tx, writer) = self.write_tx().await?;
+        Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new(), writer })))
     }
 
     async fn flush(&self, tx: &mut Tx) -> Result<()> {
@@ -150,10 +177,11 @@ impl Database for Db {
     async fn commit(&self, mut tx: Tx) -> Result<Vec<Fact>> {
         self.flush(&mut tx).await?;
         let (handle, _) = tx.into_parts();
-        let SqlTx { tx, written } = *handle
+        let SqlTx { tx, written, writer } = *handle
             .downcast::<SqlTx>()
             .map_err(|_| DomainError::internal("a transaction was handed to an adapter that did not begin it"))?;
         timed("commit", tx.commit()).await?;
+        drop(writer);
         Ok(written)
     }
 }
@@ -199,7 +227,11 @@ impl Db {
             );
             let mut values: Vec<Value> = vec![ts(self.clock.now())];
             values.extend(chunk.iter().flat_map(|f| [Value::from(f.gym), Value::from(f.id)]));
-            if let Err(e) = exec(&self.conn, &sql, values).await {
+            let written = match self.writer().await {
+                Ok(_writer) => exec(&self.conn, &sql, values).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = written {
                 // Not written: the relay delivers these facts again (listeners are idempotent).
                 tracing::warn!(error = %e, facts = chunk.len(), "outbox delivery marks not written");
             }
@@ -248,7 +280,9 @@ impl Outbox for Db {
              RETURNING gym_id, id, type AS kind, {payload} AS payload"
         );
         let values = vec![ts(lease_until), ts(committed_before), ts(now), i64::from(limit).into()];
+        let writer = self.writer().await?;
         let mut rows = timed("outbox_claim", all::<StoredFact>(&self.conn, &sql, values)).await?;
+        drop(writer);
         rows.sort_by_key(|r| r.id);
         let mut facts = Vec::with_capacity(rows.len());
         for r in rows {
@@ -278,7 +312,7 @@ impl Outbox for Db {
         if timed("outbox_unsequenced", all::<IdRow>(&self.conn, waiting, vec![])).await?.is_empty() {
             return Ok(0);
         }
-        let tx = self.write_tx().await?;
+        let (tx, _writer) = self.write_tx().await?;
         let done = timed("outbox_sequence", async {
             if self.backend() == DbBackend::Postgres {
                 // One sequencer at a time across instances; the others skip this tick.
@@ -332,6 +366,7 @@ impl Outbox for Db {
 
     async fn purge(&self, delivered_before: time::OffsetDateTime) -> Result<u64> {
         let sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1";
+        let _writer = self.writer().await?;
         timed("outbox_purge", exec(&self.conn, sql, vec![ts(delivered_before)])).await
     }
 }

@@ -6,7 +6,8 @@
 
 use async_trait::async_trait;
 use domain::schedule::{
-    Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository, Session, SessionDraft,
+    Attendance, Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository, Session,
+    SessionDraft,
 };
 use domain::tx::Tx;
 use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
@@ -29,6 +30,11 @@ struct SessionIdRow {
     session_id: i64,
 }
 
+#[derive(FromQueryResult)]
+struct IdRow {
+    id: i64,
+}
+
 /// A session row and the member's participation in it.
 impl FromColumns for (Session, Option<ParticipationStatus>) {
     fn read(r: &QueryResult, pre: &str) -> Result<Self, DbErr> {
@@ -38,10 +44,22 @@ impl FromColumns for (Session, Option<ParticipationStatus>) {
     }
 }
 
-/// The one statement that moves a session's `registered_count` (see
-/// [`ScheduleRepository::move_count`]); `guard` narrows which sessions it may move.
-fn count_moved(guard: &str) -> String {
-    format!("UPDATE sessions SET registered_count = registered_count + $3 WHERE gym_id = $1 AND id = $2{guard}")
+/// The one statement that moves sessions' `registered_count` (see
+/// [`ScheduleRepository::move_count`]): `(gym, session, delta)` for each of `rows`
+/// rows as parameters, `guard` narrowing which sessions it may move; it answers the
+/// ids it moved.
+fn counts_moved(rows: usize, guard: &str) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = 3 * i;
+            format!("(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS INTEGER))", p + 1, p + 2, p + 3)
+        })
+        .collect();
+    format!(
+        "WITH v(g, s, n) AS (VALUES {}) UPDATE sessions SET registered_count = registered_count + v.n FROM v \
+         WHERE sessions.gym_id = v.g AND sessions.id = v.s{guard} RETURNING sessions.id",
+        values.join(", ")
+    )
 }
 
 #[async_trait]
@@ -183,13 +201,55 @@ impl ScheduleRepository for Db {
 
     async fn move_count(&self, tx: &mut Tx, gym: GymId, session: SessionId, delta: i32) -> Result<()> {
         let values = vec![gym.0.into(), session.0.into(), delta.into()];
-        timed("session_count", exec(txn(tx)?, &count_moved(""), values)).await.map(drop)
+        timed("session_count", all::<IdRow>(txn(tx)?, &counts_moved(1, ""), values)).await.map(drop)
     }
 
-    async fn take_place(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<bool> {
-        let values = vec![gym.0.into(), session.0.into(), 1.into()];
-        let sql = count_moved(" AND status = 'scheduled'");
-        Ok(timed("session_take_place", exec(txn(tx)?, &sql, values)).await? == 1)
+    async fn take_places(&self, tx: &mut Tx, places: &[(GymId, SessionId, i32)]) -> Result<Vec<SessionId>> {
+        if places.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend();
+        let tx = txn(tx)?;
+        timed("session_take_places", async {
+            if places.len() > 1 && backend == DbBackend::Postgres {
+                // The rows locked in the caller's (sorted) order first: the UPDATE's
+                // join would take them in an order of its own.
+                let keys: Vec<String> =
+                    (0..places.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                let lock = format!(
+                    "SELECT id FROM sessions WHERE (gym_id, id) IN ({}) ORDER BY gym_id, id FOR NO KEY UPDATE",
+                    keys.join(", ")
+                );
+                let values = places.iter().flat_map(|(g, s, _)| [g.0.into(), s.0.into()]).collect();
+                all::<IdRow>(tx, &lock, values).await?;
+            }
+            let sql = counts_moved(places.len(), " AND sessions.status = 'scheduled'");
+            let values = places.iter().flat_map(|(g, s, n)| [g.0.into(), s.0.into(), (*n).into()]).collect();
+            let moved = all::<IdRow>(tx, &sql, values).await?;
+            Ok(moved.into_iter().map(|r| SessionId(r.id)).collect())
+        })
+        .await
+    }
+
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let p = 4 * i;
+                format!("(${}, ${}, ${}, 'attended', ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+             VALUES {} ON CONFLICT (gym_id, session_id, member_id) \
+             DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time",
+            values.join(", ")
+        );
+        let values =
+            rows.iter().flat_map(|r| [r.gym.0.into(), r.session.0.into(), r.member.0.into(), ts(r.at)]).collect();
+        timed("participations_attended", exec(txn(tx)?, &sql, values)).await.map(drop)
     }
 
     async fn set_participation(
