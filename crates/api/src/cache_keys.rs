@@ -13,6 +13,11 @@ use domain::{GymId, SessionId, UserId};
 pub fn classes(gym: GymId) -> String {
     format!("gym:{}:classes", gym.0)
 }
+/// Sessions of a gym (one field per date range and page): a list shows each
+/// session's status and `registered_count`.
+pub fn sessions(gym: GymId) -> String {
+    format!("gym:{}:sessions", gym.0)
+}
 /// One session of a gym.
 pub fn session(gym: GymId, session_id: SessionId) -> String {
     format!("gym:{}:session:{session_id}", gym.0)
@@ -67,17 +72,21 @@ pub fn stale(event: &DomainEvent) -> Stale {
             let mut g: Vec<String> = freed_sessions.iter().map(|s| session(*gym, *s)).collect();
             if !freed_sessions.is_empty() {
                 g.push(dashboards(*gym));
+                g.push(sessions(*gym));
             }
             Stale { groups: g, entries: vec![memberships(*user)] }
         }
         E::ProfileChanged { user: u } => groups(vec![user(*u)]),
         E::ClassChanged { gym, .. } => groups(vec![classes(*gym)]),
-        E::SessionScheduled { .. } | E::QrRotated { .. } => Stale::default(),
+        E::SessionScheduled { gym, .. } => groups(vec![sessions(*gym)]),
+        E::QrRotated { .. } => Stale::default(),
         E::SessionCancelled { gym, session: s }
         | E::Booked { gym, session: s, .. }
-        | E::BookingCancelled { gym, session: s, .. } => groups(vec![session(*gym, *s), dashboards(*gym)]),
+        | E::BookingCancelled { gym, session: s, .. } => {
+            groups(vec![session(*gym, *s), dashboards(*gym), sessions(*gym)])
+        }
         E::CheckedIn { gym, session: s, member, .. } => {
-            groups(vec![last_attendance(*member, *gym), dashboards(*gym), session(*gym, *s)])
+            groups(vec![last_attendance(*member, *gym), dashboards(*gym), session(*gym, *s), sessions(*gym)])
         }
         E::EventChanged { gym, .. } => groups(vec![events(*gym)]),
     }
@@ -138,15 +147,17 @@ mod tests {
     fn each_fact_invalidates_what_shows_it() {
         use DomainEvent as E;
         let booked = E::Booked { gym: G, session: S, member: U };
-        assert_eq!(stale(&booked).groups, [session(G, S), dashboards(G)]);
+        assert_eq!(stale(&booked).groups, [session(G, S), dashboards(G), sessions(G)]);
         let cancelled = E::SessionCancelled { gym: G, session: S };
         assert!(stale(&cancelled).groups.contains(&dashboards(G)), "cancelled sessions leave dashboards");
         let checked = E::CheckedIn { gym: G, session: S, member: U, walk_in: true };
-        assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, S)]);
+        assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, S), sessions(G)]);
+        assert_eq!(stale(&E::SessionScheduled { gym: G, session: S }).groups, [sessions(G)], "a new session is listed");
         assert_eq!(stale(&E::MembershipChanged { gym: G, user: U }).entries, [memberships(U)]);
         assert_eq!(stale(&E::GymCreated { gym: G, owner: U }).entries, [memberships(U)]);
         let left = E::MemberLeft { gym: G, user: U, freed_sessions: vec![S] };
-        assert_eq!(stale(&left), Stale { groups: vec![session(G, S), dashboards(G)], entries: vec![memberships(U)] });
+        let freed = vec![session(G, S), dashboards(G), sessions(G)];
+        assert_eq!(stale(&left), Stale { groups: freed, entries: vec![memberships(U)] });
         assert_eq!(stale(&E::ProfileChanged { user: U }).groups, [user(U)]);
         assert_eq!(stale(&E::ClassChanged { gym: G, class: domain::ClassId(1) }).groups, [classes(G)]);
         assert_eq!(stale(&E::EventChanged { gym: G, event: domain::EventId(1) }).groups, [events(G)]);

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::cache::Cache;
+use domain::cache::{Cache, Read};
 use domain::gyms::GymService;
 use domain::users::{Claims, UserService};
 use domain::{DomainError, GymId, Role, UserId};
@@ -79,12 +79,34 @@ impl Identity {
     /// # Errors
     /// [`DomainError::NotAMember`] when not a member or no such gym; storage failures.
     pub async fn role_in(&self, user: UserId, gym: GymId) -> Result<Role, ApiError> {
-        let key = keys::memberships(user);
-        let roles = match self.cache.get(&key).await.as_deref().and_then(decode_roles) {
+        let cached = self.cache.get(&keys::memberships(user)).await;
+        self.role_from(cached, user, gym).await
+    }
+
+    /// [`Identity::role_in`] and a cached read of the gym (`group`, `field`) in the
+    /// same round trip. The read is the caller's to serve only once the role is known.
+    ///
+    /// # Errors
+    /// As [`Identity::role_in`].
+    pub async fn role_and_read(
+        &self,
+        user: UserId,
+        gym: GymId,
+        group: &str,
+        field: &str,
+    ) -> Result<(Role, Read), ApiError> {
+        let (cached, read) = self.cache.get_and_read(&keys::memberships(user), group, field).await;
+        Ok((self.role_from(cached, user, gym).await?, read))
+    }
+
+    /// The role in `gym` from the cached memberships, or from the database (and
+    /// cached) when they were not cached or unreadable.
+    async fn role_from(&self, cached: Option<Vec<u8>>, user: UserId, gym: GymId) -> Result<Role, ApiError> {
+        let roles = match cached.as_deref().and_then(decode_roles) {
             Some(roles) => roles,
             None => {
                 let roles = self.gyms.roles_of(user).await?;
-                self.cache.set(&key, encode_roles(&roles).as_bytes(), self.ttl).await;
+                self.cache.set(&keys::memberships(user), encode_roles(&roles).as_bytes(), self.ttl).await;
                 roles
             }
         };

@@ -217,6 +217,10 @@ fn describe_metrics() {
         "Time of one repository operation on the database, by operation"
     );
     describe_counter!("gymapi_cache_operations_total", "Cache calls, by operation and result (hit, miss, error)");
+    describe_counter!(
+        "gymapi_cache_round_trips_total",
+        "Exchanges with Redis (a pipeline of several commands is one); none with the in-process cache"
+    );
     describe_counter!("gymapi_checkins_total", "Front-desk check-ins, by result (success or the refusal's code)");
     describe_counter!(
         "gymapi_http_connection_errors_total",

@@ -4,7 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use domain::values::Actor;
-use domain::{DomainError, GymId};
+use domain::{DomainError, GymId, Role, UserId};
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::authenticate;
@@ -42,18 +42,73 @@ impl FromRequest for Tenant {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let caller = authenticate(&req).await?;
-            let gym = gym_id(&req)?;
-            let identity = req
-                .app_data::<actix_web::web::Data<Identity>>()
-                .cloned()
-                .ok_or_else(|| ApiError::from(DomainError::internal("identity not configured")))?;
-            let role = identity.role_in(caller.user_id, gym).await?;
-            let actor = Actor { user_id: caller.user_id, gym_id: gym, role };
-            tracing::Span::current().record("gym_id", gym.0);
-            req.extensions_mut().insert(actor);
-            Ok(Tenant(actor))
+            let at = AtGym::of(req).await?;
+            let role = at.identity()?.role_in(at.user_id, at.gym_id).await?;
+            Ok(Tenant(at.admit(role)))
         })
+    }
+}
+
+/// The authenticated caller and the gym they name, before their role there is
+/// known: a cached read of the gym learns the role in the same round trip as the
+/// value ([`crate::respond::cached_json_at`]), and serves it only once admitted.
+pub struct AtGym {
+    req: HttpRequest,
+    /// The caller.
+    pub user_id: UserId,
+    /// The gym named by `X-Gym-ID`.
+    pub gym_id: GymId,
+}
+
+impl AtGym {
+    async fn of(req: HttpRequest) -> Result<Self, ApiError> {
+        let caller = authenticate(&req).await?;
+        let gym_id = gym_id(&req)?;
+        Ok(Self { req, user_id: caller.user_id, gym_id })
+    }
+
+    /// The resolver of roles.
+    ///
+    /// # Errors
+    /// Internal when the app was built without one.
+    pub fn identity(&self) -> Result<actix_web::web::Data<Identity>, ApiError> {
+        self.req
+            .app_data::<actix_web::web::Data<Identity>>()
+            .cloned()
+            .ok_or_else(|| ApiError::from(DomainError::internal("identity not configured")))
+    }
+
+    /// The caller admitted with their role: the actor of the request (in its log line).
+    pub fn admit(&self, role: Role) -> Actor {
+        let actor = Actor { user_id: self.user_id, gym_id: self.gym_id, role };
+        tracing::Span::current().record("gym_id", self.gym_id.0);
+        self.req.extensions_mut().insert(actor);
+        actor
+    }
+
+    /// The value of a parse of the request, or its error, unless the caller is no
+    /// member of the gym, which is said first (as on every route of a gym).
+    ///
+    /// # Errors
+    /// `NotAMember` or storage failures, else the parse's error.
+    pub async fn valid<T, E: Into<ApiError>>(&self, parsed: Result<T, E>) -> Result<T, ApiError> {
+        match parsed {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.identity()?.role_in(self.user_id, self.gym_id).await?;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl FromRequest for AtGym {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(Self::of(req))
     }
 }
 

@@ -56,6 +56,11 @@ pub trait Cache: Send + Sync {
     /// One field of a versioned group, with the group's current version, in one round
     /// trip where the adapter can.
     async fn read(&self, group: &str, field: &str) -> Read;
+    /// A plain key and one field of a versioned group together, in one round trip
+    /// where the adapter can: the caller's memberships and a gym's cached read.
+    async fn get_and_read(&self, key: &str, group: &str, field: &str) -> (Option<Vec<u8>>, Read) {
+        (self.get(key).await, self.read(group, field).await)
+    }
     /// Stores one field of a group at `version` (from [`Cache::read`]). The group's
     /// fields at one version expire `ttl` after the first; a version holds at most
     /// `max_fields` fields ([`MAX_FIELDS`] for the variants of a list, which clients

@@ -257,3 +257,33 @@ async fn on_redis_a_lost_version_key_never_brings_back_an_old_value() {
     assert_ne!(after.version, read.version);
     assert_eq!(after.value, None, "a write after the loss never returns to the old version");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_scripts_lost_by_the_server_are_loaded_again_and_nothing_is_missed() {
+    use domain::cache::Cache;
+    redis_reachable().await;
+    let prefix = format!("scripts-{}:", rand::random::<u64>());
+    let ttl = std::time::Duration::from_secs(60);
+    let cache = infra::cache::RedisCache::new(&redis_url(), 1, &prefix, ttl).expect("redis");
+    let group = "gym:1:classes";
+    let read = cache.read(group, "0/50").await;
+    cache.fill(group, read.version, "0/50", b"[1]", ttl, 32).await;
+    let client = redis::Client::open(redis_url().as_str()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let flush = async |conn: &mut redis::aio::MultiplexedConnection| {
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await.expect("SCRIPT FLUSH");
+    };
+    // What a Redis restart or failover does to the scripts: each call after it
+    // answers as before.
+    flush(&mut conn).await;
+    assert_eq!(cache.read(group, "0/50").await.value.as_deref(), Some(&b"[1]"[..]), "read after the loss");
+    flush(&mut conn).await;
+    assert!(cache.invalidate(&[group.to_owned()]).await, "invalidation after the loss");
+    flush(&mut conn).await;
+    let _: () = redis::cmd("SET").arg(format!("{prefix}plain")).arg("roles").query_async(&mut conn).await.expect("SET");
+    let (plain, read) = cache.get_and_read("plain", group, "0/50").await;
+    assert_eq!((plain.as_deref(), read.value), (Some(&b"roles"[..]), None), "the invalidation took");
+    flush(&mut conn).await;
+    cache.fill(group, read.version, "0/50", b"[2]", ttl, 32).await;
+    assert_eq!(cache.read(group, "0/50").await.value.as_deref(), Some(&b"[2]"[..]), "fill after the loss");
+}

@@ -11,9 +11,9 @@ use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttend
 use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
 use crate::params::Query;
-use crate::respond::{Slot, cached_json, json};
+use crate::respond::{Slot, cached_json_at, json};
 use crate::state::State;
-use crate::tenant::Tenant;
+use crate::tenant::{AtGym, Tenant};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/attendance/my-qr").route(web::get().to(my_qr)))
@@ -64,8 +64,9 @@ async fn check_in(
 #[utoipa::path(get, path = "/api/v1/attendance/me/last", tag = "attendance", params(GymHeader),
     responses((status = 200, body = LastAttendanceOut), TenantErrors),
     description = "The caller's latest attendance (cached).")]
-async fn last(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    cached_json(&state, Slot::Key(keys::last_attendance(actor.user_id, actor.gym_id)), async {
+async fn last(state: State, at: AtGym) -> Result<HttpResponse, ApiError> {
+    let state = &state;
+    cached_json_at(state, &at, Slot::Key(keys::last_attendance(at.user_id, at.gym_id)), |actor| async move {
         let last = state.attendance.last_attendance(&actor).await?;
         Ok(LastAttendanceOut { last_attendance: last.map(UtcTime::from) })
     })
@@ -88,7 +89,11 @@ async fn history(state: State, Tenant(actor): Tenant, q: Query<PageIn>) -> Resul
 #[utoipa::path(get, path = "/api/v1/users/me/dashboard-summary", tag = "attendance", params(GymHeader),
     responses((status = 200, body = DashboardOut), TenantErrors),
     description = "The caller's attendance figures and next 5 registrations (cached).")]
-pub async fn dashboard(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    let slot = Slot::Member(keys::dashboards(actor.gym_id), keys::dashboard_field(actor.user_id));
-    cached_json(&state, slot, async { Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?)) }).await
+pub async fn dashboard(state: State, at: AtGym) -> Result<HttpResponse, ApiError> {
+    let slot = Slot::Member(keys::dashboards(at.gym_id), keys::dashboard_field(at.user_id));
+    let state = &state;
+    cached_json_at(state, &at, slot, |actor| async move {
+        Ok(DashboardOut::from(state.attendance.dashboard(&actor).await?))
+    })
+    .await
 }

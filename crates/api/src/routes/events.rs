@@ -11,9 +11,9 @@ use crate::dto::{DateRangeIn, EventIn, EventNewIn, EventOut};
 use crate::dto::{EventNotFound, GymHeader, TenantErrors};
 use crate::error::ApiError;
 use crate::params::{PathId, Query};
-use crate::respond::{Slot, cached_json, json};
+use crate::respond::{Slot, cached_json_at, json};
 use crate::state::State;
-use crate::tenant::Tenant;
+use crate::tenant::{AtGym, Tenant};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/events").route(web::get().to(list)).route(web::post().to(create))).service(
@@ -27,11 +27,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [EventOut]), TenantErrors),
     description = "Events starting within the UTC dates (cached).")]
-async fn list(state: State, Tenant(actor): Tenant, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
-    let q = q.parse()?;
-    let (range, page) = (q.range(state.clock.now().date())?, q.page()?);
+async fn list(state: State, at: AtGym, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+    let today = state.clock.now().date();
+    let (range, page) = at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?)))).await?;
     let field = format!("{}/{}/{}/{}", range.from().date(), range.through().date(), page.skip, page.limit);
-    cached_json(&state, Slot::Field(keys::events(actor.gym_id), field), async {
+    let state = &state;
+    cached_json_at(state, &at, Slot::Field(keys::events(at.gym_id), field), |actor| async move {
         Ok(state.events.list(&actor, range, page).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
     })
     .await

@@ -15,9 +15,9 @@ use crate::dto::{
 use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
 use crate::error::ApiError;
 use crate::params::{PathId, Query};
-use crate::respond::{Slot, cached_json, json};
+use crate::respond::{Slot, cached_json_at, json};
 use crate::state::State;
-use crate::tenant::Tenant;
+use crate::tenant::{AtGym, Tenant};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/schedule/classes").route(web::get().to(classes)).route(web::post().to(create_class)))
@@ -42,10 +42,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader, PageIn),
     responses((status = 200, body = [ClassOut]), TenantErrors), description = "Active classes (cached).")]
-async fn classes(state: State, Tenant(actor): Tenant, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
-    let page = q.parse()?.page()?;
-    let slot = Slot::Field(keys::classes(actor.gym_id), format!("{}/{}", page.skip, page.limit));
-    cached_json(&state, slot, async {
+async fn classes(state: State, at: AtGym, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
+    let page = at.valid(q.parse().and_then(|q| Ok(q.page()?))).await?;
+    let slot = Slot::Field(keys::classes(at.gym_id), format!("{}/{}", page.skip, page.limit));
+    let state = &state;
+    cached_json_at(state, &at, slot, |actor| async move {
         Ok(state.schedule.classes(&actor, page).await?.into_iter().map(ClassOut::from).collect::<Vec<_>>())
     })
     .await
@@ -89,12 +90,16 @@ async fn delete_class(state: State, Tenant(actor): Tenant, id: PathId) -> Result
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [SessionOut]), TenantErrors),
-    description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included.")]
-async fn sessions(state: State, Tenant(actor): Tenant, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
-    let q = q.parse()?;
-    let range = q.range(state.clock.now().date())?;
-    let list = state.schedule.sessions(&actor, range, q.page()?).await?;
-    json(StatusCode::OK, &list.into_iter().map(SessionOut::from).collect::<Vec<_>>())
+    description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included (cached).")]
+async fn sessions(state: State, at: AtGym, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
+    let today = state.clock.now().date();
+    let (range, page) = at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?)))).await?;
+    let field = format!("{}/{}/{}/{}", range.from().date(), range.through().date(), page.skip, page.limit);
+    let state = &state;
+    cached_json_at(state, &at, Slot::Field(keys::sessions(at.gym_id), field), |actor| async move {
+        Ok(state.schedule.sessions(&actor, range, page).await?.into_iter().map(SessionOut::from).collect::<Vec<_>>())
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader), request_body = SessionIn,
@@ -107,9 +112,10 @@ async fn create_session(state: State, Tenant(actor): Tenant, body: Body<SessionI
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}", tag = "schedule", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = SessionOut), TenantErrors, SessionNotFound), description = "One session (cached).")]
-async fn session(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
-    let id = SessionId(id.parse()?);
-    cached_json(&state, Slot::Key(keys::session(actor.gym_id, id)), async {
+async fn session(state: State, at: AtGym, id: PathId) -> Result<HttpResponse, ApiError> {
+    let id = SessionId(at.valid(id.parse()).await?);
+    let state = &state;
+    cached_json_at(state, &at, Slot::Key(keys::session(at.gym_id, id)), |actor| async move {
         Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
     })
     .await

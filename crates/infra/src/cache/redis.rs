@@ -38,9 +38,46 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct RedisCache {
     conns: Vec<ConnectionManager>,
     prefix: String,
-    /// Life of a group's version key: longer than any version's fields live, so a
-    /// version never falls back to one whose fields are still cached.
-    version_ttl: Duration,
+    /// Life of a group's version key in seconds: longer than any version's fields
+    /// live, so a version never falls back to one whose fields are still cached.
+    version_secs: u64,
+    read_script: Script,
+    fill_script: Script,
+    bump_script: Script,
+}
+
+/// A Lua script run by its SHA1 (`EVALSHA`), so a call ships 40 bytes instead of
+/// its source. Redis answers the SHA on the first `SCRIPT LOAD`; a Redis that lost
+/// its scripts (a restart, `SCRIPT FLUSH`, a failover) answers `NOSCRIPT`, and the
+/// call loads the script again and is sent once more.
+struct Script {
+    source: &'static str,
+    sha: std::sync::RwLock<Option<std::sync::Arc<str>>>,
+}
+
+impl Script {
+    const fn new(source: &'static str) -> Self {
+        Self { source, sha: std::sync::RwLock::new(None) }
+    }
+
+    fn known(&self) -> Option<std::sync::Arc<str>> {
+        self.sha.read().ok().and_then(|s| s.clone())
+    }
+
+    fn remember(&self, sha: Option<std::sync::Arc<str>>) {
+        if let Ok(mut s) = self.sha.write() {
+            *s = sha;
+        }
+    }
+}
+
+/// Counts one exchange with Redis in `gymapi_cache_round_trips_total`.
+fn round_trip() {
+    metrics::counter!("gymapi_cache_round_trips_total").increment(1);
+}
+
+fn is_noscript(e: &CallError) -> bool {
+    matches!(e, CallError::Redis(r) if r.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
 }
 
 /// Hands each thread its slot among the connections.
@@ -63,7 +100,14 @@ impl RedisCache {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(CacheConfigError::Url)?;
-        Ok(Self { conns, prefix: prefix.to_owned(), version_ttl: ttl.saturating_mul(2) + Duration::from_secs(60) })
+        Ok(Self {
+            conns,
+            prefix: prefix.to_owned(),
+            version_secs: (ttl.saturating_mul(2) + Duration::from_secs(60)).as_secs(),
+            read_script: Script::new(READ_SCRIPT),
+            fill_script: Script::new(FILL_SCRIPT),
+            bump_script: Script::new(BUMP_SCRIPT),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -90,11 +134,75 @@ impl RedisCache {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, CallError> {
+        round_trip();
         let mut conn = self.conn();
         match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(CallError::Redis(e)),
             Err(_) => Err(CallError::TimedOut),
+        }
+    }
+
+    async fn run_pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, CallError> {
+        round_trip();
+        let mut conn = self.conn();
+        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Redis(e)),
+            Err(_) => Err(CallError::TimedOut),
+        }
+    }
+
+    /// The script's SHA, loading it into Redis when this process has not yet.
+    async fn sha(&self, script: &Script) -> Result<std::sync::Arc<str>, CallError> {
+        if let Some(sha) = script.known() {
+            return Ok(sha);
+        }
+        let sha: String = self.run(redis::cmd("SCRIPT").arg("LOAD").arg(script.source).clone()).await?;
+        let sha: std::sync::Arc<str> = sha.into();
+        script.remember(Some(sha.clone()));
+        Ok(sha)
+    }
+
+    /// Runs a pipeline that calls `script` by its SHA (`build` adds the commands,
+    /// given the SHA); after a `NOSCRIPT`, loads the script and runs it once more.
+    async fn with_script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        build: impl Fn(&str) -> redis::Pipeline,
+    ) -> Result<T, CallError> {
+        let sha = self.sha(script).await?;
+        match self.run_pipe(&build(&sha)).await {
+            Err(e) if is_noscript(&e) => {
+                script.remember(None);
+                let sha = self.sha(script).await?;
+                self.run_pipe(&build(&sha)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Adds the read of one field of a group to a pipeline.
+    fn add_read(&self, pipe: &mut redis::Pipeline, sha: &str, group: &str, field: &str) {
+        let (version_key, data_prefix) = self.group_keys(group);
+        pipe.cmd("EVALSHA").arg(sha).arg(1).arg(version_key).arg(data_prefix).arg(field).arg(self.version_secs);
+    }
+
+    /// A read's reply (`{version}` or `{version, value}`) as a [`Read`], counted.
+    fn read_of(reply: Result<Vec<Option<Vec<u8>>>, CallError>) -> Read {
+        match reply {
+            Ok(reply) => {
+                let version = reply
+                    .first()
+                    .and_then(|v| v.as_deref())
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u64::MAX);
+                let value = Self::read_outcome(Ok(reply.into_iter().nth(1).flatten()));
+                Read { version, value }
+            }
+            // Nothing is filled at a version the read could not learn.
+            Err(e) => Read { version: u64::MAX, value: Self::read_outcome(Err(e)) },
         }
     }
 
@@ -136,16 +244,15 @@ impl RedisCache {
 impl RedisCache {
     /// Moves the groups to new versions, in one round trip.
     async fn bump(&self, groups: &[String]) -> Result<(), CallError> {
-        let mut pipe = redis::pipe();
-        for g in groups {
-            let (version_key, _) = self.group_keys(g);
-            pipe.cmd("EVAL").arg(BUMP_SCRIPT).arg(1).arg(&version_key).arg(self.version_ttl.as_secs()).ignore();
-        }
-        let mut conn = self.conn();
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-            Ok(r) => r.map_err(CallError::Redis),
-            Err(_) => Err(CallError::TimedOut),
-        }
+        self.with_script(&self.bump_script, |sha| {
+            let mut pipe = redis::pipe();
+            for g in groups {
+                let (version_key, _) = self.group_keys(g);
+                pipe.cmd("EVALSHA").arg(sha).arg(1).arg(version_key).arg(self.version_secs).ignore();
+            }
+            pipe
+        })
+        .await
     }
 }
 
@@ -202,22 +309,31 @@ impl Cache for RedisCache {
     }
 
     async fn read(&self, group: &str, field: &str) -> Read {
-        let (version_key, data_prefix) = self.group_keys(group);
-        let mut script = redis::cmd("EVAL");
-        script.arg(READ_SCRIPT).arg(1).arg(&version_key).arg(&data_prefix).arg(field).arg(self.version_ttl.as_secs());
-        match self.run::<Vec<Option<Vec<u8>>>>(script).await {
-            Ok(reply) => {
-                let version = reply
-                    .first()
-                    .and_then(|v| v.as_deref())
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u64::MAX);
-                let value = Self::read_outcome(Ok(reply.into_iter().nth(1).flatten()));
-                Read { version, value }
-            }
-            // Nothing is filled at a version the read could not learn.
-            Err(e) => Read { version: u64::MAX, value: Self::read_outcome(Err(e)) },
+        let reply = self
+            .with_script::<(Vec<Option<Vec<u8>>>,)>(&self.read_script, |sha| {
+                let mut pipe = redis::pipe();
+                self.add_read(&mut pipe, sha, group, field);
+                pipe
+            })
+            .await;
+        Self::read_of(reply.map(|(r,)| r))
+    }
+
+    async fn get_and_read(&self, key: &str, group: &str, field: &str) -> (Option<Vec<u8>>, Read) {
+        // One round trip: the plain GET and the group's read, pipelined.
+        let key = self.key(key);
+        let reply = self
+            .with_script::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&self.read_script, |sha| {
+                let mut pipe = redis::pipe();
+                pipe.get(&key);
+                self.add_read(&mut pipe, sha, group, field);
+                pipe
+            })
+            .await;
+        match reply {
+            Ok((plain, read)) => (Self::read_outcome(Ok(plain)), Self::read_of(Ok(read))),
+            // Counted once; nothing is filled at a version the read could not learn.
+            Err(e) => (Self::read_outcome(Err(e)), Read { version: u64::MAX, value: None }),
         }
     }
 
@@ -228,16 +344,23 @@ impl Cache for RedisCache {
         // One round trip: HSET unless the version is full, and EXPIRE NX, so its
         // fields live `ttl` from the first.
         let (_, data_prefix) = self.group_keys(group);
-        let mut script = redis::cmd("EVAL");
-        script
-            .arg(FILL_SCRIPT)
-            .arg(1)
-            .arg(format!("{data_prefix}{version}"))
-            .arg(field)
-            .arg(value)
-            .arg(ttl.as_secs().max(1))
-            .arg(max_fields);
-        Self::write_outcome("set", self.run::<()>(script).await);
+        let data_key = format!("{data_prefix}{version}");
+        let written = self
+            .with_script::<()>(&self.fill_script, |sha| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("EVALSHA")
+                    .arg(sha)
+                    .arg(1)
+                    .arg(&data_key)
+                    .arg(field)
+                    .arg(value)
+                    .arg(ttl.as_secs().max(1))
+                    .arg(max_fields)
+                    .ignore();
+                pipe
+            })
+            .await;
+        Self::write_outcome("set", written);
     }
 
     async fn invalidate(&self, groups: &[String]) -> bool {
