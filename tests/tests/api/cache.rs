@@ -47,6 +47,50 @@ async fn read_after_write_is_fresh_on_the_other_instance(backend: Backend) {
 
 on_both_backends!(read_after_write_across_instances, read_after_write_is_fresh_on_the_other_instance);
 
+async fn the_cached_session_list_follows_every_write_on_the_other_instance(backend: Backend) {
+    let (a, b) = TestApp::pair(backend).await;
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let walk_in = a.member(gym, &owner, "member").await;
+    let class = a.class(gym, &owner, 5).await;
+    let list = async || {
+        let (status, body) = b.send_as(Method::GET, "/api/v1/schedule/sessions", &member, gym).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    };
+    assert!(list().await.is_empty(), "B caches the empty list");
+    let s = a.session_at(gym, &owner, class, now() + Duration::minutes(5)).await;
+    let listed = list().await;
+    assert_eq!((listed.len(), &listed[0]["registered_count"]), (1, &json!(0)), "scheduled: {listed:?}");
+    let one = format!("/api/v1/schedule/sessions/{}", s["id"]);
+    assert_eq!(a.send_as(Method::POST, &format!("{one}/register"), &member, gym).await.0, 201);
+    assert_eq!(list().await[0]["registered_count"], 1, "booked");
+    let (_, qr) = a.send_as(Method::GET, "/api/v1/attendance/my-qr", &walk_in, gym).await;
+    let scan = json!({"qr_code": qr["qr_code"]});
+    assert_eq!(a.send_json(Method::POST, "/api/v1/attendance/check-in", &owner, gym, &scan).await.0, 200);
+    assert_eq!(list().await[0]["registered_count"], 2, "a walk-in took a place");
+    assert_eq!(a.send_as(Method::DELETE, &format!("{one}/register"), &member, gym).await.0, 204);
+    assert_eq!(list().await[0]["registered_count"], 1, "a booking given back");
+    assert_eq!(a.send_as(Method::POST, &format!("{one}/register"), &member, gym).await.0, 201);
+    assert_eq!(list().await[0]["registered_count"], 2, "booked again");
+    assert_eq!(a.send_as(Method::DELETE, &format!("/api/v1/members/{}", member.id), &owner, gym).await.0, 204);
+    let (_, after) = b.send_as(Method::GET, "/api/v1/schedule/sessions", &owner, gym).await;
+    assert_eq!(after[0]["registered_count"], 1, "a member who left gave back the booked place: {after}");
+    let _ = a.send_as(Method::POST, &format!("{one}/cancel"), &owner, gym).await;
+    let (_, after) = b.send_as(Method::GET, "/api/v1/schedule/sessions", &owner, gym).await;
+    assert_eq!(after[0]["status"], "cancelled", "{after}");
+    // Not a member: refused before anything cached is served, bad query or not.
+    let stranger = a.user("stranger").await;
+    for path in ["/api/v1/schedule/sessions", "/api/v1/schedule/sessions?limit=0", "/api/v1/schedule/sessions/x"] {
+        assert_error(&b.send_as(Method::GET, path, &stranger, gym).await, 403, "not_a_member");
+    }
+}
+
+on_both_backends!(
+    the_cached_session_list_follows_every_write_on_the_other_instance_on,
+    the_cached_session_list_follows_every_write_on_the_other_instance
+);
+
 async fn a_dead_redis_changes_nothing_but_readiness(backend: Backend) {
     // Nothing listens on port 1: every cache call fails at once.
     let db = Arc::new(TestDb::create(backend).await);
