@@ -1,46 +1,85 @@
 #!/usr/bin/env bash
-# make bench: a release gymapi on a fresh PostgreSQL database and Redis, loaded by
-# the goose scenarios of loadtest/. Needs PostgreSQL (127.0.0.1:5432, user postgres)
-# and Redis (127.0.0.1:6379) up, as for `make test`.
+# make bench: a release gymapi, seeded in SQL (loadtest seed-sql), loaded by the goose
+# scenarios of loadtest/: on PostgreSQL + Redis, then on SQLite with the in-process
+# cache, BENCH_RUNS times (default 3) on fresh databases; prints each run's table and
+# the medians. Needs PostgreSQL (127.0.0.1:5432, user postgres), Redis
+# (127.0.0.1:6379) and the sqlite3 shell, as `make test` brings up.
+#
+# BENCH_BACKENDS=postgres,sqlite (default both), BENCH_SECONDS per scenario (15),
+# BENCH_ONLY (a subset of scenarios, see loadtest/src/main.rs), BENCH_PROFILE=FILE
+# (perf record of the server during the first PostgreSQL run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/test-services.sh >/dev/null
 
 PG_ADMIN="${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_ADMIN%/*}"
 REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}"
-PORT="${BENCH_PORT:-18080}"
-DB="gymapi_bench_$(date +%s)_$$"
-SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+RUNS="${BENCH_RUNS:-3}"
+BACKENDS="${BENCH_BACKENDS:-postgres,sqlite}"
 TARGET="${CARGO_TARGET_DIR:-target}"
+WORK="$(mktemp -d)"
+SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT+changes"; fi
 
-cargo build --release -p api -p loadtest --bins
-psql "$PG_ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
+command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
+cargo build -q --release -p api -p loadtest --bins
+BIN="$TARGET/release/gymapi"
+LOAD="$TARGET/release/loadtest"
 
 cleanup() {
+  [ -n "${PERF_PID:-}" ] && kill -INT "$PERF_PID" 2>/dev/null || true
   [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+  [ -n "${DB:-}" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# sslmode=disable: TLS over loopback would cost real time and measure nothing of ours.
-GYMAPI_ENV=production LOG_FORMAT=json RUST_LOG=warn \
-  BIND_ADDR="127.0.0.1:$PORT" WORKERS="${BENCH_WORKERS:-2}" \
-  DATABASE_URL="$PG_BASE/$DB?sslmode=disable" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
-  REDIS_URL="$REDIS" CACHE_KEY_PREFIX="$DB:" AUTH_JWT_SECRET="$SECRET" \
-  "$TARGET/release/gymapi" serve >/tmp/gymapi-bench-server.log 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+one_run() { # RUN BACKEND
+  local run="$1" backend="$2" port url cache=()
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  if [ "$backend" = postgres ]; then
+    DB="gymapi_bench_$(date +%s)_$$"
+    psql "$PG_ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
+    # sslmode=disable: TLS over loopback would cost real time and measure nothing of ours.
+    url="$PG_BASE/$DB?sslmode=disable"
+    cache=(REDIS_URL="$REDIS" CACHE_KEY_PREFIX="$DB:")
+  else
+    rm -f "$WORK"/bench.db*
+    url="sqlite://$WORK/bench.db?mode=rwc"
+  fi
+  DATABASE_URL="$url" GYMAPI_ENV=test AUTH_JWT_SECRET="$SECRET" "$BIN" migrate >/dev/null
+  local started=$SECONDS
+  if [ "$backend" = postgres ]; then
+    "$LOAD" seed-sql postgres | psql -q -v ON_ERROR_STOP=1 "$PG_BASE/$DB" >/dev/null
+  else
+    "$LOAD" seed-sql sqlite | sqlite3 -bail "$WORK/bench.db" >/dev/null
+  fi
+  echo "run $run, $backend: seeded in $((SECONDS - started)) s" >&2
+  env GYMAPI_ENV=production LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$port" \
+    WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
+    DATABASE_URL="$url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
+    AUTH_JWT_SECRET="$SECRET" "${cache[@]}" \
+    "$BIN" serve >"$WORK/server-$backend-$run.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  if [ -n "${BENCH_PROFILE:-}" ] && [ "$run" = 1 ] && [ "$backend" = postgres ]; then
+    # cpu-clock: hardware counters are not available on every machine.
+    perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "$SERVER_PID" >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
+  BENCH_URL="http://127.0.0.1:$port" BENCH_PID="$SERVER_PID" BENCH_SECRET="$SECRET" BENCH_BACKEND="$backend" \
+    BENCH_COMMIT="$COMMIT" "$LOAD" | tee -a "$WORK/rows"
+  if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  if [ "$backend" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; DB=; fi
+}
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "server: release, WORKERS=${BENCH_WORKERS:-2}, PostgreSQL pool ${BENCH_DB_CONNECTIONS:-20} (sslmode=disable), Redis $REDIS"
-if [ -n "${BENCH_PROFILE:-}" ]; then
-  # perf samples the server for the whole run (cpu-clock: hardware counters are not available everywhere).
-  perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "$SERVER_PID" >/dev/null 2>&1 &
-  PERF_PID=$!
-fi
-BENCH_URL="http://127.0.0.1:$PORT" BENCH_PID="$SERVER_PID" BENCH_SECRET="$SECRET" \
-  "$TARGET/release/loadtest"
-if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; commit $COMMIT"
+echo "server: release, WORKERS=${BENCH_WORKERS:-2}, pool ${BENCH_DB_CONNECTIONS:-20}; PostgreSQL (sslmode=disable) + Redis $REDIS, or SQLite + in-process cache"
+for run in $(seq 1 "$RUNS"); do
+  for backend in ${BACKENDS//,/ }; do one_run "$run" "$backend"; done
+done
+python3 scripts/bench-medians.py "$RUNS" <"$WORK/rows"

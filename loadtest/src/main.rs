@@ -1,132 +1,45 @@
-//! `make bench`: seeds fresh data into a running release `gymapi` and measures
-//! the scenarios of the performance issue with goose, printing one table.
+//! `make bench`: goose scenarios against a running release `gymapi` whose database
+//! `scripts/bench.sh` seeded in SQL (`loadtest seed-sql postgres|sqlite`, see
+//! [`layout`]); prints one row per scenario, and one tab-separated `ROW` line each
+//! for `scripts/bench.sh` to take medians of.
 //!
-//! Environment (set by `scripts/bench.sh`): `BENCH_URL` (the server),
-//! `BENCH_PID` (its process, for CPU time and memory), `BENCH_SECRET` (its HS256
-//! secret), `BENCH_SECONDS` (per scenario, default 20), `BENCH_USERS` (default 64),
-//! `BENCH_MEMBERS` (default 4000).
+//! Environment (set by `scripts/bench.sh`): `BENCH_URL` (the server), `BENCH_PID` (its
+//! process, for CPU time), `BENCH_SECRET` (its HS256 secret), `BENCH_BACKEND`
+//! (`postgres` or `sqlite`, a label and whether PostgreSQL and Redis CPU count),
+//! `BENCH_COMMIT` (the commit measured), `BENCH_SECONDS` (per scenario, default 15),
+//! `BENCH_USERS` (goose users, default 64), `BENCH_ONLY` (a comma-separated subset of
+//! health, reads, spread, hot, named, mixed).
+
+mod layout;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use loadtest::{env, rfc3339};
+use layout::{HOT, NAMED, READS, SPREAD};
+use loadtest::env;
 use serde_json::{Value, json};
 
-/// What the scenarios need, seeded once.
+/// Tokens of the staff of each gym, by gym id, and of gym 1's members.
 struct Bench {
-    gym: String,
-    staff: String,
-    reader: String,
-    /// (member token, QR code) per member.
-    members: Vec<(String, String)>,
-    /// Sessions starting inside the check-in window.
-    window_sessions: Vec<i64>,
-    /// Bookable sessions tomorrow.
+    staff: Vec<String>,
+    /// Gym 1's members (not its owner).
+    readers: Vec<String>,
     future_sessions: Vec<i64>,
 }
 
 static BENCH: OnceLock<Bench> = OnceLock::new();
-static NEXT_CHECKIN: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SPREAD: AtomicUsize = AtomicUsize::new(0);
+static NEXT_HOT: AtomicUsize = AtomicUsize::new(0);
+static NEXT_NAMED: AtomicUsize = AtomicUsize::new(0);
 
 fn bench() -> &'static Bench {
-    BENCH.get().expect("seeded before any scenario runs")
+    BENCH.get().expect("tokens made before any scenario runs")
 }
 
-fn token(secret: &str, sub: &str) -> String {
-    loadtest::token(secret, sub, 24 * 3600).expect("sign")
-}
-
-async fn call(
-    client: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    tok: &str,
-    gym: Option<&str>,
-    body: Option<Value>,
-) -> Value {
-    let mut rb = client.request(method, format!("{base}{path}")).bearer_auth(tok);
-    if let Some(g) = gym {
-        rb = rb.header("X-Gym-ID", g);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let res = rb.send().await.expect("seed request");
-    let status = res.status();
-    let v: Value = res.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "seeding {path}: {status} {v}");
-    v
-}
-
-/// A gym, `members` members with QR codes, 30 sessions inside the check-in window
-/// and 40 bookable sessions tomorrow — all through the public API.
-async fn seed(base: &str, secret: &str, members: usize) -> Bench {
-    let client = reqwest::Client::new();
-    let run = rand::random::<u32>();
-    let owner = token(secret, &format!("bench-owner-{run}"));
-    let gym =
-        call(&client, base, reqwest::Method::POST, "/api/v1/gyms", &owner, None, Some(json!({"name": "Bench Gym"})))
-            .await;
-    let gym = gym["id"].as_i64().expect("gym id").to_string();
-    let g = Some(gym.as_str());
-    let class = call(
-        &client,
-        base,
-        reqwest::Method::POST,
-        "/api/v1/schedule/classes",
-        &owner,
-        g,
-        Some(json!({"name": "Spin", "duration_minutes": 45, "max_capacity": 1000})),
-    )
-    .await;
-    let class = class["id"].as_i64().expect("class id");
-    for i in 0..5 {
-        let body = json!({"name": format!("Class {i}"), "duration_minutes": 60, "max_capacity": 50});
-        call(&client, base, reqwest::Method::POST, "/api/v1/schedule/classes", &owner, g, Some(body)).await;
-    }
-    let now = time::OffsetDateTime::now_utc();
-    for i in 0..5 {
-        let start = now + time::Duration::days(1) + time::Duration::hours(i);
-        let end = start + time::Duration::hours(1);
-        let body = json!({"title": format!("Event {i}"), "start_time": rfc3339(start), "end_time": rfc3339(end)});
-        call(&client, base, reqwest::Method::POST, "/api/v1/events", &owner, g, Some(body)).await;
-    }
-    let session = async |start: time::OffsetDateTime| {
-        let body = json!({"class_id": class, "start_time": rfc3339(start)});
-        let s = call(&client, base, reqwest::Method::POST, "/api/v1/schedule/sessions", &owner, g, Some(body)).await;
-        s["id"].as_i64().expect("session id")
-    };
-    let mut window_sessions = Vec::new();
-    for i in 0..30_i64 {
-        window_sessions.push(session(now + time::Duration::minutes(i - 15)).await);
-    }
-    let mut future_sessions = Vec::new();
-    for i in 0..40_i64 {
-        future_sessions.push(session(now + time::Duration::days(1) + time::Duration::minutes(30 * i)).await);
-    }
-    let staff = owner.clone();
-    // Members in parallel batches: provision, join, fetch the QR code.
-    let mut out = Vec::with_capacity(members);
-    for chunk in (0..members).collect::<Vec<_>>().chunks(64) {
-        let batch = chunk.iter().map(|i| {
-            let (client, owner, gym) = (client.clone(), owner.clone(), gym.clone());
-            let tok = token(secret, &format!("bench-member-{run}-{i}"));
-            async move {
-                let me = call(&client, base, reqwest::Method::GET, "/api/v1/users/me", &tok, None, None).await;
-                let body = json!({"user_id": me["id"], "role": "member"});
-                call(&client, base, reqwest::Method::POST, "/api/v1/members", &owner, Some(&gym), Some(body)).await;
-                let qr =
-                    call(&client, base, reqwest::Method::GET, "/api/v1/attendance/my-qr", &tok, Some(&gym), None).await;
-                (tok, qr["qr_code"].as_str().expect("qr").to_owned())
-            }
-        });
-        out.extend(futures_util::future::join_all(batch).await);
-    }
-    let reader = out.first().map(|m| m.0.clone()).expect("a member");
-    Bench { gym, staff, reader, members: out, window_sessions, future_sessions }
+fn token(secret: &str, i: i64) -> String {
+    loadtest::token(secret, &layout::subject(i), 24 * 3600).expect("sign")
 }
 
 async fn send(
@@ -134,11 +47,11 @@ async fn send(
     method: GooseMethod,
     path: &str,
     name: &str,
-    tok: &str,
+    (tok, gym): (&str, i64),
     body: Option<Value>,
     expect: u16,
 ) -> TransactionResult {
-    let mut rb = user.get_request_builder(&method, path)?.bearer_auth(tok).header("X-Gym-ID", &bench().gym);
+    let mut rb = user.get_request_builder(&method, path)?.bearer_auth(tok).header("X-Gym-ID", gym.to_string());
     if let Some(b) = body {
         rb = rb.json(&b);
     }
@@ -153,20 +66,24 @@ async fn send(
     Ok(())
 }
 
+fn reader(user: &GooseUser) -> (&'static str, i64) {
+    let b = bench();
+    (&b.readers[user.weighted_users_index % b.readers.len()], READS.first_gym)
+}
+
 async fn classes(user: &mut GooseUser) -> TransactionResult {
-    send(user, GooseMethod::Get, "/api/v1/schedule/classes", "classes", &bench().reader, None, 200).await
+    let who = reader(user);
+    send(user, GooseMethod::Get, "/api/v1/schedule/classes", "classes", who, None, 200).await
 }
 
 async fn events(user: &mut GooseUser) -> TransactionResult {
-    send(user, GooseMethod::Get, "/api/v1/events", "events", &bench().reader, None, 200).await
+    let who = reader(user);
+    send(user, GooseMethod::Get, "/api/v1/events", "events", who, None, 200).await
 }
 
 async fn users_me(user: &mut GooseUser) -> TransactionResult {
-    let mut rb = user.get_request_builder(&GooseMethod::Get, "/api/v1/users/me")?.bearer_auth(&bench().reader);
-    rb = rb.header("Accept", "application/json");
-    let req = GooseRequest::builder().path("/api/v1/users/me").name("users/me").set_request_builder(rb).build();
-    user.request(req).await?;
-    Ok(())
+    let who = reader(user);
+    send(user, GooseMethod::Get, "/api/v1/users/me", "users/me", who, None, 200).await
 }
 
 async fn health(user: &mut GooseUser) -> TransactionResult {
@@ -174,24 +91,56 @@ async fn health(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
-/// A real QR of a distinct (member, session) pair every time: every request is a success path.
-async fn check_in(user: &mut GooseUser) -> TransactionResult {
-    let b = bench();
-    let n = NEXT_CHECKIN.fetch_add(1, Ordering::Relaxed);
-    let (member, session) = (n % b.members.len(), (n / b.members.len()) % b.window_sessions.len());
-    let body = json!({"qr_code": b.members[member].1, "session_id": b.window_sessions[session]});
-    send(user, GooseMethod::Post, "/api/v1/attendance/check-in", "check-in", &b.staff, Some(body), 200).await
+fn desk(gym: i64) -> (&'static str, i64) {
+    (&bench().staff[usize::try_from(gym).unwrap_or(0)], gym)
 }
 
-/// Per goose user: its own member books a place tomorrow, gives it back, reads.
+/// The desks of 50 gyms scan without `session_id`: scan `n` is member `n / 50` of gym
+/// `n % 50`, booked (70 %) or walking in, once each.
+async fn spread(user: &mut GooseUser) -> TransactionResult {
+    let n = NEXT_SPREAD.fetch_add(1, Ordering::Relaxed) as i64;
+    let (g, j) = (n % SPREAD.gyms, (n / SPREAD.gyms) % (SPREAD.members - 1) + 1);
+    let body = json!({"qr_code": layout::qr(SPREAD.user(g, j))});
+    send(
+        user,
+        GooseMethod::Post,
+        "/api/v1/attendance/check-in",
+        "check-in",
+        desk(SPREAD.first_gym + g),
+        Some(body),
+        200,
+    )
+    .await
+}
+
+/// One gym's desk: every member walks into one session, then into the next.
+async fn hot(user: &mut GooseUser) -> TransactionResult {
+    let n = NEXT_HOT.fetch_add(1, Ordering::Relaxed) as i64;
+    let (j, s) = (n % HOT.members, (n / HOT.members) as usize % HOT.window.len());
+    let body = json!({"qr_code": layout::qr(HOT.user(0, j)), "session_id": HOT.session(0, s)});
+    send(user, GooseMethod::Post, "/api/v1/attendance/check-in", "check-in", desk(HOT.first_gym), Some(body), 200).await
+}
+
+/// The desks of 10 gyms name the session: every (member, session) pair once,
+/// spread over the gyms and their sessions.
+async fn named(user: &mut GooseUser) -> TransactionResult {
+    let n = NEXT_NAMED.fetch_add(1, Ordering::Relaxed) as i64;
+    let (g, p) = (n % NAMED.gyms, n / NAMED.gyms);
+    let w = NAMED.window.len() as i64;
+    let (s, j) = ((p % w) as usize, (p / w) % NAMED.members);
+    let body = json!({"qr_code": layout::qr(NAMED.user(g, j)), "session_id": NAMED.session(g, s)});
+    send(user, GooseMethod::Post, "/api/v1/attendance/check-in", "check-in", desk(NAMED.first_gym + g), Some(body), 200)
+        .await
+}
+
+/// Per goose user: a member of gym 1 books a place tomorrow and gives it back.
 async fn book_and_cancel(user: &mut GooseUser) -> TransactionResult {
     let b = bench();
-    let i = user.weighted_users_index;
-    let member = &b.members[b.members.len() - 1 - (i % b.members.len())].0;
+    let who = reader(user);
     let session = b.future_sessions[rand::random_range(0..b.future_sessions.len())];
     let path = format!("/api/v1/schedule/sessions/{session}/register");
-    send(user, GooseMethod::Post, &path, "register", member, None, 201).await?;
-    send(user, GooseMethod::Delete, &path, "unregister", member, None, 204).await
+    send(user, GooseMethod::Post, &path, "register", who, None, 201).await?;
+    send(user, GooseMethod::Delete, &path, "unregister", who, None, 204).await
 }
 
 fn attack(users: usize, seconds: usize, host: &str) -> Result<GooseAttack, GooseError> {
@@ -209,44 +158,59 @@ fn attack(users: usize, seconds: usize, host: &str) -> Result<GooseAttack, Goose
         .map(|attack| *attack)
 }
 
-/// Server-side counters read around a scenario.
-#[derive(Default, Clone, Copy)]
-struct Server {
-    cpu_ticks: u64,
-    db_ops: f64,
-    cache_ops: f64,
-    http: f64,
-}
-
-fn proc_stat(pid: &str) -> u64 {
+/// User + system CPU ticks of a process (`/proc/PID/stat`).
+fn ticks(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: utime is the 14th field, stime the 15th.
+    // After the command name: utime is the 14th field of the line, stime the 15th.
     let rest = stat.rsplit(')').next().unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
     f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn peak_rss_kib(pid: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// CPU ticks of every process whose command is `comm` (all of PostgreSQL's
+/// backends and helpers, or Redis).
+fn ticks_of(comm: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
+        .map(|pid| ticks(&pid))
+        .sum()
 }
 
-async fn sample(base: &str, pid: &str) -> Server {
+/// Counters read around a scenario.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    server: u64,
+    postgres: u64,
+    redis: u64,
+    generator: u64,
+    statements: f64,
+    round_trips: f64,
+    http: f64,
+    batches: f64,
+    batched: f64,
+}
+
+async fn sample(base: &str, pid: &str) -> Sample {
     let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
-    let sum = |prefix: &str| -> f64 {
-        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     };
-    Server {
-        cpu_ticks: proc_stat(pid),
-        db_ops: sum("gymapi_db_query_duration_seconds_count"),
-        cache_ops: sum("gymapi_cache_operations_total"),
+    Sample {
+        server: ticks(pid),
+        postgres: ticks_of("postgres"),
+        redis: ticks_of("redis-server"),
+        generator: ticks("self"),
+        statements: sum("gymapi_db_query_duration_seconds_count"),
+        round_trips: sum("gymapi_cache_round_trips_total"),
         http: sum("gymapi_http_requests_total"),
+        batches: sum("gymapi_checkin_batch_size_count"),
+        batched: sum("gymapi_checkin_batch_size_sum"),
     }
 }
 
@@ -254,88 +218,102 @@ struct Row {
     name: &'static str,
     rps: f64,
     p50: f64,
-    p95: f64,
     p99: f64,
     errors: usize,
-    db_per_req: f64,
-    cache_per_req: f64,
-    cpu_us_per_req: f64,
+    server_us: f64,
+    postgres_us: Option<f64>,
+    redis_us: Option<f64>,
+    generator_us: f64,
+    statements: f64,
+    round_trips: f64,
+    batch: f64,
 }
 
-async fn run(name: &'static str, scenario: Scenario, users: usize, seconds: usize, base: &str, pid: &str) -> Row {
-    let before = sample(base, pid).await;
-    let metrics =
-        attack(users, seconds, base).expect("goose").register_scenario(scenario).execute().await.expect("attack");
-    let after = sample(base, pid).await;
-    let (mut count, mut errors, mut p) = (0usize, 0usize, [0u64; 3]);
+async fn run(name: &'static str, scenario: Scenario, cfg: &Config) -> Row {
+    let before = sample(&cfg.base, &cfg.pid).await;
+    let metrics = attack(cfg.users, cfg.seconds, &cfg.base)
+        .expect("goose")
+        .register_scenario(scenario)
+        .execute()
+        .await
+        .expect("attack");
+    let after = sample(&cfg.base, &cfg.pid).await;
+    let (mut count, mut errors, mut p) = (0usize, 0usize, [0u64; 2]);
     for agg in metrics.requests.values() {
         count += agg.raw_data.counter;
         errors += agg.fail_count;
-        for (slot, q) in p.iter_mut().zip([0.50_f32, 0.95, 0.99]) {
+        for (slot, q) in p.iter_mut().zip([0.50_f32, 0.99]) {
             *slot = (*slot).max(agg.raw_data.percentile_us(q));
         }
     }
-    // Requests the server counted during the run, minus the two /metrics scrapes.
+    // Requests the server counted during the run, less the first /metrics scrape.
     let served = (after.http - before.http - 1.0).max(1.0);
-    let ticks_per_sec = 100.0;
+    // Ticks are 1/100 s (USER_HZ) on Linux.
+    let per_request = |ticks: u64| ticks as f64 * 10_000.0 / served;
+    let (pg, redis) = (cfg.postgres, cfg.postgres);
     Row {
         name,
         rps: count as f64 / metrics.duration.max(1) as f64,
         p50: p[0] as f64 / 1000.0,
-        p95: p[1] as f64 / 1000.0,
-        p99: p[2] as f64 / 1000.0,
+        p99: p[1] as f64 / 1000.0,
         errors,
-        db_per_req: (after.db_ops - before.db_ops) / served,
-        cache_per_req: (after.cache_ops - before.cache_ops) / served,
-        cpu_us_per_req: (after.cpu_ticks - before.cpu_ticks) as f64 / ticks_per_sec * 1e6 / served,
+        server_us: per_request(after.server - before.server),
+        postgres_us: pg.then(|| per_request(after.postgres.saturating_sub(before.postgres))),
+        redis_us: redis.then(|| per_request(after.redis.saturating_sub(before.redis))),
+        generator_us: per_request(after.generator - before.generator),
+        statements: (after.statements - before.statements) / served,
+        round_trips: (after.round_trips - before.round_trips) / served,
+        batch: if after.batches > before.batches {
+            (after.batched - before.batched) / (after.batches - before.batches)
+        } else {
+            0.0
+        },
     }
 }
 
-/// After the mixed day: no session over capacity, counts matching rows, and one
-/// attended row per successful check-in.
-async fn verify(base: &str, checkins_ok: usize) -> Result<(), String> {
-    let b = bench();
+/// After the runs: every seeded session's `registered_count` equals its registered
+/// and attended rows, and there is one attended row per successful check-in.
+async fn verify(cfg: &Config, checkins_ok: usize) -> Result<(), String> {
     let client = reqwest::Client::new();
-    let get = |path: String| {
+    let get = |path: String, gym: i64| {
         let client = &client;
-        async move { call(client, base, reqwest::Method::GET, &path, &b.staff, Some(&b.gym), None).await }
-    };
-    // Every participation of a session, page by page (lists are paged, at most 500 a page).
-    let participants = |s: i64| {
-        let get = &get;
+        let base = &cfg.base;
         async move {
-            let mut all = Vec::new();
-            loop {
-                let page =
-                    get(format!("/api/v1/schedule/sessions/{s}/participants?limit=500&skip={}", all.len())).await;
-                let rows = page.as_array().cloned().unwrap_or_default();
-                let last = rows.len() < 500;
-                all.extend(rows);
-                if last {
-                    return Value::Array(all);
-                }
+            let res = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(desk(gym).0)
+                .header("X-Gym-ID", gym.to_string())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = res.status();
+            let body: Value = res.json().await.map_err(|e| e.to_string())?;
+            if status.is_success() { Ok(body) } else { Err(format!("{path}: {status} {body}")) }
+        }
+    };
+    let mut sessions: Vec<(i64, i64)> = layout::window_sessions();
+    sessions.extend(layout::future_sessions().into_iter().map(|s| (READS.first_gym, s)));
+    let mut attended = 0;
+    for (gym, s) in sessions {
+        let (mut holding, mut skip) = (0_i64, 0);
+        loop {
+            let page = get(format!("/api/v1/schedule/sessions/{s}/participants?limit=500&skip={skip}"), gym).await?;
+            let rows = page.as_array().cloned().unwrap_or_default();
+            for p in &rows {
+                let status = p["status"].as_str().unwrap_or_default();
+                holding += i64::from(status == "registered" || status == "attended");
+                attended += usize::from(status == "attended");
+            }
+            skip += rows.len();
+            if rows.len() < 500 {
+                break;
             }
         }
-    };
-    let count = |parts: &Value, status: &str| {
-        parts.as_array().map_or(0, |p| p.iter().filter(|p| p["status"] == status).count())
-    };
-    for &s in &b.future_sessions {
-        let session = get(format!("/api/v1/schedule/sessions/{s}")).await;
-        // A place is held by a registered or an attended participation.
-        let parts = participants(s).await;
-        let registered = (count(&parts, "registered") + count(&parts, "attended")) as i64;
-        let (booked, cap) =
-            (session["registered_count"].as_i64().unwrap_or(-1), session["capacity"].as_i64().unwrap_or(0));
-        if booked > cap || booked != registered {
-            return Err(format!(
-                "session {s}: registered_count {booked}, capacity {cap}, registered rows {registered}"
-            ));
+        let session = get(format!("/api/v1/schedule/sessions/{s}"), gym).await?;
+        let count = session["registered_count"].as_i64().unwrap_or(-1);
+        if count != holding {
+            return Err(format!("session {s} of gym {gym}: registered_count {count}, {holding} rows hold a place"));
         }
-    }
-    let mut attended = 0;
-    for &s in &b.window_sessions {
-        attended += count(&participants(s).await, "attended");
     }
     if attended != checkins_ok {
         return Err(format!("{attended} attended rows for {checkins_ok} successful check-ins"));
@@ -343,23 +321,58 @@ async fn verify(base: &str, checkins_ok: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Successful check-ins as the server counted them.
+async fn checkin_successes(base: &str) -> usize {
+    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .filter(|l| l.starts_with("gymapi_checkins_total{result=\"success\"}"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize
+}
+
+struct Config {
+    base: String,
+    pid: String,
+    backend: String,
+    commit: String,
+    seconds: usize,
+    users: usize,
+    /// PostgreSQL and Redis serve this run (their CPU is counted).
+    postgres: bool,
+}
+
 #[tokio::main]
 async fn main() {
-    let base = env("BENCH_URL", "http://127.0.0.1:8080");
-    let pid = env("BENCH_PID", "0");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("seed-sql") {
+        println!("{}", layout::seed_sql(args.get(2).map(String::as_str) != Some("sqlite")));
+        return;
+    }
+    let backend = env("BENCH_BACKEND", "postgres");
+    let cfg = Config {
+        base: env("BENCH_URL", "http://127.0.0.1:8080"),
+        pid: env("BENCH_PID", "0"),
+        postgres: backend == "postgres",
+        backend,
+        commit: env("BENCH_COMMIT", "unknown"),
+        seconds: env("BENCH_SECONDS", "15").parse().unwrap_or(15),
+        users: env("BENCH_USERS", "64").parse().unwrap_or(64),
+    };
     let secret = env("BENCH_SECRET", "");
-    let seconds: usize = env("BENCH_SECONDS", "20").parse().unwrap_or(20);
-    let users: usize = env("BENCH_USERS", "64").parse().unwrap_or(64);
-    let members: usize = env("BENCH_MEMBERS", "4000").parse().unwrap_or(4000);
-    // BENCH_ONLY=checkin (or health, reads, mixed; comma-separated) runs a subset, e.g. to profile one.
-    let only = env("BENCH_ONLY", "health,reads,checkin,mixed");
+    let only = env("BENCH_ONLY", "health,reads,spread,hot,named,mixed");
     let wanted = |name: &str| only.split(',').any(|s| s.trim() == name);
 
-    eprintln!("seeding {members} members…");
-    let data = seed(&base, &secret, members).await;
-    let _ = BENCH.set(data);
-    // Warm the caches the read scenario relies on (steady state).
-    let warm = attack(8, 2, &base).expect("goose").register_scenario(
+    let last_gym = NAMED.first_gym + NAMED.gyms;
+    let mut staff = vec![String::new(); usize::try_from(last_gym).unwrap_or(0)];
+    for group in [READS, SPREAD, HOT, NAMED] {
+        for g in 0..group.gyms {
+            staff[usize::try_from(group.first_gym + g).unwrap_or(0)] = token(&secret, group.user(g, 0));
+        }
+    }
+    let readers = (1..READS.members).map(|j| token(&secret, READS.user(0, j))).collect();
+    let _ = BENCH.set(Bench { staff, readers, future_sessions: layout::future_sessions() });
+    // Warm what the read mix reads (steady state: cached, users known).
+    let warm = attack(8, 2, &cfg.base).expect("goose").register_scenario(
         scenario!("warm")
             .register_transaction(transaction!(classes))
             .register_transaction(transaction!(events))
@@ -367,63 +380,92 @@ async fn main() {
     );
     let _ = warm.execute().await;
 
+    let weighted = |t: Transaction, w: usize| t.set_weight(w).expect("weight");
     let mut rows = Vec::new();
     if wanted("health") {
         eprintln!("health…");
-        let health = scenario!("health").register_transaction(transaction!(health));
-        rows.push(run("/health (ceiling)", health, users, seconds, &base, &pid).await);
+        rows.push(run("/health (ceiling)", scenario!("health").register_transaction(transaction!(health)), &cfg).await);
     }
     if wanted("reads") {
         eprintln!("read mix…");
         let reads = scenario!("reads")
-            .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
-            .register_transaction(transaction!(events).set_weight(2).expect("weight"))
-            .register_transaction(transaction!(users_me).set_weight(1).expect("weight"));
-        rows.push(run("read mix 3:2:1", reads, users, seconds, &base, &pid).await);
+            .register_transaction(weighted(transaction!(classes), 3))
+            .register_transaction(weighted(transaction!(events), 2))
+            .register_transaction(weighted(transaction!(users_me), 1));
+        rows.push(run("read mix 3:2:1", reads, &cfg).await);
     }
-    if wanted("checkin") {
-        eprintln!("check-in…");
-        let checkin = scenario!("checkin").register_transaction(transaction!(check_in));
-        rows.push(run("check-in", checkin, users, seconds, &base, &pid).await);
+    if wanted("spread") {
+        eprintln!("spread…");
+        rows.push(run("check-in spread", scenario!("spread").register_transaction(transaction!(spread)), &cfg).await);
+    }
+    if wanted("hot") {
+        eprintln!("hot session…");
+        rows.push(run("check-in hot session", scenario!("hot").register_transaction(transaction!(hot)), &cfg).await);
+    }
+    if wanted("named") {
+        eprintln!("named…");
+        rows.push(run("check-in named", scenario!("named").register_transaction(transaction!(named)), &cfg).await);
     }
     if wanted("mixed") {
         eprintln!("mixed day…");
         let mixed = scenario!("mixed")
-            .register_transaction(transaction!(book_and_cancel).set_weight(1).expect("weight"))
-            .register_transaction(transaction!(check_in).set_weight(2).expect("weight"))
-            .register_transaction(transaction!(classes).set_weight(3).expect("weight"))
-            .register_transaction(transaction!(events).set_weight(2).expect("weight"));
-        rows.push(run("mixed day", mixed, users, seconds, &base, &pid).await);
+            .register_transaction(weighted(transaction!(book_and_cancel), 1))
+            .register_transaction(weighted(transaction!(named), 2))
+            .register_transaction(weighted(transaction!(classes), 3))
+            .register_transaction(weighted(transaction!(events), 2));
+        rows.push(run("mixed day", mixed, &cfg).await);
     }
 
+    let opt = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.0}"));
     println!();
     println!(
-        "| scenario | req/s | P50 ms | P95 ms | P99 ms | errors | DB ops/req | cache ops/req | server CPU µs/req |"
+        "| {} at {} | req/s | P50 ms | P99 ms | errors | server µs/req | PostgreSQL µs/req | Redis µs/req | \
+         generator µs/req | statements/req | Redis round trips/req | check-ins per batch |",
+        cfg.backend, cfg.commit
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.0} |",
-            r.name, r.rps, r.p50, r.p95, r.p99, r.errors, r.db_per_req, r.cache_per_req, r.cpu_us_per_req
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            r.name,
+            r.rps,
+            r.p50,
+            r.p99,
+            r.errors,
+            r.server_us,
+            opt(r.postgres_us),
+            opt(r.redis_us),
+            r.generator_us,
+            r.statements,
+            r.round_trips,
+            r.batch
         );
     }
-    println!();
-    println!("peak resident memory of the server: {} MiB", peak_rss_kib(&pid) / 1024);
-    println!("check-ins issued: {}", NEXT_CHECKIN.load(Ordering::Relaxed));
-    match verify(&base, count_checkin_successes(&base).await).await {
-        Ok(()) => println!("after the mixed day: no capacity or exactly-once violation"),
+    for r in &rows {
+        // For scripts/bench.sh: backend, scenario, commit, then the figures.
+        println!(
+            "ROW\t{}\t{}\t{}\t{:.0}\t{:.2}\t{:.2}\t{}\t{:.1}\t{}\t{}\t{:.1}\t{:.2}\t{:.2}\t{:.1}",
+            cfg.backend,
+            r.name,
+            cfg.commit,
+            r.rps,
+            r.p50,
+            r.p99,
+            r.errors,
+            r.server_us,
+            r.postgres_us.map_or("-".to_owned(), |v| format!("{v:.1}")),
+            r.redis_us.map_or("-".to_owned(), |v| format!("{v:.1}")),
+            r.generator_us,
+            r.statements,
+            r.round_trips,
+            r.batch
+        );
+    }
+    match verify(&cfg, checkin_successes(&cfg.base).await).await {
+        Ok(()) => println!("{}: every registered_count equals its rows; one attended row per success", cfg.backend),
         Err(e) => {
-            println!("VIOLATION after the mixed day: {e}");
+            println!("VIOLATION on {}: {e}", cfg.backend);
             std::process::exit(1);
         }
     }
-}
-
-/// Successful check-ins as the server counted them.
-async fn count_checkin_successes(base: &str) -> usize {
-    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("gymapi_checkins_total{result=\"success\"}"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as usize
 }

@@ -10,10 +10,13 @@
 //! one global order, so no two transactions ever wait on each other in a circle:
 //!
 //! 1. the gym row (changes of membership: the last-owner rule);
-//! 2. the member's membership row (booking, cancelling, check-in, removal);
-//! 3. session rows, by ascending id;
+//! 2. members' membership rows (booking, cancelling, check-in, removal), several at
+//!    once by ascending `(gym, user)` (a batch of check-ins);
+//! 3. session rows, by ascending `(gym, id)`;
 //! 4. participation rows;
-//! 5. the gym's outbox head (taken by the commit, last of all).
+//! 5. the gym's outbox head (the relay's sequencer, last of all).
+//!
+//! On SQLite the database's one writer orders every write transaction instead.
 
 use std::any::Any;
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::outbox::txn;
 use super::rows::{GYM_COLS, role};
-use super::{Db, PageValues, all, already_member, entities, entity, exec, one, timed, timed_or, ts};
+use super::{Cell, Db, PageValues, all, already_member, entities, entity, exec, one, rows_cte, timed, timed_or, ts};
 
 const MEMBERSHIP_COLS: &str = "user_id, gym_id, role, joined_at";
 
@@ -160,14 +160,19 @@ impl MemberLock for Db {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let pairs: Vec<String> = (0..keys.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
-        // ORDER BY before the lock: PostgreSQL locks the rows as they come out, sorted.
+        let rows = keys.iter().map(|(g, u)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(u.0))]).collect();
+        let (cte, values) = rows_cte(self.backend(), "k", &[("g", "BIGINT"), ("u", "BIGINT")], rows, 1);
+        // A join on the keys, not `(gym_id, user_id) IN (…)`, which SQLite answers by
+        // scanning the whole index. ORDER BY before the lock: PostgreSQL locks the rows
+        // as they come out, sorted.
+        let lock = match member_lock(self.backend()) {
+            "" => String::new(),
+            lock => format!("{lock} OF memberships"),
+        };
         let sql = format!(
-            "SELECT {MEMBERSHIP_COLS} FROM memberships WHERE (gym_id, user_id) IN ({}) ORDER BY gym_id, user_id {}",
-            pairs.join(", "),
-            member_lock(self.backend())
+            "WITH {cte} SELECT {MEMBERSHIP_COLS} FROM k JOIN memberships \
+             ON memberships.gym_id = k.g AND memberships.user_id = k.u ORDER BY memberships.gym_id, memberships.user_id {lock}"
         );
-        let values = keys.iter().flat_map(|(g, u)| [g.0.into(), u.0.into()]).collect();
         timed("members_lock", entities(txn(tx)?, &sql, values)).await
     }
 

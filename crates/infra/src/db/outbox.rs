@@ -21,7 +21,7 @@ use domain::{ClassId, DomainError, EventId, GymId, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
 use serde_json::{Value as Json, json};
 
-use super::{Db, Writer, all, exec, timed, ts, unavailable_or_internal};
+use super::{Cell, Db, Writer, all, exec, rows_cte, timed, ts, unavailable_or_internal};
 
 /// A write transaction of the SQL adapter, behind a [`Tx`].
 pub(super) struct SqlTx {
@@ -111,43 +111,39 @@ struct IdRow {
 }
 
 impl Db {
-    /// Writes facts to the outbox inside `tx`; answers them with their ids. On
-    /// PostgreSQL one statement for all of them (an identity gives ids in the order of
-    /// the rows); on SQLite one each, as its `RETURNING` promises no order.
+    /// Writes facts to the outbox inside `tx`, in one statement; answers them with
+    /// their ids. Ids are given in the order of the rows (PostgreSQL's identity, and
+    /// SQLite's `AUTOINCREMENT` under its one writer), though `RETURNING` may list them
+    /// in any order: sorted, they pair with the facts.
     async fn write_facts(&self, tx: &DatabaseTransaction, events: Vec<DomainEvent>) -> Result<Vec<Fact>, DbErr> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let now = ts(self.clock.now());
-        let rows: Vec<(i64, &'static str, String)> = events
+        let rows = events
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(n, e)| {
                 let (kind, body) = encode(e);
-                (e.gym().map_or(0, |g| g.0), kind, body.to_string())
+                vec![
+                    Cell::Int(i64::try_from(n).ok()),
+                    Cell::Int(Some(e.gym().map_or(0, |g| g.0))),
+                    Cell::Text(kind),
+                    Cell::Json(body),
+                ]
             })
             .collect();
-        let pg = self.backend() == DbBackend::Postgres;
-        let chunks: Vec<&[(i64, &'static str, String)]> = if pg { vec![&rows[..]] } else { rows.chunks(1).collect() };
-        let mut ids = Vec::with_capacity(rows.len());
-        for chunk in chunks {
-            let tuples: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = 3 * i;
-                    let payload = if pg { format!("CAST(${} AS JSONB)", p + 3) } else { format!("${}", p + 3) };
-                    format!("(${}, ${}, {payload}, ${})", p + 1, p + 2, 3 * chunk.len() + 1)
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO outbox (gym_id, type, payload, created_at) VALUES {} RETURNING id",
-                tuples.join(", ")
-            );
-            let mut values: Vec<Value> =
-                chunk.iter().flat_map(|(g, k, b)| [Value::from(*g), Value::from(*k), Value::from(b.clone())]).collect();
-            values.push(now.clone());
-            let mut got: Vec<i64> = all::<IdRow>(tx, &sql, values).await?.into_iter().map(|r| r.id).collect();
-            got.sort_unstable();
-            ids.extend(got);
-        }
+        let payload = if self.backend() == DbBackend::Postgres { "JSONB" } else { "TEXT" };
+        let columns = [("n", "BIGINT"), ("g", "BIGINT"), ("k", "TEXT"), ("p", payload)];
+        let (cte, mut values) = rows_cte(self.backend(), "r", &columns, rows, 1);
+        // ORDER BY n: the ids are given in the order of the facts.
+        let sql = format!(
+            "WITH {cte} INSERT INTO outbox (gym_id, type, payload, created_at) \
+             SELECT g, k, p, ${} FROM r ORDER BY n RETURNING id",
+            values.len() + 1
+        );
+        values.push(ts(self.clock.now()));
+        let mut ids: Vec<i64> = all::<IdRow>(tx, &sql, values).await?.into_iter().map(|r| r.id).collect();
+        ids.sort_unstable();
         if ids.len() != events.len() {
             return Err(DbErr::RecordNotInserted);
         }
@@ -201,7 +197,8 @@ struct Pending {
 }
 
 #[derive(FromQueryResult)]
-struct Head {
+struct GymHead {
+    gym_id: i64,
     last_seq: i64,
 }
 
@@ -308,7 +305,9 @@ impl Outbox for Db {
 
     async fn sequence(&self, limit: u32) -> Result<usize> {
         // Most ticks find nothing: a read costs less than a write transaction.
-        let waiting = "SELECT id FROM outbox WHERE gym_seq IS NULL LIMIT 1";
+        // ORDER BY id: SQLite then takes the partial index of the unsequenced instead of
+        // scanning the whole (gym_id, gym_seq) key.
+        let waiting = "SELECT id FROM outbox WHERE gym_seq IS NULL ORDER BY id LIMIT 1";
         if timed("outbox_unsequenced", all::<IdRow>(&self.conn, waiting, vec![])).await?.is_empty() {
             return Ok(0);
         }
@@ -328,35 +327,58 @@ impl Outbox for Db {
                 vec![i64::from(limit).into()],
             )
             .await?;
-            let mut gyms: Vec<(i64, Vec<i64>)> = Vec::new();
+            if pending.is_empty() {
+                return Ok(0);
+            }
+            // Three statements whatever the number of gyms: the pending facts (above),
+            // every gym's head moved at once (in ascending gym order, the heads' one
+            // lock order), and every number written by one UPDATE.
+            let mut gyms: Vec<(i64, i64)> = Vec::new();
             for p in &pending {
                 match gyms.iter_mut().find(|(g, _)| *g == p.gym_id) {
-                    Some((_, ids)) => ids.push(p.id),
-                    None => gyms.push((p.gym_id, vec![p.id])),
+                    Some((_, n)) => *n += 1,
+                    None => gyms.push((p.gym_id, 1)),
                 }
             }
-            for (gym, ids) in &gyms {
-                let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-                let head = Head::find_by_statement(Statement::from_sql_and_values(
-                    self.backend(),
-                    "INSERT INTO outbox_heads (gym_id, last_seq) VALUES ($1, $2) ON CONFLICT (gym_id) \
-                     DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING last_seq",
-                    vec![(*gym).into(), n.into()],
-                ))
-                .one(&tx)
-                .await?
-                .ok_or(DbErr::RecordNotInserted)?;
-                let first = head.last_seq - n + 1;
-                let cases: Vec<String> =
-                    ids.iter().enumerate().map(|(i, id)| format!("WHEN {id} THEN {}", first + i as i64)).collect();
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                let sql = format!(
-                    "UPDATE outbox SET gym_seq = CASE id {} END WHERE gym_id = $1 AND id IN ({})",
-                    cases.join(" "),
-                    list.join(", ")
-                );
-                exec(&tx, &sql, vec![(*gym).into()]).await?;
+            gyms.sort_unstable();
+            let rows: Vec<String> = (0..gyms.len())
+                .map(|i| format!("(CAST(${} AS BIGINT), CAST(${} AS BIGINT))", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let heads = all::<GymHead>(
+                &tx,
+                &format!(
+                    "INSERT INTO outbox_heads (gym_id, last_seq) VALUES {} ON CONFLICT (gym_id) \
+                     DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING gym_id, last_seq",
+                    rows.join(", ")
+                ),
+                gyms.iter().flat_map(|(g, n)| [Value::from(*g), Value::from(*n)]).collect(),
+            )
+            .await?;
+            // The next number of each gym: its new head less what this call adds, plus one.
+            let mut next: Vec<(i64, i64)> = Vec::with_capacity(gyms.len());
+            for (gym, n) in &gyms {
+                let head = heads.iter().find(|h| h.gym_id == *gym).ok_or(DbErr::RecordNotInserted)?;
+                next.push((*gym, head.last_seq - n + 1));
             }
+            let mut values: Vec<Value> = Vec::with_capacity(pending.len() * 3);
+            let mut numbered: Vec<String> = Vec::with_capacity(pending.len());
+            for (i, p) in pending.iter().enumerate() {
+                let Some((_, seq)) = next.iter_mut().find(|(g, _)| *g == p.gym_id) else { continue };
+                numbered.push(format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                ));
+                values.extend([Value::from(p.gym_id), Value::from(p.id), Value::from(*seq)]);
+                *seq += 1;
+            }
+            let sql = format!(
+                "WITH v(g, i, q) AS (VALUES {}) UPDATE outbox SET gym_seq = v.q FROM v \
+                 WHERE outbox.gym_id = v.g AND outbox.id = v.i",
+                numbered.join(", ")
+            );
+            exec(&tx, &sql, values).await?;
             Ok(pending.len())
         })
         .await?;

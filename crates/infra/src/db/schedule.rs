@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::outbox::txn;
 use super::rows::{CLASS_COLS, FromColumns, PARTICIPATION_COLS, SESSION_COLS, participation_status};
-use super::{Db, PageValues, all, entities, entity, exec, opt_id, timed, timed_or, ts, unknown_user};
+use super::{Cell, Db, PageValues, all, entities, entity, exec, opt_id, rows_cte, timed, timed_or, ts, unknown_user};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -45,21 +45,19 @@ impl FromColumns for (Session, Option<ParticipationStatus>) {
 }
 
 /// The one statement that moves sessions' `registered_count` (see
-/// [`ScheduleRepository::move_count`]): `(gym, session, delta)` for each of `rows`
-/// rows as parameters, `guard` narrowing which sessions it may move; it answers the
-/// ids it moved.
-fn counts_moved(rows: usize, guard: &str) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| {
-            let p = 3 * i;
-            format!("(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS INTEGER))", p + 1, p + 2, p + 3)
-        })
+/// [`ScheduleRepository::move_count`]): `(gym, session, delta)` rows, `guard`
+/// narrowing which sessions it may move; it answers the ids it moved.
+fn counts_moved(backend: DbBackend, rows: &[(GymId, SessionId, i32)], guard: &str) -> (String, Vec<sea_orm::Value>) {
+    let rows = rows
+        .iter()
+        .map(|(g, s, n)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(s.0)), Cell::Int(Some(i64::from(*n)))])
         .collect();
-    format!(
-        "WITH v(g, s, n) AS (VALUES {}) UPDATE sessions SET registered_count = registered_count + v.n FROM v \
-         WHERE sessions.gym_id = v.g AND sessions.id = v.s{guard} RETURNING sessions.id",
-        values.join(", ")
-    )
+    let (cte, values) = rows_cte(backend, "v", &[("g", "BIGINT"), ("s", "BIGINT"), ("n", "INTEGER")], rows, 1);
+    let sql = format!(
+        "WITH {cte} UPDATE sessions SET registered_count = registered_count + v.n FROM v \
+         WHERE sessions.gym_id = v.g AND sessions.id = v.s{guard} RETURNING sessions.id"
+    );
+    (sql, values)
 }
 
 #[async_trait]
@@ -200,8 +198,8 @@ impl ScheduleRepository for Db {
     }
 
     async fn move_count(&self, tx: &mut Tx, gym: GymId, session: SessionId, delta: i32) -> Result<()> {
-        let values = vec![gym.0.into(), session.0.into(), delta.into()];
-        timed("session_count", all::<IdRow>(txn(tx)?, &counts_moved(1, ""), values)).await.map(drop)
+        let (sql, values) = counts_moved(self.backend(), &[(gym, session, delta)], "");
+        timed("session_count", all::<IdRow>(txn(tx)?, &sql, values)).await.map(drop)
     }
 
     async fn take_places(&self, tx: &mut Tx, places: &[(GymId, SessionId, i32)]) -> Result<Vec<SessionId>> {
@@ -214,17 +212,15 @@ impl ScheduleRepository for Db {
             if places.len() > 1 && backend == DbBackend::Postgres {
                 // The rows locked in the caller's (sorted) order first: the UPDATE's
                 // join would take them in an order of its own.
-                let keys: Vec<String> =
-                    (0..places.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                let rows = places.iter().map(|(g, s, _)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(s.0))]).collect();
+                let (cte, values) = rows_cte(backend, "k", &[("g", "BIGINT"), ("s", "BIGINT")], rows, 1);
                 let lock = format!(
-                    "SELECT id FROM sessions WHERE (gym_id, id) IN ({}) ORDER BY gym_id, id FOR NO KEY UPDATE",
-                    keys.join(", ")
+                    "WITH {cte} SELECT sessions.id FROM k JOIN sessions ON sessions.gym_id = k.g AND sessions.id = k.s \
+                     ORDER BY sessions.gym_id, sessions.id FOR NO KEY UPDATE OF sessions"
                 );
-                let values = places.iter().flat_map(|(g, s, _)| [g.0.into(), s.0.into()]).collect();
                 all::<IdRow>(tx, &lock, values).await?;
             }
-            let sql = counts_moved(places.len(), " AND sessions.status = 'scheduled'");
-            let values = places.iter().flat_map(|(g, s, n)| [g.0.into(), s.0.into(), (*n).into()]).collect();
+            let (sql, values) = counts_moved(backend, places, " AND sessions.status = 'scheduled'");
             let moved = all::<IdRow>(tx, &sql, values).await?;
             Ok(moved.into_iter().map(|r| SessionId(r.id)).collect())
         })
@@ -235,20 +231,25 @@ impl ScheduleRepository for Db {
         if rows.is_empty() {
             return Ok(());
         }
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let p = 4 * i;
-                format!("(${}, ${}, ${}, 'attended', ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 4)
+        let cells = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::Int(Some(r.gym.0)),
+                    Cell::Int(Some(r.session.0)),
+                    Cell::Int(Some(r.member.0)),
+                    Cell::Time(Some(r.at)),
+                ]
             })
             .collect();
+        let columns = [("g", "BIGINT"), ("s", "BIGINT"), ("m", "BIGINT"), ("t", "TIMESTAMPTZ")];
+        let (cte, values) = rows_cte(self.backend(), "r", &columns, cells, 1);
+        // `WHERE TRUE`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
         let sql = format!(
-            "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-             VALUES {} ON CONFLICT (gym_id, session_id, member_id) \
-             DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time",
-            values.join(", ")
+            "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+             SELECT g, s, m, 'attended', t, t FROM r WHERE TRUE ON CONFLICT (gym_id, session_id, member_id) \
+             DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time"
         );
-        let values =
-            rows.iter().flat_map(|r| [r.gym.0.into(), r.session.0.into(), r.member.0.into(), ts(r.at)]).collect();
         timed("participations_attended", exec(txn(tx)?, &sql, values)).await.map(drop)
     }
 
