@@ -22,10 +22,12 @@ WORK="$(mktemp -d)"
 SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT+changes"; fi
+COMMIT="${BENCH_COMMIT:-$COMMIT}"
 
 command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 cargo build -q --release -p api -p loadtest --bins
-BIN="$TARGET/release/gymapi"
+# BENCH_GYMAPI: another server binary to measure with this load generator (an A/B).
+BIN="${BENCH_GYMAPI:-$TARGET/release/gymapi}"
 LOAD="$TARGET/release/loadtest"
 
 cleanup() {
@@ -61,7 +63,7 @@ one_run() { # RUN BACKEND
     WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
     DATABASE_URL="$url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
     AUTH_JWT_SECRET="$SECRET" "${cache[@]}" \
-    "$BIN" serve >"$WORK/server-$backend-$run.log" 2>&1 &
+    "$BIN" serve >"/tmp/gymapi-bench-server-$backend-$run.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
   if [ -n "${BENCH_PROFILE:-}" ] && [ "$run" = 1 ] && [ "$backend" = postgres ]; then
