@@ -79,7 +79,8 @@ pub fn stale(event: &DomainEvent) -> Stale {
         E::ProfileChanged { user: u } => groups(vec![user(*u)]),
         E::ClassChanged { gym, .. } => groups(vec![classes(*gym)]),
         E::SessionScheduled { gym, .. } => groups(vec![sessions(*gym)]),
-        E::QrRotated { .. } => Stale::default(),
+        // Nothing cached shows a gym's own fields (its reads go to the database).
+        E::QrRotated { .. } | E::GymChanged { .. } => Stale::default(),
         E::SessionCancelled { gym, session: s }
         | E::Booked { gym, session: s, .. }
         | E::BookingCancelled { gym, session: s, .. } => {

@@ -127,6 +127,7 @@ codes! {
     NotRegistered = "not_registered" from "DomainError::NotRegistered",
     SessionFull = "session_full" from "DomainError::SessionFull",
     SessionNotOpen = "session_not_open" from "DomainError::SessionNotOpen",
+    BookingNotOpen = "booking_not_open" from "DomainError::BookingNotOpen",
     InvalidQr = "invalid_qr" from "DomainError::InvalidQr",
     SessionOutsideWindow = "session_outside_window" from "DomainError::SessionOutsideWindow",
     NoSessionInWindow = "no_session_in_window" from "DomainError::NoSessionInWindow",
@@ -225,7 +226,8 @@ impl ApiError {
                 D::AlreadyRegistered => Code::AlreadyRegistered,
                 D::NotRegistered => Code::NotRegistered,
                 D::SessionFull => Code::SessionFull,
-                D::SessionNotOpen => Code::SessionNotOpen,
+                D::SessionNotOpen | D::BookingClosed { .. } => Code::SessionNotOpen,
+                D::BookingNotOpen { .. } => Code::BookingNotOpen,
                 D::InvalidQr => Code::InvalidQr,
                 D::SessionOutsideWindow => Code::SessionOutsideWindow,
                 D::NoSessionInWindow => Code::NoSessionInWindow,
@@ -257,6 +259,20 @@ impl ApiError {
                 return match lang {
                     Lang::En => m.clone(),
                     Lang::Es => format!("Datos no válidos: {m}"),
+                };
+            }
+            Self::Domain(D::BookingNotOpen { opens_at }) => {
+                let at = rfc3339(*opens_at);
+                return match lang {
+                    Lang::En => format!("Booking for this session opens at {at}"),
+                    Lang::Es => format!("Las inscripciones a esta sesión abren el {at}"),
+                };
+            }
+            Self::Domain(D::BookingClosed { closed_at }) => {
+                let at = rfc3339(*closed_at);
+                return match lang {
+                    Lang::En => format!("Booking for this session closed at {at}"),
+                    Lang::Es => format!("Las inscripciones a esta sesión cerraron el {at}"),
                 };
             }
             Self::Domain(D::NotAMember) => ("You are not a member of this gym", "No perteneces a este gimnasio"),
@@ -377,6 +393,8 @@ impl ResponseError for ApiError {
                 }
                 D::AlreadyMember | D::LastOwner | D::AlreadyRegistered | D::SessionFull => StatusCode::CONFLICT,
                 D::SessionNotOpen
+                | D::BookingNotOpen { .. }
+                | D::BookingClosed { .. }
                 | D::InvalidQr
                 | D::SessionOutsideWindow
                 | D::NoSessionInWindow
@@ -444,6 +462,11 @@ fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceRespon
         }
         _ => res,
     }
+}
+
+/// An instant as the API writes it (RFC 3339, UTC), for messages.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

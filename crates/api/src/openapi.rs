@@ -3,6 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use domain::limits;
+use domain::schedule::BookingWindow;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -41,7 +42,7 @@ impl Modify for BearerAuth {
     paths(
         health::health, health::ready, health::metrics,
         users::me, users::update_me, users::my_gyms, users::user,
-        gyms::create_gym, gyms::current, gyms::members, gyms::add_member, gyms::set_role, gyms::remove_member,
+        gyms::create_gym, gyms::current, gyms::update_current, gyms::members, gyms::add_member, gyms::set_role, gyms::remove_member,
         schedule::classes, schedule::create_class, schedule::class, schedule::update_class, schedule::delete_class,
         schedule::sessions, schedule::create_session, schedule::session, schedule::cancel_session,
         schedule::register, schedule::unregister, schedule::participants,
@@ -165,6 +166,13 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("name", required_text(NAME_MAX)),
             ("timezone", required_text(TIMEZONE_MAX)),
             ("address", text(ADDRESS_MAX)),
+        ],
+        "GymPatchIn" => vec![
+            ("name", required_text(NAME_MAX)),
+            ("timezone", required_text(TIMEZONE_MAX)),
+            ("address", text(ADDRESS_MAX)),
+            ("booking_opens_hours", obj(json!({"minimum": 1, "maximum": BookingWindow::OPENS_HOURS_MAX}))),
+            ("booking_closes_minutes", obj(json!({"minimum": 0, "maximum": BookingWindow::CLOSES_MINUTES_MAX}))),
         ],
         "ProfileIn" => vec![("name", text(NAME_MAX)), ("phone", text(PHONE_MAX))],
         "MemberIn" | "RoleIn" | "MemberOut" | "MembershipOut" | "GymWithRoleOut" => vec![("role", roles())],

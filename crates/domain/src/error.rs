@@ -50,6 +50,19 @@ pub enum DomainError {
     /// The session is cancelled or has started (`session_not_open`).
     #[error("session not open for registration")]
     SessionNotOpen,
+    /// The gym's booking window for the session has not opened yet (`booking_not_open`).
+    #[error("booking opens at {opens_at}")]
+    BookingNotOpen {
+        /// When it opens.
+        opens_at: time::OffsetDateTime,
+    },
+    /// The gym's booking window for the session closed before its start
+    /// (`session_not_open`, as a started session).
+    #[error("booking closed at {closed_at}")]
+    BookingClosed {
+        /// When it closed.
+        closed_at: time::OffsetDateTime,
+    },
     /// The QR code is malformed, unknown or not the user's current one (`invalid_qr`).
     #[error("invalid QR code")]
     InvalidQr,
@@ -87,7 +100,8 @@ impl DomainError {
             Self::AlreadyRegistered => "already_registered",
             Self::NotRegistered => "not_registered",
             Self::SessionFull => "session_full",
-            Self::SessionNotOpen => "session_not_open",
+            Self::SessionNotOpen | Self::BookingClosed { .. } => "session_not_open",
+            Self::BookingNotOpen { .. } => "booking_not_open",
             Self::InvalidQr => "invalid_qr",
             Self::SessionOutsideWindow => "session_outside_window",
             Self::NoSessionInWindow => "no_session_in_window",

@@ -35,6 +35,11 @@ pub enum DomainEvent {
         /// Its owner.
         owner: UserId,
     },
+    /// A gym's name, time zone, address or settings changed.
+    GymChanged {
+        /// The gym.
+        gym: GymId,
+    },
     /// A user joined a gym or their role there changed.
     MembershipChanged {
         /// The gym.
@@ -128,6 +133,7 @@ impl DomainEvent {
         match self {
             E::ProfileChanged { .. } | E::QrRotated { .. } => None,
             E::GymCreated { gym, .. }
+            | E::GymChanged { gym }
             | E::MembershipChanged { gym, .. }
             | E::MemberLeft { gym, .. }
             | E::ClassChanged { gym, .. }

@@ -10,10 +10,10 @@ use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
 pub use crate::members::Membership;
-use crate::schedule::{ParticipationStatus, ScheduleRepository, free_place};
+use crate::schedule::{BookingWindow, ParticipationStatus, ScheduleRepository, free_place};
 use crate::tx::{Tx, UnitOfWork};
 use crate::users::User;
-use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text};
+use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text, time_zone};
 use crate::{limits, policy};
 
 /// A gym: the tenant every scoped route acts in.
@@ -23,12 +23,58 @@ pub struct Gym {
     pub id: GymId,
     /// Display name.
     pub name: String,
-    /// IANA time zone name, informative (times are stored in UTC).
+    /// IANA time zone name (times are stored in UTC; the zone is for the rules that
+    /// need the gym's wall clock).
     pub timezone: String,
     /// Street address.
     pub address: Option<String>,
     /// Creation instant.
     pub created_at: OffsetDateTime,
+    /// When members may book a session.
+    pub booking: BookingWindow,
+}
+
+/// A change to the gym (admin); `None` leaves a field as it is, and for the
+/// nullable ones `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GymPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New IANA time zone name.
+    pub timezone: Option<String>,
+    /// New address, or none.
+    pub address: Option<Option<String>>,
+    /// Hours before a session's start at which booking opens, or no limit.
+    pub booking_opens_hours: Option<Option<i32>>,
+    /// Minutes before a session's start at which booking closes.
+    pub booking_closes_minutes: Option<i32>,
+}
+
+impl GymPatch {
+    /// The gym with the patch applied, every field checked, and the window checked
+    /// as a whole (a new opening against the closing already set, and back).
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] naming the field.
+    pub fn apply(&self, gym: &Gym) -> Result<Gym> {
+        let name = match self.name.as_deref() {
+            Some(n) => required_text("name", n, limits::NAME_MAX)?,
+            None => gym.name.clone(),
+        };
+        let timezone = match self.timezone.as_deref() {
+            Some(tz) => time_zone(tz)?,
+            None => gym.timezone.clone(),
+        };
+        let address = match &self.address {
+            Some(a) => optional_text("address", a.as_deref(), limits::ADDRESS_MAX)?,
+            None => gym.address.clone(),
+        };
+        let booking = BookingWindow::new(
+            self.booking_opens_hours.unwrap_or(gym.booking.opens_hours()),
+            self.booking_closes_minutes.unwrap_or(gym.booking.closes_minutes()),
+        )?;
+        Ok(Gym { name, timezone, address, booking, ..gym.clone() })
+    }
 }
 
 /// What is asked to create a gym.
@@ -102,6 +148,20 @@ pub trait GymRepository: Send + Sync {
     /// Storage failures.
     async fn lock_gym(&self, tx: &mut Tx, gym: GymId) -> Result<()>;
 
+    /// Locks the gym's row like [`GymRepository::lock_gym`] and reads it; `Ok(None)`
+    /// when it does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn locked_gym(&self, tx: &mut Tx, gym: GymId) -> Result<Option<Gym>>;
+
+    /// Stores the gym's name, time zone, address and settings (read under
+    /// [`GymRepository::locked_gym`]) and answers it as stored.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn update_gym(&self, tx: &mut Tx, gym: &Gym) -> Result<Gym>;
+
     /// How many owners the gym has (read under [`GymRepository::lock_gym`]).
     ///
     /// # Errors
@@ -164,7 +224,7 @@ impl GymService {
     pub async fn create_gym(&self, caller: UserId, gym: NewGym) -> Result<Gym> {
         let gym = NewGym {
             name: required_text("name", &gym.name, limits::NAME_MAX)?,
-            timezone: required_text("timezone", &gym.timezone, limits::TIMEZONE_MAX)?,
+            timezone: time_zone(&gym.timezone)?,
             address: optional_text("address", gym.address.as_deref(), limits::ADDRESS_MAX)?,
         };
         let mut tx = self.uow.begin().await?;
@@ -188,6 +248,27 @@ impl GymService {
     /// [`DomainError::NotAMember`] if it vanished; storage failures.
     pub async fn current(&self, actor: &Actor) -> Result<Gym> {
         self.gyms.by_id(actor.gym_id).await?.ok_or(DomainError::NotAMember)
+    }
+
+    /// Changes the gym's name, time zone, address or settings (admin), in one
+    /// transaction under the gym's lock, so two patches of different fields both
+    /// stay.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::Validation`],
+    /// [`DomainError::NotAMember`] if the gym vanished.
+    pub async fn update_current(&self, actor: &Actor, patch: GymPatch) -> Result<Gym> {
+        actor.require(policy::MANAGE_GYM)?;
+        let mut tx = self.uow.begin().await?;
+        let gym = self.gyms.locked_gym(&mut tx, actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
+        let changed = patch.apply(&gym)?;
+        if changed == gym {
+            return Ok(gym);
+        }
+        let stored = self.gyms.update_gym(&mut tx, &changed).await?;
+        tx.record(DomainEvent::GymChanged { gym: actor.gym_id });
+        self.uow.commit(tx).await?;
+        Ok(stored)
     }
 
     /// The caller's role in each of their gyms: what the tenant check needs.
@@ -343,6 +424,86 @@ mod tests {
         (gyms, members)
     }
 
+    fn iron() -> Gym {
+        Gym {
+            id: GYM,
+            name: "Iron".into(),
+            timezone: "UTC".into(),
+            address: Some("Calle 1".into()),
+            created_at: NOW,
+            booking: BookingWindow::new(None, 120).expect("valid"),
+        }
+    }
+
+    #[test]
+    fn a_patch_checks_each_field_and_the_window_as_a_whole() {
+        let gym = iron();
+        let opens = |h: Option<i32>| GymPatch { booking_opens_hours: Some(h), ..GymPatch::default() };
+        assert!(
+            matches!(opens(Some(2)).apply(&gym), Err(DomainError::Validation(_))),
+            "2 h ahead cannot open before the 120 min close already set"
+        );
+        assert_eq!(opens(Some(3)).apply(&gym).map(|g| g.booking.opens_hours()), Ok(Some(3)));
+        let both =
+            GymPatch { booking_opens_hours: Some(Some(2)), booking_closes_minutes: Some(60), ..GymPatch::default() };
+        assert_eq!(both.apply(&gym).map(|g| (g.booking.opens_hours(), g.booking.closes_minutes())), Ok((Some(2), 60)));
+        let tz = |t: &str| GymPatch { timezone: Some(t.into()), ..GymPatch::default() }.apply(&gym).map(|g| g.timezone);
+        assert_eq!(tz("Europe/Madrid"), Ok("Europe/Madrid".into()));
+        assert_eq!(tz("america/new_york"), Ok("America/New_York".into()), "stored as the database spells it");
+        for bad in ["Mars/Olympus", "", " ", "../../etc/passwd", "Europe/Madrid\0", "UTC+25"] {
+            assert!(matches!(tz(bad), Err(DomainError::Validation(_))), "{bad:?}");
+        }
+        let cleared = GymPatch { address: Some(None), ..GymPatch::default() }.apply(&gym).expect("valid");
+        assert_eq!(cleared.address, None);
+        assert_eq!(GymPatch::default().apply(&gym), Ok(gym.clone()), "an empty patch changes nothing");
+        let blank = GymPatch { name: Some("  ".into()), ..GymPatch::default() };
+        assert!(matches!(blank.apply(&gym), Err(DomainError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn only_an_admin_changes_the_gym() {
+        let svc = service(MockGymRepository::new(), untouched());
+        let patch = GymPatch { name: Some("Steel".into()), ..GymPatch::default() };
+        assert_eq!(svc.update_current(&actor(Role::Trainer), patch).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn a_gym_change_is_stored_under_the_gyms_lock_and_recorded() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_locked_gym().withf(|_, g| *g == GYM).once().returning(|_, _| Ok(Some(iron())));
+        gyms.expect_update_gym()
+            .withf(|_, g| g.timezone == "Europe/Madrid" && g.booking.opens_hours() == Some(48))
+            .once()
+            .returning(|_, g| Ok(g.clone()));
+        let svc = service(gyms, committing(vec![DomainEvent::GymChanged { gym: GYM }]));
+        let patch = GymPatch {
+            timezone: Some("Europe/Madrid".into()),
+            booking_opens_hours: Some(Some(48)),
+            ..GymPatch::default()
+        };
+        let got = svc.update_current(&actor(Role::Admin), patch).await.expect("changed");
+        assert_eq!((got.timezone.as_str(), got.name.as_str()), ("Europe/Madrid", "Iron"));
+    }
+
+    #[tokio::test]
+    async fn a_patch_that_changes_nothing_commits_no_fact() {
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_locked_gym().once().returning(|_, _| Ok(Some(iron())));
+        gyms.expect_update_gym().never();
+        let svc = service(gyms, rolling_back());
+        let same = GymPatch { name: Some("Iron".into()), ..GymPatch::default() };
+        assert_eq!(svc.update_current(&actor(Role::Owner), same).await, Ok(iron()));
+    }
+
+    #[tokio::test]
+    async fn a_gym_with_an_unknown_time_zone_is_not_created() {
+        let svc = service(MockGymRepository::new(), untouched());
+        let got = svc
+            .create_gym(UserId(2), NewGym { name: "Iron".into(), timezone: "Mars/Olympus".into(), address: None })
+            .await;
+        assert!(matches!(got, Err(DomainError::Validation(_))), "{got:?}");
+    }
+
     #[tokio::test]
     async fn admin_granting_admin_is_forbidden() {
         let svc = service(MockGymRepository::new(), untouched());
@@ -468,7 +629,14 @@ mod tests {
             .withf(|_, g, owner, _| g.name == "Iron" && *owner == UserId(2))
             .once()
             .returning(|_, g, _, now| {
-                Ok(Gym { id: GYM, name: g.name.clone(), timezone: g.timezone.clone(), address: None, created_at: now })
+                Ok(Gym {
+                    id: GYM,
+                    name: g.name.clone(),
+                    timezone: g.timezone.clone(),
+                    address: None,
+                    created_at: now,
+                    booking: BookingWindow::default(),
+                })
             });
         let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));
         let gym =

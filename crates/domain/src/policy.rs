@@ -20,5 +20,7 @@ pub const SEE_MEMBERS: Role = Role::Trainer;
 pub const MANAGE_MEMBERS: Role = Role::Admin;
 /// Grant or change the roles `admin` and `owner`, or manage those who hold them.
 pub const GRANT_STAFF_ADMIN: Role = Role::Owner;
+/// Change the gym's name, address, time zone and settings.
+pub const MANAGE_GYM: Role = Role::Admin;
 /// Check members in at the front desk.
 pub const CHECK_IN: Role = Role::Trainer;

@@ -241,12 +241,90 @@ impl Session {
     }
 }
 
+/// When members may book a session, relative to its start: a gym's setting
+/// (`booking_opens_hours`, `booking_closes_minutes`). The default books any time
+/// until the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BookingWindow {
+    opens_hours: Option<i32>,
+    closes_minutes: i32,
+}
+
+impl BookingWindow {
+    /// The longest a window may open ahead: a year.
+    pub const OPENS_HOURS_MAX: i32 = 8_760;
+    /// The longest before the start a window may close: a week.
+    pub const CLOSES_MINUTES_MAX: i32 = 10_080;
+
+    /// A window opening `opens_hours` before the start (`None`: as soon as the
+    /// session is scheduled) and closing `closes_minutes` before it.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for a bound out of range, or a window that would
+    /// close before it opens.
+    pub fn new(opens_hours: Option<i32>, closes_minutes: i32) -> Result<Self> {
+        if let Some(h) = opens_hours
+            && !(1..=Self::OPENS_HOURS_MAX).contains(&h)
+        {
+            return Err(DomainError::validation(format!(
+                "booking_opens_hours must be between 1 and {} (or null: no limit)",
+                Self::OPENS_HOURS_MAX
+            )));
+        }
+        if !(0..=Self::CLOSES_MINUTES_MAX).contains(&closes_minutes) {
+            return Err(DomainError::validation(format!(
+                "booking_closes_minutes must be between 0 and {}",
+                Self::CLOSES_MINUTES_MAX
+            )));
+        }
+        if opens_hours.is_some_and(|h| i64::from(h) * 60 <= i64::from(closes_minutes)) {
+            return Err(DomainError::validation(
+                "booking_opens_hours must open the window before booking_closes_minutes closes it",
+            ));
+        }
+        Ok(Self { opens_hours, closes_minutes })
+    }
+
+    /// Hours before the start at which booking opens; `None`: no limit.
+    pub fn opens_hours(self) -> Option<i32> {
+        self.opens_hours
+    }
+
+    /// Minutes before the start at which booking closes.
+    pub fn closes_minutes(self) -> i32 {
+        self.closes_minutes
+    }
+
+    /// Why booking a session starting at `start` is refused at `now` by the window:
+    /// [`DomainError::BookingClosed`] after it closed, [`DomainError::BookingNotOpen`]
+    /// before it opens.
+    pub fn refusal(self, start: OffsetDateTime, now: OffsetDateTime) -> Option<DomainError> {
+        let closed_at = start - Duration::minutes(i64::from(self.closes_minutes));
+        if now >= closed_at {
+            return Some(DomainError::BookingClosed { closed_at });
+        }
+        let opens_at = self.opens_hours.map(|h| start - Duration::hours(i64::from(h)));
+        match opens_at {
+            Some(opens_at) if now < opens_at => Some(DomainError::BookingNotOpen { opens_at }),
+            _ => None,
+        }
+    }
+}
+
 /// Why a booking is refused, in the contract's order: the session is not open
-/// (cancelled or started), the member holds a place already, no place is free.
-/// `None` when the place may be taken. (The session's existence is the caller's.)
-pub fn refusal(session: &Session, held: Option<ParticipationStatus>, now: OffsetDateTime) -> Option<DomainError> {
+/// (cancelled or started), the gym's booking window is closed or not yet open, the
+/// member holds a place already, no place is free. `None` when the place may be
+/// taken. (The session's existence is the caller's.)
+pub fn refusal(
+    session: &Session,
+    held: Option<ParticipationStatus>,
+    window: BookingWindow,
+    now: OffsetDateTime,
+) -> Option<DomainError> {
     if !session.open_for_booking(now) {
         Some(DomainError::SessionNotOpen)
+    } else if let Some(refused) = window.refusal(session.start_time, now) {
+        Some(refused)
     } else if held.is_some_and(ParticipationStatus::holds_place) {
         Some(DomainError::AlreadyRegistered)
     } else if session.registered_count >= session.capacity {
@@ -405,6 +483,11 @@ pub trait ScheduleRepository: Send + Sync {
         member: UserId,
         after: OffsetDateTime,
     ) -> Result<Vec<SessionId>>;
+    /// The gym's booking window; `Ok(None)` when the gym does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn booking_window(&self, gym: GymId) -> Result<Option<BookingWindow>>;
     /// Every participation of a session, cancelled ones included, by id.
     ///
     /// # Errors
@@ -574,18 +657,24 @@ impl ScheduleService {
     ///
     /// The rules, in order: the member still belongs to the gym (`not_a_member`); the
     /// session exists in the gym (`session_not_found`); it is scheduled and has not
-    /// started (`session_not_open`); the member holds no place yet
-    /// (`already_registered`); a place is free (`session_full`).
+    /// started (`session_not_open`); the gym's booking window is open
+    /// (`session_not_open` after it closed, `booking_not_open` before it opens); the
+    /// member holds no place yet (`already_registered`); a place is free
+    /// (`session_full`).
+    ///
+    /// The window is read before the transaction: a booking racing a change of the
+    /// gym's settings is judged by the settings it started under.
     ///
     /// # Errors
     /// The variants named above.
     pub async fn register(&self, actor: &Actor, session_id: SessionId) -> Result<Participation> {
         let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
+        let window = self.repo.booking_window(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         let (session, held) =
             self.repo.lock_session(&mut tx, gym, session_id, member).await?.ok_or(DomainError::SessionNotFound)?;
-        if let Some(refused) = refusal(&session, held, now) {
+        if let Some(refused) = refusal(&session, held, window, now) {
             return Err(refused);
         }
         self.repo.move_count(&mut tx, gym, session_id, 1).await?;
@@ -698,6 +787,7 @@ mod tests {
     fn locked(s: Option<Session>, held: Option<ParticipationStatus>) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), s.map(|s| (s, held)));
+        repo.expect_booking_window().returning(|_| Ok(Some(BookingWindow::default())));
         repo
     }
 
@@ -735,13 +825,89 @@ mod tests {
         let cancelled = session(NOW + Duration::hours(1), SessionStatus::Cancelled);
         let full = Session { registered_count: 10, ..open.clone() };
         let held = Some(ParticipationStatus::Registered);
-        assert_eq!(refusal(&started, held, NOW), Some(DomainError::SessionNotOpen));
-        assert_eq!(refusal(&cancelled, None, NOW), Some(DomainError::SessionNotOpen));
-        assert_eq!(refusal(&full, held, NOW), Some(DomainError::AlreadyRegistered), "before capacity");
-        assert_eq!(refusal(&open, Some(ParticipationStatus::Attended), NOW), Some(DomainError::AlreadyRegistered));
-        assert_eq!(refusal(&full, None, NOW), Some(DomainError::SessionFull));
-        assert_eq!(refusal(&open, Some(ParticipationStatus::Cancelled), NOW), None, "a cancelled booking books again");
-        assert_eq!(refusal(&open, None, NOW), None);
+        assert_eq!(refusal(&started, held, BookingWindow::default(), NOW), Some(DomainError::SessionNotOpen));
+        assert_eq!(refusal(&cancelled, None, BookingWindow::default(), NOW), Some(DomainError::SessionNotOpen));
+        assert_eq!(
+            refusal(&full, held, BookingWindow::default(), NOW),
+            Some(DomainError::AlreadyRegistered),
+            "before capacity"
+        );
+        assert_eq!(
+            refusal(&open, Some(ParticipationStatus::Attended), BookingWindow::default(), NOW),
+            Some(DomainError::AlreadyRegistered)
+        );
+        assert_eq!(refusal(&full, None, BookingWindow::default(), NOW), Some(DomainError::SessionFull));
+        assert_eq!(
+            refusal(&open, Some(ParticipationStatus::Cancelled), BookingWindow::default(), NOW),
+            None,
+            "a cancelled booking books again"
+        );
+        assert_eq!(refusal(&open, None, BookingWindow::default(), NOW), None);
+    }
+
+    #[test]
+    fn a_booking_window_opens_and_closes_relative_to_the_start() {
+        let start = NOW + Duration::hours(48);
+        let w = BookingWindow::new(Some(24), 60).expect("valid");
+        let opens_at = start - Duration::hours(24);
+        let closed_at = start - Duration::minutes(60);
+        assert_eq!(w.refusal(start, opens_at - Duration::seconds(1)), Some(DomainError::BookingNotOpen { opens_at }));
+        assert_eq!(w.refusal(start, opens_at), None, "open from the first instant");
+        assert_eq!(w.refusal(start, closed_at - Duration::seconds(1)), None);
+        assert_eq!(w.refusal(start, closed_at), Some(DomainError::BookingClosed { closed_at }), "closed at the bound");
+        assert_eq!(BookingWindow::default().refusal(start, NOW), None, "no limit by default");
+        assert_eq!(
+            BookingWindow::default().refusal(start, start),
+            Some(DomainError::BookingClosed { closed_at: start })
+        );
+    }
+
+    #[test]
+    fn a_booking_window_out_of_range_or_empty_is_refused() {
+        for (opens, closes) in
+            [(Some(0), 0), (Some(8_761), 0), (None, -1), (None, 10_081), (Some(1), 60), (Some(2), 121)]
+        {
+            assert!(matches!(BookingWindow::new(opens, closes), Err(DomainError::Validation(_))), "{opens:?} {closes}");
+        }
+        assert!(BookingWindow::new(Some(2), 119).is_ok());
+        assert!(BookingWindow::new(None, 10_080).is_ok());
+        assert!(BookingWindow::new(Some(8_760), 0).is_ok());
+    }
+
+    #[test]
+    fn the_booking_window_is_checked_after_the_session_and_before_the_members_place() {
+        let open = session(NOW + Duration::hours(30), SessionStatus::Scheduled);
+        let full = Session { registered_count: 10, ..open.clone() };
+        let cancelled = session(NOW + Duration::hours(30), SessionStatus::Cancelled);
+        let not_yet = BookingWindow::new(Some(24), 0).expect("valid");
+        let opens_at = open.start_time - Duration::hours(24);
+        let closed = BookingWindow::new(None, 31 * 60).expect("valid");
+        let closed_at = open.start_time - Duration::minutes(31 * 60);
+        let held = Some(ParticipationStatus::Registered);
+        assert_eq!(refusal(&cancelled, None, not_yet, NOW), Some(DomainError::SessionNotOpen));
+        assert_eq!(refusal(&full, held, not_yet, NOW), Some(DomainError::BookingNotOpen { opens_at }));
+        assert_eq!(refusal(&full, held, closed, NOW), Some(DomainError::BookingClosed { closed_at }));
+    }
+
+    #[tokio::test]
+    async fn booking_before_the_window_opens_is_booking_not_open_and_commits_nothing() {
+        let start = NOW + Duration::hours(30);
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(
+            &mut repo,
+            GYM,
+            SessionId(11),
+            UserId(5),
+            Some((session(start, SessionStatus::Scheduled), None)),
+        );
+        repo.expect_booking_window()
+            .withf(|g| *g == GYM)
+            .once()
+            .returning(|_| Ok(Some(BookingWindow::new(Some(24), 0).expect("valid"))));
+        assert_eq!(
+            register(repo, rolling_back()).await,
+            Err(DomainError::BookingNotOpen { opens_at: start - Duration::hours(24) })
+        );
     }
 
     #[tokio::test]
@@ -805,7 +971,9 @@ mod tests {
     async fn a_member_removed_before_the_place_was_taken_is_not_a_member() {
         let mut gyms = MockMemberLock::new();
         with_locked_member(&mut gyms, GYM, UserId(5), None);
-        let got = svc(MockScheduleRepository::new(), gyms, rolling_back()).register(&member(), SessionId(11)).await;
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_booking_window().returning(|_| Ok(Some(BookingWindow::default())));
+        let got = svc(repo, gyms, rolling_back()).register(&member(), SessionId(11)).await;
         assert_eq!(got, Err(DomainError::NotAMember));
     }
 

@@ -302,6 +302,19 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
     Ok(v.to_owned())
 }
 
+/// Checks an IANA time zone name (`Europe/Madrid`, `UTC`) against the bundled tz
+/// database and answers its canonical spelling, so that every later rule that
+/// needs the gym's local time can rely on it.
+///
+/// # Errors
+/// [`DomainError::Validation`] for a name the database does not know.
+pub fn time_zone(value: &str) -> Result<String> {
+    let name = required_text("timezone", value, crate::limits::TIMEZONE_MAX)?;
+    let tz = jiff::tz::TimeZone::get(&name)
+        .map_err(|_| DomainError::validation(format!("timezone {name:?} is not an IANA time zone name")))?;
+    Ok(tz.iana_name().unwrap_or(&name).to_owned())
+}
+
 /// Checks an optional text field: at most `max` characters.
 ///
 /// # Errors

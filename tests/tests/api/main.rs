@@ -7,6 +7,7 @@ mod cache;
 mod docs;
 mod events;
 mod fan_out;
+mod gym_settings;
 mod hostile;
 mod http;
 mod limits;

@@ -158,3 +158,27 @@ contract!(a_booking_raced_against_the_members_removal_never_keeps_a_place, |db| 
         assert_eq!(after.registered_count, 0, "a booking that landed first was given back");
     }
 });
+
+contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
+    use domain::schedule::{BookingWindow, ScheduleRepository};
+    let (g, _) = gym(&db).await;
+    let (other, _) = gym(&db).await;
+    assert_eq!(g.booking, BookingWindow::default(), "a new gym books until the start");
+    assert_eq!(ScheduleRepository::booking_window(&*db, g.id).await, Ok(Some(BookingWindow::default())));
+    let window = BookingWindow::new(Some(48), 30).expect("valid");
+    let changed = domain::gyms::Gym {
+        name: "Renamed".into(),
+        timezone: "Europe/Madrid".into(),
+        address: Some("Calle 2".into()),
+        booking: window,
+        ..g.clone()
+    };
+    let locked = in_tx!(db, |tx| db.locked_gym(tx, g.id)).expect("lock");
+    assert_eq!(locked, Some(g.clone()));
+    assert_eq!(in_tx!(db, |tx| db.locked_gym(tx, GymId(i64::MAX))), Ok(None));
+    assert_eq!(in_tx!(db, |tx| db.update_gym(tx, &changed)), Ok(changed.clone()));
+    assert_eq!(GymRepository::by_id(&*db, g.id).await, Ok(Some(changed.clone())));
+    assert_eq!(ScheduleRepository::booking_window(&*db, g.id).await, Ok(Some(window)));
+    assert_eq!(ScheduleRepository::booking_window(&*db, other.id).await, Ok(Some(BookingWindow::default())), "its own");
+    assert_eq!(ScheduleRepository::booking_window(&*db, GymId(i64::MAX)).await, Ok(None));
+});

@@ -55,7 +55,7 @@ macro_rules! error_responses {
 
 error_responses! {
     GymHeaderErrors = 400 "gym_id_required, invalid_gym_id";
-    BookingNotOpen = 400 "gym_id_required, invalid_gym_id, session_not_open";
+    BookingNotOpen = 400 "gym_id_required, invalid_gym_id, session_not_open, booking_not_open";
     CheckInRefused = 400 "gym_id_required, invalid_gym_id; refused check-ins: invalid_qr, not_a_member, \
         session_not_found, session_outside_window, no_session_in_window, already_checked_in";
     UserNotFound = 404 "user_not_found";

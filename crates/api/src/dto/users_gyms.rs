@@ -1,8 +1,8 @@
 //! §4 "Users and gyms": users, gyms and memberships.
 
-use domain::Role;
-use domain::gyms::{Gym, MemberEntry, Membership};
+use domain::gyms::{Gym, GymPatch, MemberEntry, Membership};
 use domain::users::User;
+use domain::{DomainError, Role};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,9 +28,82 @@ pub struct ProfileIn {
     pub phone: Option<String>,
 }
 
-response! {
-    /// `Gym`.
-    GymOut from Gym { id: i64, name: String, timezone: String, address: Option<String>, created_at: UtcTime }
+/// `Gym`: the contract's fields and the gym's settings.
+#[derive(Serialize, ToSchema)]
+pub struct GymOut {
+    pub id: i64,
+    pub name: String,
+    /// IANA time zone name.
+    pub timezone: String,
+    pub address: Option<String>,
+    pub created_at: UtcTime,
+    /// Hours before a session's start at which booking opens; `null`: no limit.
+    pub booking_opens_hours: Option<i32>,
+    /// Minutes before a session's start at which booking closes.
+    pub booking_closes_minutes: i32,
+}
+
+impl From<Gym> for GymOut {
+    fn from(g: Gym) -> Self {
+        Self {
+            id: g.id.0,
+            name: g.name,
+            timezone: g.timezone,
+            address: g.address,
+            created_at: g.created_at.into(),
+            booking_opens_hours: g.booking.opens_hours(),
+            booking_closes_minutes: g.booking.closes_minutes(),
+        }
+    }
+}
+
+/// A present field, `null` included: `Some(None)` clears, an absent one stays `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /gyms/current`: every field optional; `null` clears `address` and
+/// `booking_opens_hours` (no limit), and is refused for the others.
+#[derive(Deserialize, ToSchema)]
+pub struct GymPatchIn {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub booking_opens_hours: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub booking_closes_minutes: Option<Option<i32>>,
+}
+
+/// A field that may be left out but not cleared.
+fn not_null<T>(field: &str, v: Option<Option<T>>) -> Result<Option<T>, DomainError> {
+    match v {
+        Some(None) => Err(DomainError::validation(format!("{field} must not be null"))),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+impl TryFrom<GymPatchIn> for GymPatch {
+    type Error = DomainError;
+
+    fn try_from(p: GymPatchIn) -> Result<Self, DomainError> {
+        Ok(Self {
+            name: not_null("name", p.name)?,
+            timezone: not_null("timezone", p.timezone)?,
+            address: p.address,
+            booking_opens_hours: p.booking_opens_hours,
+            booking_closes_minutes: not_null("booking_closes_minutes", p.booking_closes_minutes)?,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]

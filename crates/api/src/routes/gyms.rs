@@ -10,7 +10,7 @@ use domain::policy;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserNotFound};
-use crate::dto::{GymIn, GymOut, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
+use crate::dto::{GymIn, GymOut, GymPatchIn, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
 use crate::error::ApiError;
 use crate::params::{PathId, Query};
 use crate::respond::json;
@@ -19,7 +19,7 @@ use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/gyms").route(web::post().to(create_gym)))
-        .service(web::resource("/gyms/current").route(web::get().to(current)))
+        .service(web::resource("/gyms/current").route(web::get().to(current)).route(web::patch().to(update_current)))
         .service(web::resource("/members").route(web::get().to(members)).route(web::post().to(add_member)))
         .service(
             web::resource("/members/{user_id}").route(web::patch().to(set_role)).route(web::delete().to(remove_member)),
@@ -39,6 +39,14 @@ async fn create_gym(state: State, caller: Caller, body: Body<GymIn>) -> Result<H
     responses((status = 200, body = GymOut), TenantErrors), description = "The gym named by X-Gym-ID.")]
 async fn current(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
     json(StatusCode::OK, &GymOut::from(state.gyms.current(&actor).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/gyms/current", tag = "gyms", params(GymHeader), request_body = GymPatchIn,
+    responses((status = 200, body = GymOut), TenantErrors),
+    description = "Change the gym's name, IANA time zone, address or booking window (admin).")]
+async fn update_current(state: State, Tenant(actor): Tenant, body: Body<GymPatchIn>) -> Result<HttpResponse, ApiError> {
+    let patch = body.parse_as(&actor, policy::MANAGE_GYM)?;
+    json(StatusCode::OK, &GymOut::from(state.gyms.update_current(&actor, patch.try_into()?).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/members", tag = "gyms", params(GymHeader, MembersQuery),

@@ -90,7 +90,8 @@ impl GymRepository for Db {
     }
 
     async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
-        let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, m.role \
+        let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, g.booking_opens_hours, \
+                   g.booking_closes_minutes, m.role \
                    FROM memberships m JOIN gyms g ON g.id = m.gym_id WHERE m.user_id = $1 ORDER BY g.id";
         timed("gyms_of_user", entities(&self.conn, sql, vec![user.0.into()])).await
     }
@@ -114,6 +115,33 @@ impl GymRepository for Db {
             _ => "SELECT id FROM gyms WHERE id = $1",
         };
         timed("gym_lock", sql_exec(txn(tx)?, sql, vec![gym.0.into()])).await
+    }
+
+    async fn locked_gym(&self, tx: &mut Tx, gym: GymId) -> Result<Option<Gym>> {
+        let lock = match self.backend() {
+            DbBackend::Postgres => "FOR NO KEY UPDATE",
+            _ => "",
+        };
+        let sql = format!("SELECT {GYM_COLS} FROM gyms WHERE id = $1 {lock}");
+        timed("gym_lock", entity(txn(tx)?, &sql, vec![gym.0.into()])).await
+    }
+
+    async fn update_gym(&self, tx: &mut Tx, gym: &Gym) -> Result<Gym> {
+        let sql = format!(
+            "UPDATE gyms SET name = $2, timezone = $3, address = $4, booking_opens_hours = $5, \
+             booking_closes_minutes = $6 WHERE id = $1 RETURNING {GYM_COLS}"
+        );
+        let values = vec![
+            gym.id.0.into(),
+            gym.name.clone().into(),
+            gym.timezone.clone().into(),
+            gym.address.clone().into(),
+            gym.booking.opens_hours().into(),
+            gym.booking.closes_minutes().into(),
+        ];
+        timed("gym_update", entity(txn(tx)?, &sql, values))
+            .await?
+            .ok_or_else(|| DomainError::internal("the locked gym was not updated"))
     }
 
     async fn owners(&self, tx: &mut Tx, gym: GymId) -> Result<i64> {

@@ -46,6 +46,7 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
     use DomainEvent as E;
     match event {
         E::GymCreated { owner, .. } => ("gym_created", json!({"owner": owner.0})),
+        E::GymChanged { .. } => ("gym_changed", json!({})),
         E::MembershipChanged { user, .. } => ("membership_changed", json!({"user": user.0})),
         E::MemberLeft { user, freed_sessions, .. } => (
             "member_left",
@@ -74,6 +75,7 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
     let gym = GymId(gym);
     Some(match kind {
         "gym_created" => E::GymCreated { gym, owner: UserId(id("owner")?) },
+        "gym_changed" => E::GymChanged { gym },
         "membership_changed" => E::MembershipChanged { gym, user: UserId(id("user")?) },
         "member_left" => E::MemberLeft {
             gym,
@@ -402,6 +404,7 @@ mod tests {
         let (g, u, s) = (GymId(3), UserId(9), SessionId(5));
         let facts = [
             DomainEvent::GymCreated { gym: g, owner: u },
+            DomainEvent::GymChanged { gym: g },
             DomainEvent::MembershipChanged { gym: g, user: u },
             DomainEvent::MemberLeft { gym: g, user: u, freed_sessions: vec![s, SessionId(6)] },
             DomainEvent::ProfileChanged { user: u },

@@ -2,14 +2,14 @@
 
 use domain::events::Event;
 use domain::gyms::{Gym, MemberEntry, Membership};
-use domain::schedule::{Class, Participation, ParticipationStatus, Session, SessionStatus};
+use domain::schedule::{BookingWindow, Class, Participation, ParticipationStatus, Session, SessionStatus};
 use domain::users::User;
 use domain::{ClassId, DomainError, EventId, GymId, ParticipationId, Role, SessionId, Timestamp, UserId};
 use sea_orm::{DbErr, QueryResult};
 use time::OffsetDateTime;
 
 pub const USER_COLS: &str = "id, auth0_id, email, name, phone, created_at, updated_at";
-pub const GYM_COLS: &str = "id, name, timezone, address, created_at";
+pub const GYM_COLS: &str = "id, name, timezone, address, created_at, booking_opens_hours, booking_closes_minutes";
 pub const CLASS_COLS: &str =
     "id, gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active";
 pub const SESSION_COLS: &str =
@@ -72,8 +72,14 @@ impl FromColumns for Gym {
             timezone: r.try_get(pre, "timezone")?,
             address: r.try_get(pre, "address")?,
             created_at: r.try_get(pre, "created_at")?,
+            booking: booking_window(r, pre)?,
         })
     }
+}
+
+/// The gym's booking window from its two columns.
+pub fn booking_window(r: &QueryResult, pre: &str) -> Result<BookingWindow, DbErr> {
+    known(BookingWindow::new(r.try_get(pre, "booking_opens_hours")?, r.try_get(pre, "booking_closes_minutes")?))
 }
 
 /// A gym and the caller's role there: the gym's columns plus `role`.

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use domain::schedule::{
-    Attendance, Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository, Session,
-    SessionDraft,
+    Attendance, BookingWindow, Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository,
+    Session, SessionDraft,
 };
 use domain::tx::Tx;
 use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 
 use super::outbox::txn;
 use super::rows::{CLASS_COLS, FromColumns, PARTICIPATION_COLS, SESSION_COLS, participation_status};
-use super::{Cell, Db, PageValues, all, entities, entity, exec, opt_id, rows_cte, timed, timed_or, ts, unknown_user};
+use super::{
+    Cell, Db, PageValues, all, entities, entity, exec, one, opt_id, rows_cte, timed, timed_or, ts, unknown_user,
+};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -33,6 +35,12 @@ struct SessionIdRow {
 #[derive(FromQueryResult)]
 struct IdRow {
     id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct WindowRow {
+    booking_opens_hours: Option<i32>,
+    booking_closes_minutes: i32,
 }
 
 /// A session row and the member's participation in it.
@@ -296,6 +304,12 @@ impl ScheduleRepository for Db {
         let values = vec![gym.0.into(), member.0.into(), ts(after)];
         let rows = timed("member_places", all::<SessionIdRow>(txn(tx)?, sql, values)).await?;
         Ok(rows.into_iter().map(|r| SessionId(r.session_id)).collect())
+    }
+
+    async fn booking_window(&self, gym: GymId) -> Result<Option<BookingWindow>> {
+        let sql = "SELECT booking_opens_hours, booking_closes_minutes FROM gyms WHERE id = $1";
+        let row = timed("gym_booking_window", one::<WindowRow>(&self.conn, sql, vec![gym.0.into()])).await?;
+        row.map(|r| BookingWindow::new(r.booking_opens_hours, r.booking_closes_minutes)).transpose()
     }
 
     async fn participants(&self, gym: GymId, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
