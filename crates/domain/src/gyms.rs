@@ -449,7 +449,12 @@ mod tests {
         assert_eq!(both.apply(&gym).map(|g| (g.booking.opens_hours(), g.booking.closes_minutes())), Ok((Some(2), 60)));
         let tz = |t: &str| GymPatch { timezone: Some(t.into()), ..GymPatch::default() }.apply(&gym).map(|g| g.timezone);
         assert_eq!(tz("Europe/Madrid"), Ok("Europe/Madrid".into()));
-        assert_eq!(tz("america/new_york"), Ok("America/New_York".into()), "stored as the database spells it");
+        assert_eq!(tz("America/New_York"), Ok("America/New_York".into()));
+        let hint = tz("america/new_york");
+        assert!(
+            matches!(&hint, Err(DomainError::Validation(m)) if m.contains("did you mean \"America/New_York\"")),
+            "{hint:?}"
+        );
         for bad in ["Mars/Olympus", "", " ", "../../etc/passwd", "Europe/Madrid\0", "UTC+25"] {
             assert!(matches!(tz(bad), Err(DomainError::Validation(_))), "{bad:?}");
         }

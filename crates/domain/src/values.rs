@@ -303,16 +303,21 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
 }
 
 /// Checks an IANA time zone name (`Europe/Madrid`, `UTC`) against the bundled tz
-/// database and answers its canonical spelling, so that every later rule that
-/// needs the gym's local time can rely on it.
+/// database, spelled as the database spells it, so that every later rule that needs
+/// the gym's local time can rely on it.
 ///
 /// # Errors
-/// [`DomainError::Validation`] for a name the database does not know.
+/// [`DomainError::Validation`] for a name the database does not know (naming the
+/// right spelling when only the case differs).
 pub fn time_zone(value: &str) -> Result<String> {
     let name = required_text("timezone", value, crate::limits::TIMEZONE_MAX)?;
-    let tz = jiff::tz::TimeZone::get(&name)
-        .map_err(|_| DomainError::validation(format!("timezone {name:?} is not an IANA time zone name")))?;
-    Ok(tz.iana_name().unwrap_or(&name).to_owned())
+    match jiff::tz::TimeZone::get(&name).ok().as_ref().and_then(jiff::tz::TimeZone::iana_name) {
+        Some(known) if known == name => Ok(name),
+        Some(known) => Err(DomainError::validation(format!(
+            "timezone {name:?} is not an IANA time zone name; did you mean {known:?}?"
+        ))),
+        None => Err(DomainError::validation(format!("timezone {name:?} is not an IANA time zone name"))),
+    }
 }
 
 /// Checks an optional text field: at most `max` characters.
