@@ -584,6 +584,21 @@ impl TestApp {
     }
 }
 
+/// The member's current QR code in the gym (`GET /attendance/my-qr`).
+pub async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
+    let (status, body) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", u, gym).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"].as_i64(), Some(u.id));
+    body["qr_code"].as_str().expect("qr").to_owned()
+}
+
+/// One connection of the test's own to an app's database.
+pub async fn own_connection(url: &str) -> sea_orm::DatabaseConnection {
+    let mut opt = sea_orm::ConnectOptions::new(url.to_owned());
+    opt.max_connections(1).min_connections(1).sqlx_logging(false);
+    Database::connect(opt).await.expect("a connection of the test to its database")
+}
+
 /// The path of an action on a session (`register`, `cancel`, `participants`).
 pub fn session_url(session: &Value, action: &str) -> String {
     format!("/api/v1/schedule/sessions/{}/{action}", session["id"])

@@ -81,7 +81,7 @@ pub fn stale(event: &DomainEvent) -> Stale {
         E::SessionScheduled { gym, .. } => groups(vec![sessions(*gym)]),
         // Nothing cached shows a gym's own fields (its reads go to the database).
         E::QrRotated { .. } | E::GymChanged { .. } => Stale::default(),
-        E::SessionCancelled { gym, session: s }
+        E::SessionCancelled { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }
         | E::BookingCancelled { gym, session: s, .. } => {
             groups(vec![session(*gym, *s), dashboards(*gym), sessions(*gym)])
@@ -149,7 +149,7 @@ mod tests {
         use DomainEvent as E;
         let booked = E::Booked { gym: G, session: S, member: U };
         assert_eq!(stale(&booked).groups, [session(G, S), dashboards(G), sessions(G)]);
-        let cancelled = E::SessionCancelled { gym: G, session: S };
+        let cancelled = E::SessionCancelled { gym: G, session: S, members: vec![U] };
         assert!(stale(&cancelled).groups.contains(&dashboards(G)), "cancelled sessions leave dashboards");
         let checked = E::CheckedIn { gym: G, session: S, member: U, walk_in: true };
         assert_eq!(stale(&checked).groups, [last_attendance(U, G), dashboards(G), session(G, S), sessions(G)]);

@@ -422,9 +422,19 @@ impl AttendanceService {
         }
         let rows: Vec<Attendance> = writes
             .iter()
-            .map(|(_, ask, chosen)| Attendance { gym: ask.gym, session: chosen.id, member: ask.user, at: now })
+            .map(|(_, ask, chosen)| Attendance {
+                gym: ask.gym,
+                session: chosen.id,
+                member: ask.user,
+                at: now,
+                registered: chosen.participation == Some(ParticipationStatus::Registered),
+            })
             .collect();
-        self.schedule.mark_attended(&mut tx, &rows).await?;
+        let unmarked = self.schedule.mark_attended(&mut tx, &rows).await?;
+        if !unmarked.is_empty() {
+            // Their bookings were cancelled with their sessions since the read.
+            return Ok(Attempt::Cancelled(unmarked));
+        }
         self.uow.commit(tx).await?;
         answers.extend(writes.into_iter().map(|(i, ask, chosen)| {
             let new_participation = chosen.participation.is_none();
@@ -622,8 +632,14 @@ mod tests {
                 .once()
                 .returning(move |_, _| Ok(vec![SessionId(session)]));
         }
-        let row = crate::schedule::Attendance { gym: GYM, session: SessionId(session), member: MEMBER, at: NOW };
-        schedule.expect_mark_attended().withf(move |_, rows| rows == [row]).once().returning(|_, _| Ok(()));
+        let row = crate::schedule::Attendance {
+            gym: GYM,
+            session: SessionId(session),
+            member: MEMBER,
+            at: NOW,
+            registered: !take,
+        };
+        schedule.expect_mark_attended().withf(move |_, rows| rows == [row]).once().returning(|_, _| Ok(vec![]));
         schedule
     }
 
@@ -835,6 +851,17 @@ mod tests {
         let mut schedule = MockScheduleRepository::new();
         // Cancelled since the read: nothing taken, and the batch is done again without it.
         schedule.expect_take_places().once().returning(|_, _| Ok(vec![]));
+        let got = svc(repo, locked(true), schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
+        assert_eq!(got, Err(DomainError::SessionNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_booking_cancelled_with_its_session_after_the_read_is_not_marked_and_commits_nothing() {
+        let registered = vec![cand(1, NOW + Duration::minutes(5), Some(ParticipationStatus::Registered))];
+        let repo = repo_with(Some(ctx(true, registered)));
+        let mut schedule = MockScheduleRepository::new();
+        // The session's cancellation cancelled the booking between the read and the mark.
+        schedule.expect_mark_attended().once().returning(|_, _| Ok(vec![(GYM, SessionId(1))]));
         let got = svc(repo, locked(true), schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
         assert_eq!(got, Err(DomainError::SessionNotFound));
     }

@@ -75,12 +75,15 @@ pub enum DomainEvent {
         /// The session.
         session: SessionId,
     },
-    /// A session was cancelled.
+    /// A session was cancelled, and with it every booking that held a place.
     SessionCancelled {
         /// The gym.
         gym: GymId,
         /// The session.
         session: SessionId,
+        /// The members whose bookings were cancelled with it, by id (whom a later
+        /// listener tells).
+        members: Vec<UserId>,
     },
     /// A member took a place in a session.
     Booked {

@@ -224,6 +224,9 @@ pub struct Attendance {
     pub member: UserId,
     /// When they were checked in.
     pub at: OffsetDateTime,
+    /// The member held a `registered` place when the check-in was decided (and took
+    /// no place at the door): the mark holds only while it still does.
+    pub registered: bool,
 }
 
 impl ParticipationStatus {
@@ -414,6 +417,13 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn cancel_session(&self, tx: &mut Tx, gym: GymId, id: SessionId) -> Result<Option<Session>>;
+    /// Cancels every `registered` participation of the session, called with the
+    /// session locked, and answers their members. The count is the caller's
+    /// ([`ScheduleRepository::move_count`]).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn cancel_bookings(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>>;
     /// Locks the session's row for the rest of the transaction (lock order 3: after
     /// the member's membership, before participations) and reads it with `member`'s
     /// participation in it; `Ok(None)` when the session is not in the gym. While the
@@ -448,12 +458,15 @@ pub trait ScheduleRepository: Send + Sync {
     /// Storage failures.
     async fn take_places(&self, tx: &mut Tx, places: &[(GymId, SessionId, i32)]) -> Result<Vec<SessionId>>;
     /// Makes each member's participation in the session `attended` at its time,
-    /// creating it when absent, in one statement where the adapter can. The caller
-    /// decided each under the member's lock.
+    /// creating it when absent, in one statement per kind where the adapter can. The
+    /// caller decided each under the member's lock. A row decided on a `registered`
+    /// place is marked only if the place is still `registered` (a cancellation of
+    /// the session, which locks no member, may have cancelled it since); those left
+    /// unmarked are answered.
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<()>;
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<(GymId, SessionId)>>;
     /// Sets the member's participation in the session to `status` (with the given
     /// attendance time), creating it when absent, and answers it. The caller decided
     /// that the change is allowed, under the session's lock or the member's.
@@ -638,15 +651,34 @@ impl ScheduleService {
         Ok(session)
     }
 
-    /// Cancels a session (staff).
+    /// Cancels a session (staff), and with it every booking that holds a place, in
+    /// one transaction under the session's lock (order 3): the places are freed,
+    /// and the fact names the members whose bookings were cancelled. Attendances
+    /// already made stay. Cancelling a cancelled session changes nothing and records
+    /// nothing.
+    ///
+    /// A check-in decided on a booking this cancels is not lost either way: its mark
+    /// holds only while the booking is `registered` ([`ScheduleRepository::mark_attended`]).
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
     pub async fn cancel_session(&self, actor: &Actor, id: SessionId) -> Result<Session> {
         actor.require(policy::MANAGE_SCHEDULE)?;
+        let gym = actor.gym_id;
         let mut tx = self.uow.begin().await?;
-        let s = self.repo.cancel_session(&mut tx, actor.gym_id, id).await?.ok_or(DomainError::SessionNotFound)?;
-        tx.record(DomainEvent::SessionCancelled { gym: actor.gym_id, session: id });
+        let (session, _) =
+            self.repo.lock_session(&mut tx, gym, id, actor.user_id).await?.ok_or(DomainError::SessionNotFound)?;
+        if session.status == SessionStatus::Cancelled {
+            return Ok(session);
+        }
+        let mut members = self.repo.cancel_bookings(&mut tx, gym, id).await?;
+        members.sort_unstable();
+        if !members.is_empty() {
+            let freed = i32::try_from(members.len()).map_err(DomainError::internal)?;
+            self.repo.move_count(&mut tx, gym, id, -freed).await?;
+        }
+        let s = self.repo.cancel_session(&mut tx, gym, id).await?.ok_or(DomainError::SessionNotFound)?;
+        tx.record(DomainEvent::SessionCancelled { gym, session: id, members });
         self.uow.commit(tx).await?;
         Ok(s)
     }
@@ -908,6 +940,49 @@ mod tests {
             register(repo, rolling_back()).await,
             Err(DomainError::BookingNotOpen { opens_at: start - Duration::hours(24) })
         );
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_session_cancels_its_bookings_frees_their_places_and_names_the_members() {
+        let open = Session { registered_count: 3, ..session(NOW + Duration::hours(1), SessionStatus::Scheduled) };
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(1), Some((open.clone(), None)));
+        repo.expect_cancel_bookings()
+            .withf(|_, g, s| *g == GYM && *s == SessionId(11))
+            .once()
+            .returning(|_, _, _| Ok(vec![UserId(9), UserId(5)]));
+        repo.expect_move_count()
+            .withf(|_, _, s, d| *s == SessionId(11) && *d == -2)
+            .once()
+            .returning(|_, _, _, _| Ok(()));
+        let done = Session { status: SessionStatus::Cancelled, registered_count: 1, ..open };
+        repo.expect_cancel_session().once().returning(move |_, _, _| Ok(Some(done.clone())));
+        let facts = vec![DomainEvent::SessionCancelled {
+            gym: GYM,
+            session: SessionId(11),
+            members: vec![UserId(5), UserId(9)],
+        }];
+        let got = svc(repo, MockMemberLock::new(), committing(facts)).cancel_session(&staff(), SessionId(11)).await;
+        assert_eq!(
+            got.map(|s| (s.status, s.registered_count)),
+            Ok((SessionStatus::Cancelled, 1)),
+            "the attended stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_cancelled_session_changes_nothing_and_records_nothing() {
+        let gone = session(NOW + Duration::hours(1), SessionStatus::Cancelled);
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(1), Some((gone.clone(), None)));
+        repo.expect_cancel_bookings().never();
+        repo.expect_cancel_session().never();
+        let got = svc(repo, MockMemberLock::new(), rolling_back()).cancel_session(&staff(), SessionId(11)).await;
+        assert_eq!(got, Ok(gone));
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(1), None);
+        let got = svc(repo, MockMemberLock::new(), rolling_back()).cancel_session(&staff(), SessionId(11)).await;
+        assert_eq!(got, Err(DomainError::SessionNotFound));
     }
 
     #[tokio::test]

@@ -9,11 +9,15 @@
 //! Repository methods that lock rows say so in their port's docs. Locks are taken in
 //! one global order, so no two transactions ever wait on each other in a circle:
 //!
-//! 1. the gym row (changes of membership: the last-owner rule);
+//! 1. the gym row (changes of membership: the last-owner rule; a change of the gym's
+//!    settings);
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
 //!    once by ascending `(gym, user)` (a batch of check-ins);
 //! 3. session rows, by ascending `(gym, id)`;
-//! 4. participation rows;
+//! 4. participation rows (a session's cancellation cancels its bookings under the
+//!    session's lock alone, taking no member's: a check-in decided on one of those
+//!    bookings marks it only while it is still `registered`, so the two agree in
+//!    either order);
 //! 5. the gym's outbox head (the relay's sequencer, last of all).
 //!
 //! On SQLite the database's one writer orders every write transaction instead.

@@ -1,16 +1,11 @@
 //! Contract §4 (Attendance), §5 and §7: QR codes, the check-in and attendance reads.
 
-use gymapi_tests::{Backend, TestApp, TestUser, assert_error, both_backends, now, on_both_backends, send, session_url};
+use gymapi_tests::{
+    Backend, TestApp, TestUser, assert_error, both_backends, now, on_both_backends, qr_of, send, session_url,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
-
-async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
-    let (status, body) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", u, gym).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["user_id"].as_i64(), Some(u.id));
-    body["qr_code"].as_str().expect("qr").to_owned()
-}
 
 async fn check_in(app: &TestApp, gym: i64, staff: &TestUser, body: Value) -> (reqwest::StatusCode, Value) {
     app.send_json(Method::POST, "/api/v1/attendance/check-in", staff, gym, &body).await

@@ -4,26 +4,15 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use gymapi_tests::{Backend, TestApp, TestUser, assert_error, now, on_both_backends, send, session_url};
+use gymapi_tests::{
+    Backend, TestApp, TestUser, assert_error, now, on_both_backends, own_connection, qr_of, send, session_url,
+};
 use reqwest::Method;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use time::Duration;
 
 const CHECK_IN: &str = "/api/v1/attendance/check-in";
-
-async fn qr_of(app: &TestApp, gym: i64, u: &TestUser) -> String {
-    let (status, body) = app.send_as(Method::GET, "/api/v1/attendance/my-qr", u, gym).await;
-    assert_eq!(status, 200, "{body}");
-    body["qr_code"].as_str().expect("qr").to_owned()
-}
-
-/// One connection of the test's own to the app's database.
-async fn own_connection(url: &str) -> DatabaseConnection {
-    let mut opt = ConnectOptions::new(url.to_owned());
-    opt.max_connections(1).min_connections(1).sqlx_logging(false);
-    Database::connect(opt).await.expect("a connection of the test to its database")
-}
 
 async fn scalar(conn: &DatabaseConnection, sql: &str) -> i64 {
     let row = conn

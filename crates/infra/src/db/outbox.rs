@@ -55,7 +55,10 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         E::ProfileChanged { user } => ("profile_changed", json!({"user": user.0})),
         E::ClassChanged { class, .. } => ("class_changed", json!({"class": class.0})),
         E::SessionScheduled { session, .. } => ("session_scheduled", json!({"session": session.0})),
-        E::SessionCancelled { session, .. } => ("session_cancelled", json!({"session": session.0})),
+        E::SessionCancelled { session, members, .. } => (
+            "session_cancelled",
+            json!({"session": session.0, "members": members.iter().map(|m| m.0).collect::<Vec<_>>()}),
+        ),
         E::Booked { session, member, .. } => ("booked", json!({"session": session.0, "member": member.0})),
         E::BookingCancelled { session, member, .. } => {
             ("booking_cancelled", json!({"session": session.0, "member": member.0}))
@@ -90,7 +93,15 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
         "profile_changed" => E::ProfileChanged { user: UserId(id("user")?) },
         "class_changed" => E::ClassChanged { gym, class: ClassId(id("class")?) },
         "session_scheduled" => E::SessionScheduled { gym, session: SessionId(id("session")?) },
-        "session_cancelled" => E::SessionCancelled { gym, session: SessionId(id("session")?) },
+        "session_cancelled" => E::SessionCancelled {
+            gym,
+            session: SessionId(id("session")?),
+            // Facts written before issue 19 name no members.
+            members: match payload.get("members") {
+                None => Vec::new(),
+                Some(list) => list.as_array()?.iter().map(|m| m.as_i64().map(UserId)).collect::<Option<_>>()?,
+            },
+        },
         "booked" => E::Booked { gym, session: SessionId(id("session")?), member: UserId(id("member")?) },
         "booking_cancelled" => {
             E::BookingCancelled { gym, session: SessionId(id("session")?), member: UserId(id("member")?) }
@@ -410,7 +421,8 @@ mod tests {
             DomainEvent::ProfileChanged { user: u },
             DomainEvent::ClassChanged { gym: g, class: ClassId(2) },
             DomainEvent::SessionScheduled { gym: g, session: s },
-            DomainEvent::SessionCancelled { gym: g, session: s },
+            DomainEvent::SessionCancelled { gym: g, session: s, members: vec![u, UserId(10)] },
+            DomainEvent::SessionCancelled { gym: g, session: s, members: vec![] },
             DomainEvent::Booked { gym: g, session: s, member: u },
             DomainEvent::BookingCancelled { gym: g, session: s, member: u },
             DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
@@ -422,6 +434,11 @@ mod tests {
             let gym = fact.gym().map_or(0, |g| g.0);
             assert_eq!(decode(kind, gym, &payload), Some(fact.clone()), "{kind}");
         }
+        assert_eq!(
+            decode("session_cancelled", 3, &json!({"session": 5})),
+            Some(DomainEvent::SessionCancelled { gym: GymId(3), session: s, members: vec![] }),
+            "a fact of the version before"
+        );
         assert_eq!(decode("from_the_future", 3, &json!({})), None);
         assert_eq!(decode("booked", 3, &json!({"session": "x"})), None);
     }

@@ -38,6 +38,17 @@ struct IdRow {
 }
 
 #[derive(FromQueryResult)]
+struct MarkedRow {
+    session_id: i64,
+    member_id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct MemberRow {
+    member_id: i64,
+}
+
+#[derive(FromQueryResult)]
 struct WindowRow {
     booking_opens_hours: Option<i32>,
     booking_closes_minutes: i32,
@@ -235,30 +246,63 @@ impl ScheduleRepository for Db {
         .await
     }
 
-    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let cells = rows
-            .iter()
-            .map(|r| {
-                vec![
-                    Cell::Int(Some(r.gym.0)),
-                    Cell::Int(Some(r.session.0)),
-                    Cell::Int(Some(r.member.0)),
-                    Cell::Time(Some(r.at)),
-                ]
-            })
-            .collect();
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<(GymId, SessionId)>> {
+        let (booked, others): (Vec<&Attendance>, Vec<&Attendance>) = rows.iter().partition(|r| r.registered);
         let columns = [("g", "BIGINT"), ("s", "BIGINT"), ("m", "BIGINT"), ("t", "TIMESTAMPTZ")];
-        let (cte, values) = rows_cte(self.backend(), "r", &columns, cells, 1);
-        // `WHERE TRUE`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
-        let sql = format!(
-            "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-             SELECT g, s, m, 'attended', t, t FROM r WHERE TRUE ON CONFLICT (gym_id, session_id, member_id) \
-             DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time"
-        );
-        timed("participations_attended", exec(txn(tx)?, &sql, values)).await.map(drop)
+        let cells = |rows: &[&Attendance]| -> Vec<Vec<Cell>> {
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        Cell::Int(Some(r.gym.0)),
+                        Cell::Int(Some(r.session.0)),
+                        Cell::Int(Some(r.member.0)),
+                        Cell::Time(Some(r.at)),
+                    ]
+                })
+                .collect()
+        };
+        let mut unmarked = Vec::new();
+        if !booked.is_empty() {
+            // Only while the place is still `registered`: a session cancelled since the
+            // read (it locks no member) cancelled it, and on PostgreSQL this waits for
+            // that cancellation and then skips the row.
+            let (cte, values) = rows_cte(self.backend(), "r", &columns, cells(&booked), 1);
+            let sql = format!(
+                "WITH {cte} UPDATE participations SET status = 'attended', attendance_time = r.t FROM r \
+                 WHERE participations.gym_id = r.g AND participations.session_id = r.s \
+                 AND participations.member_id = r.m AND participations.status = 'registered' \
+                 RETURNING participations.session_id, participations.member_id"
+            );
+            let marked = timed("participations_attended_booked", all::<MarkedRow>(txn(tx)?, &sql, values)).await?;
+            for r in &booked {
+                let done = marked.iter().any(|m| (m.session_id, m.member_id) == (r.session.0, r.member.0));
+                if !done && !unmarked.contains(&(r.gym, r.session)) {
+                    unmarked.push((r.gym, r.session));
+                }
+            }
+        }
+        if !others.is_empty() {
+            let (cte, values) = rows_cte(self.backend(), "r", &columns, cells(&others), 1);
+            // `WHERE TRUE`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
+            let sql = format!(
+                "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
+                 SELECT g, s, m, 'attended', t, t FROM r WHERE TRUE ON CONFLICT (gym_id, session_id, member_id) \
+                 DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time"
+            );
+            timed("participations_attended", exec(txn(tx)?, &sql, values)).await?;
+        }
+        Ok(unmarked)
+    }
+
+    async fn cancel_bookings(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>> {
+        let sql = "UPDATE participations SET status = 'cancelled' \
+                   WHERE gym_id = $1 AND session_id = $2 AND status = 'registered' RETURNING member_id";
+        let rows = timed(
+            "participations_cancel_session",
+            all::<MemberRow>(txn(tx)?, sql, vec![gym.0.into(), session.0.into()]),
+        )
+        .await?;
+        Ok(rows.into_iter().map(|r| UserId(r.member_id)).collect())
     }
 
     async fn set_participation(
