@@ -38,6 +38,18 @@ impl<T: DeserializeOwned> Body<T> {
         serde_json::from_value(value).map_err(|e| ApiError::validation(format!("invalid body: {e}")))
     }
 
+    /// [`Body::parse`], or `T`'s default for an empty body (a route whose body is
+    /// optional).
+    ///
+    /// # Errors
+    /// As [`Body::parse`] for a body that is not empty.
+    pub fn parse_or_default(self) -> Result<T, ApiError>
+    where
+        T: Default,
+    {
+        if self.bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { self.parse() }
+    }
+
     /// [`Body::parse`], once the actor's role is at least `min`.
     ///
     /// # Errors

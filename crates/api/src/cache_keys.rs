@@ -79,9 +79,13 @@ pub fn stale(event: &DomainEvent) -> Stale {
         E::ProfileChanged { user: u } => groups(vec![user(*u)]),
         E::ClassChanged { gym, .. } => groups(vec![classes(*gym)]),
         E::SessionScheduled { gym, .. } => groups(vec![sessions(*gym)]),
-        // Nothing cached shows a gym's own fields (its reads go to the database).
-        E::QrRotated { .. } | E::GymChanged { .. } => Stale::default(),
+        // Nothing cached shows a gym's own fields (its reads go to the database), nor a
+        // waitlist (a queue changes no count, and a dashboard lists registrations).
+        E::QrRotated { .. } | E::GymChanged { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } => {
+            Stale::default()
+        }
         E::SessionCancelled { gym, session: s, .. }
+        | E::WaitlistPromoted { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }
         | E::BookingCancelled { gym, session: s, .. } => {
             groups(vec![session(*gym, *s), dashboards(*gym), sessions(*gym)])

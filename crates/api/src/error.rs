@@ -128,6 +128,8 @@ codes! {
     SessionFull = "session_full" from "DomainError::SessionFull",
     SessionNotOpen = "session_not_open" from "DomainError::SessionNotOpen",
     BookingNotOpen = "booking_not_open" from "DomainError::BookingNotOpen",
+    AlreadyWaitlisted = "already_waitlisted" from "DomainError::AlreadyWaitlisted",
+    WaitlistLimit = "waitlist_limit" from "DomainError::WaitlistLimit",
     InvalidQr = "invalid_qr" from "DomainError::InvalidQr",
     SessionOutsideWindow = "session_outside_window" from "DomainError::SessionOutsideWindow",
     NoSessionInWindow = "no_session_in_window" from "DomainError::NoSessionInWindow",
@@ -228,6 +230,8 @@ impl ApiError {
                 D::SessionFull => Code::SessionFull,
                 D::SessionNotOpen | D::BookingClosed { .. } => Code::SessionNotOpen,
                 D::BookingNotOpen { .. } => Code::BookingNotOpen,
+                D::AlreadyWaitlisted => Code::AlreadyWaitlisted,
+                D::WaitlistLimit => Code::WaitlistLimit,
                 D::InvalidQr => Code::InvalidQr,
                 D::SessionOutsideWindow => Code::SessionOutsideWindow,
                 D::NoSessionInWindow => Code::NoSessionInWindow,
@@ -293,6 +297,13 @@ impl ApiError {
                 ("You are already registered for this session", "Ya estás inscrito en esta sesión")
             }
             Self::Domain(D::SessionFull) => ("The session is full", "La sesión está completa"),
+            Self::Domain(D::AlreadyWaitlisted) => {
+                ("You are already on this session's waitlist", "Ya estás en la lista de espera de esta sesión")
+            }
+            Self::Domain(D::WaitlistLimit) => (
+                "You are on as many waitlists as this gym allows",
+                "Estás en tantas listas de espera como permite este gimnasio",
+            ),
             Self::Domain(D::NotRegistered) => ("You hold no place in this session", "No tienes plaza en esta sesión"),
             Self::Domain(D::SessionNotOpen) => {
                 ("The session is not open for registration", "La sesión no admite inscripciones")
@@ -391,7 +402,12 @@ impl ResponseError for ApiError {
                 D::UserNotFound | D::ClassNotFound | D::SessionNotFound | D::EventNotFound | D::NotRegistered => {
                     StatusCode::NOT_FOUND
                 }
-                D::AlreadyMember | D::LastOwner | D::AlreadyRegistered | D::SessionFull => StatusCode::CONFLICT,
+                D::AlreadyMember
+                | D::LastOwner
+                | D::AlreadyRegistered
+                | D::SessionFull
+                | D::AlreadyWaitlisted
+                | D::WaitlistLimit => StatusCode::CONFLICT,
                 D::SessionNotOpen
                 | D::BookingNotOpen { .. }
                 | D::BookingClosed { .. }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use domain::limits;
-use domain::schedule::BookingWindow;
+use domain::schedule::{BookingWindow, WaitlistRules};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -45,7 +45,7 @@ impl Modify for BearerAuth {
         gyms::create_gym, gyms::current, gyms::update_current, gyms::members, gyms::add_member, gyms::set_role, gyms::remove_member,
         schedule::classes, schedule::create_class, schedule::class, schedule::update_class, schedule::delete_class,
         schedule::sessions, schedule::create_session, schedule::session, schedule::cancel_session,
-        schedule::register, schedule::unregister, schedule::participants,
+        schedule::register, schedule::unregister, schedule::participants, schedule::waitlist,
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::last, attendance::history,
         attendance::dashboard,
@@ -177,6 +177,8 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("address", text(ADDRESS_MAX)),
             ("booking_opens_hours", obj(json!({"minimum": 1, "maximum": BookingWindow::OPENS_HOURS_MAX}))),
             ("booking_closes_minutes", obj(json!({"minimum": 0, "maximum": BookingWindow::CLOSES_MINUTES_MAX}))),
+            ("waitlist_cutoff_minutes", obj(json!({"minimum": 0, "maximum": WaitlistRules::CUTOFF_MINUTES_MAX}))),
+            ("max_waitlists_per_member", obj(json!({"minimum": 0, "maximum": WaitlistRules::MAX_PER_MEMBER_MAX}))),
         ],
         "ProfileIn" => vec![("name", text(NAME_MAX)), ("phone", text(PHONE_MAX))],
         "MemberIn" | "RoleIn" | "MemberOut" | "MembershipOut" | "GymWithRoleOut" => vec![("role", roles())],
@@ -195,8 +197,8 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("max_participants", obj(json!({"minimum": MIN_PARTICIPANTS, "maximum": i32::MAX}))),
         ],
         "SessionOut" => vec![("status", obj(json!({"enum": ["scheduled", "cancelled"]})))],
-        "ParticipationOut" => {
-            vec![("status", obj(json!({"enum": ["registered", "attended", "cancelled", "no_show"]})))]
+        "ParticipationOut" | "BookingOut" | "WaitlistEntryOut" => {
+            vec![("status", obj(json!({"enum": ["registered", "attended", "cancelled", "no_show", "waitlisted"]})))]
         }
         _ => vec![],
     }

@@ -348,6 +348,7 @@ impl AttendanceService {
             }
         }
         let mut cancelled: Vec<(GymId, SessionId)> = Vec::new();
+        let mut rounds = 0;
         while !asks.is_empty() {
             match self.try_batch(scans, &asks, &cancelled, now, window).await? {
                 Attempt::Done(answers) => {
@@ -358,7 +359,12 @@ impl AttendanceService {
                 }
                 // Sessions cancelled since the read: again, their scans refused.
                 Attempt::Cancelled(sessions) => cancelled.extend(sessions),
+                // Each round follows a change another transaction committed; a run of
+                // them is a storm of promotions, which the client may retry later.
+                Attempt::Again if rounds >= MAX_ROUNDS => return Err(DomainError::Unavailable),
+                Attempt::Again => {}
             }
+            rounds += 1;
         }
         Ok(out.into_iter().map(|o| o.unwrap_or(ScanResult::Later)).collect())
     }
@@ -431,9 +437,20 @@ impl AttendanceService {
             })
             .collect();
         let unmarked = self.schedule.mark_attended(&mut tx, &rows).await?;
-        if !unmarked.is_empty() {
+        let mut gone: Vec<(GymId, SessionId)> = Vec::new();
+        for row in unmarked.iter().filter(|r| r.registered) {
             // Their bookings were cancelled with their sessions since the read.
-            return Ok(Attempt::Cancelled(unmarked));
+            if !gone.contains(&(row.gym, row.session)) {
+                gone.push((row.gym, row.session));
+            }
+        }
+        if !gone.is_empty() {
+            return Ok(Attempt::Cancelled(gone));
+        }
+        if !unmarked.is_empty() {
+            // A walk-in was promoted from the waitlist since the read: it holds a place
+            // now, so the one taken here would count twice. Read again.
+            return Ok(Attempt::Again);
         }
         self.uow.commit(tx).await?;
         answers.extend(writes.into_iter().map(|(i, ask, chosen)| {
@@ -485,11 +502,17 @@ impl AttendanceService {
 }
 
 /// What became of one attempt at a batch.
+/// Attempts at one batch before it answers `database_unavailable` (each one follows a
+/// promotion committed by another transaction since the read).
+const MAX_ROUNDS: usize = 8;
+
 enum Attempt {
     /// Every scan of the attempt answered (the successes committed).
     Done(Vec<(usize, Result<CheckIn>)>),
     /// These sessions were cancelled since the read: nothing was committed.
     Cancelled(Vec<(GymId, SessionId)>),
+    /// A participation changed since the read: nothing was committed, read again.
+    Again,
 }
 
 /// The checks of a scan that need no storage, and what it reads.
@@ -861,7 +884,7 @@ mod tests {
         let repo = repo_with(Some(ctx(true, registered)));
         let mut schedule = MockScheduleRepository::new();
         // The session's cancellation cancelled the booking between the read and the mark.
-        schedule.expect_mark_attended().once().returning(|_, _| Ok(vec![(GYM, SessionId(1))]));
+        schedule.expect_mark_attended().once().returning(|_, rows| Ok(rows.to_vec()));
         let got = svc(repo, locked(true), schedule, rolling_back()).check_in(&staff(), &qr(), None).await;
         assert_eq!(got, Err(DomainError::SessionNotFound));
     }

@@ -44,6 +44,12 @@ pub enum DomainError {
     /// The member holds no place in the session to give back (`not_registered`).
     #[error("not registered")]
     NotRegistered,
+    /// The member is already on the session's waitlist (`already_waitlisted`).
+    #[error("already on the waitlist")]
+    AlreadyWaitlisted,
+    /// The member is on as many waitlists as the gym allows (`waitlist_limit`).
+    #[error("waitlist limit reached")]
+    WaitlistLimit,
     /// Every place of the session is taken (`session_full`).
     #[error("session full")]
     SessionFull,
@@ -100,6 +106,8 @@ impl DomainError {
             Self::AlreadyRegistered => "already_registered",
             Self::NotRegistered => "not_registered",
             Self::SessionFull => "session_full",
+            Self::AlreadyWaitlisted => "already_waitlisted",
+            Self::WaitlistLimit => "waitlist_limit",
             Self::SessionNotOpen | Self::BookingClosed { .. } => "session_not_open",
             Self::BookingNotOpen { .. } => "booking_not_open",
             Self::InvalidQr => "invalid_qr",

@@ -103,6 +103,33 @@ pub enum DomainEvent {
         /// The member.
         member: UserId,
     },
+    /// A member joined a session's waitlist.
+    WaitlistJoined {
+        /// The gym.
+        gym: GymId,
+        /// The session.
+        session: SessionId,
+        /// The member.
+        member: UserId,
+    },
+    /// A member left a session's waitlist.
+    WaitlistLeft {
+        /// The gym.
+        gym: GymId,
+        /// The session.
+        session: SessionId,
+        /// The member.
+        member: UserId,
+    },
+    /// The head of a session's waitlist took a freed place.
+    WaitlistPromoted {
+        /// The gym.
+        gym: GymId,
+        /// The session.
+        session: SessionId,
+        /// The member now registered.
+        member: UserId,
+    },
     /// A member was checked in at the front desk.
     CheckedIn {
         /// The gym.
@@ -144,6 +171,9 @@ impl DomainEvent {
             | E::SessionCancelled { gym, .. }
             | E::Booked { gym, .. }
             | E::BookingCancelled { gym, .. }
+            | E::WaitlistJoined { gym, .. }
+            | E::WaitlistLeft { gym, .. }
+            | E::WaitlistPromoted { gym, .. }
             | E::CheckedIn { gym, .. }
             | E::EventChanged { gym, .. } => Some(*gym),
         }

@@ -10,7 +10,7 @@ use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
 pub use crate::members::Membership;
-use crate::schedule::{BookingWindow, ParticipationStatus, ScheduleRepository, free_place};
+use crate::schedule::{BookingWindow, ParticipationStatus, ScheduleRepository, WaitlistRules, free_place};
 use crate::tx::{Tx, UnitOfWork};
 use crate::users::User;
 use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text, time_zone};
@@ -32,6 +32,8 @@ pub struct Gym {
     pub created_at: OffsetDateTime,
     /// When members may book a session.
     pub booking: BookingWindow,
+    /// How the gym's waitlists work.
+    pub waitlist: WaitlistRules,
 }
 
 /// A change to the gym (admin); `None` leaves a field as it is, and for the
@@ -48,6 +50,10 @@ pub struct GymPatch {
     pub booking_opens_hours: Option<Option<i32>>,
     /// Minutes before a session's start at which booking closes.
     pub booking_closes_minutes: Option<i32>,
+    /// Minutes before a session's start from which freed places are not promoted.
+    pub waitlist_cutoff_minutes: Option<i32>,
+    /// How many waitlists a member may be on at once.
+    pub max_waitlists_per_member: Option<i32>,
 }
 
 impl GymPatch {
@@ -73,7 +79,11 @@ impl GymPatch {
             self.booking_opens_hours.unwrap_or(gym.booking.opens_hours()),
             self.booking_closes_minutes.unwrap_or(gym.booking.closes_minutes()),
         )?;
-        Ok(Gym { name, timezone, address, booking, ..gym.clone() })
+        let waitlist = WaitlistRules::new(
+            self.waitlist_cutoff_minutes.unwrap_or(gym.waitlist.cutoff_minutes()),
+            self.max_waitlists_per_member.unwrap_or(gym.waitlist.max_per_member()),
+        )?;
+        Ok(Gym { name, timezone, address, booking, waitlist, ..gym.clone() })
     }
 }
 
@@ -323,7 +333,8 @@ impl GymService {
     }
 
     /// Removes a member from the gym (admin), or lets the caller leave it (anyone),
-    /// giving back their places in sessions still ahead, in one transaction under the
+    /// giving back their places in sessions still ahead (each to the head of its
+    /// waitlist) and leaving their waitlists, in one transaction under the
     /// gym's lock, the member's, then each session's (the global lock order).
     ///
     /// # Errors
@@ -336,6 +347,7 @@ impl GymService {
             actor.require(policy::MANAGE_MEMBERS)?;
         }
         let (gym, now) = (actor.gym_id, self.clock.now());
+        let (_, rules) = self.schedule.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         let target = self.locked_target(&mut tx, actor, user).await?;
         if user != actor.user_id {
@@ -346,14 +358,26 @@ impl GymService {
         }
         self.gyms.delete_member(&mut tx, gym, user).await?;
         let mut freed_sessions = Vec::new();
+        let mut promoted = Vec::new();
         for session in self.schedule.places_after(&mut tx, gym, user, now).await? {
-            let locked = self.schedule.lock_session(&mut tx, gym, session, user).await?;
-            if matches!(locked, Some((_, Some(ParticipationStatus::Registered)))) {
-                free_place(self.schedule.as_ref(), &mut tx, gym, session, user, now).await?;
-                freed_sessions.push(session);
+            match self.schedule.lock_session(&mut tx, gym, session, user).await? {
+                Some((s, Some(ParticipationStatus::Registered))) => {
+                    if let Some(next) = free_place(self.schedule.as_ref(), &mut tx, &s, user, rules, now).await? {
+                        promoted.push(DomainEvent::WaitlistPromoted { gym, session, member: next });
+                    }
+                    freed_sessions.push(session);
+                }
+                Some((_, Some(ParticipationStatus::Waitlisted))) => {
+                    let cancelled = ParticipationStatus::Cancelled;
+                    self.schedule.set_participation(&mut tx, gym, session, user, cancelled, None, now).await?;
+                }
+                _ => {}
             }
         }
         tx.record(DomainEvent::MemberLeft { gym, user, freed_sessions });
+        for fact in promoted {
+            tx.record(fact);
+        }
         self.uow.commit(tx).await
     }
 
@@ -409,9 +433,10 @@ mod tests {
     fn with_members(
         gyms: MockGymRepository,
         members: MockMemberLock,
-        schedule: MockScheduleRepository,
+        mut schedule: MockScheduleRepository,
         uow: UnitOfWork,
     ) -> GymService {
+        schedule.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
         GymService::new(Arc::new(gyms), Arc::new(members), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)))
     }
 
@@ -432,6 +457,7 @@ mod tests {
             address: Some("Calle 1".into()),
             created_at: NOW,
             booking: BookingWindow::new(None, 120).expect("valid"),
+            waitlist: WaitlistRules::default(),
         }
     }
 
@@ -550,26 +576,39 @@ mod tests {
             registered_count: 1,
         };
         let mut schedule = MockScheduleRepository::new();
-        schedule.expect_places_after().once().returning(|_, _, _, _| Ok(vec![SessionId(3), SessionId(4)]));
-        // Session 3 still holds the place; session 4's was given back meanwhile.
+        schedule
+            .expect_places_after()
+            .once()
+            .returning(|_, _, _, _| Ok(vec![SessionId(3), SessionId(4), SessionId(5)]));
+        // Session 3 still holds the place; session 4's was given back meanwhile; the
+        // member waits for a place of session 5.
         let held = Some((session(3), Some(ParticipationStatus::Registered)));
         with_locked_session(&mut schedule, GYM, SessionId(3), member, held);
         let gone = Some((session(4), Some(ParticipationStatus::Cancelled)));
         with_locked_session(&mut schedule, GYM, SessionId(4), member, gone);
+        let queued = Some((session(5), Some(ParticipationStatus::Waitlisted)));
+        with_locked_session(&mut schedule, GYM, SessionId(5), member, queued);
+        // The place of session 3 goes to the head of its queue: the count stays.
         schedule
-            .expect_move_count()
-            .withf(|_, _, s, d| *s == SessionId(3) && *d == -1)
+            .expect_waitlist_head()
+            .withf(|_, _, s| *s == SessionId(3))
             .once()
-            .returning(|_, _, _, _| Ok(()));
-        schedule
-            .expect_set_participation()
-            .withf(|_, _, s, m, st, _, _| {
-                *s == SessionId(3) && *m == UserId(2) && *st == ParticipationStatus::Cancelled
-            })
-            .once()
-            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+            .returning(|_, _, _| Ok(Some(UserId(9))));
+        schedule.expect_move_count().never();
+        for (s_id, who, status) in [
+            (3, UserId(2), ParticipationStatus::Cancelled),
+            (3, UserId(9), ParticipationStatus::Registered),
+            (5, UserId(2), ParticipationStatus::Cancelled),
+        ] {
+            schedule
+                .expect_set_participation()
+                .withf(move |_, _, s, m, st, _, _| *s == SessionId(s_id) && *m == who && *st == status)
+                .once()
+                .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        }
         let left = DomainEvent::MemberLeft { gym: GYM, user: member, freed_sessions: vec![SessionId(3)] };
-        let svc = with_members(gyms, members, schedule, committing(vec![left]));
+        let promoted = DomainEvent::WaitlistPromoted { gym: GYM, session: SessionId(3), member: UserId(9) };
+        let svc = with_members(gyms, members, schedule, committing(vec![left, promoted]));
         assert_eq!(svc.remove_member(&actor(Role::Admin), member).await, Ok(()));
     }
 
@@ -641,6 +680,7 @@ mod tests {
                     address: None,
                     created_at: now,
                     booking: BookingWindow::default(),
+                    waitlist: WaitlistRules::default(),
                 })
             });
         let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));

@@ -170,6 +170,8 @@ pub enum ParticipationStatus {
     Cancelled,
     /// Held a place and did not come.
     NoShow,
+    /// Queued for a place of a full session.
+    Waitlisted,
 }
 
 impl ParticipationStatus {
@@ -180,6 +182,7 @@ impl ParticipationStatus {
             Self::Attended => "attended",
             Self::Cancelled => "cancelled",
             Self::NoShow => "no_show",
+            Self::Waitlisted => "waitlisted",
         }
     }
     /// Parses the stored name.
@@ -189,6 +192,7 @@ impl ParticipationStatus {
             "attended" => Some(Self::Attended),
             "cancelled" => Some(Self::Cancelled),
             "no_show" => Some(Self::NoShow),
+            "waitlisted" => Some(Self::Waitlisted),
             _ => None,
         }
     }
@@ -314,6 +318,80 @@ impl BookingWindow {
     }
 }
 
+/// A gym's waitlist settings: how close to the start a freed place still goes to
+/// the head of the queue (`waitlist_cutoff_minutes`), and how many queues a member
+/// may stand in at once (`max_waitlists_per_member`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitlistRules {
+    cutoff_minutes: i32,
+    max_per_member: i32,
+}
+
+impl Default for WaitlistRules {
+    fn default() -> Self {
+        Self { cutoff_minutes: 0, max_per_member: 5 }
+    }
+}
+
+impl WaitlistRules {
+    /// The longest cut-off: a week.
+    pub const CUTOFF_MINUTES_MAX: i32 = 10_080;
+    /// The most queues a gym may let a member stand in.
+    pub const MAX_PER_MEMBER_MAX: i32 = 100;
+
+    /// Rules with a cut-off of `cutoff_minutes` and at most `max_per_member` queues.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for a value out of range.
+    pub fn new(cutoff_minutes: i32, max_per_member: i32) -> Result<Self> {
+        if !(0..=Self::CUTOFF_MINUTES_MAX).contains(&cutoff_minutes) {
+            return Err(DomainError::validation(format!(
+                "waitlist_cutoff_minutes must be between 0 and {}",
+                Self::CUTOFF_MINUTES_MAX
+            )));
+        }
+        if !(0..=Self::MAX_PER_MEMBER_MAX).contains(&max_per_member) {
+            return Err(DomainError::validation(format!(
+                "max_waitlists_per_member must be between 0 and {}",
+                Self::MAX_PER_MEMBER_MAX
+            )));
+        }
+        Ok(Self { cutoff_minutes, max_per_member })
+    }
+
+    /// Minutes before the start from which a freed place is no longer promoted.
+    pub fn cutoff_minutes(self) -> i32 {
+        self.cutoff_minutes
+    }
+
+    /// How many waitlists a member may be on at once.
+    pub fn max_per_member(self) -> i32 {
+        self.max_per_member
+    }
+
+    /// Whether a place freed at `now` goes to the head of the queue of a session
+    /// starting at `start`: until the cut-off before the start.
+    pub fn promotes(self, start: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now < start - Duration::minutes(i64::from(self.cutoff_minutes))
+    }
+}
+
+/// What a booking asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BookingRequest {
+    /// Join the waitlist if the session is full (ignored when it has room).
+    pub waitlist: bool,
+}
+
+/// A booking's outcome: the participation, and its place in the queue when waitlisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    /// The participation, `registered` or `waitlisted`.
+    pub participation: Participation,
+    /// 1 for the head of the queue; `None` when registered.
+    pub waitlist_position: Option<i64>,
+}
+
 /// Why a booking is refused, in the contract's order: the session is not open
 /// (cancelled or started), the gym's booking window is closed or not yet open, the
 /// member holds a place already, no place is free. `None` when the place may be
@@ -339,21 +417,35 @@ pub fn refusal(
 
 /// Frees a member's `registered` place in a session, inside `tx` and with the
 /// session locked ([`ScheduleRepository::lock_session`]): the participation becomes
-/// `cancelled` and the session's count goes down.
+/// `cancelled`, and the place goes to the head of the session's waitlist unless the
+/// session is within the gym's cut-off (then it stays free for anyone). Answers the
+/// member promoted, whose fact the caller records.
+///
+/// The promoted member's own lock is not taken (lock order 2 comes before the
+/// session's 3): what else may change their participation meanwhile — leaving the
+/// queue, a check-in at the door — takes this session's lock or marks only the
+/// status it decided on ([`ScheduleRepository::mark_attended`]).
 ///
 /// # Errors
 /// Storage failures.
 pub async fn free_place(
     repo: &dyn ScheduleRepository,
     tx: &mut Tx,
-    gym: GymId,
-    session: SessionId,
+    session: &Session,
     member: UserId,
+    rules: WaitlistRules,
     now: OffsetDateTime,
-) -> Result<()> {
-    repo.move_count(tx, gym, session, -1).await?;
-    repo.set_participation(tx, gym, session, member, ParticipationStatus::Cancelled, None, now).await?;
-    Ok(())
+) -> Result<Option<UserId>> {
+    let (gym, id) = (session.gym_id, session.id);
+    repo.set_participation(tx, gym, id, member, ParticipationStatus::Cancelled, None, now).await?;
+    let head = if rules.promotes(session.start_time, now) { repo.waitlist_head(tx, gym, id).await? } else { None };
+    match head {
+        Some(next) => {
+            repo.set_participation(tx, gym, id, next, ParticipationStatus::Registered, None, now).await?;
+        }
+        None => repo.move_count(tx, gym, id, -1).await?,
+    }
+    Ok(head)
 }
 
 /// Storage of classes, sessions and bookings. Every method is scoped to a gym:
@@ -417,13 +509,19 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn cancel_session(&self, tx: &mut Tx, gym: GymId, id: SessionId) -> Result<Option<Session>>;
-    /// Cancels every `registered` participation of the session, called with the
-    /// session locked, and answers their members. The count is the caller's
-    /// ([`ScheduleRepository::move_count`]).
+    /// Cancels every participation of the session in `status` (`registered` or
+    /// `waitlisted`), called with the session locked, and answers their members. The
+    /// count is the caller's ([`ScheduleRepository::move_count`]).
     ///
     /// # Errors
     /// Storage failures.
-    async fn cancel_bookings(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>>;
+    async fn cancel_bookings(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        status: ParticipationStatus,
+    ) -> Result<Vec<UserId>>;
     /// Locks the session's row for the rest of the transaction (lock order 3: after
     /// the member's membership, before participations) and reads it with `member`'s
     /// participation in it; `Ok(None)` when the session is not in the gym. While the
@@ -459,14 +557,15 @@ pub trait ScheduleRepository: Send + Sync {
     async fn take_places(&self, tx: &mut Tx, places: &[(GymId, SessionId, i32)]) -> Result<Vec<SessionId>>;
     /// Makes each member's participation in the session `attended` at its time,
     /// creating it when absent, in one statement per kind where the adapter can. The
-    /// caller decided each under the member's lock. A row decided on a `registered`
-    /// place is marked only if the place is still `registered` (a cancellation of
-    /// the session, which locks no member, may have cancelled it since); those left
-    /// unmarked are answered.
+    /// caller decided each under the member's lock, on the status it read; a row is
+    /// marked only while that status holds, since two changes lock no member: a
+    /// session's cancellation may have cancelled a `registered` place, and a
+    /// promotion from the waitlist may have given a walk-in a place. Answers the rows
+    /// left unmarked.
     ///
     /// # Errors
     /// Storage failures.
-    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<(GymId, SessionId)>>;
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<Attendance>>;
     /// Sets the member's participation in the session to `status` (with the given
     /// attendance time), creating it when absent, and answers it. The caller decided
     /// that the change is allowed, under the session's lock or the member's.
@@ -485,7 +584,7 @@ pub trait ScheduleRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Participation>;
     /// The sessions, starting after `after`, where the member holds a `registered`
-    /// place, by id (the order their locks are taken in).
+    /// place or waits on the waitlist, by id (the order their locks are taken in).
     ///
     /// # Errors
     /// Storage failures.
@@ -496,11 +595,43 @@ pub trait ScheduleRepository: Send + Sync {
         member: UserId,
         after: OffsetDateTime,
     ) -> Result<Vec<SessionId>>;
-    /// The gym's booking window; `Ok(None)` when the gym does not exist.
+    /// The gym's booking window and waitlist rules; `Ok(None)` when the gym does not
+    /// exist.
     ///
     /// # Errors
     /// Storage failures.
-    async fn booking_window(&self, gym: GymId) -> Result<Option<BookingWindow>>;
+    async fn booking_rules(&self, gym: GymId) -> Result<Option<(BookingWindow, WaitlistRules)>>;
+    /// Queues the member at the tail of the session's waitlist (called with the
+    /// session locked, so the queue's order is the order of the joins): their
+    /// participation becomes `waitlisted`, created when absent. Answers it and its
+    /// position (1 for the head).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn join_waitlist(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(Participation, i64)>;
+    /// The head of the session's waitlist (called with the session locked).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn waitlist_head(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Option<UserId>>;
+    /// How many waitlists of the gym's sessions starting after `after` the member is
+    /// on (read under the member's lock).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn waitlists_of(&self, tx: &mut Tx, gym: GymId, member: UserId, after: OffsetDateTime) -> Result<i64>;
+    /// The session's waitlist, head first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn waitlist(&self, gym: GymId, session: SessionId, page: Page) -> Result<Vec<Participation>>;
     /// Every participation of a session, cancelled ones included, by id.
     ///
     /// # Errors
@@ -651,9 +782,9 @@ impl ScheduleService {
         Ok(session)
     }
 
-    /// Cancels a session (staff), and with it every booking that holds a place, in
+    /// Cancels a session (staff), and with it every booking and waitlist entry, in
     /// one transaction under the session's lock (order 3): the places are freed,
-    /// and the fact names the members whose bookings were cancelled. Attendances
+    /// and the fact names the members whose bookings or entries were cancelled. Attendances
     /// already made stay. Cancelling a cancelled session changes nothing and records
     /// nothing.
     ///
@@ -671,12 +802,13 @@ impl ScheduleService {
         if session.status == SessionStatus::Cancelled {
             return Ok(session);
         }
-        let mut members = self.repo.cancel_bookings(&mut tx, gym, id).await?;
-        members.sort_unstable();
+        let mut members = self.repo.cancel_bookings(&mut tx, gym, id, ParticipationStatus::Registered).await?;
         if !members.is_empty() {
             let freed = i32::try_from(members.len()).map_err(DomainError::internal)?;
             self.repo.move_count(&mut tx, gym, id, -freed).await?;
         }
+        members.extend(self.repo.cancel_bookings(&mut tx, gym, id, ParticipationStatus::Waitlisted).await?);
+        members.sort_unstable();
         let s = self.repo.cancel_session(&mut tx, gym, id).await?.ok_or(DomainError::SessionNotFound)?;
         tx.record(DomainEvent::SessionCancelled { gym, session: id, members });
         self.uow.commit(tx).await?;
@@ -692,53 +824,91 @@ impl ScheduleService {
     /// started (`session_not_open`); the gym's booking window is open
     /// (`session_not_open` after it closed, `booking_not_open` before it opens); the
     /// member holds no place yet (`already_registered`); a place is free
-    /// (`session_full`).
+    /// (`session_full`). A full session with `waitlist` asked for queues the member
+    /// instead: not already queued there (`already_waitlisted`), and on fewer of the
+    /// gym's waitlists than it allows (`waitlist_limit`).
     ///
-    /// The window is read before the transaction: a booking racing a change of the
-    /// gym's settings is judged by the settings it started under.
+    /// The gym's rules are read before the transaction: a booking racing a change of
+    /// the gym's settings is judged by the settings it started under.
     ///
     /// # Errors
     /// The variants named above.
-    pub async fn register(&self, actor: &Actor, session_id: SessionId) -> Result<Participation> {
+    pub async fn register(&self, actor: &Actor, session_id: SessionId, ask: BookingRequest) -> Result<Booking> {
         let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
-        let window = self.repo.booking_window(gym).await?.ok_or(DomainError::NotAMember)?;
+        let (window, waitlist) = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         let (session, held) =
             self.repo.lock_session(&mut tx, gym, session_id, member).await?.ok_or(DomainError::SessionNotFound)?;
-        if let Some(refused) = refusal(&session, held, window, now) {
-            return Err(refused);
-        }
-        self.repo.move_count(&mut tx, gym, session_id, 1).await?;
-        let p = self
-            .repo
-            .set_participation(&mut tx, gym, session_id, member, ParticipationStatus::Registered, None, now)
-            .await?;
-        tx.record(DomainEvent::Booked { gym, session: session_id, member });
+        let booking = match refusal(&session, held, window, now) {
+            None => {
+                self.repo.move_count(&mut tx, gym, session_id, 1).await?;
+                let p = self
+                    .repo
+                    .set_participation(&mut tx, gym, session_id, member, ParticipationStatus::Registered, None, now)
+                    .await?;
+                tx.record(DomainEvent::Booked { gym, session: session_id, member });
+                Booking { participation: p, waitlist_position: None }
+            }
+            Some(DomainError::SessionFull) if ask.waitlist => {
+                if held == Some(ParticipationStatus::Waitlisted) {
+                    return Err(DomainError::AlreadyWaitlisted);
+                }
+                if self.repo.waitlists_of(&mut tx, gym, member, now).await? >= i64::from(waitlist.max_per_member()) {
+                    return Err(DomainError::WaitlistLimit);
+                }
+                let (p, position) = self.repo.join_waitlist(&mut tx, gym, session_id, member, now).await?;
+                tx.record(DomainEvent::WaitlistJoined { gym, session: session_id, member });
+                Booking { participation: p, waitlist_position: Some(position) }
+            }
+            Some(refused) => return Err(refused),
+        };
         self.uow.commit(tx).await?;
-        Ok(p)
+        Ok(booking)
     }
 
-    /// Gives the actor's place back, in one transaction under the member's lock and
-    /// the session's.
+    /// Gives the actor's place back, or takes them off the session's waitlist, in one
+    /// transaction under the member's lock and the session's. A freed place goes to
+    /// the head of the waitlist ([`free_place`]).
     ///
     /// # Errors
     /// [`DomainError::NotAMember`] when the actor left the gym meanwhile;
     /// [`DomainError::SessionNotFound`] for an unknown session;
-    /// [`DomainError::NotRegistered`] when the actor holds no registered place in it.
+    /// [`DomainError::NotRegistered`] when the actor holds no registered place in it
+    /// and is not on its waitlist.
     pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
-        let (gym, member) = (actor.gym_id, actor.user_id);
+        let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
+        let (_, rules) = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         match self.repo.lock_session(&mut tx, gym, session_id, member).await? {
             None => return Err(DomainError::SessionNotFound),
-            Some((_, Some(ParticipationStatus::Registered))) => {
-                free_place(self.repo.as_ref(), &mut tx, gym, session_id, member, self.clock.now()).await?;
+            Some((session, Some(ParticipationStatus::Registered))) => {
+                let promoted = free_place(self.repo.as_ref(), &mut tx, &session, member, rules, now).await?;
+                tx.record(DomainEvent::BookingCancelled { gym, session: session_id, member });
+                if let Some(next) = promoted {
+                    tx.record(DomainEvent::WaitlistPromoted { gym, session: session_id, member: next });
+                }
+            }
+            Some((_, Some(ParticipationStatus::Waitlisted))) => {
+                self.repo
+                    .set_participation(&mut tx, gym, session_id, member, ParticipationStatus::Cancelled, None, now)
+                    .await?;
+                tx.record(DomainEvent::WaitlistLeft { gym, session: session_id, member });
             }
             Some(_) => return Err(DomainError::NotRegistered),
         }
-        tx.record(DomainEvent::BookingCancelled { gym, session: session_id, member });
         self.uow.commit(tx).await
+    }
+
+    /// The session's waitlist, head first (staff).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
+    pub async fn waitlist(&self, actor: &Actor, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
+        actor.require(policy::MANAGE_SCHEDULE)?;
+        self.session(actor, session_id).await?;
+        self.repo.waitlist(actor.gym_id, session_id, page).await
     }
 
     /// Every participation of a session (staff).
@@ -819,12 +989,15 @@ mod tests {
     fn locked(s: Option<Session>, held: Option<ParticipationStatus>) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), s.map(|s| (s, held)));
-        repo.expect_booking_window().returning(|_| Ok(Some(BookingWindow::default())));
+        repo.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
         repo
     }
 
     async fn register(repo: MockScheduleRepository, uow: UnitOfWork) -> Result<Participation> {
-        svc(repo, member_locked(), uow).register(&member(), SessionId(11)).await
+        svc(repo, member_locked(), uow)
+            .register(&member(), SessionId(11), BookingRequest::default())
+            .await
+            .map(|b| b.participation)
     }
 
     #[tokio::test]
@@ -932,10 +1105,10 @@ mod tests {
             UserId(5),
             Some((session(start, SessionStatus::Scheduled), None)),
         );
-        repo.expect_booking_window()
+        repo.expect_booking_rules()
             .withf(|g| *g == GYM)
             .once()
-            .returning(|_| Ok(Some(BookingWindow::new(Some(24), 0).expect("valid"))));
+            .returning(|_| Ok(Some((BookingWindow::new(Some(24), 0).expect("valid"), WaitlistRules::default()))));
         assert_eq!(
             register(repo, rolling_back()).await,
             Err(DomainError::BookingNotOpen { opens_at: start - Duration::hours(24) })
@@ -948,9 +1121,13 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(1), Some((open.clone(), None)));
         repo.expect_cancel_bookings()
-            .withf(|_, g, s| *g == GYM && *s == SessionId(11))
+            .withf(|_, g, s, st| *g == GYM && *s == SessionId(11) && *st == ParticipationStatus::Registered)
             .once()
-            .returning(|_, _, _| Ok(vec![UserId(9), UserId(5)]));
+            .returning(|_, _, _, _| Ok(vec![UserId(9), UserId(5)]));
+        repo.expect_cancel_bookings()
+            .withf(|_, _, _, st| *st == ParticipationStatus::Waitlisted)
+            .once()
+            .returning(|_, _, _, _| Ok(vec![UserId(7)]));
         repo.expect_move_count()
             .withf(|_, _, s, d| *s == SessionId(11) && *d == -2)
             .once()
@@ -960,7 +1137,7 @@ mod tests {
         let facts = vec![DomainEvent::SessionCancelled {
             gym: GYM,
             session: SessionId(11),
-            members: vec![UserId(5), UserId(9)],
+            members: vec![UserId(5), UserId(7), UserId(9)],
         }];
         let got = svc(repo, MockMemberLock::new(), committing(facts)).cancel_session(&staff(), SessionId(11)).await;
         assert_eq!(
@@ -1032,6 +1209,7 @@ mod tests {
     async fn cancelling_a_place_frees_it_and_commits_booking_cancelled() {
         let held = Some(ParticipationStatus::Registered);
         let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), held);
+        repo.expect_waitlist_head().once().returning(|_, _, _| Ok(None));
         repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
         repo.expect_set_participation()
             .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
@@ -1042,13 +1220,128 @@ mod tests {
         assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
     }
 
+    /// Session 11, full (10 of 10), with the member's participation `held`, in a gym
+    /// with these waitlist rules.
+    fn full(held: Option<ParticipationStatus>, rules: WaitlistRules) -> MockScheduleRepository {
+        let full = Session { registered_count: 10, ..session(NOW + Duration::hours(1), SessionStatus::Scheduled) };
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), Some((full, held)));
+        repo.expect_booking_rules().returning(move |_| Ok(Some((BookingWindow::default(), rules))));
+        repo
+    }
+
+    async fn join(repo: MockScheduleRepository, uow: UnitOfWork) -> Result<Booking> {
+        svc(repo, member_locked(), uow).register(&member(), SessionId(11), BookingRequest { waitlist: true }).await
+    }
+
+    #[tokio::test]
+    async fn a_full_session_queues_a_member_who_asks_and_answers_their_position() {
+        let mut repo = full(None, WaitlistRules::default());
+        repo.expect_waitlists_of()
+            .withf(|_, g, m, after| *g == GYM && *m == UserId(5) && *after == NOW)
+            .returning(|_, _, _, _| Ok(4));
+        repo.expect_join_waitlist()
+            .once()
+            .returning(|_, g, s, m, now| Ok((stored(g, s, m, ParticipationStatus::Waitlisted, None, now), 3)));
+        repo.expect_move_count().never();
+        let uow = committing(vec![DomainEvent::WaitlistJoined { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        let got = join(repo, uow).await.expect("queued");
+        assert_eq!((got.participation.status, got.waitlist_position), (ParticipationStatus::Waitlisted, Some(3)));
+    }
+
+    #[tokio::test]
+    async fn a_waitlist_join_is_refused_past_the_limit_twice_in_one_queue_and_without_the_flag() {
+        let mut repo = full(None, WaitlistRules::new(0, 2).expect("valid"));
+        repo.expect_waitlists_of().returning(|_, _, _, _| Ok(2));
+        repo.expect_join_waitlist().never();
+        assert_eq!(join(repo, rolling_back()).await, Err(DomainError::WaitlistLimit));
+        let mut repo = full(Some(ParticipationStatus::Waitlisted), WaitlistRules::default());
+        repo.expect_join_waitlist().never();
+        assert_eq!(join(repo, rolling_back()).await, Err(DomainError::AlreadyWaitlisted));
+        let repo = full(None, WaitlistRules::default());
+        assert_eq!(register(repo, rolling_back()).await, Err(DomainError::SessionFull), "no flag, no queue");
+        let repo = full(Some(ParticipationStatus::Registered), WaitlistRules::default());
+        assert_eq!(join(repo, rolling_back()).await, Err(DomainError::AlreadyRegistered), "a place already held");
+    }
+
+    #[tokio::test]
+    async fn the_waitlist_flag_on_a_session_with_room_books_a_place() {
+        let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), None);
+        repo.expect_join_waitlist().never();
+        repo.expect_move_count().withf(|_, _, _, d| *d == 1).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_participation()
+            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Registered)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let uow = committing(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        let got = join(repo, uow).await.expect("booked");
+        assert_eq!((got.participation.status, got.waitlist_position), (ParticipationStatus::Registered, None));
+    }
+
+    #[tokio::test]
+    async fn a_freed_place_goes_to_the_head_of_the_queue_in_the_same_transaction() {
+        let held = Some(ParticipationStatus::Registered);
+        let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), held);
+        repo.expect_waitlist_head().once().returning(|_, _, _| Ok(Some(UserId(8))));
+        repo.expect_move_count().never();
+        repo.expect_set_participation()
+            .withf(|_, _, _, m, st, _, _| *m == UserId(5) && *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        repo.expect_set_participation()
+            .withf(|_, _, _, m, st, _, _| *m == UserId(8) && *st == ParticipationStatus::Registered)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let uow = committing(vec![
+            DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) },
+            DomainEvent::WaitlistPromoted { gym: GYM, session: SessionId(11), member: UserId(8) },
+        ]);
+        assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn inside_the_cutoff_a_freed_place_stays_free_and_the_queue_as_it_was() {
+        let held = Some(ParticipationStatus::Registered);
+        let soon = session(NOW + Duration::minutes(30), SessionStatus::Scheduled);
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), Some((soon, held)));
+        let rules = WaitlistRules::new(30, 5).expect("valid");
+        repo.expect_booking_rules().returning(move |_| Ok(Some((BookingWindow::default(), rules))));
+        repo.expect_waitlist_head().never();
+        repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_participation()
+            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let uow =
+            committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
+        assert!(rules.promotes(NOW + Duration::minutes(31), NOW) && !rules.promotes(NOW + Duration::minutes(30), NOW));
+    }
+
+    #[tokio::test]
+    async fn leaving_the_waitlist_cancels_the_entry_and_takes_no_place() {
+        let mut repo = locked(
+            Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)),
+            Some(ParticipationStatus::Waitlisted),
+        );
+        repo.expect_move_count().never();
+        repo.expect_waitlist_head().never();
+        repo.expect_set_participation()
+            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let uow = committing(vec![DomainEvent::WaitlistLeft { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
+    }
+
     #[tokio::test]
     async fn a_member_removed_before_the_place_was_taken_is_not_a_member() {
         let mut gyms = MockMemberLock::new();
         with_locked_member(&mut gyms, GYM, UserId(5), None);
         let mut repo = MockScheduleRepository::new();
-        repo.expect_booking_window().returning(|_| Ok(Some(BookingWindow::default())));
-        let got = svc(repo, gyms, rolling_back()).register(&member(), SessionId(11)).await;
+        repo.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
+        let got = svc(repo, gyms, rolling_back()).register(&member(), SessionId(11), BookingRequest::default()).await;
         assert_eq!(got, Err(DomainError::NotAMember));
     }
 

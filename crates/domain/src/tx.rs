@@ -14,10 +14,10 @@
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
 //!    once by ascending `(gym, user)` (a batch of check-ins);
 //! 3. session rows, by ascending `(gym, id)`;
-//! 4. participation rows (a session's cancellation cancels its bookings under the
-//!    session's lock alone, taking no member's: a check-in decided on one of those
-//!    bookings marks it only while it is still `registered`, so the two agree in
-//!    either order);
+//! 4. participation rows (a session's cancellation, and a promotion from its
+//!    waitlist, change participations under the session's lock alone, taking no
+//!    member's: a check-in marks a participation only while it is in the status the
+//!    check-in was decided on, so the two agree in either order);
 //! 5. the gym's outbox head (the relay's sequencer, last of all).
 //!
 //! On SQLite the database's one writer orders every write transaction instead.

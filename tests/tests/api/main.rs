@@ -19,3 +19,4 @@ mod properties;
 mod schedule;
 mod times;
 mod users_gyms;
+mod waitlist;

@@ -29,7 +29,7 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     let gone = session(&db, g.id, &c, t + Duration::minutes(5)).await;
     in_tx!(db, |tx| db.cancel_session(tx, g.id, gone.id)).expect("cancel");
     let m = member(&db, g.id, Role::Member).await;
-    services(&db).schedule.register(&actor(m.id, g.id, Role::Member), b.id).await.expect("book");
+    services(&db).schedule.register(&actor(m.id, g.id, Role::Member), b.id, Default::default()).await.expect("book");
     let window = CheckInTarget::Window { from: now(), until: t + Duration::hours(1) };
     // Every kind of ask in one read, answered in the order asked.
     let ask = |gym: GymId, user: UserId, target: CheckInTarget| ContextAsk { gym, user, target };
@@ -65,7 +65,7 @@ contract!(a_check_in_keeps_a_booked_place_counts_a_walk_in_and_refuses_a_leaver,
     let s = session(&db, g.id, &c, now() + Duration::minutes(10)).await;
     let (booked, walk_in) = (member(&db, g.id, Role::Member).await, member(&db, g.id, Role::Member).await);
     let svc = services(&db);
-    svc.schedule.register(&actor(booked.id, g.id, Role::Member), s.id).await.expect("book");
+    svc.schedule.register(&actor(booked.id, g.id, Role::Member), s.id, Default::default()).await.expect("book");
     let desk = actor(owner.id, g.id, Role::Owner);
     let qr = |u: UserId| {
         let db = db.clone();
@@ -163,15 +163,15 @@ contract!(upcoming_registrations_are_the_booked_places_ahead_soonest_first, |db|
     let mut ahead = Vec::new();
     for days in [3, 1, 2] {
         let s = session(&db, g.id, &c, now() + Duration::days(days)).await;
-        svc.schedule.register(&me, s.id).await.expect("book");
+        svc.schedule.register(&me, s.id, Default::default()).await.expect("book");
         ahead.push((s.start_time, s.id));
     }
     ahead.sort();
     let cancelled = session(&db, g.id, &c, now() + Duration::hours(5)).await;
-    svc.schedule.register(&me, cancelled.id).await.expect("book");
+    svc.schedule.register(&me, cancelled.id, Default::default()).await.expect("book");
     in_tx!(db, |tx| db.cancel_session(tx, g.id, cancelled.id)).expect("cancel");
     let given_back = session(&db, g.id, &c, now() + Duration::hours(6)).await;
-    svc.schedule.register(&me, given_back.id).await.expect("book");
+    svc.schedule.register(&me, given_back.id, Default::default()).await.expect("book");
     svc.schedule.unregister(&me, given_back.id).await.expect("unbook");
     let got = db.upcoming_registrations(g.id, m.id, now(), 5).await.expect("upcoming");
     assert_eq!(got.iter().map(|s| s.id).collect::<Vec<_>>(), ahead.iter().map(|(_, id)| *id).collect::<Vec<_>>());

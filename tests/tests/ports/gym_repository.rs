@@ -116,10 +116,10 @@ contract!(a_removal_frees_the_places_ahead_and_refuses_the_last_owner, |db| {
     let svc = services(&db);
     let ahead = session(&db, g.id, &c, now() + Duration::days(1)).await;
     let u = member(&db, g.id, Role::Member).await;
-    svc.schedule.register(&actor(u.id, g.id, Role::Member), ahead.id).await.expect("book");
+    svc.schedule.register(&actor(u.id, g.id, Role::Member), ahead.id, Default::default()).await.expect("book");
     // A place in a session that started is history: booked before its start.
     let behind = session(&db, g.id, &c, now() + Duration::hours(2)).await;
-    svc.schedule.register(&actor(u.id, g.id, Role::Member), behind.id).await.expect("book");
+    svc.schedule.register(&actor(u.id, g.id, Role::Member), behind.id, Default::default()).await.expect("book");
     let started = now() + Duration::hours(3);
     in_tx!(db, |tx| db.places_after(tx, g.id, u.id, started)).map(|p| assert_eq!(p, vec![ahead.id])).expect("read");
     let mut places = in_tx!(db, |tx| db.places_after(tx, g.id, u.id, now())).expect("read");
@@ -151,7 +151,8 @@ contract!(a_booking_raced_against_the_members_removal_never_keeps_a_place, |db| 
         let s = session(&db, g.id, &c, now() + Duration::days(1)).await;
         let u = member(&db, g.id, Role::Member).await;
         let (me, admin) = (actor(u.id, g.id, Role::Member), actor(owner.id, g.id, Role::Owner));
-        let (booked, removed) = tokio::join!(svc.schedule.register(&me, s.id), svc.gyms.remove_member(&admin, u.id));
+        let (booked, removed) =
+            tokio::join!(svc.schedule.register(&me, s.id, Default::default()), svc.gyms.remove_member(&admin, u.id));
         assert_eq!(removed, Ok(()));
         assert!(booked.is_ok() || booked == Err(DomainError::NotAMember), "{booked:?}");
         let after = db.session(g.id, s.id).await.expect("read").expect("session");
@@ -160,17 +161,20 @@ contract!(a_booking_raced_against_the_members_removal_never_keeps_a_place, |db| 
 });
 
 contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
-    use domain::schedule::{BookingWindow, ScheduleRepository};
+    use domain::schedule::{BookingWindow, ScheduleRepository, WaitlistRules};
     let (g, _) = gym(&db).await;
     let (other, _) = gym(&db).await;
-    assert_eq!(g.booking, BookingWindow::default(), "a new gym books until the start");
-    assert_eq!(ScheduleRepository::booking_window(&*db, g.id).await, Ok(Some(BookingWindow::default())));
+    assert_eq!((g.booking, g.waitlist), (BookingWindow::default(), WaitlistRules::default()), "a new gym's defaults");
+    let defaults = (BookingWindow::default(), WaitlistRules::default());
+    assert_eq!(ScheduleRepository::booking_rules(&*db, g.id).await, Ok(Some(defaults)));
     let window = BookingWindow::new(Some(48), 30).expect("valid");
+    let waitlist = WaitlistRules::new(15, 2).expect("valid");
     let changed = domain::gyms::Gym {
         name: "Renamed".into(),
         timezone: "Europe/Madrid".into(),
         address: Some("Calle 2".into()),
         booking: window,
+        waitlist,
         ..g.clone()
     };
     let locked = in_tx!(db, |tx| db.locked_gym(tx, g.id)).expect("lock");
@@ -178,7 +182,7 @@ contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
     assert_eq!(in_tx!(db, |tx| db.locked_gym(tx, GymId(i64::MAX))), Ok(None));
     assert_eq!(in_tx!(db, |tx| db.update_gym(tx, &changed)), Ok(changed.clone()));
     assert_eq!(GymRepository::by_id(&*db, g.id).await, Ok(Some(changed.clone())));
-    assert_eq!(ScheduleRepository::booking_window(&*db, g.id).await, Ok(Some(window)));
-    assert_eq!(ScheduleRepository::booking_window(&*db, other.id).await, Ok(Some(BookingWindow::default())), "its own");
-    assert_eq!(ScheduleRepository::booking_window(&*db, GymId(i64::MAX)).await, Ok(None));
+    assert_eq!(ScheduleRepository::booking_rules(&*db, g.id).await, Ok(Some((window, waitlist))));
+    assert_eq!(ScheduleRepository::booking_rules(&*db, other.id).await, Ok(Some(defaults)), "its own");
+    assert_eq!(ScheduleRepository::booking_rules(&*db, GymId(i64::MAX)).await, Ok(None));
 });

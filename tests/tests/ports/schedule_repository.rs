@@ -133,7 +133,7 @@ contract!(refusals_of_a_booking_are_decided_on_what_the_locks_hold, |db| {
     let svc = services(&db);
     let book = |u: UserId, s: SessionId| {
         let schedule = svc.schedule.clone();
-        async move { schedule.register(&actor(u, g.id, Role::Member), s).await }
+        async move { schedule.register(&actor(u, g.id, Role::Member), s, Default::default()).await.map(|b| b.participation) }
     };
     let p = book(a.id, open.id).await.expect("a place was free");
     assert_eq!((p.session_id, p.member_id, p.status), (open.id, a.id, ParticipationStatus::Registered));
@@ -142,7 +142,7 @@ contract!(refusals_of_a_booking_are_decided_on_what_the_locks_hold, |db| {
     assert_eq!(book(b.id, SessionId(i64::MAX)).await, Err(DomainError::SessionNotFound));
     let (other, _) = gym(&db).await;
     let outsider = member(&db, other.id, Role::Member).await;
-    let foreign = svc.schedule.register(&actor(outsider.id, other.id, Role::Member), open.id).await;
+    let foreign = svc.schedule.register(&actor(outsider.id, other.id, Role::Member), open.id, Default::default()).await;
     assert_eq!(foreign, Err(DomainError::SessionNotFound), "another gym's session is missing");
     assert_eq!(book(outsider.id, open.id).await, Err(DomainError::NotAMember), "only a member of the gym books");
     in_tx!(db, |tx| db.cancel_session(tx, g.id, open.id)).expect("cancel");
@@ -162,7 +162,7 @@ contract!(fifty_racers_for_ten_places_get_exactly_ten, |db| {
     let svc = services(&db);
     let results = race(50, |i| {
         let (schedule, member, session, gym) = (svc.schedule.clone(), members[i], s.id, g.id);
-        async move { schedule.register(&actor(member, gym, Role::Member), session).await }
+        async move { schedule.register(&actor(member, gym, Role::Member), session, Default::default()).await }
     })
     .await;
     let booked = results.iter().filter(|r| r.is_ok()).count();
@@ -181,7 +181,7 @@ contract!(fifty_racing_bookings_of_one_member_take_one_place, |db| {
     let svc = services(&db);
     let results = race(50, |_| {
         let (schedule, member, session, gym) = (svc.schedule.clone(), m.id, s.id, g.id);
-        async move { schedule.register(&actor(member, gym, Role::Member), session).await }
+        async move { schedule.register(&actor(member, gym, Role::Member), session, Default::default()).await }
     })
     .await;
     let booked = results.iter().filter(|r| r.is_ok()).count();
@@ -198,7 +198,7 @@ contract!(a_place_given_back_is_freed_once_and_can_be_taken_again, |db| {
     let svc = services(&db);
     let me = actor(m.id, g.id, Role::Member);
     assert_eq!(svc.schedule.unregister(&me, s.id).await, Err(DomainError::NotRegistered), "no place held yet");
-    svc.schedule.register(&me, s.id).await.expect("book");
+    svc.schedule.register(&me, s.id, Default::default()).await.expect("book");
     let results = race(10, |_| {
         let schedule = svc.schedule.clone();
         async move { schedule.unregister(&me, s.id).await }
@@ -209,8 +209,8 @@ contract!(a_place_given_back_is_freed_once_and_can_be_taken_again, |db| {
     assert_eq!(db.session(g.id, s.id).await.expect("read").map(|s| s.registered_count), Some(0));
     let rows = db.participants(g.id, s.id, page()).await.expect("participants");
     assert_eq!(rows.iter().map(|p| p.status).collect::<Vec<_>>(), [ParticipationStatus::Cancelled]);
-    let again = svc.schedule.register(&me, s.id).await.expect("rebooked");
-    assert_eq!(again.id, rows[0].id, "rebooking reuses the row");
+    let again = svc.schedule.register(&me, s.id, Default::default()).await.expect("rebooked");
+    assert_eq!(again.participation.id, rows[0].id, "rebooking reuses the row");
 });
 
 contract!(participants_are_every_row_of_a_session_by_id_and_paged, |db| {
@@ -222,7 +222,14 @@ contract!(participants_are_every_row_of_a_session_by_id_and_paged, |db| {
     let mut ids = Vec::new();
     for _ in 0..4 {
         let m = member(&db, g.id, Role::Member).await;
-        ids.push(svc.schedule.register(&actor(m.id, g.id, Role::Member), s.id).await.expect("booked").id);
+        ids.push(
+            svc.schedule
+                .register(&actor(m.id, g.id, Role::Member), s.id, Default::default())
+                .await
+                .expect("booked")
+                .participation
+                .id,
+        );
     }
     let all = db.participants(g.id, s.id, page()).await.expect("participants");
     assert_eq!(all.iter().map(|p| p.id).collect::<Vec<_>>(), ids);

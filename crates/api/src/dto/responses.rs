@@ -61,7 +61,7 @@ error_responses! {
     UserNotFound = 404 "user_not_found";
     ClassNotFound = 404 "class_not_found";
     SessionNotFound = 404 "session_not_found";
-    SessionOrPlaceNotFound = 404 "session_not_found, not_registered (the caller holds no place in it)";
+    SessionOrPlaceNotFound = 404 "session_not_found, not_registered (the caller holds no place in it, nor waits for one)";
     EventNotFound = 404 "event_not_found";
     InstructorNotFound = 404 "user_not_found (instructor not a member of the gym)";
     ClassOrInstructorNotFound = 404 "class_not_found, user_not_found (instructor not a member of the gym)";
@@ -69,5 +69,5 @@ error_responses! {
         user_not_found (trainer not a member)";
     AlreadyMember = 409 "already_member";
     LastOwner = 409 "last_owner";
-    BookingConflict = 409 "already_registered, session_full";
+    BookingConflict = 409 "already_registered, session_full, already_waitlisted, waitlist_limit";
 }

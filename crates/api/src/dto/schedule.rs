@@ -101,6 +101,38 @@ impl TryFrom<SessionIn> for NewSession {
     }
 }
 
+/// `POST /schedule/sessions/{id}/register`'s optional body.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct RegisterIn {
+    /// Join the waitlist when the session is full (ignored when it has room).
+    #[serde(default)]
+    pub waitlist: bool,
+}
+
+/// A booking: the participation, with its place in the queue when `waitlisted`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct BookingOut {
+    #[serde(flatten)]
+    pub participation: ParticipationOut,
+    /// 1 for the head of the queue; absent when registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist_position: Option<i64>,
+}
+
+impl From<domain::schedule::Booking> for BookingOut {
+    fn from(b: domain::schedule::Booking) -> Self {
+        Self { participation: b.participation.into(), waitlist_position: b.waitlist_position }
+    }
+}
+
+/// A waitlist entry as staff see it: the participation and its place in the queue.
+#[derive(serde::Serialize, ToSchema)]
+pub struct WaitlistEntryOut {
+    #[serde(flatten)]
+    pub participation: ParticipationOut,
+    pub waitlist_position: i64,
+}
+
 response! {
     /// `Participation`.
     ParticipationOut from Participation {

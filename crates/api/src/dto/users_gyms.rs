@@ -41,6 +41,11 @@ pub struct GymOut {
     pub booking_opens_hours: Option<i32>,
     /// Minutes before a session's start at which booking closes.
     pub booking_closes_minutes: i32,
+    /// Minutes before a session's start from which a freed place no longer goes to
+    /// the head of the waitlist.
+    pub waitlist_cutoff_minutes: i32,
+    /// How many waitlists a member may be on at once.
+    pub max_waitlists_per_member: i32,
 }
 
 impl From<Gym> for GymOut {
@@ -53,6 +58,8 @@ impl From<Gym> for GymOut {
             created_at: g.created_at.into(),
             booking_opens_hours: g.booking.opens_hours(),
             booking_closes_minutes: g.booking.closes_minutes(),
+            waitlist_cutoff_minutes: g.waitlist.cutoff_minutes(),
+            max_waitlists_per_member: g.waitlist.max_per_member(),
         }
     }
 }
@@ -81,6 +88,12 @@ pub struct GymPatchIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = i32, required = false)]
     pub booking_closes_minutes: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false)]
+    pub waitlist_cutoff_minutes: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false)]
+    pub max_waitlists_per_member: Option<Option<i32>>,
 }
 
 /// A field that may be left out but not cleared.
@@ -102,6 +115,8 @@ impl TryFrom<GymPatchIn> for GymPatch {
             address: p.address,
             booking_opens_hours: p.booking_opens_hours,
             booking_closes_minutes: not_null("booking_closes_minutes", p.booking_closes_minutes)?,
+            waitlist_cutoff_minutes: not_null("waitlist_cutoff_minutes", p.waitlist_cutoff_minutes)?,
+            max_waitlists_per_member: not_null("max_waitlists_per_member", p.max_waitlists_per_member)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
+use domain::schedule::BookingRequest;
 use domain::{ClassId, SessionId, policy};
 
 use crate::body::Body;
@@ -12,7 +13,10 @@ use crate::dto::{
     BookingConflict, BookingNotOpen, ClassNotFound, ClassOrInstructorNotFound, ClassOrTrainerNotFound, GymHeader,
     InstructorNotFound, SessionNotFound, SessionOrPlaceNotFound, TenantErrors,
 };
-use crate::dto::{ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, SessionIn, SessionOut};
+use crate::dto::{
+    BookingOut, ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, RegisterIn, SessionIn,
+    SessionOut, WaitlistEntryOut,
+};
 use crate::error::ApiError;
 use crate::params::{PathId, Query};
 use crate::respond::{Slot, cached_json_at, json};
@@ -37,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(register))
                 .route(web::delete().to(unregister)),
         )
-        .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)));
+        .service(web::resource("/schedule/sessions/{id}/participants").route(web::get().to(participants)))
+        .service(web::resource("/schedule/sessions/{id}/waitlist").route(web::get().to(waitlist)));
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/classes", tag = "schedule", params(GymHeader, PageIn),
@@ -131,18 +136,43 @@ async fn cancel_session(state: State, Tenant(actor): Tenant, id: PathId) -> Resu
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
     params(GymHeader, ("id" = i64, Path)),
-    responses((status = 201, body = ParticipationOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
-    description = "Book a place.")]
-async fn register(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
-    json(StatusCode::CREATED, &ParticipationOut::from(state.schedule.register(&actor, SessionId(id.parse()?)).await?))
+    request_body(content = Option<RegisterIn>, description = "Optional: `{\"waitlist\": true}` joins the waitlist of a full session."),
+    responses((status = 201, body = BookingOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
+    description = "Book a place, or join the waitlist of a full session.")]
+async fn register(
+    state: State,
+    Tenant(actor): Tenant,
+    id: PathId,
+    body: Body<RegisterIn>,
+) -> Result<HttpResponse, ApiError> {
+    let id = SessionId(id.parse()?);
+    let ask = BookingRequest { waitlist: body.parse_or_default()?.waitlist };
+    json(StatusCode::CREATED, &BookingOut::from(state.schedule.register(&actor, id, ask).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
     params(GymHeader, ("id" = i64, Path)), responses((status = 204), TenantErrors, SessionOrPlaceNotFound),
-    description = "Give a booked place back.")]
+    description = "Give a booked place back (it goes to the head of the waitlist), or leave the waitlist.")]
 async fn unregister(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
     state.schedule.unregister(&actor, SessionId(id.parse()?)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/waitlist", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path), PageIn),
+    responses((status = 200, body = [WaitlistEntryOut]), TenantErrors, SessionNotFound),
+    description = "The session's waitlist, head first (staff).")]
+async fn waitlist(state: State, Tenant(actor): Tenant, id: PathId, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
+    let id = SessionId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    let page = q.parse()?.page()?;
+    let skipped = i64::try_from(page.skip).unwrap_or(i64::MAX);
+    let list = state.schedule.waitlist(&actor, id, page).await?;
+    let entries: Vec<WaitlistEntryOut> = list
+        .into_iter()
+        .zip(1_i64..)
+        .map(|(p, n)| WaitlistEntryOut { participation: p.into(), waitlist_position: skipped.saturating_add(n) })
+        .collect();
+    json(StatusCode::OK, &entries)
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions/{id}/participants", tag = "schedule",

@@ -63,6 +63,13 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         E::BookingCancelled { session, member, .. } => {
             ("booking_cancelled", json!({"session": session.0, "member": member.0}))
         }
+        E::WaitlistJoined { session, member, .. } => {
+            ("waitlist_joined", json!({"session": session.0, "member": member.0}))
+        }
+        E::WaitlistLeft { session, member, .. } => ("waitlist_left", json!({"session": session.0, "member": member.0})),
+        E::WaitlistPromoted { session, member, .. } => {
+            ("waitlist_promoted", json!({"session": session.0, "member": member.0}))
+        }
         E::CheckedIn { session, member, walk_in, .. } => {
             ("checked_in", json!({"session": session.0, "member": member.0, "walk_in": walk_in}))
         }
@@ -105,6 +112,13 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
         "booked" => E::Booked { gym, session: SessionId(id("session")?), member: UserId(id("member")?) },
         "booking_cancelled" => {
             E::BookingCancelled { gym, session: SessionId(id("session")?), member: UserId(id("member")?) }
+        }
+        "waitlist_joined" => {
+            E::WaitlistJoined { gym, session: SessionId(id("session")?), member: UserId(id("member")?) }
+        }
+        "waitlist_left" => E::WaitlistLeft { gym, session: SessionId(id("session")?), member: UserId(id("member")?) },
+        "waitlist_promoted" => {
+            E::WaitlistPromoted { gym, session: SessionId(id("session")?), member: UserId(id("member")?) }
         }
         "checked_in" => E::CheckedIn {
             gym,
@@ -425,6 +439,9 @@ mod tests {
             DomainEvent::SessionCancelled { gym: g, session: s, members: vec![] },
             DomainEvent::Booked { gym: g, session: s, member: u },
             DomainEvent::BookingCancelled { gym: g, session: s, member: u },
+            DomainEvent::WaitlistJoined { gym: g, session: s, member: u },
+            DomainEvent::WaitlistLeft { gym: g, session: s, member: u },
+            DomainEvent::WaitlistPromoted { gym: g, session: s, member: u },
             DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
             DomainEvent::EventChanged { gym: g, event: EventId(4) },
             DomainEvent::QrRotated { user: u },

@@ -2,14 +2,17 @@
 
 use domain::events::Event;
 use domain::gyms::{Gym, MemberEntry, Membership};
-use domain::schedule::{BookingWindow, Class, Participation, ParticipationStatus, Session, SessionStatus};
+use domain::schedule::{
+    BookingWindow, Class, Participation, ParticipationStatus, Session, SessionStatus, WaitlistRules,
+};
 use domain::users::User;
 use domain::{ClassId, DomainError, EventId, GymId, ParticipationId, Role, SessionId, Timestamp, UserId};
 use sea_orm::{DbErr, QueryResult};
 use time::OffsetDateTime;
 
 pub const USER_COLS: &str = "id, auth0_id, email, name, phone, created_at, updated_at";
-pub const GYM_COLS: &str = "id, name, timezone, address, created_at, booking_opens_hours, booking_closes_minutes";
+pub const GYM_COLS: &str = "id, name, timezone, address, created_at, booking_opens_hours, booking_closes_minutes, \
+                            waitlist_cutoff_minutes, max_waitlists_per_member";
 pub const CLASS_COLS: &str =
     "id, gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active";
 pub const SESSION_COLS: &str =
@@ -73,6 +76,7 @@ impl FromColumns for Gym {
             address: r.try_get(pre, "address")?,
             created_at: r.try_get(pre, "created_at")?,
             booking: booking_window(r, pre)?,
+            waitlist: waitlist_rules(r, pre)?,
         })
     }
 }
@@ -80,6 +84,11 @@ impl FromColumns for Gym {
 /// The gym's booking window from its two columns.
 pub fn booking_window(r: &QueryResult, pre: &str) -> Result<BookingWindow, DbErr> {
     known(BookingWindow::new(r.try_get(pre, "booking_opens_hours")?, r.try_get(pre, "booking_closes_minutes")?))
+}
+
+/// The gym's waitlist rules from their two columns.
+pub fn waitlist_rules(r: &QueryResult, pre: &str) -> Result<WaitlistRules, DbErr> {
+    known(WaitlistRules::new(r.try_get(pre, "waitlist_cutoff_minutes")?, r.try_get(pre, "max_waitlists_per_member")?))
 }
 
 /// A gym and the caller's role there: the gym's columns plus `role`.

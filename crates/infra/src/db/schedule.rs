@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use domain::schedule::{
     Attendance, BookingWindow, Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository,
-    Session, SessionDraft,
+    Session, SessionDraft, WaitlistRules,
 };
 use domain::tx::Tx;
 use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
@@ -16,9 +16,7 @@ use time::OffsetDateTime;
 
 use super::outbox::txn;
 use super::rows::{CLASS_COLS, FromColumns, PARTICIPATION_COLS, SESSION_COLS, participation_status};
-use super::{
-    Cell, Db, PageValues, all, entities, entity, exec, one, opt_id, rows_cte, timed, timed_or, ts, unknown_user,
-};
+use super::{Cell, Db, PageValues, all, entities, entity, one, opt_id, rows_cte, timed, timed_or, ts, unknown_user};
 
 /// Guards of the inserts and updates that name a user (instructor, trainer): the
 /// parameter is NULL or a member of the gym (`$1`), so another gym's user is refused
@@ -43,15 +41,33 @@ struct MarkedRow {
     member_id: i64,
 }
 
+impl MarkedRow {
+    fn is(&self, row: &Attendance) -> bool {
+        (self.session_id, self.member_id) == (row.session.0, row.member.0)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct StatusRow {
+    status: String,
+}
+
 #[derive(FromQueryResult)]
 struct MemberRow {
     member_id: i64,
 }
 
 #[derive(FromQueryResult)]
-struct WindowRow {
+struct RulesRow {
     booking_opens_hours: Option<i32>,
     booking_closes_minutes: i32,
+    waitlist_cutoff_minutes: i32,
+    max_waitlists_per_member: i32,
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
 }
 
 /// A session row and the member's participation in it.
@@ -200,20 +216,34 @@ impl ScheduleRepository for Db {
         session: SessionId,
         member: UserId,
     ) -> Result<Option<(Session, Option<ParticipationStatus>)>> {
-        let cols: Vec<String> = SESSION_COLS.split(", ").map(|c| format!("s.{c}")).collect();
-        let lock = match self.backend() {
-            DbBackend::Postgres => "FOR UPDATE OF s",
-            // SQLite's write transactions hold the database's one writer lock already.
-            _ => "",
-        };
-        let sql = format!(
-            "SELECT {}, p.status AS p_status FROM sessions s \
-             LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = $3 \
-             WHERE s.gym_id = $1 AND s.id = $2 {lock}",
-            cols.join(", ")
-        );
         let values = vec![gym.0.into(), session.0.into(), member.0.into()];
-        timed("session_lock", entity(txn(tx)?, &sql, values)).await
+        if self.backend() != DbBackend::Postgres {
+            // SQLite's write transactions hold the database's one writer lock already,
+            // so one statement reads both as they are.
+            let cols: Vec<String> = SESSION_COLS.split(", ").map(|c| format!("s.{c}")).collect();
+            let sql = format!(
+                "SELECT {}, p.status AS p_status FROM sessions s \
+                 LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = $3 \
+                 WHERE s.gym_id = $1 AND s.id = $2",
+                cols.join(", ")
+            );
+            return timed("session_lock", entity(txn(tx)?, &sql, values)).await;
+        }
+        // Two statements: a statement that waited for the row lock reads the other
+        // tables as they were when it began, and the participation may have changed
+        // under this session's lock meanwhile (a promotion from the waitlist, the
+        // session's cancellation), so it is read by the next statement.
+        let tx = txn(tx)?;
+        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE gym_id = $1 AND id = $2 FOR UPDATE");
+        let Some(locked) =
+            timed("session_lock", entity::<Session>(tx, &sql, vec![gym.0.into(), session.0.into()])).await?
+        else {
+            return Ok(None);
+        };
+        let sql = "SELECT status FROM participations WHERE gym_id = $1 AND session_id = $2 AND member_id = $3";
+        let row = timed("participation_of", one::<StatusRow>(tx, sql, values)).await?;
+        let held = row.map(|r| participation_status(&r.status)).transpose()?;
+        Ok(Some((locked, held)))
     }
 
     async fn move_count(&self, tx: &mut Tx, gym: GymId, session: SessionId, delta: i32) -> Result<()> {
@@ -246,7 +276,7 @@ impl ScheduleRepository for Db {
         .await
     }
 
-    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<(GymId, SessionId)>> {
+    async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<Attendance>> {
         let (booked, others): (Vec<&Attendance>, Vec<&Attendance>) = rows.iter().partition(|r| r.registered);
         let columns = [("g", "BIGINT"), ("s", "BIGINT"), ("m", "BIGINT"), ("t", "TIMESTAMPTZ")];
         let cells = |rows: &[&Attendance]| -> Vec<Vec<Cell>> {
@@ -274,34 +304,36 @@ impl ScheduleRepository for Db {
                  RETURNING participations.session_id, participations.member_id"
             );
             let marked = timed("participations_attended_booked", all::<MarkedRow>(txn(tx)?, &sql, values)).await?;
-            for r in &booked {
-                let done = marked.iter().any(|m| (m.session_id, m.member_id) == (r.session.0, r.member.0));
-                if !done && !unmarked.contains(&(r.gym, r.session)) {
-                    unmarked.push((r.gym, r.session));
-                }
-            }
+            unmarked.extend(booked.iter().filter(|r| !marked.iter().any(|m| m.is(r))).map(|r| **r));
         }
         if !others.is_empty() {
             let (cte, values) = rows_cte(self.backend(), "r", &columns, cells(&others), 1);
             // `WHERE TRUE`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
+            // Not over a place held meanwhile (a promotion from the waitlist).
             let sql = format!(
                 "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
                  SELECT g, s, m, 'attended', t, t FROM r WHERE TRUE ON CONFLICT (gym_id, session_id, member_id) \
-                 DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time"
+                 DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time \
+                 WHERE participations.status NOT IN ('registered', 'attended') \
+                 RETURNING session_id, member_id"
             );
-            timed("participations_attended", exec(txn(tx)?, &sql, values)).await?;
+            let marked = timed("participations_attended", all::<MarkedRow>(txn(tx)?, &sql, values)).await?;
+            unmarked.extend(others.iter().filter(|r| !marked.iter().any(|m| m.is(r))).map(|r| **r));
         }
         Ok(unmarked)
     }
 
-    async fn cancel_bookings(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>> {
+    async fn cancel_bookings(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        status: ParticipationStatus,
+    ) -> Result<Vec<UserId>> {
         let sql = "UPDATE participations SET status = 'cancelled' \
-                   WHERE gym_id = $1 AND session_id = $2 AND status = 'registered' RETURNING member_id";
-        let rows = timed(
-            "participations_cancel_session",
-            all::<MemberRow>(txn(tx)?, sql, vec![gym.0.into(), session.0.into()]),
-        )
-        .await?;
+                   WHERE gym_id = $1 AND session_id = $2 AND status = $3 RETURNING member_id";
+        let values = vec![gym.0.into(), session.0.into(), status.as_str().to_owned().into()];
+        let rows = timed("participations_cancel_session", all::<MemberRow>(txn(tx)?, sql, values)).await?;
         Ok(rows.into_iter().map(|r| UserId(r.member_id)).collect())
     }
 
@@ -343,17 +375,78 @@ impl ScheduleRepository for Db {
     ) -> Result<Vec<SessionId>> {
         let sql = "SELECT p.session_id FROM participations p \
                    JOIN sessions s ON s.gym_id = p.gym_id AND s.id = p.session_id \
-                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'registered' AND s.start_time > $3 \
-                   ORDER BY p.session_id";
+                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status IN ('registered', 'waitlisted') \
+                   AND s.start_time > $3 ORDER BY p.session_id";
         let values = vec![gym.0.into(), member.0.into(), ts(after)];
         let rows = timed("member_places", all::<SessionIdRow>(txn(tx)?, sql, values)).await?;
         Ok(rows.into_iter().map(|r| SessionId(r.session_id)).collect())
     }
 
-    async fn booking_window(&self, gym: GymId) -> Result<Option<BookingWindow>> {
-        let sql = "SELECT booking_opens_hours, booking_closes_minutes FROM gyms WHERE id = $1";
-        let row = timed("gym_booking_window", one::<WindowRow>(&self.conn, sql, vec![gym.0.into()])).await?;
-        row.map(|r| BookingWindow::new(r.booking_opens_hours, r.booking_closes_minutes)).transpose()
+    async fn booking_rules(&self, gym: GymId) -> Result<Option<(BookingWindow, WaitlistRules)>> {
+        let sql = "SELECT booking_opens_hours, booking_closes_minutes, waitlist_cutoff_minutes, \
+                   max_waitlists_per_member FROM gyms WHERE id = $1";
+        let row = timed("gym_booking_rules", one::<RulesRow>(&self.conn, sql, vec![gym.0.into()])).await?;
+        row.map(|r| {
+            Ok((
+                BookingWindow::new(r.booking_opens_hours, r.booking_closes_minutes)?,
+                WaitlistRules::new(r.waitlist_cutoff_minutes, r.max_waitlists_per_member)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn join_waitlist(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(Participation, i64)> {
+        let tx = txn(tx)?;
+        // The tail's number, taken under the session's lock: no two joins get one.
+        let sql = format!(
+            "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at, waitlist_seq) \
+             VALUES ($1, $2, $3, 'waitlisted', NULL, $4, \
+                     (SELECT COALESCE(MAX(waitlist_seq), 0) + 1 FROM participations WHERE gym_id = $1 AND session_id = $2)) \
+             ON CONFLICT (gym_id, session_id, member_id) DO UPDATE \
+             SET status = excluded.status, attendance_time = NULL, waitlist_seq = excluded.waitlist_seq \
+             RETURNING {PARTICIPATION_COLS}"
+        );
+        let values = vec![gym.0.into(), session.0.into(), member.0.into(), ts(now)];
+        let p: Participation = timed("waitlist_join", entity(tx, &sql, values))
+            .await?
+            .ok_or_else(|| DomainError::internal("the waitlist upsert returned no row"))?;
+        let sql = "SELECT COUNT(*) AS n FROM participations WHERE gym_id = $1 AND session_id = $2 \
+                   AND status = 'waitlisted' AND waitlist_seq <= \
+                   (SELECT waitlist_seq FROM participations WHERE gym_id = $1 AND session_id = $2 AND member_id = $3)";
+        let values = vec![gym.0.into(), session.0.into(), member.0.into()];
+        let n = timed("waitlist_position", one::<Count>(tx, sql, values)).await?.map_or(0, |c| c.n);
+        Ok((p, n))
+    }
+
+    async fn waitlist_head(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Option<UserId>> {
+        let sql = "SELECT member_id FROM participations WHERE gym_id = $1 AND session_id = $2 \
+                   AND status = 'waitlisted' ORDER BY waitlist_seq, id LIMIT 1";
+        let row = timed("waitlist_head", one::<MemberRow>(txn(tx)?, sql, vec![gym.0.into(), session.0.into()])).await?;
+        Ok(row.map(|r| UserId(r.member_id)))
+    }
+
+    async fn waitlists_of(&self, tx: &mut Tx, gym: GymId, member: UserId, after: OffsetDateTime) -> Result<i64> {
+        let sql = "SELECT COUNT(*) AS n FROM participations p \
+                   JOIN sessions s ON s.gym_id = p.gym_id AND s.id = p.session_id \
+                   WHERE p.gym_id = $1 AND p.member_id = $2 AND p.status = 'waitlisted' AND s.start_time > $3";
+        let values = vec![gym.0.into(), member.0.into(), ts(after)];
+        Ok(timed("member_waitlists", one::<Count>(txn(tx)?, sql, values)).await?.map_or(0, |c| c.n))
+    }
+
+    async fn waitlist(&self, gym: GymId, session: SessionId, page: Page) -> Result<Vec<Participation>> {
+        let sql = format!(
+            "SELECT {PARTICIPATION_COLS} FROM participations WHERE gym_id = $1 AND session_id = $2 \
+             AND status = 'waitlisted' ORDER BY waitlist_seq, id LIMIT $3 OFFSET $4"
+        );
+        let values = vec![gym.0.into(), session.0.into(), page.limit_value(), page.skip_value()];
+        timed("waitlist_list", entities(&self.conn, &sql, values)).await
     }
 
     async fn participants(&self, gym: GymId, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
