@@ -78,7 +78,12 @@ pub fn stale(event: &DomainEvent) -> Stale {
         }
         E::ProfileChanged { user: u } => groups(vec![user(*u)]),
         E::ClassChanged { gym, .. } => groups(vec![classes(*gym)]),
-        E::SessionScheduled { gym, .. } => groups(vec![sessions(*gym)]),
+        E::SessionScheduled { gym, .. } | E::SeriesScheduled { gym, .. } => groups(vec![sessions(*gym)]),
+        E::SeriesStopped { gym, removed, .. } => {
+            let mut g: Vec<String> = removed.iter().map(|s| session(*gym, *s)).collect();
+            g.push(sessions(*gym));
+            groups(g)
+        }
         // Nothing cached shows a gym's own fields (its reads go to the database), nor a
         // waitlist (a queue changes no count, and a dashboard lists registrations).
         E::QrRotated { .. } | E::GymChanged { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } => {

@@ -123,6 +123,7 @@ codes! {
     ClassNotFound = "class_not_found" from "DomainError::ClassNotFound",
     SessionNotFound = "session_not_found" from "DomainError::SessionNotFound",
     EventNotFound = "event_not_found" from "DomainError::EventNotFound",
+    RecurrenceNotFound = "recurrence_not_found" from "DomainError::RecurrenceNotFound",
     AlreadyRegistered = "already_registered" from "DomainError::AlreadyRegistered",
     NotRegistered = "not_registered" from "DomainError::NotRegistered",
     SessionFull = "session_full" from "DomainError::SessionFull",
@@ -225,6 +226,7 @@ impl ApiError {
                 D::ClassNotFound => Code::ClassNotFound,
                 D::SessionNotFound => Code::SessionNotFound,
                 D::EventNotFound => Code::EventNotFound,
+                D::RecurrenceNotFound => Code::RecurrenceNotFound,
                 D::AlreadyRegistered => Code::AlreadyRegistered,
                 D::NotRegistered => Code::NotRegistered,
                 D::SessionFull => Code::SessionFull,
@@ -293,6 +295,9 @@ impl ApiError {
                 ("Session not found", "Sesión no encontrada o no pertenece a este gimnasio")
             }
             Self::Domain(D::EventNotFound) => ("Event not found", "Evento no encontrado"),
+            Self::Domain(D::RecurrenceNotFound) => {
+                ("Recurrence not found for this class", "Serie no encontrada para esta clase")
+            }
             Self::Domain(D::AlreadyRegistered) => {
                 ("You are already registered for this session", "Ya estás inscrito en esta sesión")
             }
@@ -399,9 +404,12 @@ impl ResponseError for ApiError {
             Self::Domain(e) => match e {
                 D::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 D::NotAMember | D::Forbidden => StatusCode::FORBIDDEN,
-                D::UserNotFound | D::ClassNotFound | D::SessionNotFound | D::EventNotFound | D::NotRegistered => {
-                    StatusCode::NOT_FOUND
-                }
+                D::UserNotFound
+                | D::ClassNotFound
+                | D::SessionNotFound
+                | D::EventNotFound
+                | D::RecurrenceNotFound
+                | D::NotRegistered => StatusCode::NOT_FOUND,
                 D::AlreadyMember
                 | D::LastOwner
                 | D::AlreadyRegistered

@@ -46,6 +46,7 @@ impl Modify for BearerAuth {
         schedule::classes, schedule::create_class, schedule::class, schedule::update_class, schedule::delete_class,
         schedule::sessions, schedule::create_session, schedule::session, schedule::cancel_session,
         schedule::register, schedule::unregister, schedule::participants, schedule::waitlist,
+        schedule::create_recurrence, schedule::recurrences, schedule::stop_recurrence,
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::last, attendance::history,
         attendance::dashboard,
@@ -190,6 +191,13 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("max_capacity", range(&CAPACITY)),
         ],
         "SessionIn" => vec![("room", text(ROOM_MAX))],
+        "RecurrenceIn" => vec![
+            ("room", text(ROOM_MAX)),
+            ("local_start_time", obj(json!({"pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}))),
+            ("starts_on", obj(json!({"pattern": crate::dto::date_pattern()}))),
+            ("until", obj(json!({"pattern": crate::dto::date_pattern()}))),
+            ("weekdays", obj(json!({"minItems": 1, "items": {"type": "integer", "minimum": 1, "maximum": 7}}))),
+        ],
         "EventIn" | "EventNewIn" => vec![
             ("title", required_text(NAME_MAX)),
             ("description", text(EVENT_DESCRIPTION_MAX)),

@@ -56,6 +56,31 @@ impl FromRequest for PathId {
     }
 }
 
+/// The two `{id}` segments of a route's path (`…/{id}/…/{rid}`), as text.
+pub struct PathIds(String, String);
+
+impl PathIds {
+    /// Both ids as 64-bit integers, once the actor's role is at least `min`.
+    ///
+    /// # Errors
+    /// `403 forbidden` below `min`, then `422 validation_error` for an id that is not
+    /// a 64-bit integer.
+    pub fn parse_as(&self, actor: &Actor, min: Role) -> Result<(i64, i64), ApiError> {
+        after_role(actor, min, || Ok((PathId(self.0.clone()).parse()?, PathId(self.1.clone()).parse()?)))
+    }
+}
+
+impl FromRequest for PathIds {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let info = req.match_info();
+        let ids = info.get("id").zip(info.get("rid")).map(|(a, b)| Self(a.to_owned(), b.to_owned()));
+        ready(ids.ok_or_else(|| ApiError::from(domain::DomainError::internal("route has no {id} and {rid}"))))
+    }
+}
+
 /// The query string of a request, to be parsed as `T`.
 pub struct Query<T> {
     raw: String,

@@ -36,6 +36,8 @@ pub struct AppState {
     pub gyms: GymService,
     /// Classes, sessions, bookings.
     pub schedule: ScheduleService,
+    /// Recurring series of sessions.
+    pub recurrences: domain::recurrences::RecurrenceService,
     /// Events.
     pub events: EventService,
     /// QR codes and attendance.
@@ -117,6 +119,13 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
         schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
+        recurrences: domain::recurrences::RecurrenceService::new(
+            repo.clone(),
+            repo.clone(),
+            repo.clone(),
+            uow.clone(),
+            clock.clone(),
+        ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
         check_ins: crate::checkins::CheckIns::start(attendance.clone()),
         attendance,

@@ -35,6 +35,9 @@ pub enum DomainError {
     /// No such session in this gym (`session_not_found`).
     #[error("session not found")]
     SessionNotFound,
+    /// No such series of the class in this gym (`recurrence_not_found`).
+    #[error("recurrence not found")]
+    RecurrenceNotFound,
     /// No such event in this gym (`event_not_found`).
     #[error("event not found")]
     EventNotFound,
@@ -103,6 +106,7 @@ impl DomainError {
             Self::ClassNotFound => "class_not_found",
             Self::SessionNotFound => "session_not_found",
             Self::EventNotFound => "event_not_found",
+            Self::RecurrenceNotFound => "recurrence_not_found",
             Self::AlreadyRegistered => "already_registered",
             Self::NotRegistered => "not_registered",
             Self::SessionFull => "session_full",

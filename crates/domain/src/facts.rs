@@ -23,7 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::values::{ClassId, EventId, GymId, SessionId, UserId};
+use crate::values::{ClassId, EventId, GymId, RecurrenceId, SessionId, UserId};
 
 /// One fact of the gym's life, with the ids that matter to whoever reacts to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +141,24 @@ pub enum DomainEvent {
         /// A walk-in: the participation was created (and took a place).
         walk_in: bool,
     },
+    /// A series of sessions was started, with the sessions it made.
+    SeriesScheduled {
+        /// The gym.
+        gym: GymId,
+        /// The series.
+        recurrence: RecurrenceId,
+        /// Its sessions.
+        sessions: Vec<SessionId>,
+    },
+    /// A series was stopped, and its future sessions nobody booked removed.
+    SeriesStopped {
+        /// The gym.
+        gym: GymId,
+        /// The series.
+        recurrence: RecurrenceId,
+        /// The sessions removed.
+        removed: Vec<SessionId>,
+    },
     /// A gym event was created, changed or deleted.
     EventChanged {
         /// The gym.
@@ -175,6 +193,8 @@ impl DomainEvent {
             | E::WaitlistLeft { gym, .. }
             | E::WaitlistPromoted { gym, .. }
             | E::CheckedIn { gym, .. }
+            | E::SeriesScheduled { gym, .. }
+            | E::SeriesStopped { gym, .. }
             | E::EventChanged { gym, .. } => Some(*gym),
         }
     }

@@ -17,10 +17,13 @@ pub mod members;
 #[cfg(any(test, feature = "mocks"))]
 pub mod mocks;
 pub mod policy;
+pub mod recurrences;
 pub mod schedule;
 pub mod tx;
 pub mod users;
 pub mod values;
 
 pub use error::{Cause, DomainError, Result};
-pub use values::{ClassId, DateRange, EventId, GymId, Page, ParticipationId, Role, SessionId, Timestamp, UserId};
+pub use values::{
+    ClassId, DateRange, EventId, GymId, Page, ParticipationId, RecurrenceId, Role, SessionId, Timestamp, UserId,
+};

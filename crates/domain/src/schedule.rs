@@ -157,6 +157,8 @@ pub struct SessionDraft {
     pub room: Option<String>,
     /// Places: the class's `max_capacity` now.
     pub capacity: i32,
+    /// The series that made it, if one did.
+    pub recurrence: Option<crate::values::RecurrenceId>,
 }
 
 /// Status of a member's participation in a session.
@@ -774,6 +776,7 @@ impl ScheduleService {
             trainer_id: new.trainer_id,
             room: optional_text("room", new.room.as_deref(), limits::ROOM_MAX)?,
             capacity: class.max_capacity,
+            recurrence: None,
         };
         let mut tx = self.uow.begin().await?;
         let session = self.repo.create_session(&mut tx, actor.gym_id, &draft, self.clock.now()).await?;

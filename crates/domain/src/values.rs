@@ -44,6 +44,10 @@ id!(
     /// Identifier of a member's participation in a session.
     ParticipationId
 );
+id!(
+    /// Identifier of a recurring series of sessions of a class.
+    RecurrenceId
+);
 
 impl UserId {
     /// Ids are below 2^53, so JavaScript clients read them exactly.

@@ -16,6 +16,7 @@ mod operations;
 mod outage;
 mod outbox;
 mod properties;
+mod recurrences;
 mod schedule;
 mod times;
 mod users_gyms;

@@ -113,6 +113,7 @@ async fn session(db: &Db, gym: GymId, class: &Class, start: OffsetDateTime) -> S
         trainer_id: None,
         room: None,
         capacity: class.max_capacity,
+        recurrence: None,
     };
     in_tx!(db, |tx| db.create_session(tx, gym, &draft, now())).expect("create session")
 }

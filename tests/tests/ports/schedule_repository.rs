@@ -50,6 +50,7 @@ contract!(an_instructor_or_trainer_must_be_a_member_of_the_gym, |db| {
         trainer_id: Some(stranger.id),
         room: None,
         capacity: 10,
+        recurrence: None,
     };
     assert_eq!(in_tx!(db, |tx| db.create_session(tx, g.id, &draft, now())), Err(DomainError::UserNotFound));
     assert_eq!(db.sessions_between(g.id, now(), start + Duration::days(1), page()).await, Ok(vec![]));

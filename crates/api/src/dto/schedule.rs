@@ -140,3 +140,88 @@ response! {
         attendance_time: Option<UtcTime>, created_at: UtcTime,
     }
 }
+
+/// `POST /schedule/classes/{id}/recurrences`.
+#[derive(Deserialize, ToSchema)]
+pub struct RecurrenceIn {
+    /// ISO weekdays: 1 = Monday … 7 = Sunday.
+    pub weekdays: Vec<i64>,
+    /// The local wall-clock start in the gym's zone, `"HH:MM"`.
+    #[schema(example = "09:00")]
+    pub local_start_time: String,
+    /// The first date, `YYYY-MM-DD` (inclusive).
+    pub starts_on: String,
+    /// The last date, `YYYY-MM-DD` (inclusive), at most 366 days after `starts_on`.
+    pub until: String,
+    pub trainer_id: Option<i64>,
+    pub room: Option<String>,
+}
+
+impl TryFrom<RecurrenceIn> for domain::recurrences::NewRecurrence {
+    type Error = DomainError;
+
+    fn try_from(r: RecurrenceIn) -> Result<Self, Self::Error> {
+        let weekdays = r
+            .weekdays
+            .iter()
+            .map(|d| u8::try_from(*d).ok().filter(|d| (1..=7).contains(d)))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| DomainError::validation("weekdays must be ISO weekdays, 1 (Monday) to 7 (Sunday)"))?;
+        let hhmm = time::macros::format_description!("[hour]:[minute]");
+        let local_start_time = (r.local_start_time.len() == 5)
+            .then(|| time::Time::parse(&r.local_start_time, hhmm).ok())
+            .flatten()
+            .ok_or_else(|| DomainError::validation("local_start_time must be a local time HH:MM"))?;
+        Ok(Self {
+            weekdays,
+            local_start_time,
+            starts_on: super::parse_date("starts_on", &r.starts_on)?,
+            until: super::parse_date("until", &r.until)?,
+            trainer_id: r.trainer_id.map(UserId),
+            room: r.room,
+        })
+    }
+}
+
+/// A series of sessions.
+#[derive(serde::Serialize, ToSchema)]
+pub struct RecurrenceOut {
+    pub id: i64,
+    pub class_id: i64,
+    pub weekdays: Vec<u8>,
+    /// `"HH:MM"`, in `timezone`.
+    pub local_start_time: String,
+    /// `YYYY-MM-DD`.
+    pub starts_on: String,
+    /// `YYYY-MM-DD`.
+    pub until: String,
+    /// The gym's IANA zone when the series was made.
+    pub timezone: String,
+    pub trainer_id: Option<i64>,
+    pub room: Option<String>,
+    pub stopped_at: Option<UtcTime>,
+    pub created_at: UtcTime,
+    /// Its sessions that still exist, by start.
+    pub session_ids: Vec<i64>,
+}
+
+impl From<domain::recurrences::Recurrence> for RecurrenceOut {
+    fn from(r: domain::recurrences::Recurrence) -> Self {
+        let day = time::macros::format_description!("[year]-[month]-[day]");
+        let hhmm = time::macros::format_description!("[hour]:[minute]");
+        Self {
+            id: r.id.0,
+            class_id: r.class_id.0,
+            weekdays: r.weekdays,
+            local_start_time: r.local_start_time.format(hhmm).unwrap_or_default(),
+            starts_on: r.starts_on.format(day).unwrap_or_default(),
+            until: r.until.format(day).unwrap_or_default(),
+            timezone: r.timezone,
+            trainer_id: r.trainer_id.map(|u| u.0),
+            room: r.room,
+            stopped_at: r.stopped_at.map(UtcTime::from),
+            created_at: r.created_at.into(),
+            session_ids: r.session_ids.into_iter().map(|s| s.0).collect(),
+        }
+    }
+}

@@ -5,20 +5,20 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use domain::schedule::BookingRequest;
-use domain::{ClassId, SessionId, policy};
+use domain::{ClassId, RecurrenceId, SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::dto::{
     BookingConflict, BookingNotOpen, ClassNotFound, ClassOrInstructorNotFound, ClassOrTrainerNotFound, GymHeader,
-    InstructorNotFound, SessionNotFound, SessionOrPlaceNotFound, TenantErrors,
+    InstructorNotFound, RecurrenceNotFound, SessionNotFound, SessionOrPlaceNotFound, TenantErrors,
 };
 use crate::dto::{
-    BookingOut, ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, RegisterIn, SessionIn,
-    SessionOut, WaitlistEntryOut,
+    BookingOut, ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, RecurrenceIn, RecurrenceOut,
+    RegisterIn, SessionIn, SessionOut, WaitlistEntryOut,
 };
 use crate::error::ApiError;
-use crate::params::{PathId, Query};
+use crate::params::{PathId, PathIds, Query};
 use crate::respond::{Slot, cached_json_at, json};
 use crate::state::State;
 use crate::tenant::{AtGym, Tenant};
@@ -31,6 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(update_class))
                 .route(web::delete().to(delete_class)),
         )
+        .service(
+            web::resource("/schedule/classes/{id}/recurrences")
+                .route(web::get().to(recurrences))
+                .route(web::post().to(create_recurrence)),
+        )
+        .service(web::resource("/schedule/classes/{id}/recurrences/{rid}").route(web::delete().to(stop_recurrence)))
         .service(
             web::resource("/schedule/sessions").route(web::get().to(sessions)).route(web::post().to(create_session)),
         )
@@ -124,6 +130,43 @@ async fn session(state: State, at: AtGym, id: PathId) -> Result<HttpResponse, Ap
         Ok(SessionOut::from(state.schedule.session(&actor, id).await?))
     })
     .await
+}
+
+#[utoipa::path(post, path = "/api/v1/schedule/classes/{id}/recurrences", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path)), request_body = RecurrenceIn,
+    responses((status = 201, body = RecurrenceOut), TenantErrors, ClassOrTrainerNotFound),
+    description = "Start a series (staff): a session of the class at the local time, in the gym's time zone, on \
+        each of the weekdays from starts_on to until (inclusive, at most 366 days), from now on. A local time a \
+        daylight-saving change skips moves forward by the gap; a repeated one is the first.")]
+async fn create_recurrence(
+    state: State,
+    Tenant(actor): Tenant,
+    id: PathId,
+    body: Body<RecurrenceIn>,
+) -> Result<HttpResponse, ApiError> {
+    let class = ClassId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    let new = body.parse()?.try_into()?;
+    json(StatusCode::CREATED, &RecurrenceOut::from(state.recurrences.create(&actor, class, new).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/schedule/classes/{id}/recurrences", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path)),
+    responses((status = 200, body = [RecurrenceOut]), TenantErrors, ClassNotFound),
+    description = "The series of a class, stopped ones included (staff).")]
+async fn recurrences(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+    let class = ClassId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
+    let list = state.recurrences.list(&actor, class).await?;
+    json(StatusCode::OK, &list.into_iter().map(RecurrenceOut::from).collect::<Vec<_>>())
+}
+
+#[utoipa::path(delete, path = "/api/v1/schedule/classes/{id}/recurrences/{rid}", tag = "schedule",
+    params(GymHeader, ("id" = i64, Path), ("rid" = i64, Path)),
+    responses((status = 204), TenantErrors, RecurrenceNotFound),
+    description = "Stop a series (staff): its future sessions nobody booked are removed, booked ones stay.")]
+async fn stop_recurrence(state: State, Tenant(actor): Tenant, ids: PathIds) -> Result<HttpResponse, ApiError> {
+    let (class, rid) = ids.parse_as(&actor, policy::MANAGE_SCHEDULE)?;
+    state.recurrences.stop(&actor, ClassId(class), RecurrenceId(rid)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/cancel", tag = "schedule",

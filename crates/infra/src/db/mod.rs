@@ -22,6 +22,7 @@ mod attendance;
 mod events;
 mod gyms;
 mod outbox;
+mod recurrences;
 mod rows;
 mod schedule;
 mod users;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::facts::{DomainEvent, Fact, FactId, Outbox};
 use domain::tx::{Database, Tx};
-use domain::{ClassId, DomainError, EventId, GymId, Result, SessionId, UserId};
+use domain::{ClassId, DomainError, EventId, GymId, RecurrenceId, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
 use serde_json::{Value as Json, json};
 
@@ -73,6 +73,14 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         E::CheckedIn { session, member, walk_in, .. } => {
             ("checked_in", json!({"session": session.0, "member": member.0, "walk_in": walk_in}))
         }
+        E::SeriesScheduled { recurrence, sessions, .. } => (
+            "series_scheduled",
+            json!({"recurrence": recurrence.0, "sessions": sessions.iter().map(|s| s.0).collect::<Vec<_>>()}),
+        ),
+        E::SeriesStopped { recurrence, removed, .. } => (
+            "series_stopped",
+            json!({"recurrence": recurrence.0, "removed": removed.iter().map(|s| s.0).collect::<Vec<_>>()}),
+        ),
         E::EventChanged { event, .. } => ("event_changed", json!({"event": event.0})),
         E::QrRotated { user } => ("qr_rotated", json!({"user": user.0})),
     }
@@ -82,6 +90,9 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
 fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
     use DomainEvent as E;
     let id = |name: &str| payload.get(name).and_then(Json::as_i64);
+    let ids = |name: &str| -> Option<Vec<SessionId>> {
+        payload.get(name)?.as_array()?.iter().map(|s| s.as_i64().map(SessionId)).collect()
+    };
     let gym = GymId(gym);
     Some(match kind {
         "gym_created" => E::GymCreated { gym, owner: UserId(id("owner")?) },
@@ -126,6 +137,12 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
             member: UserId(id("member")?),
             walk_in: payload.get("walk_in")?.as_bool()?,
         },
+        "series_scheduled" => {
+            E::SeriesScheduled { gym, recurrence: RecurrenceId(id("recurrence")?), sessions: ids("sessions")? }
+        }
+        "series_stopped" => {
+            E::SeriesStopped { gym, recurrence: RecurrenceId(id("recurrence")?), removed: ids("removed")? }
+        }
         "event_changed" => E::EventChanged { gym, event: EventId(id("event")?) },
         "qr_rotated" => E::QrRotated { user: UserId(id("user")?) },
         _ => return None,
@@ -443,6 +460,8 @@ mod tests {
             DomainEvent::WaitlistLeft { gym: g, session: s, member: u },
             DomainEvent::WaitlistPromoted { gym: g, session: s, member: u },
             DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
+            DomainEvent::SeriesScheduled { gym: g, recurrence: RecurrenceId(8), sessions: vec![s, SessionId(6)] },
+            DomainEvent::SeriesStopped { gym: g, recurrence: RecurrenceId(8), removed: vec![] },
             DomainEvent::EventChanged { gym: g, event: EventId(4) },
             DomainEvent::QrRotated { user: u },
         ];

@@ -186,8 +186,8 @@ impl ScheduleRepository for Db {
         let sql = format!(
             "INSERT INTO sessions \
              (gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, registered_count, \
-             created_at) \
-             SELECT $1, $2, $3, $4, 'scheduled', $5, $6, $7, 0, $8 WHERE {MEMBER_OR_NULL_5} RETURNING {SESSION_COLS}"
+             created_at, recurrence_id) \
+             SELECT $1, $2, $3, $4, 'scheduled', $5, $6, $7, 0, $8, $9 WHERE {MEMBER_OR_NULL_5} RETURNING {SESSION_COLS}"
         );
         let values = vec![
             gym.0.into(),
@@ -198,6 +198,7 @@ impl ScheduleRepository for Db {
             d.room.clone().into(),
             d.capacity.into(),
             ts(now),
+            d.recurrence.map(|r| r.0).into(),
         ];
         // No row: the guard refused a trainer who is not a member of the gym.
         timed_or("session_create", entity(txn(tx)?, &sql, values), unknown_user).await?.ok_or(DomainError::UserNotFound)
