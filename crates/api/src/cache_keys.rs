@@ -84,11 +84,11 @@ pub fn stale(event: &DomainEvent) -> Stale {
             g.push(sessions(*gym));
             groups(g)
         }
-        // Nothing cached shows a gym's own fields (its reads go to the database), nor a
-        // waitlist (a queue changes no count, and a dashboard lists registrations).
-        E::QrRotated { .. } | E::GymChanged { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } => {
-            Stale::default()
-        }
+        // The lists read with `tz=gym` follow the gym's zone.
+        E::GymChanged { gym } => groups(vec![sessions(*gym), events(*gym)]),
+        // Nothing cached shows a waitlist (a queue changes no count, and a dashboard
+        // lists registrations).
+        E::QrRotated { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } => Stale::default(),
         E::SessionCancelled { gym, session: s, .. }
         | E::WaitlistPromoted { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }

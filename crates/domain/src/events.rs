@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::tx::{Tx, UnitOfWork};
-use crate::values::{Actor, DateRange, EventId, GymId, Page, Timestamp, UserId, optional_text, required_text};
+use crate::values::{Actor, DateRange, DatesIn, EventId, GymId, Page, Timestamp, UserId, optional_text, required_text};
 use crate::{limits, policy};
 
 /// An event of a gym.
@@ -69,6 +69,11 @@ pub trait EventRepository: Send + Sync {
         through: OffsetDateTime,
         page: Page,
     ) -> Result<Vec<Event>>;
+    /// The gym's IANA time zone; `Ok(None)` when the gym does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn time_zone(&self, gym: GymId) -> Result<Option<String>>;
     /// One event.
     ///
     /// # Errors
@@ -115,8 +120,15 @@ impl EventService {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn list(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Event>> {
-        self.repo.between(actor.gym_id, range.from(), range.through(), page).await
+    pub async fn list(&self, actor: &Actor, range: DateRange, dates: DatesIn, page: Page) -> Result<Vec<Event>> {
+        let (from, through) = match dates {
+            DatesIn::Utc => (range.from(), range.through()),
+            DatesIn::Gym => {
+                let tz = self.repo.time_zone(actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
+                range.in_zone(&tz)?
+            }
+        };
+        self.repo.between(actor.gym_id, from, through, page).await
     }
 
     /// One event.

@@ -11,8 +11,8 @@ use crate::facts::DomainEvent;
 use crate::members::MemberLock;
 use crate::tx::{Tx, UnitOfWork};
 use crate::values::{
-    Actor, Capacity, ClassId, DateRange, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp, UserId,
-    optional_text, required_text,
+    Actor, Capacity, ClassId, DateRange, DatesIn, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp,
+    UserId, optional_text, required_text,
 };
 use crate::{limits, policy};
 
@@ -597,6 +597,11 @@ pub trait ScheduleRepository: Send + Sync {
         member: UserId,
         after: OffsetDateTime,
     ) -> Result<Vec<SessionId>>;
+    /// The gym's IANA time zone; `Ok(None)` when the gym does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn time_zone(&self, gym: GymId) -> Result<Option<String>>;
     /// The gym's booking window and waitlist rules; `Ok(None)` when the gym does not
     /// exist.
     ///
@@ -732,12 +737,21 @@ impl ScheduleService {
         Ok(class)
     }
 
-    /// Sessions starting within the date range, cancelled ones included.
+    /// Sessions starting within the date range, cancelled ones included; the dates
+    /// are UTC's or the gym's wall clock's.
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn sessions(&self, actor: &Actor, range: DateRange, page: Page) -> Result<Vec<Session>> {
-        self.repo.sessions_between(actor.gym_id, range.from(), range.through(), page).await
+    /// Storage failures; [`DomainError::Validation`] for a gym whose stored zone the
+    /// tz database does not know.
+    pub async fn sessions(&self, actor: &Actor, range: DateRange, dates: DatesIn, page: Page) -> Result<Vec<Session>> {
+        let (from, through) = match dates {
+            DatesIn::Utc => (range.from(), range.through()),
+            DatesIn::Gym => {
+                let tz = self.repo.time_zone(actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
+                range.in_zone(&tz)?
+            }
+        };
+        self.repo.sessions_between(actor.gym_id, from, through, page).await
     }
 
     /// One session.

@@ -289,6 +289,44 @@ impl DateRange {
     pub fn through(&self) -> OffsetDateTime {
         self.end.with_hms(23, 59, 59).unwrap_or(self.end.midnight()).assume_utc()
     }
+
+    /// The first and last instants of the dates as they are on the wall clock of the
+    /// IANA zone `tz`: from the start date's first local instant to the instant
+    /// before the day after the end date begins (a day of 23 or 25 hours included).
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for a zone the tz database does not know.
+    pub fn in_zone(&self, tz: &str) -> Result<(OffsetDateTime, OffsetDateTime)> {
+        let zone = jiff::tz::TimeZone::get(tz)
+            .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
+        let first_instant = |d: Date| -> Result<OffsetDateTime> {
+            let civil = jiff::civil::Date::new(
+                i16::try_from(d.year()).map_err(DomainError::internal)?,
+                i8::try_from(u8::from(d.month())).map_err(DomainError::internal)?,
+                i8::try_from(d.day()).map_err(DomainError::internal)?,
+            )
+            .map_err(DomainError::internal)?
+            .to_datetime(jiff::civil::Time::midnight());
+            let t = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
+            OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
+        };
+        let from = first_instant(self.start)?;
+        let through = match self.end.next_day() {
+            Some(next) => first_instant(next)? - Duration::seconds(1),
+            None => self.through(),
+        };
+        Ok((from, through))
+    }
+}
+
+/// Which wall clock a list's dates are read on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DatesIn {
+    /// UTC dates (the contract's).
+    #[default]
+    Utc,
+    /// The gym's time zone (`tz=gym`).
+    Gym,
 }
 
 /// Checks a required text field: trimmed, not empty, at most `max` characters.
@@ -344,6 +382,19 @@ mod tests {
     use super::*;
     use time::Duration;
     use time::macros::date;
+
+    #[test]
+    fn a_date_range_read_on_a_gyms_wall_clock_spans_its_local_days() {
+        use time::macros::datetime;
+        // 8 March 2026 is 23 hours long in New York (EST to EDT at 02:00).
+        let day = DateRange::new(date!(2026 - 03 - 08), date!(2026 - 03 - 08)).expect("valid");
+        assert_eq!(
+            day.in_zone("America/New_York"),
+            Ok((datetime!(2026-03-08 05:00 UTC), datetime!(2026-03-09 03:59:59 UTC)))
+        );
+        assert_eq!(day.in_zone("UTC"), Ok((day.from(), day.through())));
+        assert!(matches!(day.in_zone("Mars/Olympus"), Err(DomainError::Validation(_))));
+    }
 
     #[test]
     fn random_user_ids_are_positive_below_2_pow_53_and_differ() {

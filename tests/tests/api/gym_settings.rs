@@ -110,3 +110,39 @@ both_backends!(booking_outside_the_gyms_window_is_refused_saying_when, |app| {
     app.clock.set(t0 + Duration::hours(24));
     assert_eq!(send(register(&later, "en")).await.0, 201);
 });
+
+both_backends!(lists_read_their_dates_on_the_gyms_wall_clock_with_tz_gym, |app| {
+    app.clock.set(time::macros::datetime!(2026-01-01 00:00 UTC));
+    let (owner, gym) = app.gym().await;
+    let zone = json!({"timezone": "America/New_York"});
+    assert_eq!(app.send_json(Method::PATCH, "/api/v1/gyms/current", &owner, gym, &zone).await.0, 200);
+    let class = app.class(gym, &owner, 5).await;
+    // 03:00 UTC on 10 January is 22:00 on the 9th in New York (EST, UTC-5).
+    let late = app.session_at(gym, &owner, class, time::macros::datetime!(2026-01-10 03:00 UTC)).await;
+    let event = json!({"title": "Late show", "start_time": "2026-01-10T03:00:00Z", "end_time": "2026-01-10T04:00:00Z"});
+    assert_eq!(app.create_event(gym, &owner, &event).await.0, 201);
+    let ids =
+        |v: &Value| v.as_array().map(|a| a.iter().map(|x| x["id"].clone()).collect::<Vec<_>>()).unwrap_or_default();
+    for list in ["/api/v1/schedule/sessions", "/api/v1/events"] {
+        let get = |q: &str| send(app.call(Method::GET, &format!("{list}?{q}"), &owner.token, Some(gym)));
+        let (_, utc9) = get("start_date=2026-01-09&end_date=2026-01-09").await;
+        let (_, gym9) = get("start_date=2026-01-09&end_date=2026-01-09&tz=gym").await;
+        let (_, utc10) = get("start_date=2026-01-10&end_date=2026-01-10&tz=utc").await;
+        let (_, gym10) = get("start_date=2026-01-10&end_date=2026-01-10&tz=gym").await;
+        assert_eq!((ids(&utc9).len(), ids(&gym9).len(), ids(&utc10).len(), ids(&gym10).len()), (0, 1, 1, 0), "{list}");
+        if list.ends_with("sessions") {
+            assert_eq!(ids(&gym9), [late["id"].clone()]);
+        }
+        assert_error(&get("tz=Europe/Madrid").await, 422, "validation_error");
+        assert_error(&get("tz=").await, 422, "validation_error");
+    }
+    // The gym moves to UTC: the cached tz=gym lists follow at once.
+    assert_eq!(
+        app.send_json(Method::PATCH, "/api/v1/gyms/current", &owner, gym, &json!({"timezone": "UTC"})).await.0,
+        200
+    );
+    let (_, moved) = app
+        .send_as(Method::GET, "/api/v1/schedule/sessions?start_date=2026-01-09&end_date=2026-01-09&tz=gym", &owner, gym)
+        .await;
+    assert_eq!(moved, json!([]), "{moved}");
+});

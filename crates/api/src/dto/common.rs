@@ -25,11 +25,23 @@ pub struct DateRangeIn {
     pub end_date: Option<String>,
     pub skip: Option<i64>,
     pub limit: Option<i64>,
+    /// `gym`: the dates are read on the gym's wall clock (its time zone); `utc` (the
+    /// default): UTC dates.
+    pub tz: Option<String>,
 }
 
 impl DateRangeIn {
     pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
         PageIn { skip: self.skip, limit: self.limit }.page()
+    }
+
+    /// Which wall clock the dates are read on.
+    pub fn dates_in(&self) -> Result<domain::values::DatesIn, domain::DomainError> {
+        match self.tz.as_deref() {
+            None | Some("utc") => Ok(domain::values::DatesIn::Utc),
+            Some("gym") => Ok(domain::values::DatesIn::Gym),
+            Some(_) => Err(domain::DomainError::validation("tz must be gym or utc")),
+        }
     }
 
     /// Missing both: today (UTC) and the week after; only a start: that week; only

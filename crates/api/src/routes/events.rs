@@ -26,14 +26,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [EventOut]), TenantErrors),
-    description = "Events starting within the UTC dates (cached).")]
+    description = "Events starting within the dates (UTC, or the gym's wall clock with tz=gym) (cached).")]
 async fn list(state: State, at: AtGym, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let today = state.clock.now().date();
-    let (range, page) = at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?)))).await?;
-    let field = format!("{}/{}/{}/{}", range.from().date(), range.through().date(), page.skip, page.limit);
+    let (range, page, dates) =
+        at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?, q.dates_in()?)))).await?;
+    let field = format!("{}/{}/{}/{}/{dates:?}", range.from().date(), range.through().date(), page.skip, page.limit);
     let state = &state;
     cached_json_at(state, &at, Slot::Field(keys::events(at.gym_id), field), |actor| async move {
-        Ok(state.events.list(&actor, range, page).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
+        Ok(state.events.list(&actor, range, dates, page).await?.into_iter().map(EventOut::from).collect::<Vec<_>>())
     })
     .await
 }

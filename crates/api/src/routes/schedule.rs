@@ -101,14 +101,21 @@ async fn delete_class(state: State, Tenant(actor): Tenant, id: PathId) -> Result
 
 #[utoipa::path(get, path = "/api/v1/schedule/sessions", tag = "schedule", params(GymHeader, DateRangeIn),
     responses((status = 200, body = [SessionOut]), TenantErrors),
-    description = "Sessions starting within the UTC dates (inclusive, at most 62 days), cancelled ones included (cached).")]
+    description = "Sessions starting within the dates (UTC, or the gym's wall clock with tz=gym; inclusive, at most 62 days), cancelled ones included (cached).")]
 async fn sessions(state: State, at: AtGym, q: Query<DateRangeIn>) -> Result<HttpResponse, ApiError> {
     let today = state.clock.now().date();
-    let (range, page) = at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?)))).await?;
-    let field = format!("{}/{}/{}/{}", range.from().date(), range.through().date(), page.skip, page.limit);
+    let (range, page, dates) =
+        at.valid(q.parse().and_then(|q| Ok((q.range(today)?, q.page()?, q.dates_in()?)))).await?;
+    let field = format!("{}/{}/{}/{}/{dates:?}", range.from().date(), range.through().date(), page.skip, page.limit);
     let state = &state;
     cached_json_at(state, &at, Slot::Field(keys::sessions(at.gym_id), field), |actor| async move {
-        Ok(state.schedule.sessions(&actor, range, page).await?.into_iter().map(SessionOut::from).collect::<Vec<_>>())
+        Ok(state
+            .schedule
+            .sessions(&actor, range, dates, page)
+            .await?
+            .into_iter()
+            .map(SessionOut::from)
+            .collect::<Vec<_>>())
     })
     .await
 }

@@ -47,6 +47,10 @@ impl EventRepository for Db {
         timed("events_list", entities(&self.conn, &sql, values)).await
     }
 
+    async fn time_zone(&self, gym: GymId) -> Result<Option<String>> {
+        super::gym_time_zone(&self.conn, gym).await
+    }
+
     async fn get(&self, gym: GymId, id: EventId) -> Result<Option<Event>> {
         let sql = format!("SELECT {EVENT_COLS} FROM events WHERE gym_id = $1 AND id = $2");
         timed("event_get", entity(&self.conn, &sql, vec![gym.0.into(), id.0.into()])).await

@@ -433,6 +433,18 @@ impl PageValues for domain::Page {
     }
 }
 
+#[derive(FromQueryResult)]
+struct ZoneRow {
+    timezone: String,
+}
+
+/// A gym's IANA time zone (for the ports that read dates on its wall clock).
+async fn gym_time_zone(c: &impl ConnectionTrait, gym: domain::GymId) -> Result<Option<String>, DomainError> {
+    let row = timed("gym_time_zone", one::<ZoneRow>(c, "SELECT timezone FROM gyms WHERE id = $1", vec![gym.0.into()]))
+        .await?;
+    Ok(row.map(|r| r.timezone))
+}
+
 /// `Some(i64)` for an optional id.
 fn opt_id(id: Option<domain::UserId>) -> Value {
     Value::from(id.map(|u| u.0))

@@ -383,6 +383,10 @@ impl ScheduleRepository for Db {
         Ok(rows.into_iter().map(|r| SessionId(r.session_id)).collect())
     }
 
+    async fn time_zone(&self, gym: GymId) -> Result<Option<String>> {
+        super::gym_time_zone(&self.conn, gym).await
+    }
+
     async fn booking_rules(&self, gym: GymId) -> Result<Option<(BookingWindow, WaitlistRules)>> {
         let sql = "SELECT booking_opens_hours, booking_closes_minutes, waitlist_cutoff_minutes, \
                    max_waitlists_per_member FROM gyms WHERE id = $1";
