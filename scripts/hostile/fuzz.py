@@ -22,13 +22,16 @@ url = urllib.parse.urlparse(BASE)
 JUNK_SCALARS = [None, True, False, 0, -1, 1, 2**31, -(2**31) - 1, 2**53 + 1, 2**63, -(2**63) - 1, 10**30, 1.5, -0.0,
                 1e308, "", " ", "\u0000", "x" * 70_000, "é" * 300, "😀" * 100, "0", "-1", "1e3", "null",
                 "9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "U1_00000000",
-                "member", "owner", "admin", "'; DROP TABLE users; --", "<script>", [], {}, [None, None], {"a": [1]}]
+                "member", "owner", "admin", "'; DROP TABLE users; --", "<script>", [], {}, [None, None], {"a": [1]},
+                "Europe/Madrid", "../../etc/passwd", "24:00", "09:00", "2026-13-01", "2026-02-01", [1, 3], [0, 8],
+                [1] * 10_000, 10_080, 8_760]
 JUNK_IDS = ["0", "-1", "1", "9223372036854775807", "9223372036854775808", "-9223372036854775809", "abc", "1.5",
             "%00", "%F0%9F%98%80", "1e3", "0x10", "+1", "%20", "99999999999999999999999999", OTHER_SESSION]
 JUNK_QUERY = ["", "skip=-1", "limit=0", "limit=501", "skip=abc", "limit=1e3", "skip=9223372036854775807",
               "skip=99999999999999999999", "start_date=0000-01-01", "start_date=9999-12-31&end_date=9999-12-31",
               "end_date=-0001-01-01", "start_date=2026-01-01&end_date=2027-01-01", "role=king", "role=",
-              "start_date=%00", "limit=%F0%9F%98%80", "skip=1&skip=2", "a=" + "b" * 5000]
+              "start_date=%00", "limit=%F0%9F%98%80", "skip=1&skip=2", "a=" + "b" * 5000,
+              "tz=gym", "tz=utc", "tz=Europe/Madrid", "tz=", "tz=gym&tz=utc", "tz=%00"]
 GYM_HEADERS = [GYM, OTHER_GYM, "0", "-1", "+1", "1 2", "abc", "1.5", "1e3", "0x10", "", "9" * 30, GYM + "\t"]
 AUTHS = [f"Bearer {TOKEN}", "Bearer", "Bearer " + "a" * 100_000, "Basic dXNlcjpwYXNz", "bearer " + TOKEN,
          "Bearer a.b.c", "Bearer " + TOKEN[:-2], ""]
@@ -50,10 +53,17 @@ ROUTES = [
     ("GET", "/api/v1/attendance/me/last"), ("GET", "/api/v1/attendance/me/history"),
     ("GET", "/api/v1/users/me/dashboard-summary"), ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),
     ("GET", "/openapi.json"), ("GET", "/docs"),
+    # Issue 19.
+    ("PATCH", "/api/v1/gyms/current"), ("GET", "/api/v1/schedule/sessions/{id}/waitlist"),
+    ("GET", "/api/v1/schedule/classes/{id}/recurrences"), ("POST", "/api/v1/schedule/classes/{id}/recurrences"),
+    ("DELETE", "/api/v1/schedule/classes/{id}/recurrences/{id}"),
 ]
 FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "description", "duration_minutes",
           "max_capacity", "category", "instructor_id", "active", "class_id", "start_time", "end_time", "trainer_id",
-          "room", "title", "location", "max_participants", "qr_code", "session_id"]
+          "room", "title", "location", "max_participants", "qr_code", "session_id",
+          # Issue 19.
+          "booking_opens_hours", "booking_closes_minutes", "waitlist_cutoff_minutes", "max_waitlists_per_member",
+          "waitlist", "weekdays", "local_start_time", "starts_on", "until"]
 
 # During a database outage drill, 503 database_unavailable is the contract's answer.
 ALLOW_503 = os.environ.get("ALLOW_503") == "1"

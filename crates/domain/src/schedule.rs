@@ -420,8 +420,9 @@ pub fn refusal(
 /// Frees a member's `registered` place in a session, inside `tx` and with the
 /// session locked ([`ScheduleRepository::lock_session`]): the participation becomes
 /// `cancelled`, and the place goes to the head of the session's waitlist unless the
-/// session is within the gym's cut-off (then it stays free for anyone). Answers the
-/// member promoted, whose fact the caller records.
+/// session is within the gym's cut-off (then it stays free for anyone) or walk-ins
+/// keep it over capacity (then no place is free). `session` is the row as locked.
+/// Answers the member promoted, whose fact the caller records.
 ///
 /// The promoted member's own lock is not taken (lock order 2 comes before the
 /// session's 3): what else may change their participation meanwhile — leaving the
@@ -440,7 +441,11 @@ pub async fn free_place(
 ) -> Result<Option<UserId>> {
     let (gym, id) = (session.gym_id, session.id);
     repo.set_participation(tx, gym, id, member, ParticipationStatus::Cancelled, None, now).await?;
-    let head = if rules.promotes(session.start_time, now) { repo.waitlist_head(tx, gym, id).await? } else { None };
+    // Walk-ins at the door may have taken the session past capacity: a place is free
+    // for the queue only when the count falls below it.
+    let room = session.registered_count - 1 < session.capacity;
+    let head =
+        if room && rules.promotes(session.start_time, now) { repo.waitlist_head(tx, gym, id).await? } else { None };
     match head {
         Some(next) => {
             repo.set_participation(tx, gym, id, next, ParticipationStatus::Registered, None, now).await?;
@@ -1313,6 +1318,22 @@ mod tests {
             DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) },
             DomainEvent::WaitlistPromoted { gym: GYM, session: SessionId(11), member: UserId(8) },
         ]);
+        assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_place_given_back_in_a_session_walk_ins_took_past_capacity_promotes_nobody() {
+        let held = Some(ParticipationStatus::Registered);
+        let over = Session { registered_count: 12, ..session(NOW + Duration::hours(1), SessionStatus::Scheduled) };
+        let mut repo = locked(Some(over), held);
+        repo.expect_waitlist_head().never();
+        repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_participation()
+            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        let uow =
+            committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
     }
 
