@@ -23,6 +23,7 @@ mod m20261205_000001_keyed_by_gym;
 mod m20261206_000001_gym_settings;
 mod m20261206_000002_waitlist;
 mod m20261206_000003_recurrences;
+mod m20261206_000004_calendar_tokens;
 
 /// One change of the schema, applied (and undone) inside a transaction together with
 /// its record in `seaql_migrations`, so a failed migration leaves no trace.
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Migration>> {
         Box::new(m20261206_000001_gym_settings::Migration),
         Box::new(m20261206_000002_waitlist::Migration),
         Box::new(m20261206_000003_recurrences::Migration),
+        Box::new(m20261206_000004_calendar_tokens::Migration),
     ]
 }
 

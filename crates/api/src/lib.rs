@@ -10,6 +10,7 @@ pub mod cli;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod ics;
 pub mod identity;
 pub mod lifecycle;
 pub mod limits;

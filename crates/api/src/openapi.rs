@@ -49,7 +49,7 @@ impl Modify for BearerAuth {
         schedule::create_recurrence, schedule::recurrences, schedule::stop_recurrence,
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::last, attendance::history,
-        attendance::dashboard,
+        attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),

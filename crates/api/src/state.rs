@@ -38,6 +38,8 @@ pub struct AppState {
     pub schedule: ScheduleService,
     /// Recurring series of sessions.
     pub recurrences: domain::recurrences::RecurrenceService,
+    /// Members' calendar feeds.
+    pub calendar: domain::calendar::CalendarService,
     /// Events.
     pub events: EventService,
     /// QR codes and attendance.
@@ -119,6 +121,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
         schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
+        calendar: domain::calendar::CalendarService::new(repo.clone(), uow.clone(), clock.clone()),
         recurrences: domain::recurrences::RecurrenceService::new(
             repo.clone(),
             repo.clone(),

@@ -7,6 +7,7 @@
 
 pub mod attendance;
 pub mod cache;
+pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod events;

@@ -4,6 +4,7 @@ mod attendance;
 mod auth;
 mod batching;
 mod cache;
+mod calendar;
 mod cancelling;
 mod docs;
 mod events;

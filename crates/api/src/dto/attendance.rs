@@ -70,3 +70,12 @@ response! {
         upcoming_registrations: Vec<SessionOut>,
     }
 }
+
+/// A member's calendar feed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CalendarOut {
+    /// The unguessable token (the feed's only key: keep it like a password).
+    pub token: String,
+    /// The feed's URL, to subscribe to in a calendar app.
+    pub url: String,
+}

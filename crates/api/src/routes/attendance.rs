@@ -7,7 +7,9 @@ use domain::{SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
-use crate::dto::{CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut};
+use crate::dto::{
+    CalendarOut, CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut,
+};
 use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
 use crate::params::Query;
@@ -20,7 +22,59 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/attendance/my-qr/rotate").route(web::post().to(rotate_qr)))
         .service(web::resource("/attendance/check-in").route(web::post().to(check_in)))
         .service(web::resource("/attendance/me/last").route(web::get().to(last)))
-        .service(web::resource("/attendance/me/history").route(web::get().to(history)));
+        .service(web::resource("/attendance/me/history").route(web::get().to(history)))
+        .service(web::resource("/attendance/calendar").route(web::get().to(calendar)))
+        .service(web::resource("/attendance/calendar/rotate").route(web::post().to(rotate_calendar)))
+        .service(web::resource("/calendar/{file}").route(web::get().to(feed)));
+}
+
+/// The feed's URL, as the caller reached this server.
+fn feed_url(req: &HttpRequest, token: &str) -> String {
+    let info = req.connection_info();
+    format!("{}://{}/api/v1/calendar/{token}.ics", info.scheme(), info.host())
+}
+
+#[utoipa::path(get, path = "/api/v1/attendance/calendar", tag = "attendance", params(GymHeader),
+    responses((status = 200, body = CalendarOut), TenantErrors),
+    description = "The caller's calendar feed in this gym: its unguessable token and URL, made on first use.")]
+async fn calendar(state: State, Tenant(actor): Tenant, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = state.calendar.token(&actor).await?;
+    json(StatusCode::OK, &CalendarOut { url: feed_url(&req, &token), token })
+}
+
+#[utoipa::path(post, path = "/api/v1/attendance/calendar/rotate", tag = "attendance", params(GymHeader),
+    responses((status = 200, body = CalendarOut), TenantErrors),
+    description = "A new calendar token; the old URL answers 404 at once.")]
+async fn rotate_calendar(state: State, Tenant(actor): Tenant, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = state.calendar.rotate(&actor).await?;
+    json(StatusCode::OK, &CalendarOut { url: feed_url(&req, &token), token })
+}
+
+#[utoipa::path(get, path = "/api/v1/calendar/{file}", tag = "attendance",
+    params(("file" = String, Path, description = "`{token}.ics`")),
+    responses((status = 200, content_type = "text/calendar", body = String), (status = 304),
+        (status = 404, body = crate::dto::ErrorBody)),
+    description = "A member's sessions as an RFC 5545 calendar (public: the token is the key). \
+        Answers ETag; If-None-Match with it answers 304.")]
+async fn feed(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let file = req.match_info().get("file").unwrap_or_default();
+    let Some(token) = file.strip_suffix(".ics") else { return Err(ApiError::NotFound) };
+    let feed = state.calendar.feed(token).await?.ok_or(ApiError::NotFound)?;
+    let text = crate::ics::render(&feed);
+    let tag = crate::ics::etag(&text);
+    let matched = req
+        .headers()
+        .get_all(actix_web::http::header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| matches!(t.trim(), "*") || t.trim().trim_start_matches("W/") == tag);
+    let mut res = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    res.insert_header((actix_web::http::header::ETAG, tag.clone()))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "private, max-age=300"));
+    if matched {
+        return Ok(res.finish());
+    }
+    Ok(res.content_type("text/calendar; charset=utf-8").body(text))
 }
 
 #[utoipa::path(get, path = "/api/v1/attendance/my-qr", tag = "attendance", params(GymHeader),

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 
 mod attendance;
+mod calendar;
 mod events;
 mod gyms;
 mod outbox;
