@@ -22,7 +22,7 @@ use crate::facts::DomainEvent;
 use crate::gyms::GymRepository;
 use crate::schedule::{ScheduleRepository, SessionDraft};
 use crate::tx::{Tx, UnitOfWork};
-use crate::values::{Actor, ClassId, GymId, RecurrenceId, SessionId, UserId, optional_text};
+use crate::values::{Actor, ClassId, GymId, RecurrenceId, SessionId, UserId, instant_in, optional_text};
 use crate::{limits, policy};
 
 /// The longest series, in days from its first date to its last.
@@ -93,18 +93,7 @@ pub fn occurrences(tz: &str, weekdays: &[u8], at: Time, from: Date, until: Date)
     let mut day = from;
     while day <= until {
         if weekdays.contains(&day.weekday().number_from_monday()) {
-            let civil = jiff::civil::DateTime::new(
-                i16::try_from(day.year()).map_err(DomainError::internal)?,
-                i8::try_from(u8::from(day.month())).map_err(DomainError::internal)?,
-                i8::try_from(day.day()).map_err(DomainError::internal)?,
-                i8::try_from(at.hour()).map_err(DomainError::internal)?,
-                i8::try_from(at.minute()).map_err(DomainError::internal)?,
-                0,
-                0,
-            )
-            .map_err(DomainError::internal)?;
-            let instant = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
-            out.push(OffsetDateTime::from_unix_timestamp(instant.as_second()).map_err(DomainError::internal)?);
+            out.push(instant_in(&zone, day, at)?);
         }
         day = match day.next_day() {
             Some(next) => next,

@@ -250,6 +250,17 @@ impl Session {
     }
 }
 
+/// A gym setting within its range, or the validation error naming both.
+fn setting(name: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> Result<()> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let (low, high) = range.into_inner();
+    let (field, note) = name.split_once(' ').unwrap_or((name, ""));
+    let note = if note.is_empty() { String::new() } else { format!(" {note}") };
+    Err(DomainError::validation(format!("{field} must be between {low} and {high}{note}")))
+}
+
 /// When members may book a session, relative to its start: a gym's setting
 /// (`booking_opens_hours`, `booking_closes_minutes`). The default books any time
 /// until the start.
@@ -272,20 +283,10 @@ impl BookingWindow {
     /// [`DomainError::Validation`] for a bound out of range, or a window that would
     /// close before it opens.
     pub fn new(opens_hours: Option<i32>, closes_minutes: i32) -> Result<Self> {
-        if let Some(h) = opens_hours
-            && !(1..=Self::OPENS_HOURS_MAX).contains(&h)
-        {
-            return Err(DomainError::validation(format!(
-                "booking_opens_hours must be between 1 and {} (or null: no limit)",
-                Self::OPENS_HOURS_MAX
-            )));
+        if let Some(h) = opens_hours {
+            setting("booking_opens_hours (or null: no limit)", h, 1..=Self::OPENS_HOURS_MAX)?;
         }
-        if !(0..=Self::CLOSES_MINUTES_MAX).contains(&closes_minutes) {
-            return Err(DomainError::validation(format!(
-                "booking_closes_minutes must be between 0 and {}",
-                Self::CLOSES_MINUTES_MAX
-            )));
-        }
+        setting("booking_closes_minutes", closes_minutes, 0..=Self::CLOSES_MINUTES_MAX)?;
         if opens_hours.is_some_and(|h| i64::from(h) * 60 <= i64::from(closes_minutes)) {
             return Err(DomainError::validation(
                 "booking_opens_hours must open the window before booking_closes_minutes closes it",
@@ -346,18 +347,8 @@ impl WaitlistRules {
     /// # Errors
     /// [`DomainError::Validation`] for a value out of range.
     pub fn new(cutoff_minutes: i32, max_per_member: i32) -> Result<Self> {
-        if !(0..=Self::CUTOFF_MINUTES_MAX).contains(&cutoff_minutes) {
-            return Err(DomainError::validation(format!(
-                "waitlist_cutoff_minutes must be between 0 and {}",
-                Self::CUTOFF_MINUTES_MAX
-            )));
-        }
-        if !(0..=Self::MAX_PER_MEMBER_MAX).contains(&max_per_member) {
-            return Err(DomainError::validation(format!(
-                "max_waitlists_per_member must be between 0 and {}",
-                Self::MAX_PER_MEMBER_MAX
-            )));
-        }
+        setting("waitlist_cutoff_minutes", cutoff_minutes, 0..=Self::CUTOFF_MINUTES_MAX)?;
+        setting("max_waitlists_per_member", max_per_member, 0..=Self::MAX_PER_MEMBER_MAX)?;
         Ok(Self { cutoff_minutes, max_per_member })
     }
 

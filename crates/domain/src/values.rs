@@ -299,17 +299,7 @@ impl DateRange {
     pub fn in_zone(&self, tz: &str) -> Result<(OffsetDateTime, OffsetDateTime)> {
         let zone = jiff::tz::TimeZone::get(tz)
             .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
-        let first_instant = |d: Date| -> Result<OffsetDateTime> {
-            let civil = jiff::civil::Date::new(
-                i16::try_from(d.year()).map_err(DomainError::internal)?,
-                i8::try_from(u8::from(d.month())).map_err(DomainError::internal)?,
-                i8::try_from(d.day()).map_err(DomainError::internal)?,
-            )
-            .map_err(DomainError::internal)?
-            .to_datetime(jiff::civil::Time::midnight());
-            let t = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
-            OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
-        };
+        let first_instant = |d: Date| instant_in(&zone, d, Time::MIDNIGHT);
         let from = first_instant(self.start)?;
         let through = match self.end.next_day() {
             Some(next) => first_instant(next)? - Duration::seconds(1),
@@ -317,6 +307,26 @@ impl DateRange {
         };
         Ok((from, through))
     }
+}
+
+/// The instant a date and wall-clock time name in a zone; a time the zone skips
+/// moves forward by the gap, a repeated one is the first (`jiff`'s "compatible").
+///
+/// # Errors
+/// [`DomainError::Internal`] for a date outside what either library holds.
+pub fn instant_in(zone: &jiff::tz::TimeZone, date: Date, at: Time) -> Result<OffsetDateTime> {
+    let civil = jiff::civil::DateTime::new(
+        i16::try_from(date.year()).map_err(DomainError::internal)?,
+        i8::try_from(u8::from(date.month())).map_err(DomainError::internal)?,
+        i8::try_from(date.day()).map_err(DomainError::internal)?,
+        i8::try_from(at.hour()).map_err(DomainError::internal)?,
+        i8::try_from(at.minute()).map_err(DomainError::internal)?,
+        i8::try_from(at.second()).map_err(DomainError::internal)?,
+        0,
+    )
+    .map_err(DomainError::internal)?;
+    let t = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
+    OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
 }
 
 /// Which wall clock a list's dates are read on.
