@@ -56,7 +56,8 @@ ROUTES = [
     # Issue 19.
     ("PATCH", "/api/v1/gyms/current"), ("GET", "/api/v1/schedule/sessions/{id}/waitlist"),
     ("GET", "/api/v1/schedule/classes/{id}/recurrences"), ("POST", "/api/v1/schedule/classes/{id}/recurrences"),
-    ("DELETE", "/api/v1/schedule/classes/{id}/recurrences/{id}"),
+    ("DELETE", "/api/v1/schedule/classes/{id}/recurrences/{id}"), ("GET", "/api/v1/attendance/calendar"),
+    ("POST", "/api/v1/attendance/calendar/rotate"), ("GET", "/api/v1/calendar/{id}.ics"), ("GET", "/api/v1/calendar/{id}"),
 ]
 FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "description", "duration_minutes",
           "max_capacity", "category", "instructor_id", "active", "class_id", "start_time", "end_time", "trainer_id",
