@@ -136,10 +136,38 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::mocks::untouched;
+    use crate::values::Actor;
     use time::macros::datetime;
 
     fn svc(repo: MockCalendarRepository) -> CalendarService {
         CalendarService::new(Arc::new(repo), untouched(), Arc::new(FixedClock(datetime!(2026-01-02 00:00 UTC))))
+    }
+
+    fn member() -> Actor {
+        Actor { user_id: UserId(5), gym_id: GymId(3), role: crate::values::Role::Member }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_made_once_and_named_with_its_gym() {
+        let mut repo = MockCalendarRepository::new();
+        repo.expect_token_of().once().returning(|_, _, _| Ok(None));
+        repo.expect_set_token()
+            .withf(|_, g, m, t, _| *g == GymId(3) && *m == UserId(5) && t.len() == TOKEN_BYTES * 2)
+            .once()
+            .returning(|_, _, _, _, _| Ok(()));
+        let uow = crate::mocks::committing(vec![]);
+        let svc = CalendarService::new(Arc::new(repo), uow, Arc::new(FixedClock(datetime!(2026-01-02 00:00 UTC))));
+        let made = svc.token(&member()).await.expect("made");
+        assert!(made.starts_with("3-") && made.len() == 2 + TOKEN_BYTES * 2, "{made}");
+        let mut repo = MockCalendarRepository::new();
+        repo.expect_token_of().once().returning(|_, _, _| Ok(Some("ab".repeat(TOKEN_BYTES))));
+        repo.expect_set_token().never();
+        let svc = CalendarService::new(
+            Arc::new(repo),
+            crate::mocks::rolling_back(),
+            Arc::new(FixedClock(datetime!(2026-01-02 00:00 UTC))),
+        );
+        assert_eq!(svc.token(&member()).await, Ok(format!("3-{}", "ab".repeat(TOKEN_BYTES))), "the one made before");
     }
 
     #[tokio::test]

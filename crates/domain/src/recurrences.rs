@@ -340,6 +340,107 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_series_makes_its_future_sessions_in_one_transaction_at_the_gyms_local_time() {
+        use crate::gyms::Gym;
+        use crate::schedule::{BookingWindow, Class, Session, SessionStatus, WaitlistRules};
+        let mut schedule = MockScheduleRepository::new();
+        schedule.expect_class().returning(|g, id| {
+            Ok(Some(Class {
+                id,
+                gym_id: g,
+                name: "Spin".into(),
+                description: None,
+                duration_minutes: 45,
+                max_capacity: 12,
+                category: None,
+                instructor_id: None,
+                active: true,
+            }))
+        });
+        let made = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = made.clone();
+        schedule.expect_create_session().times(2).returning(move |_, g, d, _| {
+            seen.lock().expect("drafts").push(d.clone());
+            let n = i64::try_from(seen.lock().expect("drafts").len()).expect("few");
+            Ok(Session {
+                id: SessionId(100 + n),
+                gym_id: g,
+                class_id: d.class_id,
+                start_time: d.start_time.get(),
+                end_time: d.end_time.get(),
+                status: SessionStatus::Scheduled,
+                trainer_id: d.trainer_id,
+                room: d.room.clone(),
+                capacity: d.capacity,
+                registered_count: 0,
+            })
+        });
+        let mut gyms = MockGymRepository::new();
+        gyms.expect_by_id().returning(|g| {
+            Ok(Some(Gym {
+                id: g,
+                name: "Iron".into(),
+                timezone: "Europe/Madrid".into(),
+                address: None,
+                created_at: datetime!(2025-01-01 00:00 UTC),
+                booking: BookingWindow::default(),
+                waitlist: WaitlistRules::default(),
+            }))
+        });
+        let mut repo = MockRecurrenceRepository::new();
+        repo.expect_create_recurrence()
+            .withf(|_, g, c, d, _| {
+                *g == GYM && *c == ClassId(2) && d.timezone == "Europe/Madrid" && d.weekdays == [1, 3]
+            })
+            .once()
+            .returning(|_, g, c, d, now| {
+                Ok(Recurrence {
+                    id: RecurrenceId(7),
+                    gym_id: g,
+                    class_id: c,
+                    weekdays: d.weekdays.clone(),
+                    local_start_time: d.local_start_time,
+                    starts_on: d.starts_on,
+                    until: d.until,
+                    timezone: d.timezone.clone(),
+                    trainer_id: d.trainer_id,
+                    room: d.room.clone(),
+                    stopped_at: None,
+                    created_at: now,
+                    session_ids: vec![],
+                })
+            });
+        let facts = vec![DomainEvent::SeriesScheduled {
+            gym: GYM,
+            recurrence: RecurrenceId(7),
+            sessions: vec![SessionId(101), SessionId(102)],
+        }];
+        let svc = RecurrenceService::new(
+            Arc::new(repo),
+            Arc::new(schedule),
+            Arc::new(gyms),
+            crate::mocks::committing(facts),
+            Arc::new(FixedClock(datetime!(2026-01-01 00:00 UTC))),
+        );
+        // Wednesday 1 and Monday 6 July 2026 (CEST), weekdays given unsorted and twice.
+        let got = svc
+            .create(&staff(), ClassId(2), asked(vec![3, 1, 3], date!(2026 - 07 - 01), date!(2026 - 07 - 06)))
+            .await
+            .expect("made");
+        assert_eq!(got.session_ids, [SessionId(101), SessionId(102)]);
+        let drafts = made.lock().expect("drafts").clone();
+        let times: Vec<_> = drafts.iter().map(|d| (d.start_time.get(), d.end_time.get(), d.capacity)).collect();
+        assert_eq!(
+            times,
+            [
+                (datetime!(2026-07-01 07:00 UTC), datetime!(2026-07-01 07:45 UTC), 12),
+                (datetime!(2026-07-06 07:00 UTC), datetime!(2026-07-06 07:45 UTC), 12)
+            ]
+        );
+        assert!(drafts.iter().all(|d| d.recurrence == Some(RecurrenceId(7))));
+    }
+
+    #[tokio::test]
     async fn stopping_a_stopped_series_changes_nothing() {
         let mut repo = MockRecurrenceRepository::new();
         repo.expect_recurrence().once().returning(|_, g, c, id| {
