@@ -490,7 +490,7 @@ fn finish_error_body(res: ServiceResponse<BoxBody>, lang: Lang) -> ServiceRespon
 
 /// An instant as the API writes it (RFC 3339, UTC), for messages.
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    crate::dto::UtcTime::from(t).rfc3339().unwrap_or_default()
 }
 
 #[cfg(test)]

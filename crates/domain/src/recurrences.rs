@@ -86,7 +86,7 @@ pub struct Recurrence {
 pub fn occurrences(tz: &str, weekdays: &[u8], at: Time, from: Date, until: Date) -> Result<Vec<OffsetDateTime>> {
     let zone = jiff::tz::TimeZone::get(tz).map_err(|_| {
         DomainError::validation(format!(
-            "the gym's timezone {tz:?} is not an IANA time zone name; set one with PATCH /gyms/current"
+            "the gym's timezone {tz:?} is not an IANA time zone name; the gym's admin must set one first"
         ))
     })?;
     let mut out = Vec::new();

@@ -106,10 +106,19 @@ impl From<Timestamp> for UtcTime {
     }
 }
 
+impl UtcTime {
+    /// The instant as every answer writes it: RFC 3339 in UTC.
+    ///
+    /// # Errors
+    /// A year the format cannot write (never for a storable time).
+    pub fn rfc3339(self) -> Result<String, time::error::Format> {
+        self.0.to_offset(UtcOffset::UTC).format(&Rfc3339)
+    }
+}
+
 impl Serialize for UtcTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = self.0.to_offset(UtcOffset::UTC).format(&Rfc3339).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        s.serialize_str(&self.rfc3339().map_err(serde::ser::Error::custom)?)
     }
 }
 
