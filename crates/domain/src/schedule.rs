@@ -914,14 +914,22 @@ impl ScheduleService {
         self.uow.commit(tx).await
     }
 
-    /// The session's waitlist, head first (staff).
+    /// The session's waitlist, head first, each entry with its place in the queue (1
+    /// for the head) (staff).
     ///
     /// # Errors
     /// [`DomainError::Forbidden`], [`DomainError::SessionNotFound`].
-    pub async fn waitlist(&self, actor: &Actor, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
+    pub async fn waitlist(
+        &self,
+        actor: &Actor,
+        session_id: SessionId,
+        page: Page,
+    ) -> Result<Vec<(Participation, i64)>> {
         actor.require(policy::MANAGE_SCHEDULE)?;
         self.session(actor, session_id).await?;
-        self.repo.waitlist(actor.gym_id, session_id, page).await
+        let skipped = i64::try_from(page.skip).unwrap_or(i64::MAX);
+        let queue = self.repo.waitlist(actor.gym_id, session_id, page).await?;
+        Ok(queue.into_iter().zip(1_i64..).map(|(p, n)| (p, skipped.saturating_add(n))).collect())
     }
 
     /// Every participation of a session (staff).
@@ -1346,6 +1354,31 @@ mod tests {
             committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         assert_eq!(svc(repo, member_locked(), uow).unregister(&member(), SessionId(11)).await, Ok(()));
         assert!(rules.promotes(NOW + Duration::minutes(31), NOW) && !rules.promotes(NOW + Duration::minutes(30), NOW));
+    }
+
+    #[tokio::test]
+    async fn a_waitlist_page_numbers_its_entries_from_the_head_of_the_queue() {
+        let mut repo = MockScheduleRepository::new();
+        repo.expect_session().returning(|_, _| Ok(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled))));
+        repo.expect_waitlist().withf(|g, s, p| *g == GYM && *s == SessionId(11) && p.skip == 3).returning(|g, s, _| {
+            Ok(vec![
+                stored(g, s, UserId(8), ParticipationStatus::Waitlisted, None, NOW),
+                stored(g, s, UserId(9), ParticipationStatus::Waitlisted, None, NOW),
+            ])
+        });
+        let svc = svc(repo, MockMemberLock::new(), untouched());
+        let got = svc.waitlist(&staff(), SessionId(11), Page::new(3, 2).expect("page")).await.expect("listed");
+        assert_eq!(got.iter().map(|(p, n)| (p.member_id, *n)).collect::<Vec<_>>(), [(UserId(8), 4), (UserId(9), 5)]);
+        let svc2 = ScheduleService::new(
+            Arc::new(MockScheduleRepository::new()),
+            Arc::new(MockMemberLock::new()),
+            untouched(),
+            Arc::new(FixedClock(NOW)),
+        );
+        assert_eq!(
+            svc2.waitlist(&member(), SessionId(11), Page::new(0, 2).expect("page")).await,
+            Err(DomainError::Forbidden)
+        );
     }
 
     #[tokio::test]

@@ -214,13 +214,10 @@ async fn unregister(state: State, Tenant(actor): Tenant, id: PathId) -> Result<H
     description = "The session's waitlist, head first (staff).")]
 async fn waitlist(state: State, Tenant(actor): Tenant, id: PathId, q: Query<PageIn>) -> Result<HttpResponse, ApiError> {
     let id = SessionId(id.parse_as(&actor, policy::MANAGE_SCHEDULE)?);
-    let page = q.parse()?.page()?;
-    let skipped = i64::try_from(page.skip).unwrap_or(i64::MAX);
-    let list = state.schedule.waitlist(&actor, id, page).await?;
-    let entries: Vec<WaitlistEntryOut> = list
+    let queue = state.schedule.waitlist(&actor, id, q.parse()?.page()?).await?;
+    let entries: Vec<WaitlistEntryOut> = queue
         .into_iter()
-        .zip(1_i64..)
-        .map(|(p, n)| WaitlistEntryOut { participation: p.into(), waitlist_position: skipped.saturating_add(n) })
+        .map(|(p, position)| WaitlistEntryOut { participation: p.into(), waitlist_position: position })
         .collect();
     json(StatusCode::OK, &entries)
 }
