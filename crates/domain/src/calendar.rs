@@ -44,11 +44,19 @@ pub struct Feed {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CalendarRepository: Send + Sync {
-    /// The member's token in the gym, if one was made.
+    /// The member's token in the gym: the one stored, or `fresh` stored now if there
+    /// was none. Two first uses at once store one token and both answer it.
     ///
     /// # Errors
-    /// Storage failures.
-    async fn token_of(&self, tx: &mut Tx, gym: GymId, member: UserId) -> Result<Option<String>>;
+    /// Storage failures; [`crate::DomainError::NotAMember`] for a member no more.
+    async fn claim_token(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        member: UserId,
+        fresh: &str,
+        now: OffsetDateTime,
+    ) -> Result<String>;
     /// Stores `token` as the member's, replacing any other (the old one stops working).
     ///
     /// # Errors
@@ -89,11 +97,8 @@ impl CalendarService {
     /// Storage failures; [`crate::DomainError::NotAMember`] if the membership went meanwhile.
     pub async fn token(&self, actor: &Actor) -> Result<String> {
         let mut tx = self.uow.begin().await?;
-        if let Some(token) = self.repo.token_of(&mut tx, actor.gym_id, actor.user_id).await? {
-            return Ok(format!("{}-{token}", actor.gym_id));
-        }
-        let token = fresh_token();
-        self.repo.set_token(&mut tx, actor.gym_id, actor.user_id, &token, self.clock.now()).await?;
+        let token =
+            self.repo.claim_token(&mut tx, actor.gym_id, actor.user_id, &fresh_token(), self.clock.now()).await?;
         self.uow.commit(tx).await?;
         Ok(format!("{}-{token}", actor.gym_id))
     }
@@ -148,26 +153,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_is_made_once_and_named_with_its_gym() {
+    async fn a_token_is_claimed_once_and_named_with_its_gym() {
         let mut repo = MockCalendarRepository::new();
-        repo.expect_token_of().once().returning(|_, _, _| Ok(None));
-        repo.expect_set_token()
-            .withf(|_, g, m, t, _| *g == GymId(3) && *m == UserId(5) && t.len() == TOKEN_BYTES * 2)
+        // The one stored before wins over the fresh one offered.
+        repo.expect_claim_token()
+            .withf(|_, g, m, fresh, _| *g == GymId(3) && *m == UserId(5) && fresh.len() == TOKEN_BYTES * 2)
             .once()
-            .returning(|_, _, _, _, _| Ok(()));
+            .returning(|_, _, _, _, _| Ok("ab".repeat(TOKEN_BYTES)));
+        repo.expect_set_token().never();
         let uow = crate::mocks::committing(vec![]);
         let svc = CalendarService::new(Arc::new(repo), uow, Arc::new(FixedClock(datetime!(2026-01-02 00:00 UTC))));
-        let made = svc.token(&member()).await.expect("made");
-        assert!(made.starts_with("3-") && made.len() == 2 + TOKEN_BYTES * 2, "{made}");
-        let mut repo = MockCalendarRepository::new();
-        repo.expect_token_of().once().returning(|_, _, _| Ok(Some("ab".repeat(TOKEN_BYTES))));
-        repo.expect_set_token().never();
-        let svc = CalendarService::new(
-            Arc::new(repo),
-            crate::mocks::rolling_back(),
-            Arc::new(FixedClock(datetime!(2026-01-02 00:00 UTC))),
-        );
-        assert_eq!(svc.token(&member()).await, Ok(format!("3-{}", "ab".repeat(TOKEN_BYTES))), "the one made before");
+        assert_eq!(svc.token(&member()).await, Ok(format!("3-{}", "ab".repeat(TOKEN_BYTES))));
     }
 
     #[tokio::test]

@@ -155,3 +155,21 @@ both_backends!(a_members_feed_lists_their_sessions_on_the_gyms_clock_with_cancel
         "not_a_member",
     );
 });
+
+/// First uses at once, on two instances, make one token: every caller's URL works.
+async fn first_uses_at_once_make_one_token(backend: gymapi_tests::Backend) {
+    let (a, b) = TestApp::pair(backend).await;
+    let (owner, gym) = a.gym().await;
+    let member = a.member(gym, &owner, "member").await;
+    let asks = futures_util::future::join_all((0..10).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.send_as(Method::GET, "/api/v1/attendance/calendar", &member, gym)
+    }))
+    .await;
+    assert!(asks.iter().all(|(s, _)| s.as_u16() == 200), "{asks:?}");
+    let tokens: std::collections::BTreeSet<&str> = asks.iter().filter_map(|(_, v)| v["token"].as_str()).collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(fetch(&a, asks[0].1["url"].as_str().expect("url"), None).await.0, 200);
+}
+
+gymapi_tests::on_both_backends!(first_uses_at_once_make_one_token_on, first_uses_at_once_make_one_token);

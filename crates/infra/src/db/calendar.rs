@@ -45,10 +45,24 @@ const FEED_MAX: i64 = 1000;
 
 #[async_trait]
 impl CalendarRepository for Db {
-    async fn token_of(&self, tx: &mut Tx, gym: GymId, member: UserId) -> Result<Option<String>> {
+    async fn claim_token(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        member: UserId,
+        fresh: &str,
+        now: OffsetDateTime,
+    ) -> Result<String> {
+        let tx = txn(tx)?;
+        // A second first use waits on the first's row (its key), then keeps it; the
+        // next statement reads what was committed.
+        let sql = "INSERT INTO calendar_tokens (gym_id, member_id, token, created_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (gym_id, member_id) DO NOTHING";
+        let values = vec![gym.0.into(), member.0.into(), fresh.to_owned().into(), ts(now)];
+        timed_or("calendar_token_claim", exec(tx, sql, values), membership_gone).await?;
         let sql = "SELECT token FROM calendar_tokens WHERE gym_id = $1 AND member_id = $2";
-        let row = timed("calendar_token", one::<TokenRow>(txn(tx)?, sql, vec![gym.0.into(), member.0.into()])).await?;
-        Ok(row.map(|r| r.token))
+        let row = timed("calendar_token", one::<TokenRow>(tx, sql, vec![gym.0.into(), member.0.into()])).await?;
+        row.map(|r| r.token).ok_or_else(|| DomainError::internal("a claimed calendar token was not stored"))
     }
 
     async fn set_token(&self, tx: &mut Tx, gym: GymId, member: UserId, token: &str, now: OffsetDateTime) -> Result<()> {
