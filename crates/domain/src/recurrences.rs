@@ -54,20 +54,8 @@ pub struct Recurrence {
     pub gym_id: GymId,
     /// The class its sessions are of.
     pub class_id: ClassId,
-    /// ISO weekdays, ascending.
-    pub weekdays: Vec<u8>,
-    /// The local wall-clock start.
-    pub local_start_time: Time,
-    /// The first date.
-    pub starts_on: Date,
-    /// The last date.
-    pub until: Date,
-    /// The IANA zone its local times were read in.
-    pub timezone: String,
-    /// Who runs the sessions.
-    pub trainer_id: Option<UserId>,
-    /// Where.
-    pub room: Option<String>,
+    /// What was asked, as checked.
+    pub asked: RecurrenceDraft,
     /// When it was stopped, if it was.
     pub stopped_at: Option<OffsetDateTime>,
     /// Creation instant.
@@ -398,13 +386,7 @@ mod tests {
                     id: RecurrenceId(7),
                     gym_id: g,
                     class_id: c,
-                    weekdays: d.weekdays.clone(),
-                    local_start_time: d.local_start_time,
-                    starts_on: d.starts_on,
-                    until: d.until,
-                    timezone: d.timezone.clone(),
-                    trainer_id: d.trainer_id,
-                    room: d.room.clone(),
+                    asked: d.clone(),
                     stopped_at: None,
                     created_at: now,
                     session_ids: vec![],
@@ -448,13 +430,15 @@ mod tests {
                 id,
                 gym_id: g,
                 class_id: c,
-                weekdays: vec![1],
-                local_start_time: time!(09:00),
-                starts_on: date!(2026 - 02 - 02),
-                until: date!(2026 - 02 - 28),
-                timezone: "UTC".into(),
-                trainer_id: None,
-                room: None,
+                asked: RecurrenceDraft {
+                    weekdays: vec![1],
+                    local_start_time: time!(09:00),
+                    starts_on: date!(2026 - 02 - 02),
+                    until: date!(2026 - 02 - 28),
+                    timezone: "UTC".into(),
+                    trainer_id: None,
+                    room: None,
+                },
                 stopped_at: Some(datetime!(2026-01-01 00:00 UTC)),
                 created_at: datetime!(2026-01-01 00:00 UTC),
                 session_ids: vec![],

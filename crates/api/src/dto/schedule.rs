@@ -209,16 +209,17 @@ impl From<domain::recurrences::Recurrence> for RecurrenceOut {
     fn from(r: domain::recurrences::Recurrence) -> Self {
         let day = time::macros::format_description!("[year]-[month]-[day]");
         let hhmm = time::macros::format_description!("[hour]:[minute]");
+        let asked = r.asked;
         Self {
             id: r.id.0,
             class_id: r.class_id.0,
-            weekdays: r.weekdays,
-            local_start_time: r.local_start_time.format(hhmm).unwrap_or_default(),
-            starts_on: r.starts_on.format(day).unwrap_or_default(),
-            until: r.until.format(day).unwrap_or_default(),
-            timezone: r.timezone,
-            trainer_id: r.trainer_id.map(|u| u.0),
-            room: r.room,
+            weekdays: asked.weekdays,
+            local_start_time: asked.local_start_time.format(hhmm).unwrap_or_default(),
+            starts_on: asked.starts_on.format(day).unwrap_or_default(),
+            until: asked.until.format(day).unwrap_or_default(),
+            timezone: asked.timezone,
+            trainer_id: asked.trainer_id.map(|u| u.0),
+            room: asked.room,
             stopped_at: r.stopped_at.map(UtcTime::from),
             created_at: r.created_at.into(),
             session_ids: r.session_ids.into_iter().map(|s| s.0).collect(),

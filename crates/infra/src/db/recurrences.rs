@@ -48,10 +48,7 @@ impl Row {
             .split(',')
             .map(|d| d.parse::<u8>().map_err(|_| corrupt("weekdays", &self.weekdays)))
             .collect::<Result<Vec<u8>>>()?;
-        Ok(Recurrence {
-            id: RecurrenceId(self.id),
-            gym_id: GymId(self.gym_id),
-            class_id: ClassId(self.class_id),
+        let asked = RecurrenceDraft {
             weekdays,
             local_start_time: Time::parse(&self.local_start_time, format_description!("[hour]:[minute]"))
                 .map_err(|_| corrupt("local time", &self.local_start_time))?,
@@ -60,6 +57,12 @@ impl Row {
             timezone: self.timezone,
             trainer_id: self.trainer_id.map(UserId),
             room: self.room,
+        };
+        Ok(Recurrence {
+            id: RecurrenceId(self.id),
+            gym_id: GymId(self.gym_id),
+            class_id: ClassId(self.class_id),
+            asked,
             stopped_at: self.stopped_at,
             created_at: self.created_at,
             session_ids,
