@@ -24,6 +24,7 @@ mod m20261206_000001_gym_settings;
 mod m20261206_000002_waitlist;
 mod m20261206_000003_recurrences;
 mod m20261206_000004_calendar_tokens;
+mod m20261207_000001_idempotency_keys;
 
 /// One change of the schema, applied (and undone) inside a transaction together with
 /// its record in `seaql_migrations`, so a failed migration leaves no trace.
@@ -48,6 +49,7 @@ pub fn all() -> Vec<Box<dyn Migration>> {
         Box::new(m20261206_000002_waitlist::Migration),
         Box::new(m20261206_000003_recurrences::Migration),
         Box::new(m20261206_000004_calendar_tokens::Migration),
+        Box::new(m20261207_000001_idempotency_keys::Migration),
     ]
 }
 

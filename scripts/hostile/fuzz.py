@@ -66,6 +66,11 @@ FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "descriptio
           "booking_opens_hours", "booking_closes_minutes", "waitlist_cutoff_minutes", "max_waitlists_per_member",
           "waitlist", "weekdays", "local_start_time", "starts_on", "until"]
 
+# Idempotency-Key values (issue 19): repeated ones (replays and reuse for other
+# requests), quoted, at and past the length bound, blank, control and Latin-1 bytes.
+KEYS = ["k1", "k1", "k2", "\"k1\"", "", " ", "\"\"", "x" * 255, "x" * 256, "a\tb", "caf\xe9", "\"a\"b\"",
+        "k" * 4000]
+
 # During a database outage drill, 503 database_unavailable is the contract's answer.
 ALLOW_503 = os.environ.get("ALLOW_503") == "1"
 stats = collections.Counter()
@@ -118,6 +123,8 @@ def case():
         headers["Accept-Language"] = rng.choice(LANGS)
     if rng.random() < 0.2:
         headers["Content-Type"] = rng.choice(["text/plain", "application/xml", "application/json; charset=latin1", ""])
+    if rng.random() < 0.3:
+        headers["Idempotency-Key"] = rng.choice(KEYS) if rng.random() < 0.7 else f"fuzz-{rng.randint(0, 50)}"
     if rng.random() < 0.05:
         method = rng.choice(["PUT", "OPTIONS", "HEAD", "FROB", "TRACE"])
     payload = body() if method in ("POST", "PATCH", "DELETE", "PUT") or rng.random() < 0.1 else None
@@ -133,7 +140,11 @@ with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
     # Bursts of identical concurrent requests.
     for method, template in ROUTES:
         path = template.replace("{id}", rng.choice(JUNK_IDS[:4]))
-        burst = [(method, path, {"Authorization": f"Bearer {TOKEN}", "X-Gym-ID": GYM}, body() if method != "GET" else None)] * 16
+        payload = body() if method != "GET" else None
+        burst = [(method, path, {"Authorization": f"Bearer {TOKEN}", "X-Gym-ID": GYM}, payload)] * 16
+        # The same burst with one key: the work once, every other answer replayed or 409.
+        keyed = {"Authorization": f"Bearer {TOKEN}", "X-Gym-ID": GYM, "Idempotency-Key": f"burst-{method}-{path}"[:255]}
+        burst += [(method, path, keyed, payload)] * 16
         for status, problem in pool.map(lambda c: one(*c), burst):
             stats[status] += 1
             if problem:

@@ -11,14 +11,26 @@
 //! as a whole for a reason other than the database being gone is done again scan by
 //! scan, so one bad row never fails its neighbours; when the database is gone, each
 //! of its scans answers `503 database_unavailable`, never a success.
+//!
+//! A scan sent with an `Idempotency-Key` brings its key into the batch: the batch's
+//! transaction claims every key it carries, keeps each success's answer beside it
+//! and commits once ([`crate::idempotency`]), so a scanner that retries is answered
+//! its first success, never `already_checked_in`. A key that is already held sends
+//! the batch round scan by scan, and that scan is answered what its key kept.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::StatusCode;
 use domain::attendance::{AttendanceService, CheckIn, Scan, ScanResult};
 use domain::values::Actor;
 use domain::{DomainError, SessionId};
+use infra::db::idempotency::{Answer, Hold};
 use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::dto::CheckInOut;
+use crate::error::Lang;
+use crate::idempotency::{Keys, json_answer};
 
 /// Most scans in one batch.
 pub const MAX_BATCH: usize = 64;
@@ -29,10 +41,34 @@ pub const RUNNERS: usize = 2;
 /// Scans waiting for a runner, at most (past it, a scan waits to be queued).
 const QUEUE: usize = 4096;
 
+/// The answer of a successful check-in, in the caller's language.
+pub fn answer(done: CheckIn, lang: Lang) -> CheckInOut {
+    let message = match lang {
+        Lang::En => "Check-in completed successfully",
+        Lang::Es => "Check-in realizado correctamente",
+    };
+    CheckInOut::new(done, message)
+}
+
+/// The request's idempotency key, carried into the batch.
+pub struct Keyed {
+    /// The request's hold (one key).
+    pub hold: Arc<Hold>,
+    /// The language of its answer, as kept.
+    pub lang: Lang,
+}
+
 struct Job {
     scan: Scan,
+    keyed: Option<Keyed>,
     queued: Instant,
     reply: oneshot::Sender<Result<CheckIn, DomainError>>,
+}
+
+impl Job {
+    fn key(&self) -> Option<&infra::db::idempotency::Claim> {
+        self.keyed.as_ref().and_then(|k| k.hold.claims().first())
+    }
 }
 
 /// The check-ins of this instance, combined into batches.
@@ -44,14 +80,14 @@ pub struct CheckIns {
 impl CheckIns {
     /// Starts the runners on the current Tokio runtime; outside one, every scan is
     /// checked in alone.
-    pub fn start(attendance: AttendanceService) -> Self {
+    pub fn start(attendance: AttendanceService, keys: Arc<Keys>) -> Self {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return Self { attendance, queue: None };
         };
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..RUNNERS {
-            rt.spawn(run(attendance.clone(), rx.clone()));
+            rt.spawn(run(attendance.clone(), keys.clone(), rx.clone()));
         }
         Self { attendance, queue: Some(queue) }
     }
@@ -66,12 +102,14 @@ impl CheckIns {
         actor: Actor,
         qr: String,
         session_id: Option<SessionId>,
+        keyed: Option<Keyed>,
     ) -> Result<CheckIn, DomainError> {
         let Some(queue) = &self.queue else {
+            // Alone, in the request's own task: its hold (if any) is active here.
             return self.attendance.check_in(&actor, &qr, session_id).await;
         };
         let (reply, answer) = oneshot::channel();
-        let job = Job { scan: Scan { actor, qr, session_id }, queued: Instant::now(), reply };
+        let job = Job { scan: Scan { actor, qr, session_id }, keyed, queued: Instant::now(), reply };
         queue.send(job).await.map_err(|_| DomainError::Unavailable)?;
         answer.await.unwrap_or(Err(DomainError::Unavailable))
     }
@@ -79,7 +117,7 @@ impl CheckIns {
 
 /// A runner: takes what is queued, checks it in, answers; forever (until the
 /// queue's senders are gone with the state).
-async fn run(attendance: AttendanceService, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(attendance: AttendanceService, keys: Arc<Keys>, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     let mut later: Vec<Job> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut later);
@@ -101,8 +139,26 @@ async fn run(attendance: AttendanceService, rx: Arc<Mutex<mpsc::Receiver<Job>>>)
             metrics::histogram!("gymapi_checkin_batch_wait_seconds")
                 .record(started.duration_since(job.queued).as_secs_f64());
         }
+        // A key twice in one batch (a retry racing its first attempt) would claim one
+        // row twice in one statement: the second waits for the next batch, and finds
+        // the first's answer kept.
+        let mut i = 0;
+        while i < batch.len() {
+            let twice = batch[i].key().is_some_and(|k| batch[..i].iter().any(|j| j.key() == Some(k)));
+            if twice { later.push(batch.remove(i)) } else { i += 1 }
+        }
         let scans: Vec<Scan> = batch.iter().map(|j| j.scan.clone()).collect();
-        match attendance.check_in_batch(&scans).await {
+        let claims: Vec<_> = batch.iter().filter_map(|j| j.key().cloned()).collect();
+        let hold = (!claims.is_empty()).then(|| Hold::new(claims));
+        let outcome = match &hold {
+            Some(hold) => hold.run(attendance.check_in_batch(&scans)).await,
+            None => attendance.check_in_batch(&scans).await,
+        };
+        let outcome = match (outcome, &hold) {
+            (Ok(results), Some(hold)) => Ok(settle(&keys, hold, &batch, results).await),
+            (outcome, _) => outcome,
+        };
+        match outcome {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     match result {
@@ -126,12 +182,61 @@ async fn run(attendance: AttendanceService, rx: Arc<Mutex<mpsc::Receiver<Job>>>)
             Err(e) => {
                 tracing::warn!(error = %e, scans = batch.len(), "a check-in batch failed; checking its scans in one by one");
                 for job in batch {
-                    let Scan { actor, qr, session_id } = &job.scan;
-                    let _ = job.reply.send(attendance.check_in(actor, qr, *session_id).await);
+                    let answer = alone(&attendance, &keys, &job).await;
+                    let _ = job.reply.send(answer);
                 }
             }
         }
     }
+}
+
+/// Keeps the answers of the batch's keyed successes and commits the batch with
+/// them. When that commit fails, none of the batch's successes happened: each
+/// answers the failure instead.
+async fn settle(keys: &Keys, hold: &Hold, batch: &[Job], mut results: Vec<ScanResult>) -> Vec<ScanResult> {
+    let answers: Vec<Option<Answer>> = hold
+        .claims()
+        .iter()
+        .map(|claim| {
+            let i = batch.iter().position(|j| j.key() == Some(claim))?;
+            let (ScanResult::Answered(Ok(done)), Some(keyed)) = (&results[i], &batch[i].keyed) else { return None };
+            json_answer(StatusCode::OK, &answer(done.clone(), keyed.lang))
+        })
+        .collect();
+    match keys.settle(hold, &answers).await {
+        Ok(()) => {
+            for (job, result) in batch.iter().zip(&results) {
+                if let (ScanResult::Answered(Ok(_)), Some(keyed)) = (result, &job.keyed) {
+                    keyed.hold.mark_settled();
+                }
+            }
+        }
+        Err(e) => {
+            for result in &mut results {
+                if matches!(result, ScanResult::Answered(Ok(_))) {
+                    *result = ScanResult::Answered(Err(e.clone()));
+                }
+            }
+        }
+    }
+    results
+}
+
+/// One scan checked in alone, in its request's hold when it brought a key, its
+/// success kept with it.
+async fn alone(attendance: &AttendanceService, keys: &Keys, job: &Job) -> Result<CheckIn, DomainError> {
+    let Scan { actor, qr, session_id } = &job.scan;
+    let Some(keyed) = &job.keyed else { return attendance.check_in(actor, qr, *session_id).await };
+    let result = keyed.hold.run(attendance.check_in(actor, qr, *session_id)).await;
+    let kept = match &result {
+        Ok(done) => json_answer(StatusCode::OK, &answer(done.clone(), keyed.lang)),
+        Err(_) => None,
+    };
+    keys.settle(&keyed.hold, &[kept]).await?;
+    if result.is_ok() {
+        keyed.hold.mark_settled();
+    }
+    result
 }
 
 /// Adds what is queued to a batch, up to [`MAX_BATCH`], without waiting.

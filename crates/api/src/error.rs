@@ -135,6 +135,8 @@ codes! {
     SessionOutsideWindow = "session_outside_window" from "DomainError::SessionOutsideWindow",
     NoSessionInWindow = "no_session_in_window" from "DomainError::NoSessionInWindow",
     AlreadyCheckedIn = "already_checked_in" from "DomainError::AlreadyCheckedIn",
+    IdempotencyKeyInProgress = "idempotency_key_in_progress" from "DomainError::IdempotencyKeyInProgress",
+    IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
     MissingToken = "missing_token" from "ApiError::MissingToken",
@@ -187,6 +189,10 @@ pub enum ApiError {
     /// `Content-Length` before the client stopped sending.
     #[error("malformed request")]
     MalformedRequest,
+    /// An `Idempotency-Key` the caller already sent with another request (another
+    /// body, route or gym) within the day it is kept.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
     /// A check-in the rules refused: contract §5 answers every such failure with
     /// 400, including `not_a_member` and `session_not_found` that are 403/404 elsewhere.
     #[error(transparent)]
@@ -200,7 +206,8 @@ impl ApiError {
             DomainError::Forbidden
             | DomainError::Unavailable
             | DomainError::Internal(_)
-            | DomainError::Validation(_) => Self::Domain(e),
+            | DomainError::Validation(_)
+            | DomainError::IdempotencyKeyInProgress => Self::Domain(e),
             refused => Self::CheckInRefused(refused),
         }
     }
@@ -238,6 +245,7 @@ impl ApiError {
                 D::SessionOutsideWindow => Code::SessionOutsideWindow,
                 D::NoSessionInWindow => Code::NoSessionInWindow,
                 D::AlreadyCheckedIn => Code::AlreadyCheckedIn,
+                D::IdempotencyKeyInProgress => Code::IdempotencyKeyInProgress,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -251,6 +259,7 @@ impl ApiError {
             Self::PayloadTooLarge => Code::PayloadTooLarge,
             Self::UnsupportedEncoding => Code::UnsupportedContentEncoding,
             Self::MalformedRequest => Code::MalformedRequest,
+            Self::IdempotencyKeyReused => Code::IdempotencyKeyReused,
         }
     }
 
@@ -324,6 +333,14 @@ impl ApiError {
             Self::Domain(D::AlreadyCheckedIn) => {
                 ("Already checked in to this class", "Ya has hecho check-in en esta clase")
             }
+            Self::Domain(D::IdempotencyKeyInProgress) => (
+                "A request with this Idempotency-Key is still at work; retry shortly",
+                "Una petición con esta Idempotency-Key sigue en curso; reinténtalo en breve",
+            ),
+            Self::IdempotencyKeyReused => (
+                "This Idempotency-Key was already used for a different request",
+                "Esta Idempotency-Key ya se usó para otra petición",
+            ),
             Self::Domain(D::Unavailable) => {
                 ("The database is unavailable, try again", "La base de datos no está disponible, reinténtalo")
             }
@@ -415,7 +432,8 @@ impl ResponseError for ApiError {
                 | D::AlreadyRegistered
                 | D::SessionFull
                 | D::AlreadyWaitlisted
-                | D::WaitlistLimit => StatusCode::CONFLICT,
+                | D::WaitlistLimit
+                | D::IdempotencyKeyInProgress => StatusCode::CONFLICT,
                 D::SessionNotOpen
                 | D::BookingNotOpen { .. }
                 | D::BookingClosed { .. }
@@ -434,6 +452,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MalformedRequest | Self::CheckInRefused(_) => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 

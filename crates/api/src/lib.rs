@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod ics;
+pub mod idempotency;
 pub mod identity;
 pub mod lifecycle;
 pub mod limits;

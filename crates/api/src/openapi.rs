@@ -85,7 +85,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn document() -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-        for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        for (method, op) in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.iter_mut()) {
+            if method == "post" {
+                idempotent(op);
+            }
             describe_responses(op);
             if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
                 params.iter_mut().for_each(constrain_parameter);
@@ -102,6 +105,38 @@ pub fn document() -> Value {
         }
     }
     doc
+}
+
+/// What every POST takes and may answer about its `Idempotency-Key`
+/// ([`crate::idempotency`]).
+fn idempotent(op: &mut Value) {
+    use crate::idempotency::{HEADER, KEY_MAX, REPLAYED};
+    let param = json!({
+        "name": HEADER, "in": "header", "required": false,
+        "description": "Makes the request safe to retry: the same key, caller and request within 24 h \
+            replays the first answer (with `Idempotent-Replayed: true`) without doing the work again. \
+            1 to 255 printable ASCII characters, bare or quoted.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX,
+                   "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"},
+    });
+    match op.get_mut("parameters").and_then(Value::as_array_mut) {
+        Some(params) => params.push(param),
+        None => op["parameters"] = json!([param]),
+    }
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { return };
+    for (status, code) in [("409", "idempotency_key_in_progress"), ("422", "idempotency_key_reused")] {
+        let error = json!({"description": code,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+        let r = responses.entry(status).or_insert(error);
+        let said = r.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !said.contains(code) {
+            r["description"] = json!(if said.is_empty() { code.to_owned() } else { format!("{said}; {code}") });
+        }
+    }
+    for (_, r) in responses.iter_mut().filter(|(s, _)| s.starts_with('2')) {
+        r["headers"] = json!({REPLAYED: {"description": "`true` on an answer replayed for an Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]}}});
+    }
 }
 
 fn describe_responses(op: &mut Value) {

@@ -46,6 +46,8 @@ pub struct AppState {
     pub attendance: AttendanceService,
     /// Front-desk check-ins, combined into batches.
     pub check_ins: crate::checkins::CheckIns,
+    /// Idempotency keys of POST requests.
+    pub idempotency: Arc<crate::idempotency::Keys>,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -116,7 +118,12 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         AttendanceService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone(), window);
     let retention = time::Duration::hours(settings.outbox_retention_hours);
     let relay_guard = Arc::new(());
-    spawn_relay(Relay::new(repo.clone(), dispatcher, clock.clone(), retention), Arc::downgrade(&relay_guard));
+    let idempotency = Arc::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
+    spawn_relay(
+        Relay::new(repo.clone(), dispatcher, clock.clone(), retention),
+        db.clone(),
+        Arc::downgrade(&relay_guard),
+    );
     Ok(AppState {
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
@@ -130,7 +137,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
             clock.clone(),
         ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
-        check_ins: crate::checkins::CheckIns::start(attendance.clone()),
+        check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone()),
+        idempotency,
         attendance,
         users,
         gyms,
@@ -150,9 +158,10 @@ const RELAY_EVERY: Duration = Duration::from_secs(1);
 /// How often delivered facts past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Runs the relay every [`RELAY_EVERY`] (and the purge every [`PURGE_EVERY`]) for as
-/// long as `alive` can be upgraded: the state that started it is alive.
-fn spawn_relay(relay: Relay, alive: std::sync::Weak<()>) {
+/// Runs the relay every [`RELAY_EVERY`] (and the purges of delivered facts and of
+/// expired idempotency keys every [`PURGE_EVERY`]) for as long as `alive` can be
+/// upgraded: the state that started it is alive.
+fn spawn_relay(relay: Relay, db: Db, alive: std::sync::Weak<()>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
     rt.spawn(async move {
         let mut since_purge = Duration::ZERO;
@@ -166,6 +175,9 @@ fn spawn_relay(relay: Relay, alive: std::sync::Weak<()>) {
                 since_purge = Duration::ZERO;
                 if let Err(e) = relay.purge().await {
                     tracing::warn!(error = %e, "outbox purge failed");
+                }
+                if let Err(e) = db.purge_idempotency_keys().await {
+                    tracing::warn!(error = %e, "idempotency key purge failed");
                 }
             }
             tokio::time::sleep(RELAY_EVERY).await;

@@ -223,6 +223,10 @@ fn describe_metrics() {
     );
     describe_counter!("gymapi_checkins_total", "Front-desk check-ins, by result (success or the refusal's code)");
     describe_counter!(
+        "gymapi_idempotent_requests_total",
+        "POSTs answered from their Idempotency-Key, by outcome (replayed, or reused for another request)"
+    );
+    describe_counter!(
         "gymapi_http_connection_errors_total",
         "Connections actix-http ended on a request it could not parse (answered 400 or 431 before GymAPI's code)"
     );

@@ -84,6 +84,11 @@ pub enum DomainError {
     /// The member's participation is already `attended` (`already_checked_in`).
     #[error("already checked in")]
     AlreadyCheckedIn,
+    /// Another request with the caller's idempotency key is at work, or did the work
+    /// this one was about to do (`idempotency_key_in_progress`): nothing was done
+    /// here; the caller's first request answers for both.
+    #[error("idempotency key in use by another request")]
+    IdempotencyKeyInProgress,
     /// The database could not be reached in time (`database_unavailable`).
     #[error("database unavailable")]
     Unavailable,
@@ -118,6 +123,7 @@ impl DomainError {
             Self::SessionOutsideWindow => "session_outside_window",
             Self::NoSessionInWindow => "no_session_in_window",
             Self::AlreadyCheckedIn => "already_checked_in",
+            Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

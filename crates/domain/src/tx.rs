@@ -9,6 +9,8 @@
 //! Repository methods that lock rows say so in their port's docs. Locks are taken in
 //! one global order, so no two transactions ever wait on each other in a circle:
 //!
+//! 0. the caller's idempotency keys (a request that sent one: the adapter claims
+//!    them as the transaction's first statement, several in ascending order);
 //! 1. the gym row (changes of membership: the last-owner rule; a change of the gym's
 //!    settings);
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
@@ -99,6 +101,12 @@ pub trait Database: Send + Sync {
     /// Writes the transaction's facts to the outbox and commits everything at once;
     /// answers the facts with their outbox ids, to be dispatched now
     /// ([`crate::facts::Dispatcher::deliver`]).
+    ///
+    /// An adapter may hold the transaction open past this call instead, to write the
+    /// request's idempotency record beside the work (the SQL adapter does, for a
+    /// request that sent an `Idempotency-Key`): it then answers no facts, and
+    /// whoever commits it later delivers them. Either way the change and its
+    /// facts commit together or not at all.
     ///
     /// # Errors
     /// [`DomainError::Unavailable`] when the database is gone (nothing was committed,

@@ -12,6 +12,7 @@ mod fan_out;
 mod gym_settings;
 mod hostile;
 mod http;
+mod idempotency;
 mod limits;
 mod operations;
 mod outage;

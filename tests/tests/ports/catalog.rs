@@ -4,8 +4,9 @@
 use gymapi_tests::{Backend, TestDb};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-/// Tables every gym shares (a reference table, the tenants themselves, bookkeeping).
-const GLOBAL: [&str; 3] = ["users", "gyms", "seaql_migrations"];
+/// Tables every gym shares (a reference table, the tenants themselves, bookkeeping,
+/// the idempotency keys of callers).
+const GLOBAL: [&str; 4] = ["users", "gyms", "seaql_migrations", "idempotency_keys"];
 
 async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<Vec<String>> {
     let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("catalog");

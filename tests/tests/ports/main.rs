@@ -22,6 +22,7 @@ mod attendance_repository;
 mod catalog;
 mod event_repository;
 mod gym_repository;
+mod idempotency;
 mod migrations;
 mod outbox;
 mod schedule_repository;

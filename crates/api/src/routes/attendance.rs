@@ -5,8 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use domain::{SessionId, policy};
 
+use infra::db::idempotency::Hold;
+
 use crate::body::Body;
 use crate::cache_keys as keys;
+use crate::checkins::{self, Keyed};
 use crate::dto::{
     CalendarOut, CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut,
 };
@@ -102,17 +105,16 @@ async fn check_in(
     body: Body<CheckInIn>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.parse_as(&actor, policy::CHECK_IN)?;
-    let result = state.check_ins.check_in(actor, body.qr_code, body.session_id.map(SessionId)).await;
+    let lang = Lang::of(&req);
+    // The request's idempotency key goes into the batch, which keeps the answer.
+    let keyed = Hold::current().map(|hold| Keyed { hold, lang });
+    let result = state.check_ins.check_in(actor, body.qr_code, body.session_id.map(SessionId), keyed).await;
     let label = match &result {
         Ok(_) => "success",
         Err(e) => e.code(),
     };
     metrics::counter!("gymapi_checkins_total", "result" => label).increment(1);
-    let message = match Lang::of(&req) {
-        Lang::En => "Check-in completed successfully",
-        Lang::Es => "Check-in realizado correctamente",
-    };
-    json(StatusCode::OK, &CheckInOut::new(result.map_err(ApiError::check_in)?, message))
+    json(StatusCode::OK, &checkins::answer(result.map_err(ApiError::check_in)?, lang))
 }
 
 #[utoipa::path(get, path = "/api/v1/attendance/me/last", tag = "attendance", params(GymHeader),

@@ -22,6 +22,7 @@ mod attendance;
 mod calendar;
 mod events;
 mod gyms;
+pub mod idempotency;
 mod outbox;
 mod recurrences;
 mod rows;
@@ -247,6 +248,8 @@ pub(super) enum Cell {
     Time(Option<OffsetDateTime>),
     /// Text.
     Text(&'static str),
+    /// Text of a client's, maybe NULL.
+    Str(Option<String>),
     /// A JSON document (`JSONB` on PostgreSQL, its text on SQLite).
     Json(serde_json::Value),
 }
@@ -278,6 +281,7 @@ pub(super) fn rows_cte(
                                 .ok()
                         })),
                         Cell::Text(t) => serde_json::json!(t),
+                        Cell::Str(t) => serde_json::json!(t),
                         Cell::Json(j) => j,
                     };
                     ((*column).to_owned(), value)
@@ -308,6 +312,7 @@ pub(super) fn rows_cte(
                 Cell::Int(v) => Value::from(v),
                 Cell::Time(t) => t.map_or(Value::from(None::<OffsetDateTime>), ts),
                 Cell::Text(t) => Value::from(t),
+                Cell::Str(t) => Value::from(t),
                 Cell::Json(j) => Value::from(j.to_string()),
             });
         }

@@ -21,6 +21,7 @@ use domain::{ClassId, DomainError, EventId, GymId, RecurrenceId, Result, Session
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
 use serde_json::{Value as Json, json};
 
+use super::idempotency::{Hold, Parked};
 use super::{Cell, Db, Writer, all, exec, rows_cte, timed, ts, unavailable_or_internal};
 
 /// A write transaction of the SQL adapter, behind a [`Tx`].
@@ -31,6 +32,9 @@ pub(super) struct SqlTx {
     /// Dropped after `tx` (fields drop in order): a rollback is queued before the
     /// next writer's turn.
     writer: Writer,
+    /// The request's idempotency keys, claimed by this transaction: its commit
+    /// parks it there until the answers are kept beside the work.
+    hold: Option<std::sync::Arc<Hold>>,
 }
 
 /// The SQL transaction behind a [`Tx`].
@@ -202,8 +206,17 @@ impl Db {
 #[async_trait]
 impl Database for Db {
     async fn begin(&self) -> Result<Tx> {
+        let hold = Hold::current();
+        if hold.as_ref().is_some_and(|h| h.is_parked()) {
+            // The parked transaction holds SQLite's writer: waiting for it would
+            // wait for this request's own answer.
+            return Err(DomainError::internal("a request with an idempotency key began a second transaction"));
+        }
         let (tx, writer) = self.write_tx().await?;
-        Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new(), writer })))
+        if let Some(hold) = &hold {
+            self.claim(&tx, hold).await?;
+        }
+        Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new(), writer, hold })))
     }
 
     async fn flush(&self, tx: &mut Tx) -> Result<()> {
@@ -217,9 +230,14 @@ impl Database for Db {
     async fn commit(&self, mut tx: Tx) -> Result<Vec<Fact>> {
         self.flush(&mut tx).await?;
         let (handle, _) = tx.into_parts();
-        let SqlTx { tx, written, writer } = *handle
+        let SqlTx { tx, written, writer, hold } = *handle
             .downcast::<SqlTx>()
             .map_err(|_| DomainError::internal("a transaction was handed to an adapter that did not begin it"))?;
+        if let Some(hold) = hold {
+            // Committed with the answers by `Db::settle`, which hands the facts on.
+            hold.park(Parked { tx, written, writer })?;
+            return Ok(Vec::new());
+        }
         timed("commit", tx.commit()).await?;
         drop(writer);
         Ok(written)
