@@ -88,7 +88,10 @@ pub fn stale(event: &DomainEvent) -> Stale {
         E::GymChanged { gym } => groups(vec![sessions(*gym), events(*gym)]),
         // Nothing cached shows a waitlist (a queue changes no count, and a dashboard
         // lists registrations).
-        E::QrRotated { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } => Stale::default(),
+        // A refusal changes nothing anybody reads from the cache.
+        E::QrRotated { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } | E::CheckInRefused { .. } => {
+            Stale::default()
+        }
         E::SessionCancelled { gym, session: s, .. }
         | E::WaitlistPromoted { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use domain::Role;
 use domain::attendance::AttendanceService;
 use domain::clock::{Clock, SystemClock};
 use domain::facts::Dispatcher;
@@ -11,7 +12,6 @@ use domain::schedule::{NewClass, NewSession, ScheduleService};
 use domain::tx::UnitOfWork;
 use domain::users::{Claims, UserService};
 use domain::values::Actor;
-use domain::{Role, UserId};
 use infra::config::Settings;
 use infra::db::Db;
 use time::Duration;
@@ -120,14 +120,14 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
         out += &format!("{role:8} user {:>4}  token: {}\n", u.id.0, token(&u.auth0_id)?);
     }
     for m in &members {
-        let qr = attendance.my_qr(UserId(m.id.0)).await?;
+        let qr = attendance.my_qr(&Actor { user_id: m.id, gym_id: gym.id, role: Role::Member }).await?.code;
         out += &format!("member   user {:>4}  qr: {qr}  token: {}\n", m.id.0, token(&m.auth0_id)?);
     }
     out += "\nSessions:\n";
     for s in &sessions {
         out += &format!("  session {:>4} starts {}\n", s.id, s.start_time);
     }
-    let first_qr = attendance.my_qr(members[0].id).await?;
+    let first_qr = attendance.my_qr(&Actor { user_id: members[0].id, gym_id: gym.id, role: Role::Member }).await?.code;
     out += &format!(
         "\nTry a check-in at the front desk (the trainer scans member 1):\n\
          curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  \

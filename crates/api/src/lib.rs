@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod openapi;
 pub mod params;
+pub mod refusals;
 pub mod respond;
 pub mod routes;
 pub mod state;

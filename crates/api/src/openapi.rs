@@ -48,7 +48,7 @@ impl Modify for BearerAuth {
         schedule::register, schedule::unregister, schedule::participants, schedule::waitlist,
         schedule::create_recurrence, schedule::recurrences, schedule::stop_recurrence,
         events::list, events::create, events::get, events::update, events::delete,
-        attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::last, attendance::history,
+        attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
     ),
     tags(
@@ -161,7 +161,9 @@ fn constrain_parameter(param: &mut Value) {
         "X-Gym-ID" | "id" | "user_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
         "skip" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "limit" => json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": domain::Page::MAX_LIMIT}),
-        "start_date" | "end_date" => json!({"type": "string", "format": "date", "pattern": crate::dto::date_pattern()}),
+        "start_date" | "end_date" | "from" | "to" => {
+            json!({"type": "string", "format": "date", "pattern": crate::dto::date_pattern()})
+        }
         "role" => json!({"type": "string", "enum": ROLES}),
         _ => return,
     };
@@ -169,6 +171,8 @@ fn constrain_parameter(param: &mut Value) {
 }
 
 const ROLES: [&str; 4] = ["member", "trainer", "admin", "owner"];
+
+const QR_MODES: [&str; 2] = ["static", "rotating"];
 
 /// A required text: at most `max` characters, not blank, without NUL.
 fn required_text(max: usize) -> Map<String, Value> {
@@ -215,7 +219,10 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("booking_closes_minutes", obj(json!({"minimum": 0, "maximum": BookingWindow::CLOSES_MINUTES_MAX}))),
             ("waitlist_cutoff_minutes", obj(json!({"minimum": 0, "maximum": WaitlistRules::CUTOFF_MINUTES_MAX}))),
             ("max_waitlists_per_member", obj(json!({"minimum": 0, "maximum": WaitlistRules::MAX_PER_MEMBER_MAX}))),
+            ("qr_mode", obj(json!({"enum": QR_MODES}))),
         ],
+        "GymOut" => vec![("qr_mode", obj(json!({"enum": QR_MODES})))],
+        "QrOut" => vec![("mode", obj(json!({"enum": QR_MODES})))],
         "ProfileIn" => vec![("name", text(NAME_MAX)), ("phone", text(PHONE_MAX))],
         "MemberIn" | "RoleIn" | "MemberOut" | "MembershipOut" | "GymWithRoleOut" => vec![("role", roles())],
         "ClassIn" | "ClassPatchIn" => vec![

@@ -48,6 +48,10 @@ pub struct AppState {
     pub check_ins: crate::checkins::CheckIns,
     /// Idempotency keys of POST requests.
     pub idempotency: Arc<crate::idempotency::Keys>,
+    /// The refusal audit (lists).
+    pub refusals: domain::refusals::RefusalService,
+    /// The refusal audit's writer (refused scans, queued).
+    pub refusal_log: crate::refusals::Recorder,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -117,6 +121,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let attendance =
         AttendanceService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone(), window);
     let retention = time::Duration::hours(settings.outbox_retention_hours);
+    let refusals = domain::refusals::RefusalService::new(repo.clone(), uow.clone(), clock.clone());
     let relay_guard = Arc::new(());
     let idempotency = Arc::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
     spawn_relay(
@@ -138,6 +143,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
         check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone()),
+        refusals: refusals.clone(),
+        refusal_log: crate::refusals::Recorder::start(refusals),
         idempotency,
         attendance,
         users,

@@ -222,6 +222,11 @@ fn describe_metrics() {
         "Exchanges with Redis (a pipeline of several commands is one); none with the in-process cache"
     );
     describe_counter!("gymapi_checkins_total", "Front-desk check-ins, by result (success or the refusal's code)");
+    describe_counter!("gymapi_checkin_refusals_total", "Refused check-ins recorded in the audit, by refusal code");
+    describe_counter!(
+        "gymapi_checkin_refusals_dropped_total",
+        "Refused check-ins not recorded (the queue was full, or the database refused a batch three times)"
+    );
     describe_counter!(
         "gymapi_idempotent_requests_total",
         "POSTs answered from their Idempotency-Key, by outcome (replayed, or reused for another request)"

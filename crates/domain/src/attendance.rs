@@ -18,11 +18,24 @@ use crate::members::MemberLock;
 use crate::policy;
 use crate::schedule::{Attendance, ParticipationStatus, ScheduleRepository, Session, SessionStatus};
 use crate::tx::{Tx, UnitOfWork};
+pub use crate::values::QrMode;
 use crate::values::{Actor, GymId, Page, SessionId, UserId};
 
-/// The secret half of a QR code: 8 lowercase hex digits.
+/// How long one rotating code is the current one (RFC 6238's usual step).
+pub const QR_STEP_SECONDS: i64 = 30;
+
+/// The step of an instant: whole 30-second periods since the Unix epoch.
+pub fn qr_step(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(QR_STEP_SECONDS)
+}
+
+/// A member's QR secret: the printed half (8 lowercase hex digits, the static code)
+/// and the key of their rotating codes (256 bits, hex), which never leaves the server.
 #[derive(Clone, PartialEq, Eq)]
-pub struct QrSecret(String);
+pub struct QrSecret {
+    code: String,
+    key: Option<String>,
+}
 
 impl std::fmt::Debug for QrSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,17 +46,25 @@ impl std::fmt::Debug for QrSecret {
 impl QrSecret {
     /// A fresh secret from the thread's CSPRNG.
     pub fn random() -> Self {
-        Self(format!("{:08x}", rand::random::<u32>()))
+        let key: [u8; 32] = rand::random();
+        let key = key.iter().map(|b| format!("{b:02x}")).collect();
+        Self { code: format!("{:08x}", rand::random::<u32>()), key: Some(key) }
     }
 
-    /// Wraps a stored secret.
-    pub fn from_stored(s: String) -> Self {
-        Self(s)
+    /// Wraps a stored secret (a user stored before rotating codes has no key: no
+    /// rotating code is theirs until they rotate).
+    pub fn from_stored(code: String, key: Option<String>) -> Self {
+        Self { code, key }
     }
 
-    /// The hex digits.
+    /// The printed hex digits.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.code
+    }
+
+    /// The key of rotating codes, as stored.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// Whether `scanned` is, byte for byte, the code this secret prints for `user`:
@@ -52,6 +73,32 @@ impl QrSecret {
     pub fn is_code_of(&self, user: UserId, scanned: &str) -> bool {
         QrCode::format(user, self).as_bytes().ct_eq(scanned.as_bytes()).into()
     }
+
+    /// The rotating code of `user` at `step`: `U{id}_` and 8 hex digits of
+    /// HMAC-SHA256(key, step as 8 big-endian bytes), truncated as RFC 4226 §5.3 does
+    /// (4 bytes at the offset the last nibble names, the top bit cleared).
+    pub fn rotating_code(&self, user: UserId, step: i64) -> Option<String> {
+        Some(format!("U{}_{:08x}", user.0, totp(self.key.as_deref()?.as_bytes(), step)?))
+    }
+
+    /// The step among `steps` whose rotating code `scanned` is, compared in
+    /// constant time.
+    pub fn rotating_step_of(&self, user: UserId, scanned: &str, steps: &[i64]) -> Option<i64> {
+        steps.iter().copied().find(|&step| {
+            self.rotating_code(user, step).is_some_and(|c| bool::from(c.as_bytes().ct_eq(scanned.as_bytes())))
+        })
+    }
+}
+
+/// The dynamic truncation of HMAC-SHA256(key, step): 31 bits.
+fn totp(key: &[u8], step: i64) -> Option<u32> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest.last()? & 0x0f);
+    let bytes: [u8; 4] = digest.get(offset..offset + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes) & 0x7fff_ffff)
 }
 
 /// A parsed QR code: `U{user_id}_{8 lowercase hex}`.
@@ -124,10 +171,25 @@ pub struct Candidate {
 pub struct CheckInContext {
     /// The user's current QR secret.
     pub qr_secret: QrSecret,
+    /// How the gym reads codes.
+    pub qr_mode: QrMode,
+    /// The step of the rotating code that last checked the member in at this gym.
+    pub qr_step_used: Option<i64>,
     /// Whether the user belongs to the gym.
     pub is_member: bool,
     /// Candidate sessions (see [`CheckInTarget`]).
     pub candidates: Vec<Candidate>,
+}
+
+/// A member's QR code as shown to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyQr {
+    /// `U{id}_{8 hex}`.
+    pub code: String,
+    /// When a rotating code stops being the current one; `None` for a static code.
+    pub expires_at: Option<OffsetDateTime>,
+    /// The gym's mode.
+    pub mode: QrMode,
 }
 
 /// What a successful check-in reports.
@@ -195,11 +257,12 @@ pub struct DashboardSummary {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AttendanceRepository: Send + Sync {
-    /// The user's current QR secret; `Ok(None)` for an unknown user.
+    /// The user's current QR secret and how the gym reads codes; `Ok(None)` for an
+    /// unknown user or gym.
     ///
     /// # Errors
     /// Storage failures.
-    async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>>;
+    async fn qr_of(&self, gym: GymId, user: UserId) -> Result<Option<(QrSecret, QrMode)>>;
     /// Replaces the user's QR secret.
     ///
     /// # Errors
@@ -215,6 +278,12 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn check_in_contexts(&self, tx: &mut Tx, asks: &[ContextAsk]) -> Result<Vec<Option<CheckInContext>>>;
+    /// Records, for each `(gym, member, step)`, the step of the rotating code that
+    /// checked the member in, under the member's lock (a step never goes back).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn use_qr_steps(&self, tx: &mut Tx, used: &[(GymId, UserId, i64)]) -> Result<()>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -274,26 +343,46 @@ impl AttendanceService {
         Self { repo, members, schedule, uow, clock, window }
     }
 
-    /// The caller's current QR code.
+    /// The caller's current QR code in the gym: the printed one in a static gym; in
+    /// a rotating gym the code of the current step, current until `expires_at` (and
+    /// still accepted for one step after).
     ///
     /// # Errors
     /// [`DomainError::UserNotFound`] if the user vanished; storage failures.
-    pub async fn my_qr(&self, user: UserId) -> Result<String> {
-        let secret = self.repo.qr_secret(user).await?.ok_or(DomainError::UserNotFound)?;
-        Ok(QrCode::format(user, &secret))
+    pub async fn my_qr(&self, actor: &Actor) -> Result<MyQr> {
+        let (secret, mode) = self.repo.qr_of(actor.gym_id, actor.user_id).await?.ok_or(DomainError::UserNotFound)?;
+        self.qr_now(actor.user_id, &secret, mode)
     }
 
-    /// Replaces the caller's QR code; the old one stops working at once.
+    /// Replaces the caller's QR secret (the printed code and the key of rotating
+    /// codes); every code of the old one stops working at once.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn rotate_qr(&self, user: UserId) -> Result<String> {
+    pub async fn rotate_qr(&self, actor: &Actor) -> Result<MyQr> {
+        let user = actor.user_id;
+        let (_, mode) = self.repo.qr_of(actor.gym_id, user).await?.ok_or(DomainError::UserNotFound)?;
         let secret = QrSecret::random();
         let mut tx = self.uow.begin().await?;
         self.repo.set_qr_secret(&mut tx, user, &secret).await?;
         tx.record(DomainEvent::QrRotated { user });
         self.uow.commit(tx).await?;
-        Ok(QrCode::format(user, &secret))
+        self.qr_now(user, &secret, mode)
+    }
+
+    fn qr_now(&self, user: UserId, secret: &QrSecret, mode: QrMode) -> Result<MyQr> {
+        match mode {
+            QrMode::Static => Ok(MyQr { code: QrCode::format(user, secret), expires_at: None, mode }),
+            QrMode::Rotating => {
+                let step = qr_step(self.clock.now());
+                let code = secret
+                    .rotating_code(user, step)
+                    .ok_or_else(|| DomainError::internal("a user without a key of rotating codes"))?;
+                let expires_at =
+                    OffsetDateTime::from_unix_timestamp((step + 1) * QR_STEP_SECONDS).map_err(DomainError::internal)?;
+                Ok(MyQr { code, expires_at: Some(expires_at), mode })
+            }
+        }
     }
 
     /// Checks a member in from their QR code (staff only): a batch of one (see
@@ -389,13 +478,17 @@ impl AttendanceService {
         let contexts = self.repo.check_in_contexts(&mut tx, &read).await?;
         let mut answers = Vec::with_capacity(asks.len());
         let mut writes: Vec<(usize, ContextAsk, Candidate)> = Vec::new();
+        let mut steps: Vec<(GymId, UserId, i64)> = Vec::new();
         for ((i, ask), ctx) in asks.iter().zip(contexts) {
             let is_member = members.iter().any(|m| (m.gym_id, m.user_id) == (ask.gym, ask.user));
-            let decided = decide(&scans[*i], ask, ctx, is_member, now, from, until).and_then(|c| {
-                if cancelled.contains(&(ask.gym, c.id)) { Err(DomainError::SessionNotFound) } else { Ok(c) }
+            let decided = decide(&scans[*i], ask, ctx, is_member, now, from, until).and_then(|(c, step)| {
+                if cancelled.contains(&(ask.gym, c.id)) { Err(DomainError::SessionNotFound) } else { Ok((c, step)) }
             });
             match decided {
-                Ok(chosen) => writes.push((*i, *ask, chosen)),
+                Ok((chosen, step)) => {
+                    steps.extend(step.map(|s| (ask.gym, ask.user, s)));
+                    writes.push((*i, *ask, chosen));
+                }
                 Err(e) => answers.push((*i, Err(e))),
             }
         }
@@ -451,6 +544,9 @@ impl AttendanceService {
             // A walk-in was promoted from the waitlist since the read: it holds a place
             // now, so the one taken here would count twice. Read again.
             return Ok(Attempt::Again);
+        }
+        if !steps.is_empty() {
+            self.repo.use_qr_steps(&mut tx, &steps).await?;
         }
         self.uow.commit(tx).await?;
         answers.extend(writes.into_iter().map(|(i, ask, chosen)| {
@@ -536,15 +632,30 @@ fn decide(
     now: OffsetDateTime,
     from: OffsetDateTime,
     until: OffsetDateTime,
-) -> Result<Candidate> {
+) -> Result<(Candidate, Option<i64>)> {
     let ctx = ctx.ok_or(DomainError::InvalidQr)?;
-    if !ctx.qr_secret.is_code_of(ask.user, &scan.qr) {
-        return Err(DomainError::InvalidQr);
-    }
+    let step = match ctx.qr_mode {
+        QrMode::Static if ctx.qr_secret.is_code_of(ask.user, &scan.qr) => None,
+        QrMode::Static => return Err(DomainError::InvalidQr),
+        // The current step's code, or the previous one's (a code shown just before
+        // the step turned); never a step at or before the one that last checked the
+        // member in here, so a code works once, and a screenshot of it not again.
+        QrMode::Rotating => {
+            let current = qr_step(now);
+            let step = ctx
+                .qr_secret
+                .rotating_step_of(ask.user, &scan.qr, &[current, current - 1])
+                .ok_or(DomainError::InvalidQr)?;
+            if ctx.qr_step_used.is_some_and(|used| step <= used) {
+                return Err(DomainError::InvalidQr);
+            }
+            Some(step)
+        }
+    };
     if !is_member || !ctx.is_member {
         return Err(DomainError::NotAMember);
     }
-    pick(ctx.candidates, scan.session_id, now, from, until)
+    Ok((pick(ctx.candidates, scan.session_id, now, from, until)?, step))
 }
 
 /// The session of a check-in as the read sees it: the named one (scheduled,
@@ -610,6 +721,7 @@ mod tests {
     const GYM: GymId = GymId(4);
     const MEMBER: UserId = UserId(42);
     const SECRET: &str = "0a1b2c3d";
+    const KEY: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     const W: Duration = Duration::minutes(30);
 
     fn staff() -> Actor {
@@ -631,7 +743,22 @@ mod tests {
     }
 
     fn ctx(is_member: bool, candidates: Vec<Candidate>) -> CheckInContext {
-        CheckInContext { qr_secret: QrSecret::from_stored(SECRET.into()), is_member, candidates }
+        CheckInContext {
+            qr_secret: QrSecret::from_stored(SECRET.into(), Some(KEY.into())),
+            qr_mode: QrMode::Static,
+            qr_step_used: None,
+            is_member,
+            candidates,
+        }
+    }
+
+    /// The context of a gym reading rotating codes, the member's last used step given.
+    fn rotating(used: Option<i64>) -> CheckInContext {
+        CheckInContext { qr_mode: QrMode::Rotating, qr_step_used: used, ..ctx(true, vec![cand(1, NOW, None)]) }
+    }
+
+    fn code_at(step: i64) -> String {
+        QrSecret::from_stored(SECRET.into(), Some(KEY.into())).rotating_code(MEMBER, step).expect("a key")
     }
 
     fn repo_with(ctx: Option<CheckInContext>) -> MockAttendanceRepository {
@@ -724,11 +851,64 @@ mod tests {
 
     #[test]
     fn a_secret_matches_only_the_code_as_printed() {
-        let secret = QrSecret::from_stored("0a1b2c3d".into());
+        let secret = QrSecret::from_stored("0a1b2c3d".into(), None);
         assert!(secret.is_code_of(UserId(42), "U42_0a1b2c3d"));
         for other in ["U042_0a1b2c3d", "U42_0a1b2c3d ", "U42_0A1B2C3D", "U43_0a1b2c3d", "U42_0a1b2c3e", ""] {
             assert!(!secret.is_code_of(UserId(42), other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_truncation_is_rfc_6238s() {
+        // RFC 6238 appendix B, HMAC-SHA256, T = 59 s (step 1): 46119246 is the
+        // truncated value modulo 10^8; the code prints the same 31 bits in hex.
+        let value = totp(b"12345678901234567890123456789012", 1).expect("a value");
+        assert_eq!(value % 100_000_000, 46_119_246);
+        let at_1111111109 = totp(b"12345678901234567890123456789012", 1_111_111_109 / 30).expect("a value");
+        assert_eq!(at_1111111109 % 100_000_000, 68_084_774);
+    }
+
+    #[test]
+    fn rotating_codes_are_printed_codes_that_change_each_step() {
+        let step = qr_step(NOW);
+        let (now, next) = (code_at(step), code_at(step + 1));
+        assert_ne!(now, next);
+        assert_eq!(QrCode::parse(&now).map(|c| c.user_id), Ok(MEMBER), "scanners read it as ever: {now}");
+        assert_eq!(qr_step(NOW + Duration::seconds(29)), step, "{NOW} starts a step");
+        assert_eq!(qr_step(NOW + Duration::seconds(30)), step + 1);
+        assert_eq!(QrSecret::from_stored(SECRET.into(), None).rotating_code(MEMBER, step), None);
+    }
+
+    #[tokio::test]
+    async fn a_rotating_code_checks_in_in_its_step_and_the_next_only() {
+        let step = qr_step(NOW);
+        for scanned in [code_at(step), code_at(step - 1)] {
+            let repo = repo_with(Some(rotating(None)));
+            let mut repo = repo;
+            repo.expect_use_qr_steps()
+                .withf(move |_, used| used.len() == 1 && used[0].0 == GYM && used[0].1 == MEMBER)
+                .once()
+                .returning(|_, _| Ok(()));
+            let got = checking_in(repo, 1, true, true).check_in(&staff(), &scanned, None).await;
+            assert!(got.is_ok(), "{scanned}: {got:?}");
+        }
+        for stale in [code_at(step - 2), code_at(step + 1), qr()] {
+            let got = refusing(repo_with(Some(rotating(None)))).check_in(&staff(), &stale, None).await;
+            assert_eq!(got, Err(DomainError::InvalidQr), "{stale}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotating_code_works_once_within_its_step() {
+        let step = qr_step(NOW);
+        let got = refusing(repo_with(Some(rotating(Some(step))))).check_in(&staff(), &code_at(step), None).await;
+        assert_eq!(got, Err(DomainError::InvalidQr), "the step that checked the member in");
+        let got = refusing(repo_with(Some(rotating(Some(step))))).check_in(&staff(), &code_at(step - 1), None).await;
+        assert_eq!(got, Err(DomainError::InvalidQr), "a step before it");
+        let mut repo = repo_with(Some(rotating(Some(step - 1))));
+        repo.expect_use_qr_steps().withf(move |_, used| used == [(GYM, MEMBER, step)]).once().returning(|_, _| Ok(()));
+        let got = checking_in(repo, 1, true, true).check_in(&staff(), &code_at(step), None).await;
+        assert!(got.is_ok(), "a later step: {got:?}");
     }
 
     #[test]

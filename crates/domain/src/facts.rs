@@ -171,6 +171,19 @@ pub enum DomainEvent {
         /// The user.
         user: UserId,
     },
+    /// A front desk's scan was refused (recorded in the refusal audit).
+    CheckInRefused {
+        /// The gym.
+        gym: GymId,
+        /// The desk's user.
+        desk: UserId,
+        /// The user the scanned code names, when it parsed.
+        member: Option<UserId>,
+        /// The session the desk named.
+        session: Option<SessionId>,
+        /// The refusal's code.
+        code: String,
+    },
 }
 
 impl DomainEvent {
@@ -195,7 +208,8 @@ impl DomainEvent {
             | E::CheckedIn { gym, .. }
             | E::SeriesScheduled { gym, .. }
             | E::SeriesStopped { gym, .. }
-            | E::EventChanged { gym, .. } => Some(*gym),
+            | E::EventChanged { gym, .. }
+            | E::CheckInRefused { gym, .. } => Some(*gym),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Gym {
     pub booking: BookingWindow,
     /// How the gym's waitlists work.
     pub waitlist: WaitlistRules,
+    /// How the front desk reads members' QR codes.
+    pub qr_mode: crate::values::QrMode,
 }
 
 /// A change to the gym (admin); `None` leaves a field as it is, and for the
@@ -54,6 +56,8 @@ pub struct GymPatch {
     pub waitlist_cutoff_minutes: Option<i32>,
     /// How many waitlists a member may be on at once.
     pub max_waitlists_per_member: Option<i32>,
+    /// Static or rotating QR codes.
+    pub qr_mode: Option<crate::values::QrMode>,
 }
 
 impl GymPatch {
@@ -83,7 +87,8 @@ impl GymPatch {
             self.waitlist_cutoff_minutes.unwrap_or(gym.waitlist.cutoff_minutes()),
             self.max_waitlists_per_member.unwrap_or(gym.waitlist.max_per_member()),
         )?;
-        Ok(Gym { name, timezone, address, booking, waitlist, ..gym.clone() })
+        let qr_mode = self.qr_mode.unwrap_or(gym.qr_mode);
+        Ok(Gym { name, timezone, address, booking, waitlist, qr_mode, ..gym.clone() })
     }
 }
 
@@ -458,6 +463,7 @@ mod tests {
             created_at: NOW,
             booking: BookingWindow::new(None, 120).expect("valid"),
             waitlist: WaitlistRules::default(),
+            qr_mode: crate::values::QrMode::Static,
         }
     }
 
@@ -681,6 +687,7 @@ mod tests {
                     created_at: now,
                     booking: BookingWindow::default(),
                     waitlist: WaitlistRules::default(),
+                    qr_mode: crate::values::QrMode::Static,
                 })
             });
         let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));

@@ -19,6 +19,7 @@ pub mod members;
 pub mod mocks;
 pub mod policy;
 pub mod recurrences;
+pub mod refusals;
 pub mod schedule;
 pub mod tx;
 pub mod users;

@@ -24,3 +24,5 @@ pub const GRANT_STAFF_ADMIN: Role = Role::Owner;
 pub const MANAGE_GYM: Role = Role::Admin;
 /// Check members in at the front desk.
 pub const CHECK_IN: Role = Role::Trainer;
+/// List the front desk's refused scans.
+pub const SEE_REFUSALS: Role = Role::Admin;

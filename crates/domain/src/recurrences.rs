@@ -373,6 +373,7 @@ mod tests {
                 created_at: datetime!(2025-01-01 00:00 UTC),
                 booking: BookingWindow::default(),
                 waitlist: WaitlistRules::default(),
+                qr_mode: crate::values::QrMode::Static,
             }))
         });
         let mut repo = MockRecurrenceRepository::new();

@@ -497,3 +497,36 @@ mod tests {
         assert_eq!(r.through() - r.from(), Duration::days(1) - Duration::seconds(1));
     }
 }
+
+/// How a gym's front desk reads members' QR codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QrMode {
+    /// The printed secret, stable until the member rotates it.
+    #[default]
+    Static,
+    /// A time-based code of the member's key and the 30-second step: a screenshot
+    /// stops working within a minute.
+    Rotating,
+}
+
+impl QrMode {
+    /// The wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Rotating => "rotating",
+        }
+    }
+
+    /// Parses a wire name.
+    ///
+    /// # Errors
+    /// [`DomainError::Validation`] for anything but `static` and `rotating`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "static" => Ok(Self::Static),
+            "rotating" => Ok(Self::Rotating),
+            _ => Err(DomainError::validation("qr_mode must be \"static\" or \"rotating\"")),
+        }
+    }
+}

@@ -19,6 +19,8 @@ mod outage;
 mod outbox;
 mod properties;
 mod recurrences;
+mod refusals;
+mod rotating_qr;
 mod schedule;
 mod times;
 mod users_gyms;

@@ -2,21 +2,45 @@
 //! exactly-once check-in under 50 racers (the service deciding under the locks), and
 //! the member's figures.
 
-use domain::attendance::{AttendanceRepository, CheckInTarget, ContextAsk, QrCode};
+use domain::attendance::{AttendanceRepository, CheckInTarget, ContextAsk, QrCode, QrMode};
 use domain::schedule::{ParticipationStatus, SessionStatus};
 use domain::{DomainError, Page, UserId};
 
 use super::*;
 
+/// The user's QR secret as the gym's desk reads it.
+async fn secret(db: &Db, gym: GymId, user: UserId) -> QrSecret {
+    db.qr_of(gym, user).await.expect("read").expect("a secret").0
+}
+
 contract!(a_qr_secret_is_read_and_replaced, |db| {
+    let (g, _) = gym(&db).await;
     let u = user(&db, "auth0|qr").await;
-    let first = db.qr_secret(u.id).await.expect("read").expect("a secret from provisioning");
+    let (first, mode) = db.qr_of(g.id, u.id).await.expect("read").expect("a secret from provisioning");
+    assert_eq!(mode, QrMode::Static, "a new gym reads printed codes");
+    assert_eq!(first.key().map(str::len), Some(64), "a key of rotating codes from provisioning");
     let next = QrSecret::random();
     in_tx!(db, |tx| db.set_qr_secret(tx, u.id, &next)).expect("rotate");
-    let now_stored = db.qr_secret(u.id).await.expect("read").expect("a secret");
-    assert_eq!(now_stored.as_str(), next.as_str());
+    let now_stored = secret(&db, g.id, u.id).await;
+    assert_eq!((now_stored.as_str(), now_stored.key()), (next.as_str(), next.key()));
     assert_ne!(first.as_str(), next.as_str());
-    assert!(db.qr_secret(UserId(5)).await.expect("read").is_none());
+    assert_ne!(first.key(), next.key());
+    assert!(db.qr_of(g.id, UserId(5)).await.expect("read").is_none());
+    assert!(db.qr_of(GymId(5), u.id).await.expect("read").is_none());
+});
+
+contract!(rotating_steps_are_kept_per_member_and_never_go_back, |db| {
+    let (g, _) = gym(&db).await;
+    let m = member(&db, g.id, Role::Member).await;
+    let read = |db: Arc<Db>| async move {
+        let ask = ContextAsk { gym: g.id, user: m.id, target: CheckInTarget::Session(domain::SessionId(1)) };
+        in_tx!(db, |tx| db.check_in_contexts(tx, &[ask])).expect("read")[0].clone().expect("ctx").qr_step_used
+    };
+    assert_eq!(read(db.clone()).await, None);
+    in_tx!(db, |tx| db.use_qr_steps(tx, &[(g.id, m.id, 100)])).expect("use");
+    assert_eq!(read(db.clone()).await, Some(100));
+    in_tx!(db, |tx| db.use_qr_steps(tx, &[(g.id, m.id, 99)])).expect("use");
+    assert_eq!(read(db.clone()).await, Some(100), "a step never goes back");
 });
 
 contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
@@ -44,7 +68,8 @@ contract!(the_check_in_read_sees_membership_candidates_and_participation, |db| {
     assert_eq!(read.len(), asks.len());
     let ctx = read[0].clone().expect("a known user");
     assert!(ctx.is_member);
-    assert_eq!(ctx.qr_secret.as_str(), db.qr_secret(m.id).await.expect("read").expect("secret").as_str());
+    assert_eq!(ctx.qr_secret.as_str(), secret(&db, g.id, m.id).await.as_str());
+    assert_eq!((ctx.qr_mode, ctx.qr_step_used), (QrMode::Static, None));
     let mut seen: Vec<_> = ctx.candidates.iter().map(|c| (c.id, c.participation)).collect();
     seen.sort_by_key(|(id, _)| *id);
     let mut want = vec![(a.id, None), (b.id, Some(ParticipationStatus::Registered))];
@@ -69,7 +94,7 @@ contract!(a_check_in_keeps_a_booked_place_counts_a_walk_in_and_refuses_a_leaver,
     let desk = actor(owner.id, g.id, Role::Owner);
     let qr = |u: UserId| {
         let db = db.clone();
-        async move { QrCode::format(u, &db.qr_secret(u).await.expect("read").expect("secret")) }
+        async move { QrCode::format(u, &secret(&db, g.id, u).await) }
     };
     let code = qr(booked.id).await;
     let first = svc.attendance.check_in(&desk, &code, None).await.expect("checked in");
@@ -90,7 +115,7 @@ contract!(fifty_racing_check_ins_of_one_member_in_one_session_mark_once, |db| {
     let c = class(&db, g.id, 5).await;
     let s = session(&db, g.id, &c, now() + Duration::minutes(10)).await;
     let m = member(&db, g.id, Role::Member).await;
-    let code = QrCode::format(m.id, &db.qr_secret(m.id).await.expect("read").expect("secret"));
+    let code = QrCode::format(m.id, &secret(&db, g.id, m.id).await);
     let svc = services(&db);
     let results = race(50, |_| {
         let (attendance, code, desk) = (svc.attendance.clone(), code.clone(), actor(owner.id, g.id, Role::Owner));
@@ -109,7 +134,7 @@ contract!(fifty_racing_check_ins_across_a_window_mark_one_session, |db| {
     let t = now() + Duration::minutes(10);
     let sessions = [session(&db, g.id, &c, t).await.id, session(&db, g.id, &c, t + Duration::minutes(5)).await.id];
     let m = member(&db, g.id, Role::Member).await;
-    let code = QrCode::format(m.id, &db.qr_secret(m.id).await.expect("read").expect("secret"));
+    let code = QrCode::format(m.id, &secret(&db, g.id, m.id).await);
     let svc = services(&db);
     let results = race(50, |i| {
         let (attendance, code, desk) = (svc.attendance.clone(), code.clone(), actor(owner.id, g.id, Role::Owner));

@@ -46,6 +46,9 @@ pub struct GymOut {
     pub waitlist_cutoff_minutes: i32,
     /// How many waitlists a member may be on at once.
     pub max_waitlists_per_member: i32,
+    /// How the front desk reads members' QR codes: `static` (the printed code) or
+    /// `rotating` (a code of the 30-second step).
+    pub qr_mode: &'static str,
 }
 
 impl From<Gym> for GymOut {
@@ -60,6 +63,7 @@ impl From<Gym> for GymOut {
             booking_closes_minutes: g.booking.closes_minutes(),
             waitlist_cutoff_minutes: g.waitlist.cutoff_minutes(),
             max_waitlists_per_member: g.waitlist.max_per_member(),
+            qr_mode: g.qr_mode.as_str(),
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct GymPatchIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = i32, required = false)]
     pub max_waitlists_per_member: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = false)]
+    pub qr_mode: Option<Option<String>>,
 }
 
 /// A field that may be left out but not cleared.
@@ -117,6 +124,7 @@ impl TryFrom<GymPatchIn> for GymPatch {
             booking_closes_minutes: not_null("booking_closes_minutes", p.booking_closes_minutes)?,
             waitlist_cutoff_minutes: not_null("waitlist_cutoff_minutes", p.waitlist_cutoff_minutes)?,
             max_waitlists_per_member: not_null("max_waitlists_per_member", p.max_waitlists_per_member)?,
+            qr_mode: not_null("qr_mode", p.qr_mode)?.as_deref().map(domain::values::QrMode::parse).transpose()?,
         })
     }
 }

@@ -5,13 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use domain::{SessionId, policy};
 
+use domain::refusals::{RefusalDraft, is_refusal};
 use infra::db::idempotency::Hold;
 
 use crate::body::Body;
 use crate::cache_keys as keys;
 use crate::checkins::{self, Keyed};
 use crate::dto::{
-    CalendarOut, CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, SessionOut,
+    CalendarOut, CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, RefusalOut,
+    RefusalsIn, SessionOut,
 };
 use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
@@ -24,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/attendance/my-qr").route(web::get().to(my_qr)))
         .service(web::resource("/attendance/my-qr/rotate").route(web::post().to(rotate_qr)))
         .service(web::resource("/attendance/check-in").route(web::post().to(check_in)))
+        .service(web::resource("/attendance/refusals").route(web::get().to(refusals)))
         .service(web::resource("/attendance/me/last").route(web::get().to(last)))
         .service(web::resource("/attendance/me/history").route(web::get().to(history)))
         .service(web::resource("/attendance/calendar").route(web::get().to(calendar)))
@@ -81,18 +84,20 @@ async fn feed(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
 }
 
 #[utoipa::path(get, path = "/api/v1/attendance/my-qr", tag = "attendance", params(GymHeader),
-    responses((status = 200, body = QrOut), TenantErrors), description = "The caller's QR code, stable until rotated.")]
+    responses((status = 200, body = QrOut), TenantErrors),
+    description = "The caller's QR code: in a static gym stable until rotated; in a rotating gym the code of the \
+        current 30-second step, current until `expires_at` and accepted one step more.")]
 async fn my_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    let qr_code = state.attendance.my_qr(actor.user_id).await?;
-    json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
+    let qr = state.attendance.my_qr(&actor).await?;
+    json(StatusCode::OK, &QrOut::new(actor.user_id, qr))
 }
 
 #[utoipa::path(post, path = "/api/v1/attendance/my-qr/rotate", tag = "attendance", params(GymHeader),
     responses((status = 200, body = QrOut), TenantErrors),
     description = "A new QR code; the old one stops working at once.")]
 async fn rotate_qr(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
-    let qr_code = state.attendance.rotate_qr(actor.user_id).await?;
-    json(StatusCode::OK, &QrOut { user_id: actor.user_id.0, qr_code })
+    let qr = state.attendance.rotate_qr(&actor).await?;
+    json(StatusCode::OK, &QrOut::new(actor.user_id, qr))
 }
 
 #[utoipa::path(post, path = "/api/v1/attendance/check-in", tag = "attendance", params(GymHeader),
@@ -108,13 +113,32 @@ async fn check_in(
     let lang = Lang::of(&req);
     // The request's idempotency key goes into the batch, which keeps the answer.
     let keyed = Hold::current().map(|hold| Keyed { hold, lang });
-    let result = state.check_ins.check_in(actor, body.qr_code, body.session_id.map(SessionId), keyed).await;
+    let session = body.session_id.map(SessionId);
+    let result = state.check_ins.check_in(actor, body.qr_code.clone(), session, keyed).await;
+    if let Err(e) = &result
+        && is_refusal(e)
+    {
+        let at = state.refusal_log.now();
+        state.refusal_log.record(RefusalDraft::new(&actor, &body.qr_code, session, e.code(), at)).await;
+    }
     let label = match &result {
         Ok(_) => "success",
         Err(e) => e.code(),
     };
     metrics::counter!("gymapi_checkins_total", "result" => label).increment(1);
     json(StatusCode::OK, &checkins::answer(result.map_err(ApiError::check_in)?, lang))
+}
+
+#[utoipa::path(get, path = "/api/v1/attendance/refusals", tag = "attendance", params(GymHeader, RefusalsIn),
+    responses((status = 200, body = [RefusalOut]), TenantErrors),
+    description = "Refused check-ins of the gym in the dates (admin), newest first; runs are flagged: 3 or more \
+        refusals of one member's code, or 5 or more at one desk, within 5 minutes.")]
+async fn refusals(state: State, Tenant(actor): Tenant, q: Query<RefusalsIn>) -> Result<HttpResponse, ApiError> {
+    actor.require(policy::SEE_REFUSALS)?;
+    let q = q.parse()?;
+    let (range, page) = (q.range(state.clock.now().date())?, q.page()?);
+    let list = state.refusals.list(&actor, range, page).await?;
+    json(StatusCode::OK, &list.into_iter().map(RefusalOut::from).collect::<Vec<_>>())
 }
 
 #[utoipa::path(get, path = "/api/v1/attendance/me/last", tag = "attendance", params(GymHeader),

@@ -3,7 +3,9 @@
 //! goes through the schedule's primitives.
 
 use async_trait::async_trait;
-use domain::attendance::{AttendanceRepository, Candidate, CheckInContext, CheckInTarget, ContextAsk, QrSecret};
+use domain::attendance::{
+    AttendanceRepository, Candidate, CheckInContext, CheckInTarget, ContextAsk, QrMode, QrSecret,
+};
 use domain::schedule::Session;
 use domain::tx::Tx;
 use domain::{GymId, Page, Result, SessionId, UserId};
@@ -17,6 +19,8 @@ use super::{Cell, Db, PageValues, all, entities, exec, one, rows_cte, timed, ts}
 #[derive(FromQueryResult)]
 struct SecretRow {
     qr_secret: String,
+    qr_key: Option<String>,
+    qr_mode: String,
 }
 
 #[derive(FromQueryResult)]
@@ -24,6 +28,9 @@ struct ContextRow {
     i: i64,
     /// `None`: no such user (the row of the `LEFT JOIN`).
     qr_secret: Option<String>,
+    qr_key: Option<String>,
+    qr_mode: Option<String>,
+    qr_step_used: Option<i64>,
     role: Option<String>,
     s_id: Option<i64>,
     s_start: Option<OffsetDateTime>,
@@ -85,8 +92,9 @@ fn contexts_read(asks: &[ContextAsk], backend: DbBackend) -> (String, Vec<Value>
         ("wuntil", "TIMESTAMPTZ"),
     ];
     let (asks_cte, values) = rows_cte(backend, "a", &columns, rows, 1);
-    let select = "SELECT a.i, u.qr_secret, m.role, s.id AS s_id, s.start_time AS s_start, s.end_time AS s_end, \
-                  s.status AS s_status, p.status AS p_status FROM a LEFT JOIN users u ON u.id = a.uid \
+    let select = "SELECT a.i, u.qr_secret, u.qr_key, g.qr_mode, m.qr_step_used, m.role, s.id AS s_id, \
+                  s.start_time AS s_start, s.end_time AS s_end, s.status AS s_status, p.status AS p_status \
+                  FROM a LEFT JOIN users u ON u.id = a.uid LEFT JOIN gyms g ON g.id = a.gym \
                   LEFT JOIN memberships m ON m.gym_id = a.gym AND m.user_id = a.uid";
     let participation =
         "LEFT JOIN participations p ON p.gym_id = s.gym_id AND p.session_id = s.id AND p.member_id = a.uid";
@@ -120,18 +128,32 @@ impl ContextRow {
 
 #[async_trait]
 impl AttendanceRepository for Db {
-    async fn qr_secret(&self, user: UserId) -> Result<Option<QrSecret>> {
-        let row = timed(
-            "qr_get",
-            one::<SecretRow>(&self.conn, "SELECT qr_secret FROM users WHERE id = $1", vec![user.0.into()]),
-        )
-        .await?;
-        Ok(row.map(|r| QrSecret::from_stored(r.qr_secret)))
+    async fn qr_of(&self, gym: GymId, user: UserId) -> Result<Option<(QrSecret, QrMode)>> {
+        let sql = "SELECT u.qr_secret, u.qr_key, g.qr_mode FROM users u JOIN gyms g ON g.id = $2 WHERE u.id = $1";
+        let row = timed("qr_get", one::<SecretRow>(&self.conn, sql, vec![user.0.into(), gym.0.into()])).await?;
+        row.map(|r| Ok((QrSecret::from_stored(r.qr_secret, r.qr_key), QrMode::parse(&r.qr_mode)?))).transpose()
     }
 
     async fn set_qr_secret(&self, tx: &mut Tx, user: UserId, secret: &QrSecret) -> Result<()> {
-        let sql = "UPDATE users SET qr_secret = $2 WHERE id = $1";
-        timed("qr_rotate", exec(txn(tx)?, sql, vec![user.0.into(), secret.as_str().to_owned().into()])).await?;
+        let sql = "UPDATE users SET qr_secret = $2, qr_key = $3 WHERE id = $1";
+        let values = vec![user.0.into(), secret.as_str().to_owned().into(), secret.key().map(str::to_owned).into()];
+        timed("qr_rotate", exec(txn(tx)?, sql, values)).await?;
+        Ok(())
+    }
+
+    async fn use_qr_steps(&self, tx: &mut Tx, used: &[(GymId, UserId, i64)]) -> Result<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let rows = used.iter().map(|(g, u, s)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(u.0)), Cell::Int(Some(*s))]);
+        let columns = [("g", "BIGINT"), ("u", "BIGINT"), ("s", "BIGINT")];
+        let (cte, values) = rows_cte(self.backend(), "r", &columns, rows.collect(), 1);
+        let sql = format!(
+            "WITH {cte} UPDATE memberships SET qr_step_used = r.s FROM r \
+             WHERE memberships.gym_id = r.g AND memberships.user_id = r.u \
+             AND (memberships.qr_step_used IS NULL OR memberships.qr_step_used < r.s)"
+        );
+        timed("qr_steps", exec(txn(tx)?, &sql, values)).await?;
         Ok(())
     }
 
@@ -145,11 +167,18 @@ impl AttendanceRepository for Db {
         for row in rows {
             let Some(slot) = usize::try_from(row.i).ok().and_then(|i| out.get_mut(i)) else { continue };
             let Some(secret) = &row.qr_secret else { continue };
-            let ctx = slot.get_or_insert_with(|| CheckInContext {
-                qr_secret: QrSecret::from_stored(secret.clone()),
-                is_member: row.role.is_some(),
-                candidates: Vec::new(),
-            });
+            if slot.is_none() {
+                // No gym row: a made-up gym id, whose desk is no member of it anyway.
+                let qr_mode = row.qr_mode.as_deref().map(QrMode::parse).transpose()?.unwrap_or_default();
+                *slot = Some(CheckInContext {
+                    qr_secret: QrSecret::from_stored(secret.clone(), row.qr_key.clone()),
+                    qr_mode,
+                    qr_step_used: row.qr_step_used,
+                    is_member: row.role.is_some(),
+                    candidates: Vec::new(),
+                });
+            }
+            let Some(ctx) = slot.as_mut() else { continue };
             if let Some(c) = row.candidate()? {
                 ctx.candidates.push(c);
             }

@@ -25,6 +25,7 @@ mod gyms;
 pub mod idempotency;
 mod outbox;
 mod recurrences;
+mod refusals;
 mod rows;
 mod schedule;
 mod users;

@@ -87,6 +87,10 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         ),
         E::EventChanged { event, .. } => ("event_changed", json!({"event": event.0})),
         E::QrRotated { user } => ("qr_rotated", json!({"user": user.0})),
+        E::CheckInRefused { desk, member, session, code, .. } => (
+            "checkin_refused",
+            json!({"desk": desk.0, "member": member.map(|m| m.0), "session": session.map(|s| s.0), "code": code}),
+        ),
     }
 }
 
@@ -149,6 +153,13 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
         }
         "event_changed" => E::EventChanged { gym, event: EventId(id("event")?) },
         "qr_rotated" => E::QrRotated { user: UserId(id("user")?) },
+        "checkin_refused" => E::CheckInRefused {
+            gym,
+            desk: UserId(id("desk")?),
+            member: id("member").map(UserId),
+            session: id("session").map(SessionId),
+            code: payload.get("code").and_then(Json::as_str)?.to_owned(),
+        },
         _ => return None,
     })
 }
@@ -482,6 +493,13 @@ mod tests {
             DomainEvent::SeriesStopped { gym: g, recurrence: RecurrenceId(8), removed: vec![] },
             DomainEvent::EventChanged { gym: g, event: EventId(4) },
             DomainEvent::QrRotated { user: u },
+            DomainEvent::CheckInRefused {
+                gym: g,
+                desk: u,
+                member: Some(UserId(9)),
+                session: None,
+                code: "invalid_qr".into(),
+            },
         ];
         for fact in facts {
             let (kind, payload) = encode(&fact);

@@ -26,8 +26,8 @@ impl UserRepository for Db {
             for attempt in 0.. {
                 let inserted = exec(
                     c,
-                    "INSERT INTO users (id, auth0_id, email, name, qr_secret, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (auth0_id) DO NOTHING",
+                    "INSERT INTO users (id, auth0_id, email, name, qr_secret, qr_key, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $7, $6, $6) ON CONFLICT (auth0_id) DO NOTHING",
                     vec![
                         UserId::random().0.into(),
                         claims.sub.clone().into(),
@@ -35,6 +35,7 @@ impl UserRepository for Db {
                         claims.name.clone().into(),
                         qr_secret.as_str().to_owned().into(),
                         ts(now),
+                        qr_secret.key().map(str::to_owned).into(),
                     ],
                 )
                 .await;
