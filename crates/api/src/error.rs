@@ -136,6 +136,7 @@ codes! {
     NoSessionInWindow = "no_session_in_window" from "DomainError::NoSessionInWindow",
     AlreadyCheckedIn = "already_checked_in" from "DomainError::AlreadyCheckedIn",
     IdempotencyKeyInProgress = "idempotency_key_in_progress" from "DomainError::IdempotencyKeyInProgress",
+    CursorExpired = "cursor_expired" from "DomainError::CursorExpired",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
@@ -207,7 +208,8 @@ impl ApiError {
             | DomainError::Unavailable
             | DomainError::Internal(_)
             | DomainError::Validation(_)
-            | DomainError::IdempotencyKeyInProgress => Self::Domain(e),
+            | DomainError::IdempotencyKeyInProgress
+            | DomainError::CursorExpired => Self::Domain(e),
             refused => Self::CheckInRefused(refused),
         }
     }
@@ -246,6 +248,7 @@ impl ApiError {
                 D::NoSessionInWindow => Code::NoSessionInWindow,
                 D::AlreadyCheckedIn => Code::AlreadyCheckedIn,
                 D::IdempotencyKeyInProgress => Code::IdempotencyKeyInProgress,
+                D::CursorExpired => Code::CursorExpired,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -336,6 +339,10 @@ impl ApiError {
             Self::Domain(D::IdempotencyKeyInProgress) => (
                 "A request with this Idempotency-Key is still at work; retry shortly",
                 "Una petición con esta Idempotency-Key sigue en curso; reinténtalo en breve",
+            ),
+            Self::Domain(D::CursorExpired) => (
+                "The facts after this cursor are no longer kept; start again from after=0",
+                "Los cambios posteriores a este cursor ya no se conservan; empieza de nuevo con after=0",
             ),
             Self::IdempotencyKeyReused => (
                 "This Idempotency-Key was already used for a different request",
@@ -441,6 +448,7 @@ impl ResponseError for ApiError {
                 | D::SessionOutsideWindow
                 | D::NoSessionInWindow
                 | D::AlreadyCheckedIn => StatusCode::BAD_REQUEST,
+                D::CursorExpired => StatusCode::GONE,
                 D::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 D::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

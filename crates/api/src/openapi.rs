@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, events, gyms, health, schedule, users};
+use crate::routes::{attendance, changes, events, gyms, health, schedule, users};
 
 struct BearerAuth;
 
@@ -50,6 +50,7 @@ impl Modify for BearerAuth {
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
+        changes::changes,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
@@ -159,7 +160,7 @@ fn constrain_parameter(param: &mut Value) {
     let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let bounds = match name.as_str() {
         "X-Gym-ID" | "id" | "user_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
-        "skip" => json!({"type": "integer", "format": "int64", "minimum": 0}),
+        "skip" | "after" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "limit" => json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": domain::Page::MAX_LIMIT}),
         "start_date" | "end_date" | "from" | "to" => {
             json!({"type": "string", "format": "date", "pattern": crate::dto::date_pattern()})

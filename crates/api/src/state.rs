@@ -48,6 +48,8 @@ pub struct AppState {
     pub check_ins: crate::checkins::CheckIns,
     /// Idempotency keys of POST requests.
     pub idempotency: Arc<crate::idempotency::Keys>,
+    /// The change feed.
+    pub changes: domain::changes::ChangeFeed,
     /// The refusal audit (lists).
     pub refusals: domain::refusals::RefusalService,
     /// The refusal audit's writer (refused scans, queued).
@@ -143,6 +145,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
         check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone()),
+        changes: domain::changes::ChangeFeed::new(repo.clone()),
         refusals: refusals.clone(),
         refusal_log: crate::refusals::Recorder::start(refusals),
         idempotency,

@@ -89,6 +89,9 @@ pub enum DomainError {
     /// here; the caller's first request answers for both.
     #[error("idempotency key in use by another request")]
     IdempotencyKeyInProgress,
+    /// The change feed's next fact after the cursor was purged (`cursor_expired`).
+    #[error("the cursor is older than the facts kept")]
+    CursorExpired,
     /// The database could not be reached in time (`database_unavailable`).
     #[error("database unavailable")]
     Unavailable,
@@ -124,6 +127,7 @@ impl DomainError {
             Self::NoSessionInWindow => "no_session_in_window",
             Self::AlreadyCheckedIn => "already_checked_in",
             Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
+            Self::CursorExpired => "cursor_expired",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -8,6 +8,7 @@
 pub mod attendance;
 pub mod cache;
 pub mod calendar;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod events;

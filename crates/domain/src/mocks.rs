@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::attendance::CheckInContext;
 pub use crate::attendance::MockAttendanceRepository;
 pub use crate::cache::MockCache;
+pub use crate::changes::MockChangeRepository;
 use crate::events::Event;
 pub use crate::events::MockEventRepository;
 use crate::facts::{Delivery, Dispatcher, DomainEvent, Fact, FactId};

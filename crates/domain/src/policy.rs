@@ -26,3 +26,5 @@ pub const MANAGE_GYM: Role = Role::Admin;
 pub const CHECK_IN: Role = Role::Trainer;
 /// List the front desk's refused scans.
 pub const SEE_REFUSALS: Role = Role::Admin;
+/// Read the gym's change feed.
+pub const READ_CHANGES: Role = Role::Admin;

@@ -6,6 +6,7 @@ mod batching;
 mod cache;
 mod calendar;
 mod cancelling;
+mod changes;
 mod docs;
 mod events;
 mod fan_out;

@@ -78,3 +78,62 @@ pub struct GymHeader(
     /// A positive integer.
     pub i64,
 );
+
+/// `after` (the last number seen; 0 or absent: from the oldest kept) and `limit`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesIn {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl ChangesIn {
+    pub fn page(&self) -> Result<domain::Page, domain::DomainError> {
+        PageIn { skip: Some(0), limit: self.limit }.page()
+    }
+}
+
+/// One fact of the change feed.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeOut {
+    /// Its number in the gym's feed: 1, 2, 3, … in commit order, no gaps.
+    pub seq: i64,
+    /// Its stable id (the id webhooks deliver it under).
+    pub id: i64,
+    /// Its type: `gym_changed`, `membership_changed`, `member_left`, `class_changed`,
+    /// `session_scheduled`, `session_cancelled`, `booked`, `booking_cancelled`,
+    /// `waitlist_joined`, `waitlist_left`, `waitlist_promoted`, `checked_in`,
+    /// `checkin_refused`, `series_scheduled`, `series_stopped`, `event_changed`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was committed.
+    pub created_at: super::UtcTime,
+    /// Its ids (`{"session": 5, "member": 42, …}`).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A page of the change feed.
+#[derive(Serialize, ToSchema)]
+pub struct ChangesOut {
+    pub changes: Vec<ChangeOut>,
+    /// The cursor to ask with next (`after=`).
+    pub next: i64,
+}
+
+impl From<domain::changes::ChangePage> for ChangesOut {
+    fn from(p: domain::changes::ChangePage) -> Self {
+        let changes = p
+            .changes
+            .into_iter()
+            .map(|c| ChangeOut {
+                seq: c.seq,
+                id: c.id,
+                kind: c.kind,
+                created_at: c.created_at.into(),
+                data: serde_json::from_str(&c.data).unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        Self { changes, next: p.next }
+    }
+}

@@ -71,4 +71,5 @@ error_responses! {
     AlreadyMember = 409 "already_member";
     LastOwner = 409 "last_owner";
     BookingConflict = 409 "already_registered, session_full, already_waitlisted, waitlist_limit";
+    CursorExpired = 410 "cursor_expired (the facts after the cursor were purged)";
 }

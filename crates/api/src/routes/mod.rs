@@ -4,6 +4,7 @@
 use actix_web::web;
 
 pub mod attendance;
+pub mod changes;
 pub mod events;
 pub mod gyms;
 pub mod health;
@@ -19,5 +20,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(schedule::configure)
         .configure(events::configure)
         .configure(users::configure)
-        .configure(gyms::configure);
+        .configure(gyms::configure)
+        .configure(changes::configure);
 }

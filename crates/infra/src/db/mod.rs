@@ -20,6 +20,7 @@ use crate::config::Settings;
 
 mod attendance;
 mod calendar;
+mod changes;
 mod events;
 mod gyms;
 pub mod idempotency;

@@ -1,0 +1,33 @@
+//! [`ChangeRepository`] on SQL: the outbox's numbered facts of a gym, by the
+//! `(gym_id, gym_seq)` key.
+
+use async_trait::async_trait;
+use domain::changes::{Change, ChangeRepository};
+use domain::{GymId, Result};
+use sea_orm::FromQueryResult;
+use time::OffsetDateTime;
+
+use super::{Db, all, timed};
+
+#[derive(FromQueryResult)]
+struct ChangeRow {
+    seq: i64,
+    id: i64,
+    kind: String,
+    data: String,
+    created_at: OffsetDateTime,
+}
+
+#[async_trait]
+impl ChangeRepository for Db {
+    async fn changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>> {
+        let sql = "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at FROM outbox \
+                   WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3";
+        let values = vec![gym.0.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        let rows = timed("changes_list", all::<ChangeRow>(&self.conn, sql, values)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Change { seq: r.seq, id: r.id, kind: r.kind, data: r.data, created_at: r.created_at })
+            .collect())
+    }
+}
