@@ -27,6 +27,7 @@ mod m20261206_000004_calendar_tokens;
 mod m20261207_000001_idempotency_keys;
 mod m20261207_000002_rotating_qr;
 mod m20261207_000003_checkin_refusals;
+mod m20261207_000004_occupancy;
 
 /// One change of the schema, applied (and undone) inside a transaction together with
 /// its record in `seaql_migrations`, so a failed migration leaves no trace.
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Box<dyn Migration>> {
         Box::new(m20261207_000001_idempotency_keys::Migration),
         Box::new(m20261207_000002_rotating_qr::Migration),
         Box::new(m20261207_000003_checkin_refusals::Migration),
+        Box::new(m20261207_000004_occupancy::Migration),
     ]
 }
 

@@ -42,7 +42,7 @@ impl Modify for BearerAuth {
     paths(
         health::health, health::ready, health::metrics,
         users::me, users::update_me, users::my_gyms, users::user,
-        gyms::create_gym, gyms::current, gyms::update_current, gyms::members, gyms::add_member, gyms::set_role, gyms::remove_member,
+        gyms::create_gym, gyms::current, gyms::update_current, gyms::occupancy, gyms::members, gyms::add_member, gyms::set_role, gyms::remove_member,
         schedule::classes, schedule::create_class, schedule::class, schedule::update_class, schedule::delete_class,
         schedule::sessions, schedule::create_session, schedule::session, schedule::cancel_session,
         schedule::register, schedule::unregister, schedule::participants, schedule::waitlist,
@@ -221,6 +221,7 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("waitlist_cutoff_minutes", obj(json!({"minimum": 0, "maximum": WaitlistRules::CUTOFF_MINUTES_MAX}))),
             ("max_waitlists_per_member", obj(json!({"minimum": 0, "maximum": WaitlistRules::MAX_PER_MEMBER_MAX}))),
             ("qr_mode", obj(json!({"enum": QR_MODES}))),
+            ("occupancy_window_minutes", obj(json!({"minimum": 1, "maximum": domain::gyms::OCCUPANCY_WINDOW_MAX}))),
         ],
         "GymOut" => vec![("qr_mode", obj(json!({"enum": QR_MODES})))],
         "QrOut" => vec![("mode", obj(json!({"enum": QR_MODES})))],

@@ -181,6 +181,17 @@ pub struct CheckInContext {
     pub candidates: Vec<Candidate>,
 }
 
+/// Who is in the gym: the members checked in within its occupancy window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Members checked in within the window (each once, whatever their sessions).
+    pub total: i64,
+    /// The gym's window, in minutes.
+    pub window_minutes: i32,
+    /// Members checked in within the window, per session, by session id.
+    pub sessions: Vec<(SessionId, i64)>,
+}
+
 /// A member's QR code as shown to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyQr {
@@ -284,6 +295,16 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn use_qr_steps(&self, tx: &mut Tx, used: &[(GymId, UserId, i64)]) -> Result<()>;
+    /// The gym's occupancy window in minutes; `None` for an unknown gym.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn occupancy_window(&self, gym: GymId) -> Result<Option<i32>>;
+    /// The gym's check-ins since `since`: the session and the member of each.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn checked_in_since(&self, gym: GymId, since: OffsetDateTime) -> Result<Vec<(SessionId, UserId)>>;
     /// The member's latest attendance time in the gym.
     ///
     /// # Errors
@@ -561,6 +582,31 @@ impl AttendanceService {
             (i, Ok(done))
         }));
         Ok(Attempt::Done(answers))
+    }
+
+    /// Who is in the gym now (staff): the members checked in within the gym's
+    /// occupancy window, in all and per session.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below trainer; storage failures.
+    pub async fn occupancy(&self, actor: &Actor) -> Result<Occupancy> {
+        actor.require(policy::SEE_OCCUPANCY)?;
+        let window_minutes =
+            self.repo.occupancy_window(actor.gym_id).await?.unwrap_or(crate::gyms::OCCUPANCY_WINDOW_DEFAULT);
+        let since = self.clock.now() - Duration::minutes(i64::from(window_minutes));
+        let rows = self.repo.checked_in_since(actor.gym_id, since).await?;
+        let mut members: Vec<UserId> = rows.iter().map(|(_, m)| *m).collect();
+        members.sort_unstable();
+        members.dedup();
+        let mut sessions: Vec<(SessionId, i64)> = Vec::new();
+        for (session, _) in &rows {
+            match sessions.iter_mut().find(|(s, _)| s == session) {
+                Some((_, n)) => *n += 1,
+                None => sessions.push((*session, 1)),
+            }
+        }
+        sessions.sort_unstable();
+        Ok(Occupancy { total: i64::try_from(members.len()).unwrap_or(i64::MAX), window_minutes, sessions })
     }
 
     /// The caller's latest attendance in the gym.
@@ -909,6 +955,23 @@ mod tests {
         repo.expect_use_qr_steps().withf(move |_, used| used == [(GYM, MEMBER, step)]).once().returning(|_, _| Ok(()));
         let got = checking_in(repo, 1, true, true).check_in(&staff(), &code_at(step), None).await;
         assert!(got.is_ok(), "a later step: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn occupancy_counts_each_member_once_within_the_gyms_window() {
+        let mut repo = MockAttendanceRepository::new();
+        repo.expect_occupancy_window().returning(|_| Ok(Some(30)));
+        repo.expect_checked_in_since().withf(|g, since| *g == GYM && *since == NOW - Duration::minutes(30)).returning(
+            |_, _| Ok(vec![(SessionId(2), UserId(7)), (SessionId(1), UserId(7)), (SessionId(2), UserId(8))]),
+        );
+        let got = before_any_write(repo).occupancy(&staff()).await.expect("occupancy");
+        assert_eq!(
+            got,
+            Occupancy { total: 2, window_minutes: 30, sessions: vec![(SessionId(1), 1), (SessionId(2), 2)] }
+        );
+        let member = Actor { role: Role::Member, ..staff() };
+        let got = before_any_write(MockAttendanceRepository::new()).occupancy(&member).await;
+        assert_eq!(got, Err(DomainError::Forbidden));
     }
 
     #[test]

@@ -36,7 +36,15 @@ pub struct Gym {
     pub waitlist: WaitlistRules,
     /// How the front desk reads members' QR codes.
     pub qr_mode: crate::values::QrMode,
+    /// Members checked in within this many minutes count as in the gym.
+    pub occupancy_window_minutes: i32,
 }
+
+/// The longest occupancy window: a day.
+pub const OCCUPANCY_WINDOW_MAX: i32 = 1440;
+
+/// The occupancy window of a new gym.
+pub const OCCUPANCY_WINDOW_DEFAULT: i32 = 90;
 
 /// A change to the gym (admin); `None` leaves a field as it is, and for the
 /// nullable ones `Some(None)` clears it.
@@ -58,6 +66,8 @@ pub struct GymPatch {
     pub max_waitlists_per_member: Option<i32>,
     /// Static or rotating QR codes.
     pub qr_mode: Option<crate::values::QrMode>,
+    /// Minutes a check-in counts toward the live occupancy.
+    pub occupancy_window_minutes: Option<i32>,
 }
 
 impl GymPatch {
@@ -88,7 +98,13 @@ impl GymPatch {
             self.max_waitlists_per_member.unwrap_or(gym.waitlist.max_per_member()),
         )?;
         let qr_mode = self.qr_mode.unwrap_or(gym.qr_mode);
-        Ok(Gym { name, timezone, address, booking, waitlist, qr_mode, ..gym.clone() })
+        let occupancy_window_minutes = self.occupancy_window_minutes.unwrap_or(gym.occupancy_window_minutes);
+        if !(1..=OCCUPANCY_WINDOW_MAX).contains(&occupancy_window_minutes) {
+            return Err(DomainError::validation(format!(
+                "occupancy_window_minutes must be from 1 to {OCCUPANCY_WINDOW_MAX}"
+            )));
+        }
+        Ok(Gym { name, timezone, address, booking, waitlist, qr_mode, occupancy_window_minutes, ..gym.clone() })
     }
 }
 
@@ -464,6 +480,7 @@ mod tests {
             booking: BookingWindow::new(None, 120).expect("valid"),
             waitlist: WaitlistRules::default(),
             qr_mode: crate::values::QrMode::Static,
+            occupancy_window_minutes: OCCUPANCY_WINDOW_DEFAULT,
         }
     }
 
@@ -688,6 +705,7 @@ mod tests {
                     booking: BookingWindow::default(),
                     waitlist: WaitlistRules::default(),
                     qr_mode: crate::values::QrMode::Static,
+                    occupancy_window_minutes: OCCUPANCY_WINDOW_DEFAULT,
                 })
             });
         let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));

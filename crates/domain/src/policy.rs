@@ -28,3 +28,5 @@ pub const CHECK_IN: Role = Role::Trainer;
 pub const SEE_REFUSALS: Role = Role::Admin;
 /// Read the gym's change feed.
 pub const READ_CHANGES: Role = Role::Admin;
+/// See who is in the gym now.
+pub const SEE_OCCUPANCY: Role = Role::Trainer;

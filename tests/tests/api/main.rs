@@ -15,6 +15,7 @@ mod hostile;
 mod http;
 mod idempotency;
 mod limits;
+mod occupancy;
 mod operations;
 mod outage;
 mod outbox;

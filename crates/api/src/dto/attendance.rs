@@ -157,3 +157,34 @@ impl From<domain::refusals::Refusal> for RefusalOut {
         }
     }
 }
+
+/// Who is in the gym now.
+#[derive(Serialize, ToSchema)]
+pub struct OccupancyOut {
+    /// Members checked in within the window (each once).
+    pub total: i64,
+    /// The gym's `occupancy_window_minutes`.
+    pub window_minutes: i32,
+    pub sessions: Vec<SessionOccupancyOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionOccupancyOut {
+    pub session_id: i64,
+    /// Members checked in to it within the window.
+    pub checked_in: i64,
+}
+
+impl From<domain::attendance::Occupancy> for OccupancyOut {
+    fn from(o: domain::attendance::Occupancy) -> Self {
+        Self {
+            total: o.total,
+            window_minutes: o.window_minutes,
+            sessions: o
+                .sessions
+                .into_iter()
+                .map(|(s, n)| SessionOccupancyOut { session_id: s.0, checked_in: n })
+                .collect(),
+        }
+    }
+}

@@ -49,6 +49,8 @@ pub struct GymOut {
     /// How the front desk reads members' QR codes: `static` (the printed code) or
     /// `rotating` (a code of the 30-second step).
     pub qr_mode: &'static str,
+    /// Members checked in within this many minutes count in the live occupancy.
+    pub occupancy_window_minutes: i32,
 }
 
 impl From<Gym> for GymOut {
@@ -64,6 +66,7 @@ impl From<Gym> for GymOut {
             waitlist_cutoff_minutes: g.waitlist.cutoff_minutes(),
             max_waitlists_per_member: g.waitlist.max_per_member(),
             qr_mode: g.qr_mode.as_str(),
+            occupancy_window_minutes: g.occupancy_window_minutes,
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct GymPatchIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = false)]
     pub qr_mode: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false)]
+    pub occupancy_window_minutes: Option<Option<i32>>,
 }
 
 /// A field that may be left out but not cleared.
@@ -125,6 +131,7 @@ impl TryFrom<GymPatchIn> for GymPatch {
             waitlist_cutoff_minutes: not_null("waitlist_cutoff_minutes", p.waitlist_cutoff_minutes)?,
             max_waitlists_per_member: not_null("max_waitlists_per_member", p.max_waitlists_per_member)?,
             qr_mode: not_null("qr_mode", p.qr_mode)?.as_deref().map(domain::values::QrMode::parse).transpose()?,
+            occupancy_window_minutes: not_null("occupancy_window_minutes", p.occupancy_window_minutes)?,
         })
     }
 }

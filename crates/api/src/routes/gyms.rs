@@ -10,7 +10,7 @@ use domain::policy;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::dto::{AlreadyMember, AuthErrors, GymHeader, LastOwner, TenantErrors, UserNotFound};
-use crate::dto::{GymIn, GymOut, GymPatchIn, MemberIn, MemberOut, MembersQuery, MembershipOut, RoleIn};
+use crate::dto::{GymIn, GymOut, GymPatchIn, MemberIn, MemberOut, MembersQuery, MembershipOut, OccupancyOut, RoleIn};
 use crate::error::ApiError;
 use crate::params::{PathId, Query};
 use crate::respond::json;
@@ -20,6 +20,7 @@ use crate::tenant::Tenant;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/gyms").route(web::post().to(create_gym)))
         .service(web::resource("/gyms/current").route(web::get().to(current)).route(web::patch().to(update_current)))
+        .service(web::resource("/gyms/current/occupancy").route(web::get().to(occupancy)))
         .service(web::resource("/members").route(web::get().to(members)).route(web::post().to(add_member)))
         .service(
             web::resource("/members/{user_id}").route(web::patch().to(set_role)).route(web::delete().to(remove_member)),
@@ -33,6 +34,14 @@ async fn create_gym(state: State, caller: Caller, body: Body<GymIn>) -> Result<H
     let new =
         NewGym { name: body.name, timezone: body.timezone.unwrap_or_else(|| "UTC".to_owned()), address: body.address };
     json(StatusCode::CREATED, &GymOut::from(state.gyms.create_gym(caller.user_id, new).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/gyms/current/occupancy", tag = "gyms", params(GymHeader),
+    responses((status = 200, body = OccupancyOut), TenantErrors),
+    description = "Who is in the gym now (staff): members checked in within the gym's occupancy_window_minutes, \
+        in all and per session.")]
+async fn occupancy(state: State, Tenant(actor): Tenant) -> Result<HttpResponse, ApiError> {
+    json(StatusCode::OK, &OccupancyOut::from(state.attendance.occupancy(&actor).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/gyms/current", tag = "gyms", params(GymHeader),

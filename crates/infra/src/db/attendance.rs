@@ -40,6 +40,17 @@ struct ContextRow {
 }
 
 #[derive(FromQueryResult)]
+struct MinutesRow {
+    minutes: i32,
+}
+
+#[derive(FromQueryResult)]
+struct PresentRow {
+    session_id: i64,
+    member_id: i64,
+}
+
+#[derive(FromQueryResult)]
 struct TimeRow {
     t: OffsetDateTime,
 }
@@ -184,6 +195,19 @@ impl AttendanceRepository for Db {
             }
         }
         Ok(out)
+    }
+
+    async fn occupancy_window(&self, gym: GymId) -> Result<Option<i32>> {
+        let sql = "SELECT occupancy_window_minutes AS minutes FROM gyms WHERE id = $1";
+        let row = timed("occupancy_window", one::<MinutesRow>(&self.conn, sql, vec![gym.0.into()])).await?;
+        Ok(row.map(|r| r.minutes))
+    }
+
+    async fn checked_in_since(&self, gym: GymId, since: OffsetDateTime) -> Result<Vec<(SessionId, UserId)>> {
+        let sql = "SELECT session_id, member_id FROM participations \
+                   WHERE gym_id = $1 AND attendance_time IS NOT NULL AND attendance_time >= $2 AND status = 'attended'";
+        let rows = timed("occupancy_read", all::<PresentRow>(&self.conn, sql, vec![gym.0.into(), ts(since)])).await?;
+        Ok(rows.into_iter().map(|r| (SessionId(r.session_id), UserId(r.member_id))).collect())
     }
 
     async fn last_attendance(&self, gym: GymId, user: UserId) -> Result<Option<OffsetDateTime>> {

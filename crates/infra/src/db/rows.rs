@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 pub const USER_COLS: &str = "id, auth0_id, email, name, phone, created_at, updated_at";
 pub const GYM_COLS: &str = "id, name, timezone, address, created_at, booking_opens_hours, booking_closes_minutes, \
-                            waitlist_cutoff_minutes, max_waitlists_per_member, qr_mode";
+                            waitlist_cutoff_minutes, max_waitlists_per_member, qr_mode, occupancy_window_minutes";
 pub const CLASS_COLS: &str =
     "id, gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active";
 pub const SESSION_COLS: &str =
@@ -78,6 +78,7 @@ impl FromColumns for Gym {
             booking: booking_window(r, pre)?,
             waitlist: waitlist_rules(r, pre)?,
             qr_mode: known(domain::values::QrMode::parse(&r.try_get::<String>(pre, "qr_mode")?))?,
+            occupancy_window_minutes: r.try_get(pre, "occupancy_window_minutes")?,
         })
     }
 }
