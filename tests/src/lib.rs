@@ -316,6 +316,20 @@ impl Store {
         db.migrate().await.expect("migrate test database");
         Self { db, file }
     }
+
+    /// A second adapter with a pool of its own on the same database: another
+    /// instance, as far as the database can tell.
+    ///
+    /// # Panics
+    /// When the database cannot be reached.
+    pub async fn another_instance(&self) -> infra::db::Db {
+        let vars = [("DATABASE_URL", self.file.url.clone()), ("DATABASE_MAX_CONNECTIONS", "10".to_owned())];
+        let settings = infra::Settings::load_from(std::path::Path::new("/nonexistent"), |k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .expect("store settings");
+        infra::db::connect(&settings).await.expect("connect to test database")
+    }
 }
 
 /// Options of a spawned app beyond its database.

@@ -102,6 +102,9 @@ pub fn stale(event: &DomainEvent) -> Stale {
             groups(vec![last_attendance(*member, *gym), dashboards(*gym), session(*gym, *s), sessions(*gym)])
         }
         E::EventChanged { gym, .. } => groups(vec![events(*gym)]),
+        // The session's participants show the new status; no count or dashboard
+        // changes (the session is over, its places were taken).
+        E::NoShows { gym, session: s, .. } => groups(vec![session(*gym, *s)]),
     }
 }
 

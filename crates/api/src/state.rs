@@ -131,6 +131,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         db.clone(),
         Arc::downgrade(&relay_guard),
     );
+    spawn_no_shows(attendance.clone(), Arc::downgrade(&relay_guard));
     Ok(AppState {
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
@@ -164,6 +165,27 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
 
 /// How often the relay looks for facts left undelivered.
 const RELAY_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the no-show job runs.
+const NO_SHOWS_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the no-show job every [`NO_SHOWS_EVERY`] while `alive` can be upgraded;
+/// every instance runs it (each place is marked once whoever gets there first). A
+/// full run goes again at once: a backlog after an outage drains without waiting.
+fn spawn_no_shows(attendance: AttendanceService, alive: std::sync::Weak<()>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async move {
+        while alive.upgrade().is_some() {
+            match attendance.mark_no_shows().await {
+                Ok(n) if n as u64 >= domain::attendance::NO_SHOWS_PER_RUN => continue,
+                Ok(0) => {}
+                Ok(n) => tracing::info!(places = n, "marked no-shows"),
+                Err(e) => tracing::warn!(error = %e, "the no-show job failed; it runs again"),
+            }
+            tokio::time::sleep(NO_SHOWS_EVERY).await;
+        }
+    });
+}
 
 /// How often delivered facts past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);

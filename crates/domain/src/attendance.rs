@@ -181,6 +181,9 @@ pub struct CheckInContext {
     pub candidates: Vec<Candidate>,
 }
 
+/// Most places one run of the no-show job marks (the rest wait for the next run).
+pub const NO_SHOWS_PER_RUN: u64 = 1000;
+
 /// Who is in the gym: the members checked in within its occupancy window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Occupancy {
@@ -295,6 +298,21 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn use_qr_steps(&self, tx: &mut Tx, used: &[(GymId, UserId, i64)]) -> Result<()>;
+    /// Marks `no_show`, across gyms, at most `limit` participations still
+    /// `registered` in sessions that ended by `ended_by` and started before
+    /// `started_before`; answers each marked `(gym, session, member)`. A participation
+    /// another transaction holds is left for the next run, and one that is no longer
+    /// `registered` when reached is not marked: each is marked once, whoever runs.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn mark_no_shows(
+        &self,
+        tx: &mut Tx,
+        ended_by: OffsetDateTime,
+        started_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<(GymId, SessionId, UserId)>>;
     /// The gym's occupancy window in minutes; `None` for an unknown gym.
     ///
     /// # Errors
@@ -582,6 +600,37 @@ impl AttendanceService {
             (i, Ok(done))
         }));
         Ok(Attempt::Done(answers))
+    }
+
+    /// Marks the places of members who did not come as `no_show` (the job every
+    /// instance runs): registrations of sessions that have ended and whose check-in
+    /// window has closed (a check-in accepts a session that started at least `W`
+    /// ago, the job one that started more than `W` ago: never the same one), at most
+    /// [`NO_SHOWS_PER_RUN`] per run, with one fact per session. Safe on any number of
+    /// instances at once; answers how many were marked.
+    ///
+    /// # Errors
+    /// Storage failures: nothing of the run was marked.
+    pub async fn mark_no_shows(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        let marked = self.repo.mark_no_shows(&mut tx, now, now - self.window, NO_SHOWS_PER_RUN).await?;
+        if marked.is_empty() {
+            return Ok(0);
+        }
+        let mut sessions: Vec<(GymId, SessionId, Vec<UserId>)> = Vec::new();
+        for (gym, session, member) in &marked {
+            match sessions.iter_mut().find(|(g, s, _)| (g, s) == (gym, session)) {
+                Some((_, _, members)) => members.push(*member),
+                None => sessions.push((*gym, *session, vec![*member])),
+            }
+        }
+        for (gym, session, mut members) in sessions {
+            members.sort_unstable();
+            tx.record(DomainEvent::NoShows { gym, session, members });
+        }
+        self.uow.commit(tx).await?;
+        Ok(marked.len())
     }
 
     /// Who is in the gym now (staff): the members checked in within the gym's
@@ -955,6 +1004,29 @@ mod tests {
         repo.expect_use_qr_steps().withf(move |_, used| used == [(GYM, MEMBER, step)]).once().returning(|_, _| Ok(()));
         let got = checking_in(repo, 1, true, true).check_in(&staff(), &code_at(step), None).await;
         assert!(got.is_ok(), "a later step: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn no_shows_are_marked_after_the_check_in_window_with_a_fact_per_session() {
+        let mut repo = MockAttendanceRepository::new();
+        repo.expect_mark_no_shows()
+            .withf(|_, ended_by, started_before, limit| {
+                (*ended_by, *started_before, *limit) == (NOW, NOW - W, NO_SHOWS_PER_RUN)
+            })
+            .once()
+            .returning(|_, _, _, _| {
+                Ok(vec![(GYM, SessionId(1), UserId(9)), (GYM, SessionId(2), UserId(8)), (GYM, SessionId(1), UserId(7))])
+            });
+        let facts = vec![
+            DomainEvent::NoShows { gym: GYM, session: SessionId(1), members: vec![UserId(7), UserId(9)] },
+            DomainEvent::NoShows { gym: GYM, session: SessionId(2), members: vec![UserId(8)] },
+        ];
+        let job = svc(repo, MockMemberLock::new(), MockScheduleRepository::new(), committing(facts));
+        assert_eq!(job.mark_no_shows().await, Ok(3));
+        let mut idle = MockAttendanceRepository::new();
+        idle.expect_mark_no_shows().returning(|_, _, _, _| Ok(vec![]));
+        let job = svc(idle, MockMemberLock::new(), MockScheduleRepository::new(), rolling_back());
+        assert_eq!(job.mark_no_shows().await, Ok(0), "nothing to mark commits nothing");
     }
 
     #[tokio::test]

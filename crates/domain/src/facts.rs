@@ -171,6 +171,15 @@ pub enum DomainEvent {
         /// The user.
         user: UserId,
     },
+    /// A session ended with members still registered: their places became no-shows.
+    NoShows {
+        /// The gym.
+        gym: GymId,
+        /// The session.
+        session: SessionId,
+        /// The members who did not come.
+        members: Vec<UserId>,
+    },
     /// A front desk's scan was refused (recorded in the refusal audit).
     CheckInRefused {
         /// The gym.
@@ -209,7 +218,8 @@ impl DomainEvent {
             | E::SeriesScheduled { gym, .. }
             | E::SeriesStopped { gym, .. }
             | E::EventChanged { gym, .. }
-            | E::CheckInRefused { gym, .. } => Some(*gym),
+            | E::CheckInRefused { gym, .. }
+            | E::NoShows { gym, .. } => Some(*gym),
         }
     }
 }

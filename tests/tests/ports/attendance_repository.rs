@@ -205,3 +205,68 @@ contract!(upcoming_registrations_are_the_booked_places_ahead_soonest_first, |db|
     let later = db.upcoming_registrations(g.id, m.id, now() + Duration::days(4), 5).await;
     assert_eq!(later, Ok(vec![]), "nothing ahead of then");
 });
+
+gymapi_tests::per_backend!(two_instances_running_the_no_show_job_at_once_mark_each_place_once, 4, |backend| {
+    let (store, db) = open(backend).await;
+    let (g, _) = gym(&db).await;
+    let c = class(&db, g.id, 60).await;
+    let ended = session(&db, g.id, &c, now() + Duration::minutes(2)).await;
+    let ahead = session(&db, g.id, &c, now() + Duration::hours(5)).await;
+    let svc = services(&db);
+    let mut members = Vec::new();
+    for _ in 0..24 {
+        let m = member(&db, g.id, Role::Member).await;
+        svc.schedule.register(&actor(m.id, g.id, Role::Member), ended.id, Default::default()).await.expect("book");
+        members.push(m.id);
+    }
+    let keeps = member(&db, g.id, Role::Member).await;
+    svc.schedule.register(&actor(keeps.id, g.id, Role::Member), ahead.id, Default::default()).await.expect("book");
+    // A second instance: a pool of its own on the same database. Both clocks are two
+    // hours on: the first session is over and its check-in window closed.
+    let other = Arc::new(store.another_instance().await);
+    let later: Arc<dyn domain::clock::Clock> = Arc::new(domain::clock::FixedClock(now() + Duration::hours(2)));
+    let job = |db: &Arc<Db>| {
+        let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
+        AttendanceService::new(db.clone(), db.clone(), db.clone(), uow, later.clone(), Duration::minutes(30))
+    };
+    let (a, b) = (job(&db), job(&other));
+    let marked = race(8, |i| {
+        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { svc.mark_no_shows().await.expect("the job") }
+    })
+    .await;
+    assert_eq!(marked.iter().sum::<usize>(), members.len(), "each place once: {marked:?}");
+    assert_eq!(a.mark_no_shows().await.expect("again"), 0, "nothing left: the job is idempotent");
+    let statuses = |s: domain::SessionId| {
+        let db = db.clone();
+        async move {
+            let list = db.participants(g.id, s, Page::default()).await.expect("read");
+            list.into_iter().map(|p| p.status).collect::<Vec<_>>()
+        }
+    };
+    assert!(statuses(ended.id).await.iter().all(|s| *s == ParticipationStatus::NoShow));
+    assert_eq!(statuses(ahead.id).await, [ParticipationStatus::Registered], "a session ahead keeps its bookings");
+    // Each member is in exactly one fact of the session.
+    let conn = sea_orm::Database::connect(store.file.url.as_str()).await.expect("connect");
+    let sql = format!("SELECT CAST(payload AS TEXT) AS p FROM outbox WHERE gym_id = {} AND type = 'no_shows'", g.id.0);
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &conn,
+        sea_orm::Statement::from_string(sea_orm::ConnectionTrait::get_database_backend(&conn), sql),
+    )
+    .await
+    .expect("facts");
+    let mut in_facts: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| {
+            let p: serde_json::Value =
+                serde_json::from_str(&r.try_get::<String>("", "p").expect("payload")).expect("json");
+            assert_eq!(p["session"], ended.id.0);
+            p["members"].as_array().expect("members").iter().map(|m| m.as_i64().expect("id")).collect::<Vec<_>>()
+        })
+        .collect();
+    in_facts.sort_unstable();
+    let mut want: Vec<i64> = members.iter().map(|m| m.0).collect();
+    want.sort_unstable();
+    assert_eq!(in_facts, want);
+    let _ = conn.close().await;
+});

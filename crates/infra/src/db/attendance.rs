@@ -40,6 +40,13 @@ struct ContextRow {
 }
 
 #[derive(FromQueryResult)]
+struct MarkedRow {
+    gym_id: i64,
+    session_id: i64,
+    member_id: i64,
+}
+
+#[derive(FromQueryResult)]
 struct MinutesRow {
     minutes: i32,
 }
@@ -195,6 +202,33 @@ impl AttendanceRepository for Db {
             }
         }
         Ok(out)
+    }
+
+    async fn mark_no_shows(
+        &self,
+        tx: &mut Tx,
+        ended_by: OffsetDateTime,
+        started_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<(GymId, SessionId, UserId)>> {
+        // The registered places (a partial index holds them alone) of ended sessions.
+        // On PostgreSQL a place another job holds is skipped, and the UPDATE's guard
+        // leaves a place that stopped being `registered` since (a racing job marked
+        // it, a late check-in attended it) as it is.
+        let lock = if self.backend() == DbBackend::Postgres { "FOR UPDATE OF p SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "WITH due AS (SELECT p.gym_id, p.id FROM participations p \
+               JOIN sessions s ON s.gym_id = p.gym_id AND s.id = p.session_id \
+               WHERE p.status = 'registered' AND s.end_time <= $1 AND s.start_time < $2 \
+               ORDER BY p.gym_id, p.id LIMIT $3 {lock}) \
+             UPDATE participations SET status = 'no_show' FROM due \
+             WHERE participations.gym_id = due.gym_id AND participations.id = due.id \
+               AND participations.status = 'registered' \
+             RETURNING participations.gym_id, participations.session_id, participations.member_id"
+        );
+        let values = vec![ts(ended_by), ts(started_before), i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        let rows = timed("no_shows_mark", all::<MarkedRow>(txn(tx)?, &sql, values)).await?;
+        Ok(rows.into_iter().map(|r| (GymId(r.gym_id), SessionId(r.session_id), UserId(r.member_id))).collect())
     }
 
     async fn occupancy_window(&self, gym: GymId) -> Result<Option<i32>> {

@@ -87,6 +87,9 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         ),
         E::EventChanged { event, .. } => ("event_changed", json!({"event": event.0})),
         E::QrRotated { user } => ("qr_rotated", json!({"user": user.0})),
+        E::NoShows { session, members, .. } => {
+            ("no_shows", json!({"session": session.0, "members": members.iter().map(|m| m.0).collect::<Vec<_>>()}))
+        }
         E::CheckInRefused { desk, member, session, code, .. } => (
             "checkin_refused",
             json!({"desk": desk.0, "member": member.map(|m| m.0), "session": session.map(|s| s.0), "code": code}),
@@ -153,6 +156,16 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
         }
         "event_changed" => E::EventChanged { gym, event: EventId(id("event")?) },
         "qr_rotated" => E::QrRotated { user: UserId(id("user")?) },
+        "no_shows" => E::NoShows {
+            gym,
+            session: SessionId(id("session")?),
+            members: payload
+                .get("members")?
+                .as_array()?
+                .iter()
+                .map(|m| m.as_i64().map(UserId))
+                .collect::<Option<_>>()?,
+        },
         "checkin_refused" => E::CheckInRefused {
             gym,
             desk: UserId(id("desk")?),
@@ -493,6 +506,7 @@ mod tests {
             DomainEvent::SeriesStopped { gym: g, recurrence: RecurrenceId(8), removed: vec![] },
             DomainEvent::EventChanged { gym: g, event: EventId(4) },
             DomainEvent::QrRotated { user: u },
+            DomainEvent::NoShows { gym: g, session: SessionId(5), members: vec![u, UserId(9)] },
             DomainEvent::CheckInRefused {
                 gym: g,
                 desk: u,
