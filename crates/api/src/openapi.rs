@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, changes, events, gyms, health, schedule, users};
+use crate::routes::{attendance, changes, events, gyms, health, reports, schedule, users};
 
 struct BearerAuth;
 
@@ -50,10 +50,11 @@ impl Modify for BearerAuth {
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
-        changes::changes,
+        changes::changes, reports::classes, reports::member,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
+        (name = "reports"),
         (name = "operations", description = "Unauthenticated probes and metrics"),
     )
 )]

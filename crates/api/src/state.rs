@@ -50,6 +50,8 @@ pub struct AppState {
     pub idempotency: Arc<crate::idempotency::Keys>,
     /// The change feed.
     pub changes: domain::changes::ChangeFeed,
+    /// Class and member reports.
+    pub reports: domain::reports::ReportService,
     /// The refusal audit (lists).
     pub refusals: domain::refusals::RefusalService,
     /// The refusal audit's writer (refused scans, queued).
@@ -147,6 +149,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
         check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone()),
         changes: domain::changes::ChangeFeed::new(repo.clone()),
+        reports: domain::reports::ReportService::new(repo.clone(), clock.clone()),
         refusals: refusals.clone(),
         refusal_log: crate::refusals::Recorder::start(refusals),
         idempotency,

@@ -21,6 +21,7 @@ pub mod mocks;
 pub mod policy;
 pub mod recurrences;
 pub mod refusals;
+pub mod reports;
 pub mod schedule;
 pub mod tx;
 pub mod users;

@@ -21,6 +21,7 @@ pub use crate::gyms::MockGymRepository;
 use crate::members::Membership;
 pub use crate::members::MockMemberLock;
 pub use crate::refusals::MockRefusalRepository;
+pub use crate::reports::MockReportRepository;
 pub use crate::schedule::MockScheduleRepository;
 use crate::schedule::{Class, Participation, ParticipationStatus, Session};
 pub use crate::tx::MockDatabase;

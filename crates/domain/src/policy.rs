@@ -30,3 +30,5 @@ pub const SEE_REFUSALS: Role = Role::Admin;
 pub const READ_CHANGES: Role = Role::Admin;
 /// See who is in the gym now.
 pub const SEE_OCCUPANCY: Role = Role::Trainer;
+/// See the classes' report.
+pub const SEE_REPORTS: Role = Role::Admin;

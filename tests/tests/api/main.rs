@@ -22,6 +22,7 @@ mod outbox;
 mod properties;
 mod recurrences;
 mod refusals;
+mod reports;
 mod rotating_qr;
 mod schedule;
 mod times;

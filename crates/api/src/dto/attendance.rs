@@ -108,17 +108,26 @@ impl RefusalsIn {
     }
 
     pub fn range(&self, today: ::time::Date) -> Result<domain::DateRange, domain::DomainError> {
-        let parse =
-            |name: &str, v: &Option<String>| v.as_deref().map(|s| super::times::parse_date(name, s)).transpose();
-        let week = ::time::Duration::days(7);
-        let (from, to) = match (parse("from", &self.from)?, parse("to", &self.to)?) {
-            (Some(f), Some(t)) => (f, t),
-            (Some(f), None) => (f, f.checked_add(week).unwrap_or(::time::Date::MAX)),
-            (None, Some(t)) => (t.checked_sub(week).filter(|d| d.year() >= 1).unwrap_or(t), t),
-            (None, None) => (today.checked_sub(week).unwrap_or(today), today),
-        };
-        domain::DateRange::new(from, to)
+        dates_from_to(&self.from, &self.to, today, ::time::Duration::days(7))
     }
+}
+
+/// `from` / `to` as UTC dates, inclusive: both given; one and `span` beside it; or
+/// `span` up to today.
+pub fn dates_from_to(
+    from: &Option<String>,
+    to: &Option<String>,
+    today: ::time::Date,
+    span: ::time::Duration,
+) -> Result<domain::DateRange, domain::DomainError> {
+    let parse = |name: &str, v: &Option<String>| v.as_deref().map(|s| super::times::parse_date(name, s)).transpose();
+    let (from, to) = match (parse("from", from)?, parse("to", to)?) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, f.checked_add(span).unwrap_or(::time::Date::MAX)),
+        (None, Some(t)) => (t.checked_sub(span).filter(|d| d.year() >= 1).unwrap_or(t), t),
+        (None, None) => (today.checked_sub(span).unwrap_or(today), today),
+    };
+    domain::DateRange::new(from, to)
 }
 
 /// A refused check-in of the audit.
@@ -185,6 +194,88 @@ impl From<domain::attendance::Occupancy> for OccupancyOut {
                 .into_iter()
                 .map(|(s, n)| SessionOccupancyOut { session_id: s.0, checked_in: n })
                 .collect(),
+        }
+    }
+}
+
+/// `from` / `to` of the classes' report (UTC dates, inclusive, at most 62 days apart;
+/// by default the four weeks up to today).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportDatesIn {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl ReportDatesIn {
+    pub fn range(&self, today: ::time::Date) -> Result<domain::DateRange, domain::DomainError> {
+        dates_from_to(&self.from, &self.to, today, ::time::Duration::days(28))
+    }
+}
+
+/// One class in the classes' report.
+#[derive(Serialize, ToSchema)]
+pub struct ClassReportOut {
+    pub class_id: i64,
+    pub name: String,
+    /// Sessions held: not cancelled, started within the dates, ended.
+    pub sessions: i64,
+    /// Places offered in them (their capacities).
+    pub places: i64,
+    /// Places taken: registered, attended (walk-ins included) and no-show.
+    pub taken: i64,
+    pub attended: i64,
+    pub no_shows: i64,
+    /// `taken / places`; `null` over no places.
+    pub fill_rate: Option<f64>,
+    /// `attended / taken`; `null` over no places taken.
+    pub attendance_rate: Option<f64>,
+    /// `no_shows / taken`; `null` over no places taken.
+    pub no_show_rate: Option<f64>,
+}
+
+impl From<domain::reports::ClassReport> for ClassReportOut {
+    fn from(r: domain::reports::ClassReport) -> Self {
+        let f = r.figures;
+        Self {
+            class_id: f.class_id.0,
+            name: f.name,
+            sessions: f.sessions,
+            places: f.places,
+            taken: f.taken,
+            attended: f.attended,
+            no_shows: f.no_shows,
+            fill_rate: r.fill_rate,
+            attendance_rate: r.attendance_rate,
+            no_show_rate: r.no_show_rate,
+        }
+    }
+}
+
+/// A member's weekly habit.
+#[derive(Serialize, ToSchema)]
+pub struct MemberReportOut {
+    pub member_id: i64,
+    /// Weeks in a row with an attendance, back from this week (an unfinished week
+    /// without one yet does not break it).
+    pub streak_weeks: i64,
+    /// The last 12 ISO weeks on the gym's wall clock, oldest first.
+    pub weeks: Vec<WeekOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WeekOut {
+    /// The week's Monday (`YYYY-MM-DD`).
+    pub week_start: String,
+    pub attended: i64,
+}
+
+impl From<domain::reports::MemberReport> for MemberReportOut {
+    fn from(r: domain::reports::MemberReport) -> Self {
+        Self {
+            member_id: r.member.0,
+            streak_weeks: r.streak_weeks,
+            weeks: r.weeks.into_iter().map(|(d, n)| WeekOut { week_start: d.to_string(), attended: n }).collect(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod events;
 pub mod gyms;
 pub mod health;
+pub mod reports;
 pub mod schedule;
 pub mod users;
 
@@ -21,5 +22,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(users::configure)
         .configure(gyms::configure)
-        .configure(changes::configure);
+        .configure(changes::configure)
+        .configure(reports::configure);
 }

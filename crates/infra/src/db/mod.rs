@@ -27,6 +27,7 @@ pub mod idempotency;
 mod outbox;
 mod recurrences;
 mod refusals;
+mod reports;
 mod rows;
 mod schedule;
 mod users;
