@@ -40,6 +40,7 @@ pub fn server(state: State, listener: TcpListener, workers: usize, handle_signal
             .app_data(state.verifier.clone())
             .app_data(state.identity.clone())
             .app_data(state.lifecycle.clone())
+            .app_data(state.idempotency.clone())
             .wrap(middleware::from_fn(crate::idempotency::middleware))
             .wrap(middleware::from_fn(crate::limits::body_limit))
             .wrap(middleware::from_fn(crate::error::localize))

@@ -131,7 +131,7 @@ pub async fn middleware(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let lang = Lang::of(req.request());
-    let Some(keys) = req.app_data::<web::Data<crate::state::AppState>>().map(|s| s.idempotency.clone()) else {
+    let Some(keys) = req.app_data::<web::Data<Keys>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     // An unauthenticated request is refused by its route as ever; the key is the

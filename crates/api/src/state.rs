@@ -46,8 +46,8 @@ pub struct AppState {
     pub attendance: AttendanceService,
     /// Front-desk check-ins, combined into batches.
     pub check_ins: crate::checkins::CheckIns,
-    /// Idempotency keys of POST requests.
-    pub idempotency: Arc<crate::idempotency::Keys>,
+    /// Idempotency keys of POST requests (also app data of its own, for their middleware).
+    pub idempotency: web::Data<crate::idempotency::Keys>,
     /// The change feed.
     pub changes: domain::changes::ChangeFeed,
     /// Class and member reports.
@@ -127,7 +127,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let retention = time::Duration::hours(settings.outbox_retention_hours);
     let refusals = domain::refusals::RefusalService::new(repo.clone(), uow.clone(), clock.clone());
     let relay_guard = Arc::new(());
-    let idempotency = Arc::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
+    let idempotency = web::Data::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
     spawn_relay(
         Relay::new(repo.clone(), dispatcher, clock.clone(), retention),
         db.clone(),
@@ -147,7 +147,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
             clock.clone(),
         ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
-        check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone()),
+        check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone().into_inner()),
         changes: domain::changes::ChangeFeed::new(repo.clone()),
         reports: domain::reports::ReportService::new(repo.clone(), clock.clone()),
         refusals: refusals.clone(),

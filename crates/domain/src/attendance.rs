@@ -641,7 +641,7 @@ impl AttendanceService {
     pub async fn occupancy(&self, actor: &Actor) -> Result<Occupancy> {
         actor.require(policy::SEE_OCCUPANCY)?;
         let window_minutes =
-            self.repo.occupancy_window(actor.gym_id).await?.unwrap_or(crate::gyms::OCCUPANCY_WINDOW_DEFAULT);
+            self.repo.occupancy_window(actor.gym_id).await?.unwrap_or(crate::limits::OCCUPANCY_WINDOW_DEFAULT);
         let since = self.clock.now() - Duration::minutes(i64::from(window_minutes));
         let rows = self.repo.checked_in_since(actor.gym_id, since).await?;
         let mut members: Vec<UserId> = rows.iter().map(|(_, m)| *m).collect();

@@ -40,11 +40,7 @@ pub struct Gym {
     pub occupancy_window_minutes: i32,
 }
 
-/// The longest occupancy window: a day.
-pub const OCCUPANCY_WINDOW_MAX: i32 = 1440;
-
-/// The occupancy window of a new gym.
-pub const OCCUPANCY_WINDOW_DEFAULT: i32 = 90;
+pub use crate::limits::{OCCUPANCY_WINDOW_DEFAULT, OCCUPANCY_WINDOW_MAX};
 
 /// A change to the gym (admin); `None` leaves a field as it is, and for the
 /// nullable ones `Some(None)` clears it.

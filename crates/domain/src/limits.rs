@@ -40,3 +40,9 @@ pub const BLANK_CHARS: &[char] = &[
 pub fn is_blank(c: char) -> bool {
     BLANK_CHARS.contains(&c)
 }
+
+/// The longest occupancy window of a gym: a day.
+pub const OCCUPANCY_WINDOW_MAX: i32 = 1440;
+
+/// The occupancy window of a new gym, in minutes.
+pub const OCCUPANCY_WINDOW_DEFAULT: i32 = 90;

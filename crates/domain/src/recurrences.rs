@@ -374,7 +374,7 @@ mod tests {
                 booking: BookingWindow::default(),
                 waitlist: WaitlistRules::default(),
                 qr_mode: crate::values::QrMode::Static,
-                occupancy_window_minutes: crate::gyms::OCCUPANCY_WINDOW_DEFAULT,
+                occupancy_window_minutes: crate::limits::OCCUPANCY_WINDOW_DEFAULT,
             }))
         });
         let mut repo = MockRecurrenceRepository::new();
