@@ -32,7 +32,8 @@ JUNK_QUERY = ["", "skip=-1", "limit=0", "limit=501", "skip=abc", "limit=1e3", "s
               "end_date=-0001-01-01", "start_date=2026-01-01&end_date=2027-01-01", "role=king", "role=",
               "start_date=%00", "limit=%F0%9F%98%80", "skip=1&skip=2", "a=" + "b" * 5000,
               "tz=gym", "tz=utc", "tz=Europe/Madrid", "tz=", "tz=gym&tz=utc", "tz=%00",
-              "from=0000-01-01", "to=9999-12-31", "from=2026-01-01&to=2025-01-01", "from=%00", "from=2026-02-30"]
+              "from=0000-01-01", "to=9999-12-31", "from=2026-01-01&to=2025-01-01", "from=%00", "from=2026-02-30",
+              "after=-1", "after=abc", "after=99999999999999999999", "after=9223372036854775807", "after=0"]
 GYM_HEADERS = [GYM, OTHER_GYM, "0", "-1", "+1", "1 2", "abc", "1.5", "1e3", "0x10", "", "9" * 30, GYM + "\t"]
 AUTHS = [f"Bearer {TOKEN}", "Bearer", "Bearer " + "a" * 100_000, "Basic dXNlcjpwYXNz", "bearer " + TOKEN,
          "Bearer a.b.c", "Bearer " + TOKEN[:-2], ""]
@@ -58,7 +59,9 @@ ROUTES = [
     ("PATCH", "/api/v1/gyms/current"), ("GET", "/api/v1/schedule/sessions/{id}/waitlist"),
     ("GET", "/api/v1/schedule/classes/{id}/recurrences"), ("POST", "/api/v1/schedule/classes/{id}/recurrences"),
     ("DELETE", "/api/v1/schedule/classes/{id}/recurrences/{id}"), ("GET", "/api/v1/attendance/calendar"),
-    ("POST", "/api/v1/attendance/calendar/rotate"), ("GET", "/api/v1/attendance/refusals"), ("GET", "/api/v1/calendar/{id}.ics"), ("GET", "/api/v1/calendar/{id}"),
+    ("POST", "/api/v1/attendance/calendar/rotate"), ("GET", "/api/v1/attendance/refusals"),
+    ("GET", "/api/v1/changes"), ("GET", "/api/v1/reports/classes"), ("GET", "/api/v1/reports/members/{id}"),
+    ("GET", "/api/v1/gyms/current/occupancy"), ("GET", "/api/v1/calendar/{id}.ics"), ("GET", "/api/v1/calendar/{id}"),
 ]
 FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "description", "duration_minutes",
           "max_capacity", "category", "instructor_id", "active", "class_id", "start_time", "end_time", "trainer_id",
