@@ -50,7 +50,7 @@ impl Modify for BearerAuth {
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
-        changes::changes, reports::classes, reports::member,
+        changes::changes, reports::class_report, reports::member_report,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),

@@ -13,15 +13,15 @@ use crate::state::State;
 use crate::tenant::Tenant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/reports/classes").route(web::get().to(classes)))
-        .service(web::resource("/reports/members/{id}").route(web::get().to(member)));
+    cfg.service(web::resource("/reports/classes").route(web::get().to(class_report)))
+        .service(web::resource("/reports/members/{id}").route(web::get().to(member_report)));
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/classes", tag = "reports", params(GymHeader, ReportDatesIn),
     responses((status = 200, body = [ClassReportOut]), TenantErrors),
     description = "Per class, the sessions held in the dates (UTC; not cancelled, ended), the places offered and \
         taken, attendances and no-shows, and the fill, attendance and no-show rates (admin).")]
-async fn classes(state: State, Tenant(actor): Tenant, q: Query<ReportDatesIn>) -> Result<HttpResponse, ApiError> {
+async fn class_report(state: State, Tenant(actor): Tenant, q: Query<ReportDatesIn>) -> Result<HttpResponse, ApiError> {
     actor.require(policy::SEE_REPORTS)?;
     let range = q.parse()?.range(state.clock.now().date())?;
     let report = state.reports.classes(&actor, range).await?;
@@ -31,7 +31,7 @@ async fn classes(state: State, Tenant(actor): Tenant, q: Query<ReportDatesIn>) -
 #[utoipa::path(get, path = "/api/v1/reports/members/{id}", tag = "reports", params(GymHeader, ("id" = i64, Path)),
     responses((status = 200, body = MemberReportOut), TenantErrors, UserNotFound),
     description = "A member's attendance streak in weeks and their last 12 weeks, on the gym's wall clock (staff).")]
-async fn member(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
+async fn member_report(state: State, Tenant(actor): Tenant, id: PathId) -> Result<HttpResponse, ApiError> {
     let member = UserId(id.parse_as(&actor, policy::SEE_MEMBERS)?);
     json(StatusCode::OK, &MemberReportOut::from(state.reports.member(&actor, member).await?))
 }
