@@ -230,29 +230,17 @@ impl Db {
         let dropped: Vec<&Claim> =
             hold.claims.iter().zip(answers).filter(|(_, a)| a.is_none()).map(|(c, _)| c).collect();
         if let Some(Parked { tx, written, writer }) = hold.take() {
-            if !kept.is_empty() {
-                let (cte, values) = self.answer_rows(&kept, 1);
-                let sql = format!(
-                    "WITH {cte} UPDATE idempotency_keys SET status = r.s, content_type = r.c, body = r.b \
-                     FROM r WHERE idempotency_keys.user_id = r.u AND idempotency_keys.request_key = r.k"
-                );
-                timed("idempotency_answer", exec(&tx, &sql, values)).await?;
-            }
-            if !dropped.is_empty() {
-                // Claims of requests that were refused (or go to the next batch): their
-                // keys stay free, as if never sent.
-                let rows =
-                    dropped.iter().map(|c| vec![Cell::Int(Some(c.user.0)), Cell::Str(Some(c.key.clone()))]).collect();
-                let (cte, values) = rows_cte(self.backend(), "r", &[("u", "BIGINT"), ("k", "TEXT")], rows, 1);
-                let sql = format!(
-                    "WITH {cte} DELETE FROM idempotency_keys \
-                     WHERE (user_id, request_key) IN (SELECT u, k FROM r)"
-                );
-                timed("idempotency_release", exec(&tx, &sql, values)).await?;
-            }
-            timed("commit", tx.commit()).await?;
+            let kept_and_released = self.keep_answers(&tx, &kept, &dropped).await;
+            let committed = match kept_and_released {
+                Ok(()) => timed("commit", tx.commit()).await,
+                // Rolled back before the writer's turn passes on, as `SqlTx` does.
+                Err(e) => {
+                    drop(tx);
+                    Err(e)
+                }
+            };
             drop(writer);
-            return Ok(written);
+            return committed.map(|()| written);
         }
         if kept.is_empty() {
             return Ok(Vec::new());
@@ -265,10 +253,43 @@ impl Db {
              created_at) SELECT u, k, f, s, c, b, ${at} FROM r WHERE true ON CONFLICT (user_id, request_key) DO NOTHING"
         );
         values.push(ts(self.clock.now()));
-        timed("idempotency_answer", exec(&tx, &sql, values)).await?;
-        timed("commit", tx.commit()).await?;
+        let committed = match timed("idempotency_answer", exec(&tx, &sql, values)).await {
+            Ok(_) => timed("commit", tx.commit()).await,
+            Err(e) => {
+                drop(tx);
+                Err(e)
+            }
+        };
         drop(writer);
-        Ok(Vec::new())
+        committed.map(|()| Vec::new())
+    }
+
+    /// Writes the answers kept beside their claims, and deletes the claims released.
+    async fn keep_answers(
+        &self,
+        tx: &DatabaseTransaction,
+        kept: &[(&Claim, &Answer)],
+        dropped: &[&Claim],
+    ) -> Result<()> {
+        if !kept.is_empty() {
+            let (cte, values) = self.answer_rows(kept, 1);
+            let sql = format!(
+                "WITH {cte} UPDATE idempotency_keys SET status = r.s, content_type = r.c, body = r.b \
+                 FROM r WHERE idempotency_keys.user_id = r.u AND idempotency_keys.request_key = r.k"
+            );
+            timed("idempotency_answer", exec(tx, &sql, values)).await?;
+        }
+        if !dropped.is_empty() {
+            // Claims of requests that were refused (or go to the next batch): their
+            // keys stay free, as if never sent.
+            let rows =
+                dropped.iter().map(|c| vec![Cell::Int(Some(c.user.0)), Cell::Str(Some(c.key.clone()))]).collect();
+            let (cte, values) = rows_cte(self.backend(), "r", &[("u", "BIGINT"), ("k", "TEXT")], rows, 1);
+            let sql =
+                format!("WITH {cte} DELETE FROM idempotency_keys WHERE (user_id, request_key) IN (SELECT u, k FROM r)");
+            timed("idempotency_release", exec(tx, &sql, values)).await?;
+        }
+        Ok(())
     }
 
     fn answer_rows(&self, kept: &[(&Claim, &Answer)], first: usize) -> (String, Vec<Value>) {

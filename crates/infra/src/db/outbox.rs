@@ -237,8 +237,13 @@ impl Database for Db {
             return Err(DomainError::internal("a request with an idempotency key began a second transaction"));
         }
         let (tx, writer) = self.write_tx().await?;
-        if let Some(hold) = &hold {
-            self.claim(&tx, hold).await?;
+        if let Some(hold) = &hold
+            && let Err(e) = self.claim(&tx, hold).await
+        {
+            // The rollback is queued before the writer's turn passes on, as `SqlTx` does.
+            drop(tx);
+            drop(writer);
+            return Err(e);
         }
         Ok(Tx::new(Box::new(SqlTx { tx, written: Vec::new(), writer, hold })))
     }
