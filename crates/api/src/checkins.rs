@@ -144,7 +144,12 @@ async fn run(attendance: AttendanceService, keys: Arc<Keys>, rx: Arc<Mutex<mpsc:
         // the first's answer kept.
         let mut i = 0;
         while i < batch.len() {
-            let twice = batch[i].key().is_some_and(|k| batch[..i].iter().any(|j| j.key() == Some(k)));
+            // One key is the caller's and the key's, whatever the body: a key sent twice
+            // with two bodies must not claim one row twice either.
+            let same = |a: &infra::db::idempotency::Claim, b: &infra::db::idempotency::Claim| {
+                (a.user, &a.key) == (b.user, &b.key)
+            };
+            let twice = batch[i].key().is_some_and(|k| batch[..i].iter().any(|j| j.key().is_some_and(|o| same(k, o))));
             if twice { later.push(batch.remove(i)) } else { i += 1 }
         }
         let scans: Vec<Scan> = batch.iter().map(|j| j.scan.clone()).collect();

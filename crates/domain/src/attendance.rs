@@ -46,9 +46,13 @@ impl std::fmt::Debug for QrSecret {
 impl QrSecret {
     /// A fresh secret from the thread's CSPRNG.
     pub fn random() -> Self {
+        Self { code: format!("{:08x}", rand::random::<u32>()), key: Some(Self::fresh_key()) }
+    }
+
+    /// A fresh key of rotating codes: 256 bits from the thread's CSPRNG, as hex.
+    pub fn fresh_key() -> String {
         let key: [u8; 32] = rand::random();
-        let key = key.iter().map(|b| format!("{b:02x}")).collect();
-        Self { code: format!("{:08x}", rand::random::<u32>()), key: Some(key) }
+        key.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Wraps a stored secret (a user stored before rotating codes has no key: no
@@ -184,6 +188,11 @@ pub struct CheckInContext {
 /// Most places one run of the no-show job marks (the rest wait for the next run).
 pub const NO_SHOWS_PER_RUN: u64 = 1000;
 
+/// How long after a session's check-in window closes its places become no-shows: a
+/// batch of check-ins decides on the time it began, and may still be finishing (its
+/// lock waits, its rounds) when the window closes on the job's clock.
+pub const NO_SHOW_MARGIN: Duration = Duration::minutes(5);
+
 /// Who is in the gym: the members checked in within its occupancy window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Occupancy {
@@ -282,6 +291,12 @@ pub trait AttendanceRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn set_qr_secret(&self, tx: &mut Tx, user: UserId, secret: &QrSecret) -> Result<()>;
+    /// Gives the user this key of rotating codes unless they have one already (a
+    /// key stored meanwhile by another request stays).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn fill_qr_key(&self, tx: &mut Tx, user: UserId, key: &str) -> Result<()>;
     /// Reads, in one statement and inside the check-in's transaction, for each ask:
     /// the user's secret, membership of the gym, and the candidate sessions of the
     /// gym with the user's participation in each; answers in the order of `asks`,
@@ -389,7 +404,16 @@ impl AttendanceService {
     /// # Errors
     /// [`DomainError::UserNotFound`] if the user vanished; storage failures.
     pub async fn my_qr(&self, actor: &Actor) -> Result<MyQr> {
-        let (secret, mode) = self.repo.qr_of(actor.gym_id, actor.user_id).await?.ok_or(DomainError::UserNotFound)?;
+        let (mut secret, mode) =
+            self.repo.qr_of(actor.gym_id, actor.user_id).await?.ok_or(DomainError::UserNotFound)?;
+        if mode == QrMode::Rotating && secret.key().is_none() {
+            // A user stored without a key (by an instance of the release before rotating
+            // codes, during an upgrade) gets one on first need.
+            let mut tx = self.uow.begin().await?;
+            self.repo.fill_qr_key(&mut tx, actor.user_id, &QrSecret::fresh_key()).await?;
+            self.uow.commit(tx).await?;
+            secret = self.repo.qr_of(actor.gym_id, actor.user_id).await?.ok_or(DomainError::UserNotFound)?.0;
+        }
         self.qr_now(actor.user_id, &secret, mode)
     }
 
@@ -604,8 +628,9 @@ impl AttendanceService {
 
     /// Marks the places of members who did not come as `no_show` (the job every
     /// instance runs): registrations of sessions that have ended and whose check-in
-    /// window has closed (a check-in accepts a session that started at least `W`
-    /// ago, the job one that started more than `W` ago: never the same one), at most
+    /// window closed more than [`NO_SHOW_MARGIN`] ago (a check-in accepts a session
+    /// that started at most `W` ago on its batch's clock; the job never takes one a
+    /// batch still running could), at most
     /// [`NO_SHOWS_PER_RUN`] per run, with one fact per session. Safe on any number of
     /// instances at once; answers how many were marked.
     ///
@@ -614,7 +639,8 @@ impl AttendanceService {
     pub async fn mark_no_shows(&self) -> Result<usize> {
         let now = self.clock.now();
         let mut tx = self.uow.begin().await?;
-        let marked = self.repo.mark_no_shows(&mut tx, now, now - self.window, NO_SHOWS_PER_RUN).await?;
+        let started_before = now - self.window - NO_SHOW_MARGIN;
+        let marked = self.repo.mark_no_shows(&mut tx, now, started_before, NO_SHOWS_PER_RUN).await?;
         if marked.is_empty() {
             return Ok(0);
         }
@@ -994,6 +1020,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_user_without_a_key_gets_one_on_first_need_in_a_rotating_gym() {
+        let mut repo = MockAttendanceRepository::new();
+        let mut reads = 0;
+        repo.expect_qr_of().times(2).returning(move |_, _| {
+            reads += 1;
+            let key = (reads > 1).then(|| KEY.to_owned());
+            Ok(Some((QrSecret::from_stored(SECRET.into(), key), QrMode::Rotating)))
+        });
+        repo.expect_fill_qr_key().withf(|_, u, k| *u == MEMBER && k.len() == 64).once().returning(|_, _, _| Ok(()));
+        let me = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
+        let got = svc(repo, MockMemberLock::new(), MockScheduleRepository::new(), committing(vec![]))
+            .my_qr(&me)
+            .await
+            .expect("a code");
+        assert_eq!((got.code, got.mode), (code_at(qr_step(NOW)), QrMode::Rotating), "the key stored wins");
+    }
+
+    #[tokio::test]
     async fn a_rotating_code_works_once_within_its_step() {
         let step = qr_step(NOW);
         let got = refusing(repo_with(Some(rotating(Some(step))))).check_in(&staff(), &code_at(step), None).await;
@@ -1011,7 +1055,7 @@ mod tests {
         let mut repo = MockAttendanceRepository::new();
         repo.expect_mark_no_shows()
             .withf(|_, ended_by, started_before, limit| {
-                (*ended_by, *started_before, *limit) == (NOW, NOW - W, NO_SHOWS_PER_RUN)
+                (*ended_by, *started_before, *limit) == (NOW, NOW - W - NO_SHOW_MARGIN, NO_SHOWS_PER_RUN)
             })
             .once()
             .returning(|_, _, _, _| {

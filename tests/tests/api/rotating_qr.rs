@@ -85,6 +85,24 @@ both_backends!(rotating_codes_check_in_once_within_a_minute_and_static_codes_sto
     assert_eq!(old_now["qr_code"], rotated["qr_code"]);
     assert_eq!(scan(&app, gym, &owner, rotated["qr_code"].as_str().expect("c"), &s1).await.0, 200);
 
+    // A user stored without a key (by an older release, during an upgrade) gets one
+    // on first need, and checks in with it.
+    let legacy = app.member(gym, &owner, "member").await;
+    let conn = gymapi_tests::own_connection(&app.db.url).await;
+    let sql = format!("UPDATE users SET qr_key = NULL WHERE id = {}", legacy.id);
+    sea_orm::ConnectionTrait::execute_raw(
+        &conn,
+        sea_orm::Statement::from_string(sea_orm::ConnectionTrait::get_database_backend(&conn), sql),
+    )
+    .await
+    .expect("forget the key");
+    let first = my_qr(&app, gym, &legacy).await;
+    assert_eq!(
+        (&first["mode"], my_qr(&app, gym, &legacy).await["qr_code"].clone()),
+        (&json!("rotating"), first["qr_code"].clone())
+    );
+    assert_eq!(scan(&app, gym, &owner, first["qr_code"].as_str().expect("c"), &s1).await.0, 200);
+
     // Back to static: the printed code works again.
     let (status, _) =
         app.send_json(Method::PATCH, "/api/v1/gyms/current", &owner, gym, &json!({"qr_mode": "static"})).await;

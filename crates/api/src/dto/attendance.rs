@@ -108,24 +108,25 @@ impl RefusalsIn {
     }
 
     pub fn range(&self, today: ::time::Date) -> Result<domain::DateRange, domain::DomainError> {
-        dates_from_to(&self.from, &self.to, today, ::time::Duration::days(7))
+        dates_from_to(&self.from, &self.to, today, 7)
     }
 }
 
-/// `from` / `to` as UTC dates, inclusive: both given; one and `span` beside it; or
-/// `span` up to today.
+/// `from` / `to` as UTC dates, inclusive: both given; one and the `days` dates from or
+/// up to it; or the `days` dates up to today (today included).
 pub fn dates_from_to(
     from: &Option<String>,
     to: &Option<String>,
     today: ::time::Date,
-    span: ::time::Duration,
+    days: i64,
 ) -> Result<domain::DateRange, domain::DomainError> {
     let parse = |name: &str, v: &Option<String>| v.as_deref().map(|s| super::times::parse_date(name, s)).transpose();
+    let beside = ::time::Duration::days(days - 1);
     let (from, to) = match (parse("from", from)?, parse("to", to)?) {
         (Some(f), Some(t)) => (f, t),
-        (Some(f), None) => (f, f.checked_add(span).unwrap_or(::time::Date::MAX)),
-        (None, Some(t)) => (t.checked_sub(span).filter(|d| d.year() >= 1).unwrap_or(t), t),
-        (None, None) => (today.checked_sub(span).unwrap_or(today), today),
+        (Some(f), None) => (f, f.checked_add(beside).unwrap_or(::time::Date::MAX)),
+        (None, Some(t)) => (t.checked_sub(beside).filter(|d| d.year() >= 1).unwrap_or(t), t),
+        (None, None) => (today.checked_sub(beside).unwrap_or(today), today),
     };
     domain::DateRange::new(from, to)
 }
@@ -209,7 +210,7 @@ pub struct ReportDatesIn {
 
 impl ReportDatesIn {
     pub fn range(&self, today: ::time::Date) -> Result<domain::DateRange, domain::DomainError> {
-        dates_from_to(&self.from, &self.to, today, ::time::Duration::days(28))
+        dates_from_to(&self.from, &self.to, today, 28)
     }
 }
 

@@ -159,6 +159,12 @@ impl AttendanceRepository for Db {
         Ok(())
     }
 
+    async fn fill_qr_key(&self, tx: &mut Tx, user: UserId, key: &str) -> Result<()> {
+        let sql = "UPDATE users SET qr_key = $2 WHERE id = $1 AND qr_key IS NULL";
+        timed("qr_key_fill", exec(txn(tx)?, sql, vec![user.0.into(), key.to_owned().into()])).await?;
+        Ok(())
+    }
+
     async fn use_qr_steps(&self, tx: &mut Tx, used: &[(GymId, UserId, i64)]) -> Result<()> {
         if used.is_empty() {
             return Ok(());
