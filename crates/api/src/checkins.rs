@@ -28,9 +28,12 @@ use domain::{DomainError, SessionId};
 use infra::db::idempotency::{Answer, Hold};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use domain::refusals::{RefusalDraft, is_refusal};
+
 use crate::dto::CheckInOut;
 use crate::error::Lang;
 use crate::idempotency::{Keys, json_answer};
+use crate::refusals::Recorder;
 
 /// Most scans in one batch.
 pub const MAX_BATCH: usize = 64;
@@ -74,25 +77,27 @@ impl Job {
 /// The check-ins of this instance, combined into batches.
 pub struct CheckIns {
     attendance: AttendanceService,
+    refusals: Recorder,
     queue: Option<mpsc::Sender<Job>>,
 }
 
 impl CheckIns {
     /// Starts the runners on the current Tokio runtime; outside one, every scan is
     /// checked in alone.
-    pub fn start(attendance: AttendanceService, keys: Arc<Keys>) -> Self {
+    pub fn start(attendance: AttendanceService, keys: Arc<Keys>, refusals: Recorder) -> Self {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Self { attendance, queue: None };
+            return Self { attendance, refusals, queue: None };
         };
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..RUNNERS {
-            rt.spawn(run(attendance.clone(), keys.clone(), rx.clone()));
+            rt.spawn(run(attendance.clone(), keys.clone(), refusals.clone(), rx.clone()));
         }
-        Self { attendance, queue: Some(queue) }
+        Self { attendance, refusals, queue: Some(queue) }
     }
 
-    /// Checks a member in: see [`AttendanceService::check_in_batch`] for the rules.
+    /// Checks a member in: see [`AttendanceService::check_in_batch`] for the rules. A
+    /// refusal is recorded in the audit where the scan is answered, off its path.
     ///
     /// # Errors
     /// The refusal of the scan; [`DomainError::Unavailable`] when the database (or
@@ -106,7 +111,9 @@ impl CheckIns {
     ) -> Result<CheckIn, DomainError> {
         let Some(queue) = &self.queue else {
             // Alone, in the request's own task: its hold (if any) is active here.
-            return self.attendance.check_in(&actor, &qr, session_id).await;
+            let answer = self.attendance.check_in(&actor, &qr, session_id).await;
+            record_refusal(&self.refusals, &Scan { actor, qr, session_id }, &answer).await;
+            return answer;
         };
         let (reply, answer) = oneshot::channel();
         let job = Job { scan: Scan { actor, qr, session_id }, keyed, queued: Instant::now(), reply };
@@ -117,7 +124,7 @@ impl CheckIns {
 
 /// A runner: takes what is queued, checks it in, answers; forever (until the
 /// queue's senders are gone with the state).
-async fn run(attendance: AttendanceService, keys: Arc<Keys>, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(attendance: AttendanceService, keys: Arc<Keys>, refusals: Recorder, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     let mut later: Vec<Job> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut later);
@@ -167,9 +174,7 @@ async fn run(attendance: AttendanceService, keys: Arc<Keys>, rx: Arc<Mutex<mpsc:
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     match result {
-                        ScanResult::Answered(answer) => {
-                            let _ = job.reply.send(answer);
-                        }
+                        ScanResult::Answered(answer) => reply(&refusals, job, answer).await,
                         ScanResult::Later => later.push(job),
                     }
                 }
@@ -181,17 +186,33 @@ async fn run(attendance: AttendanceService, keys: Arc<Keys>, rx: Arc<Mutex<mpsc:
             }
             Err(e) if batch.len() == 1 => {
                 for job in batch {
-                    let _ = job.reply.send(Err(e.clone()));
+                    reply(&refusals, job, Err(e.clone())).await;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, scans = batch.len(), "a check-in batch failed; checking its scans in one by one");
                 for job in batch {
                     let answer = alone(&attendance, &keys, &job).await;
-                    let _ = job.reply.send(answer);
+                    reply(&refusals, job, answer).await;
                 }
             }
         }
+    }
+}
+
+/// Answers a scan, recording it in the refusal audit when it was refused.
+async fn reply(refusals: &Recorder, job: Job, answer: Result<CheckIn, DomainError>) {
+    record_refusal(refusals, &job.scan, &answer).await;
+    let _ = job.reply.send(answer);
+}
+
+/// Queues a refused scan for the audit (never waits for the database).
+async fn record_refusal(refusals: &Recorder, scan: &Scan, answer: &Result<CheckIn, DomainError>) {
+    if let Err(e) = answer
+        && is_refusal(e)
+    {
+        let Scan { actor, qr, session_id } = scan;
+        refusals.record(RefusalDraft::new(actor, qr, *session_id, e.code(), refusals.now())).await;
     }
 }
 

@@ -22,7 +22,8 @@ const BATCH: usize = 256;
 /// Attempts at a batch before it is dropped.
 const ATTEMPTS: u32 = 3;
 
-/// The recorder of this instance.
+/// The recorder of this instance (clones share its queue).
+#[derive(Clone)]
 pub struct Recorder {
     service: RefusalService,
     queue: Option<mpsc::Sender<RefusalDraft>>,

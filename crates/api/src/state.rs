@@ -54,8 +54,6 @@ pub struct AppState {
     pub reports: domain::reports::ReportService,
     /// The refusal audit (lists).
     pub refusals: domain::refusals::RefusalService,
-    /// The refusal audit's writer (refused scans, queued).
-    pub refusal_log: crate::refusals::Recorder,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -147,11 +145,14 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
             clock.clone(),
         ),
         events: EventService::new(repo.clone(), uow.clone(), clock.clone()),
-        check_ins: crate::checkins::CheckIns::start(attendance.clone(), idempotency.clone().into_inner()),
+        check_ins: crate::checkins::CheckIns::start(
+            attendance.clone(),
+            idempotency.clone().into_inner(),
+            crate::refusals::Recorder::start(refusals.clone()),
+        ),
         changes: domain::changes::ChangeFeed::new(repo.clone()),
         reports: domain::reports::ReportService::new(repo.clone(), clock.clone()),
-        refusals: refusals.clone(),
-        refusal_log: crate::refusals::Recorder::start(refusals),
+        refusals,
         idempotency,
         attendance,
         users,

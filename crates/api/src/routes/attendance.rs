@@ -5,7 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use domain::{SessionId, policy};
 
-use domain::refusals::{RefusalDraft, is_refusal};
 use infra::db::idempotency::Hold;
 
 use crate::body::Body;
@@ -113,14 +112,7 @@ async fn check_in(
     let lang = Lang::of(&req);
     // The request's idempotency key goes into the batch, which keeps the answer.
     let keyed = Hold::current().map(|hold| Keyed { hold, lang });
-    let session = body.session_id.map(SessionId);
-    let result = state.check_ins.check_in(actor, body.qr_code.clone(), session, keyed).await;
-    if let Err(e) = &result
-        && is_refusal(e)
-    {
-        let at = state.refusal_log.now();
-        state.refusal_log.record(RefusalDraft::new(&actor, &body.qr_code, session, e.code(), at)).await;
-    }
+    let result = state.check_ins.check_in(actor, body.qr_code, body.session_id.map(SessionId), keyed).await;
     let label = match &result {
         Ok(_) => "success",
         Err(e) => e.code(),
