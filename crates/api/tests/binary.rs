@@ -216,8 +216,10 @@ async fn after_sigterm_ready_is_503_at_once_and_every_request_sent_is_answered_t
             tokio::spawn(async move { client.get(&me).bearer_auth(&token).send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    server.sigterm();
+    // Timed from before the signal is sent: spawning `kill` can take a while under load,
+    // and the grace period starts when the server receives the signal, not after.
     let signalled = std::time::Instant::now();
+    server.sigterm();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ready = client.get(format!("{}/ready", server.base)).send().await.expect("ready");
     assert_eq!(ready.status(), 503, "/ready turns 503 at once");
