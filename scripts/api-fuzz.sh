@@ -62,9 +62,11 @@ fuzz_on() { # LABEL DATABASE_URL [REDIS_URL]
   # One worker: CPython 3.11's AST parser keeps its recursion depth per interpreter, not per
   # thread (gh-106905), and hypothesis parses lambdas' source as it reports, so two workers
   # now and then die with "AST constructor recursion depth mismatch" (seen on POST /events).
+  # The live stream is left out: its answer never ends, so a check of its body would wait
+  # for ever (tests/tests/api/stream.rs sends it junk headers and roles instead).
   (cd scripts/api-fuzz && "$VENV/bin/st" run "$base/openapi.json" --checks all --max-examples "$EXAMPLES" \
     --header "Authorization: Bearer $FUZZ_OWNER_TOKEN" --seed "${FUZZ_SEED:-1}" --no-color --workers 1 \
-    --suppress-health-check all)
+    --suppress-health-check all --exclude-path /api/v1/attendance/stream)
 
   say "$label: generating a Python client and driving a booking and a check-in through it"
   rm -rf "$WORK/client"

@@ -21,5 +21,6 @@ pub mod refusals;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod streams;
 pub mod telemetry;
 pub mod tenant;

@@ -48,7 +48,7 @@ impl Modify for BearerAuth {
         schedule::register, schedule::unregister, schedule::participants, schedule::waitlist,
         schedule::create_recurrence, schedule::recurrences, schedule::stop_recurrence,
         events::list, events::create, events::get, events::update, events::delete,
-        attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::last, attendance::history,
+        attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::stream, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
         changes::changes, reports::class_report, reports::member_report,
     ),

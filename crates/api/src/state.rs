@@ -54,6 +54,8 @@ pub struct AppState {
     pub reports: domain::reports::ReportService,
     /// The refusal audit (lists).
     pub refusals: domain::refusals::RefusalService,
+    /// Live streams of this instance, woken when their gym's feed grows.
+    pub streams: Arc<crate::streams::Hub>,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -102,7 +104,11 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let db = db.with_clock(clock.clone());
     let repo = Arc::new(db.clone());
     // Every listener of the domain's facts, one line each.
-    let dispatcher = Dispatcher::new().with(Arc::new(CacheInvalidation::new(cache.clone()))).with_outbox(repo.clone());
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    let dispatcher = Dispatcher::new()
+        .with(Arc::new(CacheInvalidation::new(cache.clone())))
+        .with(Arc::new(Nudge(nudge.clone())))
+        .with_outbox(repo.clone());
     let uow = UnitOfWork::new(repo.clone(), dispatcher.clone());
     let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
     let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone());
@@ -126,11 +132,10 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let refusals = domain::refusals::RefusalService::new(repo.clone(), uow.clone(), clock.clone());
     let relay_guard = Arc::new(());
     let idempotency = web::Data::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
-    spawn_relay(
-        Relay::new(repo.clone(), dispatcher, clock.clone(), retention),
-        db.clone(),
-        Arc::downgrade(&relay_guard),
-    );
+    let streams = crate::streams::Hub::start(infra::bus::Bus::from_settings(settings)?, Arc::downgrade(&relay_guard));
+    let relay = Relay::new(repo.clone(), dispatcher, clock.clone(), retention).with_announcer(streams.clone());
+    spawn_sequencer(relay.clone(), nudge, Arc::downgrade(&relay_guard));
+    spawn_relay(relay, db.clone(), Arc::downgrade(&relay_guard));
     spawn_no_shows(attendance.clone(), Arc::downgrade(&relay_guard));
     Ok(AppState {
         verifier: web::Data::new(verifier),
@@ -153,6 +158,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         changes: domain::changes::ChangeFeed::new(repo.clone()),
         reports: domain::reports::ReportService::new(repo.clone(), clock.clone()),
         refusals,
+        streams,
         idempotency,
         attendance,
         users,
@@ -167,8 +173,56 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     })
 }
 
-/// How often the relay looks for facts left undelivered.
+/// How often the relay looks for facts left undelivered, and the sequencer for
+/// facts left unnumbered when no commit woke it.
 const RELAY_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the sequencer waits after a commit woke it: a burst of commits is
+/// numbered in one go, and the feed's readers hear of a commit well within a second.
+const SEQUENCE_AFTER: Duration = Duration::from_millis(20);
+
+/// How long the sequencer waits to try again when another instance's held the turn.
+const SEQUENCE_BUSY: Duration = Duration::from_millis(50);
+
+/// Wakes the sequencer on every commit (a listener that never fails).
+struct Nudge(Arc<tokio::sync::Notify>);
+
+#[async_trait::async_trait]
+impl domain::facts::Listener for Nudge {
+    async fn on(&self, _: &domain::facts::DomainEvent) -> domain::facts::Delivery {
+        self.0.notify_one();
+        domain::facts::Delivery::Done
+    }
+
+    async fn on_many(&self, _: &[domain::facts::DomainEvent]) -> domain::facts::Delivery {
+        self.0.notify_one();
+        domain::facts::Delivery::Done
+    }
+}
+
+/// Numbers committed facts soon after each commit (or every [`RELAY_EVERY`]), and
+/// so announces them to live streams, while `alive` can be upgraded.
+fn spawn_sequencer(relay: Relay, nudge: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async move {
+        while alive.upgrade().is_some() {
+            let _ = tokio::time::timeout(RELAY_EVERY, nudge.notified()).await;
+            tokio::time::sleep(SEQUENCE_AFTER).await;
+            // Another instance's sequencer may have read the pending facts before this
+            // instance's last commit: try again shortly rather than a second later.
+            for _ in 0..5 {
+                match relay.sequence().await {
+                    Ok(true) => tokio::time::sleep(SEQUENCE_BUSY).await,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the outbox sequencer failed; it runs again");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
 
 /// How often the no-show job runs.
 const NO_SHOWS_EVERY: Duration = Duration::from_secs(60);
@@ -194,7 +248,7 @@ fn spawn_no_shows(attendance: AttendanceService, alive: std::sync::Weak<()>) {
 /// How often delivered facts past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Runs the relay every [`RELAY_EVERY`] (and the purges of delivered facts and of
+/// Runs the relay's deliveries every [`RELAY_EVERY`] (and the purges of delivered facts and of
 /// expired idempotency keys every [`PURGE_EVERY`]) for as long as `alive` can be
 /// upgraded: the state that started it is alive.
 fn spawn_relay(relay: Relay, db: Db, alive: std::sync::Weak<()>) {
@@ -202,7 +256,7 @@ fn spawn_relay(relay: Relay, db: Db, alive: std::sync::Weak<()>) {
     rt.spawn(async move {
         let mut since_purge = Duration::ZERO;
         while alive.upgrade().is_some() {
-            match relay.tick().await {
+            match relay.deliver_pending().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(facts = n, "outbox relay delivered facts left undelivered"),
                 Err(e) => tracing::warn!(error = %e, "outbox relay could not claim facts"),

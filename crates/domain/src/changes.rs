@@ -50,7 +50,30 @@ pub trait ChangeRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>>;
+
+    /// The number of the gym's last numbered fact (`0` before any).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn head(&self, gym: GymId) -> Result<i64>;
 }
+
+/// The public name of a fact's type, as live streams and webhooks deliver it; `None`
+/// for facts kept for the change feed alone.
+pub fn public_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "checked_in" => "checkin.succeeded",
+        "checkin_refused" => "checkin.refused",
+        "booked" => "registration.created",
+        "booking_cancelled" => "registration.cancelled",
+        "waitlist_promoted" => "waitlist.promoted",
+        "session_cancelled" => "session.cancelled",
+        _ => return None,
+    })
+}
+
+/// The types the live attendance stream carries.
+pub const ATTENDANCE_TYPES: [&str; 2] = ["checkin.succeeded", "checkin.refused"];
 
 /// The change feed.
 #[derive(Clone)]
@@ -72,10 +95,44 @@ impl ChangeFeed {
     /// was purged; storage failures.
     pub async fn after(&self, actor: &Actor, after: i64, page: Page) -> Result<ChangePage> {
         actor.require(crate::policy::READ_CHANGES)?;
+        self.page(actor.gym_id, after, page.limit).await
+    }
+
+    /// Where a live stream of the gym starts (staff): after `last_seen` (a
+    /// reconnecting screen's `Last-Event-ID`), checked like a cursor of the feed, or
+    /// after the gym's last fact.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below staff; as [`ChangeFeed::after`] for the cursor.
+    pub async fn live_from(&self, actor: &Actor, last_seen: Option<i64>) -> Result<i64> {
+        actor.require(crate::policy::WATCH_ATTENDANCE)?;
+        let head = self.repo.head(actor.gym_id).await?;
+        match last_seen {
+            None => Ok(head),
+            // A number the feed never gave would hide every fact up to it.
+            Some(after) if after > head => Err(DomainError::validation("Last-Event-ID is past the gym's last fact")),
+            // The fact after it must still be kept: one page of a single fact tells.
+            Some(after) => self.page(actor.gym_id, after, 1).await.map(|_| after),
+        }
+    }
+
+    /// The next facts of a live stream after `after`, of the types it carries, and
+    /// the cursor past everything read (also past facts it does not carry). The
+    /// stream's start was checked by [`ChangeFeed::live_from`].
+    ///
+    /// # Errors
+    /// As [`ChangeFeed::after`].
+    pub async fn live(&self, gym: GymId, after: i64, limit: u64) -> Result<ChangePage> {
+        let mut page = self.page(gym, after, limit).await?;
+        page.changes.retain(|c| public_type(&c.kind).is_some_and(|t| ATTENDANCE_TYPES.contains(&t)));
+        Ok(page)
+    }
+
+    async fn page(&self, gym: GymId, after: i64, limit: u64) -> Result<ChangePage> {
         if after < 0 {
             return Err(DomainError::validation("after must be 0 or a number the feed gave"));
         }
-        let rows = self.repo.changes(actor.gym_id, after, page.limit).await?;
+        let rows = self.repo.changes(gym, after, limit).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut last = after;
         for change in rows {
@@ -150,5 +207,38 @@ mod tests {
         let none = ChangeFeed::new(Arc::new(MockChangeRepository::new()));
         assert_eq!(none.after(&admin(Role::Trainer), 0, Page::default()).await, Err(DomainError::Forbidden));
         assert!(matches!(none.after(&admin(Role::Admin), -1, Page::default()).await, Err(DomainError::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn a_live_stream_starts_at_the_head_or_at_a_kept_cursor_and_carries_attendance_alone() {
+        let mut repo = MockChangeRepository::new();
+        repo.expect_head().returning(|_| Ok(41));
+        repo.expect_changes().returning(|_, after, _| {
+            let kinds = ["booked", "checked_in", "gym_changed", "checkin_refused"];
+            Ok((after + 1..=after + 4).zip(kinds).map(|(seq, k)| Change { kind: k.into(), ..change(seq) }).collect())
+        });
+        let feed = ChangeFeed::new(Arc::new(repo));
+        assert_eq!(feed.live_from(&admin(Role::Trainer), None).await, Ok(41));
+        assert_eq!(feed.live_from(&admin(Role::Trainer), Some(7)).await, Ok(7));
+        assert_eq!(feed.live_from(&admin(Role::Member), None).await, Err(DomainError::Forbidden));
+        let page = feed.live(GymId(2), 7, 100).await.expect("page");
+        assert_eq!(
+            (page.changes.iter().map(|c| (c.seq, c.kind.as_str())).collect::<Vec<_>>(), page.next),
+            (vec![(9, "checked_in"), (11, "checkin_refused")], 11),
+            "other facts are passed over, never read again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_stream_resumed_from_a_purged_cursor_is_refused() {
+        let mut repo = MockChangeRepository::new();
+        repo.expect_head().returning(|_| Ok(9));
+        repo.expect_changes().returning(|_, _, _| Ok(vec![change(9)]));
+        let feed = ChangeFeed::new(Arc::new(repo));
+        assert_eq!(feed.live_from(&admin(Role::Trainer), Some(3)).await, Err(DomainError::CursorExpired));
+        assert!(
+            matches!(feed.live_from(&admin(Role::Trainer), Some(10)).await, Err(DomainError::Validation(_))),
+            "past the head"
+        );
     }
 }

@@ -313,20 +313,40 @@ pub trait Outbox: Send + Sync {
     /// Storage failures.
     async fn delivered(&self, ids: &[FactId]) -> Result<()>;
 
-    /// Gives committed facts that have none their number in their gym's order
-    /// (`gym_seq`), in the order of their ids; answers how many. Numbers are given
-    /// after the commit, one gym at a time, so a reader that follows a gym's numbers
+    /// Gives up to `limit` committed facts that have none their number in their
+    /// gym's order (`gym_seq`), in the order of their ids. Numbers are given after
+    /// the commit, one sequencer at a time, so a reader that follows a gym's numbers
     /// never misses a fact that committed late.
     ///
     /// # Errors
     /// Storage failures.
-    async fn sequence(&self, limit: u32) -> Result<usize>;
+    async fn sequence(&self, limit: u32) -> Result<Sequenced>;
 
     /// Deletes facts delivered before `delivered_before`; answers how many.
     ///
     /// # Errors
     /// Storage failures.
     async fn purge(&self, delivered_before: OffsetDateTime) -> Result<u64>;
+}
+
+/// What one call of [`Outbox::sequence`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sequenced {
+    /// How many facts were numbered.
+    pub facts: usize,
+    /// Each gym numbered and its last number now (`0` is the gym of facts of a user alone).
+    pub heads: Vec<(GymId, i64)>,
+    /// Another instance's sequencer held the turn: facts may be waiting still.
+    pub busy: bool,
+}
+
+/// Told the gyms whose feeds grew, as soon as their facts are numbered: live
+/// streams on every instance then read what is new (an adapter publishes it across
+/// instances). A lost announcement only delays a reader until it looks again.
+#[async_trait]
+pub trait Announcer: Send + Sync {
+    /// The gyms numbered and their last number.
+    async fn announce(&self, heads: &[(GymId, i64)]);
 }
 
 /// Hands committed facts to every listener, in the order they were added, and marks
@@ -396,6 +416,7 @@ pub struct Relay {
     outbox: Arc<dyn Outbox>,
     dispatcher: Dispatcher,
     clock: Arc<dyn Clock>,
+    announcer: Option<Arc<dyn Announcer>>,
     /// A fact younger than this may still be on its way in the request that wrote it.
     pub grace: Duration,
     /// How long a claim keeps other relays off.
@@ -412,20 +433,70 @@ impl Relay {
 
     /// A relay over an outbox, delivering to the dispatcher's listeners.
     pub fn new(outbox: Arc<dyn Outbox>, dispatcher: Dispatcher, clock: Arc<dyn Clock>, retention: Duration) -> Self {
-        Self { outbox, dispatcher, clock, grace: Duration::seconds(2), lease: Duration::seconds(30), retention }
+        Self {
+            outbox,
+            dispatcher,
+            clock,
+            announcer: None,
+            grace: Duration::seconds(2),
+            lease: Duration::seconds(30),
+            retention,
+        }
     }
 
-    /// Claims and delivers one batch; answers how many facts were delivered.
+    /// Announces the gyms it numbers to `announcer`.
+    #[must_use]
+    pub fn with_announcer(mut self, announcer: Arc<dyn Announcer>) -> Self {
+        self.announcer = Some(announcer);
+        self
+    }
+
+    /// Numbers what committed since the last call, batches until one comes back
+    /// short (so numbering keeps up with any rate of writes), and announces the gyms
+    /// numbered. Answers whether another instance's sequencer held the turn (the
+    /// caller tries again shortly: facts of this instance may be waiting).
     ///
     /// # Errors
-    /// Storage failures of the claim.
-    pub async fn tick(&self) -> Result<usize> {
-        // Numbering keeps up with any rate of writes: batches until one comes back short.
+    /// Storage failures.
+    pub async fn sequence(&self) -> Result<bool> {
+        let mut heads: Vec<(GymId, i64)> = Vec::new();
+        let mut busy = false;
         for _ in 0..Self::SEQUENCE_ROUNDS {
-            if self.outbox.sequence(Self::BATCH).await? < Self::BATCH as usize {
+            let run = self.outbox.sequence(Self::BATCH).await?;
+            busy = run.busy;
+            for (gym, last) in run.heads {
+                match heads.iter_mut().find(|(g, _)| *g == gym) {
+                    Some(h) => h.1 = h.1.max(last),
+                    None => heads.push((gym, last)),
+                }
+            }
+            if run.busy || run.facts < Self::BATCH as usize {
                 break;
             }
         }
+        if let Some(announcer) = &self.announcer
+            && !heads.is_empty()
+        {
+            announcer.announce(&heads).await;
+        }
+        Ok(busy)
+    }
+
+    /// Numbers what is waiting ([`Relay::sequence`]), then claims and delivers one
+    /// batch; answers how many facts were delivered.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn tick(&self) -> Result<usize> {
+        self.sequence().await?;
+        self.deliver_pending().await
+    }
+
+    /// Claims and delivers one batch of facts left undelivered; answers how many.
+    ///
+    /// # Errors
+    /// Storage failures of the claim.
+    pub async fn deliver_pending(&self) -> Result<usize> {
         let now = self.clock.now();
         let facts = self.outbox.claim(now, now - self.grace, now + self.lease, Self::BATCH).await?;
         if facts.is_empty() {
@@ -504,13 +575,48 @@ mod tests {
     async fn the_relay_numbers_facts_until_a_batch_comes_back_short() {
         let mut outbox = MockOutbox::new();
         let mut seq = mockall::Sequence::new();
-        outbox.expect_sequence().times(2).in_sequence(&mut seq).returning(|_| Ok(Relay::BATCH as usize));
-        outbox.expect_sequence().once().in_sequence(&mut seq).returning(|_| Ok(7));
+        let full = |gym: i64, last: i64| Sequenced {
+            facts: Relay::BATCH as usize,
+            heads: vec![(GymId(gym), last)],
+            busy: false,
+        };
+        outbox.expect_sequence().once().in_sequence(&mut seq).returning(move |_| Ok(full(1, 150)));
+        outbox.expect_sequence().once().in_sequence(&mut seq).returning(move |_| Ok(full(2, 200)));
+        outbox
+            .expect_sequence()
+            .once()
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(Sequenced { facts: 7, heads: vec![(GymId(1), 157)], busy: false }));
         outbox.expect_claim().once().returning(|_, _, _, _| Ok(vec![]));
         let outbox: Arc<dyn Outbox> = Arc::new(outbox);
         let now = time::macros::datetime!(2026-12-04 12:00 UTC);
-        let relay = Relay::new(outbox, Dispatcher::new(), Arc::new(FixedClock(now)), Duration::days(7));
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Tell(Arc<std::sync::Mutex<Vec<(GymId, i64)>>>);
+        #[async_trait]
+        impl Announcer for Tell {
+            async fn announce(&self, heads: &[(GymId, i64)]) {
+                if let Ok(mut t) = self.0.lock() {
+                    t.extend_from_slice(heads);
+                }
+            }
+        }
+        let relay = Relay::new(outbox, Dispatcher::new(), Arc::new(FixedClock(now)), Duration::days(7))
+            .with_announcer(Arc::new(Tell(told.clone())));
         assert_eq!(relay.tick().await, Ok(0));
+        assert_eq!(
+            *told.lock().expect("lock"),
+            vec![(GymId(1), 157), (GymId(2), 200)],
+            "each gym numbered is announced once, with its last number"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sequencer_that_finds_the_turn_taken_says_so_and_stops() {
+        let mut outbox = MockOutbox::new();
+        outbox.expect_sequence().once().returning(|_| Ok(Sequenced { busy: true, ..Sequenced::default() }));
+        let now = time::macros::datetime!(2026-12-04 12:00 UTC);
+        let relay = Relay::new(Arc::new(outbox), Dispatcher::new(), Arc::new(FixedClock(now)), Duration::days(7));
+        assert_eq!(relay.sequence().await, Ok(true));
     }
 
     #[tokio::test]
@@ -527,7 +633,7 @@ mod tests {
             .once()
             .returning(move |_, _, _, _| Ok(vec![fact(41, e.clone())]));
         outbox.expect_delivered().withf(|got| got == ids(1, &[41])).once().returning(|_| Ok(()));
-        outbox.expect_sequence().once().returning(|_| Ok(1));
+        outbox.expect_sequence().once().returning(|_| Ok(Sequenced::default()));
         let outbox: Arc<dyn Outbox> = Arc::new(outbox);
         let mut listener = MockListener::new();
         listener.expect_on().withf(move |e| *e == event).once().return_const(Delivery::Done);

@@ -30,5 +30,7 @@ pub const SEE_REFUSALS: Role = Role::Admin;
 pub const READ_CHANGES: Role = Role::Admin;
 /// See who is in the gym now.
 pub const SEE_OCCUPANCY: Role = Role::Trainer;
+/// Watch the live stream of check-ins and refusals (the desk screen).
+pub const WATCH_ATTENDANCE: Role = Role::Trainer;
 /// See the classes' report.
 pub const SEE_REPORTS: Role = Role::Admin;

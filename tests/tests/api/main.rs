@@ -25,6 +25,7 @@ mod refusals;
 mod reports;
 mod rotating_qr;
 mod schedule;
+mod stream;
 mod times;
 mod users_gyms;
 mod waitlist;

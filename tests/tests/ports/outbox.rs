@@ -104,7 +104,15 @@ gymapi_tests::per_backend!(facts_are_numbered_per_gym_in_the_order_of_their_ids,
         ids.push(facts[0].id);
     }
     commit_facts(&db, &[DomainEvent::QrRotated { user: owner.id }]).await;
-    while db.sequence(2).await.expect("sequence") > 0 {}
+    let mut heads: Vec<(domain::GymId, i64)> = Vec::new();
+    loop {
+        let run = db.sequence(2).await.expect("sequence");
+        assert!(!run.busy, "no other sequencer runs here");
+        if run.facts == 0 {
+            break;
+        }
+        heads.extend(run.heads);
+    }
     let stored = rows(&store.file.url).await;
     let seqs = |gym: i64| -> Vec<i64> {
         stored.iter().filter(|r| r.0 == gym).map(|r| r.2.expect("numbered")).collect::<Vec<_>>()
@@ -115,4 +123,9 @@ gymapi_tests::per_backend!(facts_are_numbered_per_gym_in_the_order_of_their_ids,
         assert_eq!(s, (1..=s.len() as i64).collect::<Vec<_>>(), "gym {gym}: gapless, in id order");
     }
     assert!(ids.windows(2).all(|w| w[0].id < w[1].id));
+    // What a run numbered is announced as each gym's last number.
+    for gym in [a.id, b.id] {
+        let last = heads.iter().filter(|h| h.0 == gym).map(|h| h.1).max();
+        assert_eq!(last, Some(seqs(gym.0).len() as i64), "gym {}: its head", gym.0);
+    }
 });

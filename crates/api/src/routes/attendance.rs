@@ -14,7 +14,7 @@ use crate::dto::{
     CalendarOut, CheckInIn, CheckInOut, DashboardOut, HistoryItemOut, LastAttendanceOut, PageIn, QrOut, RefusalOut,
     RefusalsIn, SessionOut,
 };
-use crate::dto::{CheckInRefused, GymHeader, TenantErrors, UtcTime};
+use crate::dto::{CheckInRefused, CursorExpired, GymHeader, TenantErrors, UtcTime};
 use crate::error::{ApiError, Lang};
 use crate::params::Query;
 use crate::respond::{Slot, cached_json_at, json};
@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/attendance/my-qr/rotate").route(web::post().to(rotate_qr)))
         .service(web::resource("/attendance/check-in").route(web::post().to(check_in)))
         .service(web::resource("/attendance/refusals").route(web::get().to(refusals)))
+        .service(web::resource("/attendance/stream").route(web::get().to(stream)))
         .service(web::resource("/attendance/me/last").route(web::get().to(last)))
         .service(web::resource("/attendance/me/history").route(web::get().to(history)))
         .service(web::resource("/attendance/calendar").route(web::get().to(calendar)))
@@ -37,6 +38,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn feed_url(req: &HttpRequest, token: &str) -> String {
     let info = req.connection_info();
     format!("{}://{}/api/v1/calendar/{token}.ics", info.scheme(), info.host())
+}
+
+#[utoipa::path(get, path = "/api/v1/attendance/stream", tag = "attendance",
+    params(GymHeader, ("Last-Event-ID" = Option<i64>, Header,
+        description = "The `id` of the last event received: the stream resumes after it, missing nothing.")),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-Sent Events, one per check-in (`event: checkin.succeeded`) and refused scan \
+            (`event: checkin.refused`), in commit order. `id` is the fact's number in the change feed; `data` \
+            is `{id, seq, type, created_at, gym_id, data}`, the envelope webhooks deliver. A comment line \
+            every 15 s keeps idle connections open."),
+        TenantErrors, CursorExpired),
+    description = "The gym's live attendance for the desk screen (staff), from every instance, within about \
+        a second of the commit. Without `Last-Event-ID` it starts at what happens next; with it, after that \
+        event (410 cursor_expired when what follows it is no longer kept; 422 when it is not a number the \
+        stream gave).")]
+async fn stream(state: State, Tenant(actor): Tenant, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let last_seen = match req.headers().get("Last-Event-ID") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+            domain::DomainError::validation("Last-Event-ID must be the id of an event the stream sent")
+        })?),
+    };
+    let cursor = state.changes.live_from(&actor, last_seen).await?;
+    let live = crate::streams::Live::new(state.clone(), actor.gym_id, cursor);
+    let body = futures_util::stream::unfold(live, |mut live| async move {
+        live.next_chunk().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), live))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        // Proxies that buffer (nginx) would hold events back.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
 }
 
 #[utoipa::path(get, path = "/api/v1/attendance/calendar", tag = "attendance", params(GymHeader),

@@ -30,4 +30,16 @@ impl ChangeRepository for Db {
             .map(|r| Change { seq: r.seq, id: r.id, kind: r.kind, data: r.data, created_at: r.created_at })
             .collect())
     }
+
+    async fn head(&self, gym: GymId) -> Result<i64> {
+        // The head, not MAX(gym_seq): purged facts keep their numbers given.
+        let sql = "SELECT last_seq FROM outbox_heads WHERE gym_id = $1";
+        let rows = timed("changes_head", all::<HeadRow>(&self.conn, sql, vec![gym.0.into()])).await?;
+        Ok(rows.first().map_or(0, |r| r.last_seq))
+    }
+}
+
+#[derive(FromQueryResult)]
+struct HeadRow {
+    last_seq: i64,
 }

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::facts::{DomainEvent, Fact, FactId, Outbox};
+use domain::facts::{DomainEvent, Fact, FactId, Outbox, Sequenced};
 use domain::tx::{Database, Tx};
 use domain::{ClassId, DomainError, EventId, GymId, RecurrenceId, Result, SessionId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
@@ -394,13 +394,13 @@ impl Outbox for Db {
         Ok(())
     }
 
-    async fn sequence(&self, limit: u32) -> Result<usize> {
+    async fn sequence(&self, limit: u32) -> Result<Sequenced> {
         // Most ticks find nothing: a read costs less than a write transaction.
         // ORDER BY id: SQLite then takes the partial index of the unsequenced instead of
         // scanning the whole (gym_id, gym_seq) key.
         let waiting = "SELECT id FROM outbox WHERE gym_seq IS NULL ORDER BY id LIMIT 1";
         if timed("outbox_unsequenced", all::<IdRow>(&self.conn, waiting, vec![])).await?.is_empty() {
-            return Ok(0);
+            return Ok(Sequenced::default());
         }
         let (tx, _writer) = self.write_tx().await?;
         let done = timed("outbox_sequence", async {
@@ -409,7 +409,7 @@ impl Outbox for Db {
                 let sql = "SELECT pg_try_advisory_xact_lock(103121109097112106) AS locked";
                 let row = tx.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await?;
                 if !row.map(|r| r.try_get::<bool>("", "locked")).transpose()?.unwrap_or(false) {
-                    return Ok(0);
+                    return Ok(Sequenced { busy: true, ..Sequenced::default() });
                 }
             }
             let pending = all::<Pending>(
@@ -419,7 +419,7 @@ impl Outbox for Db {
             )
             .await?;
             if pending.is_empty() {
-                return Ok(0);
+                return Ok(Sequenced::default());
             }
             // Three statements whatever the number of gyms: the pending facts (above),
             // every gym's head moved at once (in ascending gym order, the heads' one
@@ -470,7 +470,11 @@ impl Outbox for Db {
                 numbered.join(", ")
             );
             exec(&tx, &sql, values).await?;
-            Ok(pending.len())
+            Ok(Sequenced {
+                facts: pending.len(),
+                heads: heads.iter().map(|h| (GymId(h.gym_id), h.last_seq)).collect(),
+                busy: false,
+            })
         })
         .await?;
         tx.commit().await.map_err(unavailable_or_internal)?;
