@@ -623,3 +623,147 @@ pub fn now() -> time::OffsetDateTime {
     let n = time::OffsetDateTime::now_utc();
     n.replace_nanosecond(0).unwrap_or(n)
 }
+
+/// One request a [`Receiver`] took.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on loopback: it answers each request with the next status of
+/// its script (200 once the script is spent), or never answers at all.
+pub struct Receiver {
+    /// `http://127.0.0.1:PORT/hook`.
+    pub url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver answering `script` in turn, then 200.
+    pub async fn start(script: Vec<u16>) -> Self {
+        Self::on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), Some(script))
+    }
+
+    /// A receiver that takes connections and requests and never answers.
+    pub async fn hanging() -> Self {
+        Self::on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"), None)
+    }
+
+    /// A receiver on a listener already bound.
+    pub fn on(listener: tokio::net::TcpListener, script: Option<Vec<u16>>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = listener.local_addr().expect("addr").port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = got.clone();
+        let script = std::sync::Arc::new(std::sync::Mutex::new(script.map(|s| s.into_iter())));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body_start) = loop {
+                    let Ok(n) = conn.read(&mut chunk).await else { break (String::new(), 0) };
+                    if n == 0 {
+                        break (String::new(), 0);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&buf[..end]).into_owned(), end + 4);
+                    }
+                };
+                let headers: Vec<(String, String)> = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < body_start + length {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[body_start.min(buf.len())..]).into_owned();
+                if let Ok(mut g) = sink.lock() {
+                    g.push(Received { headers, body });
+                }
+                let status = match script.lock().ok().and_then(|mut s| s.as_mut().map(|s| s.next().unwrap_or(200))) {
+                    Some(status) => status,
+                    None => {
+                        held.push(conn);
+                        continue;
+                    }
+                };
+                let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+        Self { url: format!("http://127.0.0.1:{port}/hook"), got, task }
+    }
+
+    /// Every request taken so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Waits until at least `n` requests were taken; answers them.
+    ///
+    /// # Panics
+    /// When fewer came within `within`.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(std::time::Instant::now() < until, "{} of {n} requests within {within:?}: {got:?}", got.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether `X-GymAPI-Signature: t=…,v1=…` signs `body` with `secret`, checked by
+/// Python's `hmac` module: an implementation independent of the server's.
+///
+/// # Panics
+/// When `python3` cannot be run (it is part of the machine; `make api-fuzz` needs it too).
+pub fn python_verifies(secret: &str, header: &str, body: &str) -> bool {
+    let script = "import hmac, hashlib, os\n\
+        parts = [p.split('=', 1) for p in os.environ['SIG'].split(',')]\n\
+        t = next(v for k, v in parts if k == 't')\n\
+        mac = hmac.new(os.environ['SECRET'].encode(), (t + '.' + os.environ['BODY']).encode(), hashlib.sha256).hexdigest()\n\
+        print('ok' if any(k == 'v1' and hmac.compare_digest(v, mac) for k, v in parts) else 'no')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env("SIG", header)
+        .env("SECRET", secret)
+        .env("BODY", body)
+        .output()
+        .expect("python3 runs the independent signature check; install CPython 3 (`apt install python3`)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() == "ok"
+}

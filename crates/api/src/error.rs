@@ -137,6 +137,8 @@ codes! {
     AlreadyCheckedIn = "already_checked_in" from "DomainError::AlreadyCheckedIn",
     IdempotencyKeyInProgress = "idempotency_key_in_progress" from "DomainError::IdempotencyKeyInProgress",
     CursorExpired = "cursor_expired" from "DomainError::CursorExpired",
+    WebhookNotFound = "webhook_not_found" from "DomainError::WebhookNotFound",
+    DeliveryNotFound = "delivery_not_found" from "DomainError::DeliveryNotFound",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
@@ -249,6 +251,8 @@ impl ApiError {
                 D::AlreadyCheckedIn => Code::AlreadyCheckedIn,
                 D::IdempotencyKeyInProgress => Code::IdempotencyKeyInProgress,
                 D::CursorExpired => Code::CursorExpired,
+                D::WebhookNotFound => Code::WebhookNotFound,
+                D::DeliveryNotFound => Code::DeliveryNotFound,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -307,6 +311,8 @@ impl ApiError {
                 ("Session not found", "Sesión no encontrada o no pertenece a este gimnasio")
             }
             Self::Domain(D::EventNotFound) => ("Event not found", "Evento no encontrado"),
+            Self::Domain(D::WebhookNotFound) => ("Webhook not found", "Webhook no encontrado"),
+            Self::Domain(D::DeliveryNotFound) => ("Delivery not found", "Entrega no encontrada"),
             Self::Domain(D::RecurrenceNotFound) => {
                 ("Recurrence not found for this class", "Serie no encontrada para esta clase")
             }
@@ -432,6 +438,8 @@ impl ResponseError for ApiError {
                 | D::ClassNotFound
                 | D::SessionNotFound
                 | D::EventNotFound
+                | D::WebhookNotFound
+                | D::DeliveryNotFound
                 | D::RecurrenceNotFound
                 | D::NotRegistered => StatusCode::NOT_FOUND,
                 D::AlreadyMember

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, changes, events, gyms, health, reports, schedule, users};
+use crate::routes::{attendance, changes, events, gyms, health, reports, schedule, users, webhooks};
 
 struct BearerAuth;
 
@@ -51,10 +51,12 @@ impl Modify for BearerAuth {
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::stream, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
         changes::changes, reports::class_report, reports::member_report,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::webhook_deliveries,
+        webhooks::replay_delivery, webhooks::rotate_webhook_secret,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
-        (name = "reports"),
+        (name = "reports"), (name = "webhooks"),
         (name = "operations", description = "Unauthenticated probes and metrics"),
     )
 )]

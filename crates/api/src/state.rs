@@ -14,7 +14,8 @@ use domain::gyms::GymService;
 use domain::schedule::ScheduleService;
 use domain::tx::UnitOfWork;
 use domain::users::UserService;
-use infra::config::Settings;
+use domain::webhooks::{Reach, WebhookEngine, WebhookService};
+use infra::config::{Environment, Settings};
 use infra::db::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     pub refusals: domain::refusals::RefusalService,
     /// Live streams of this instance, woken when their gym's feed grows.
     pub streams: Arc<crate::streams::Hub>,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: domain::webhooks::WebhookService,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -91,6 +94,9 @@ pub enum StartupError {
     /// Authentication settings that cannot work.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthConfigError),
+    /// The webhooks' HTTP client cannot be built.
+    #[error(transparent)]
+    Webhooks(#[from] infra::webhooks::TransportError),
 }
 
 /// Wires services to adapters as the settings say, and starts the outbox's relay
@@ -132,7 +138,22 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     let refusals = domain::refusals::RefusalService::new(repo.clone(), uow.clone(), clock.clone());
     let relay_guard = Arc::new(());
     let idempotency = web::Data::new(crate::idempotency::Keys::new(db.clone(), dispatcher.clone()));
-    let streams = crate::streams::Hub::start(infra::bus::Bus::from_settings(settings)?, Arc::downgrade(&relay_guard));
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
+    let streams = crate::streams::Hub::start(
+        infra::bus::Bus::from_settings(settings)?,
+        webhook_wake.clone(),
+        Arc::downgrade(&relay_guard),
+    );
+    let reach = match settings.env {
+        Environment::Development | Environment::Test => Reach::Anywhere,
+        Environment::Production => Reach::PublicHttps,
+    };
+    let transport = infra::webhooks::HttpTransport::new(reach)?;
+    spawn_webhooks(
+        WebhookEngine::new(repo.clone(), Arc::new(transport), clock.clone()),
+        webhook_wake,
+        Arc::downgrade(&relay_guard),
+    );
     let relay = Relay::new(repo.clone(), dispatcher, clock.clone(), retention).with_announcer(streams.clone());
     spawn_sequencer(relay.clone(), nudge, Arc::downgrade(&relay_guard));
     spawn_relay(relay, db.clone(), Arc::downgrade(&relay_guard));
@@ -159,6 +180,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         reports: domain::reports::ReportService::new(repo.clone(), clock.clone()),
         refusals,
         streams,
+        webhooks: WebhookService::new(repo.clone(), uow.clone(), clock.clone(), reach),
         idempotency,
         attendance,
         users,
@@ -178,8 +200,9 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
 const RELAY_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the sequencer waits after a commit woke it: a burst of commits is
-/// numbered in one go, and the feed's readers hear of a commit well within a second.
-const SEQUENCE_AFTER: Duration = Duration::from_millis(20);
+/// numbered in one go (at most ten sequencing transactions a second under any load),
+/// and live streams hear of a commit well within a second.
+const SEQUENCE_AFTER: Duration = Duration::from_millis(100);
 
 /// How long the sequencer waits to try again when another instance's held the turn.
 const SEQUENCE_BUSY: Duration = Duration::from_millis(50);
@@ -245,6 +268,45 @@ fn spawn_no_shows(attendance: AttendanceService, alive: std::sync::Weak<()>) {
     });
 }
 
+/// How often the webhook engine looks for new facts and due deliveries when no
+/// announcement woke it.
+const WEBHOOKS_EVERY: Duration = Duration::from_secs(1);
+
+/// Endpoints drained at once by one instance: each is a task of its own, so one
+/// slow receiver holds back its own queue alone.
+const WEBHOOK_DRAINS: usize = 32;
+
+/// Runs the webhook engine while `alive` can be upgraded: each step takes new facts
+/// as deliveries and leases the endpoints with one due, each drained by a task of
+/// its own, never more than [`WEBHOOK_DRAINS`] at once.
+fn spawn_webhooks(engine: WebhookEngine, wake: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let drains = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_DRAINS));
+    rt.clone().spawn(async move {
+        while alive.upgrade().is_some() {
+            let _ = tokio::time::timeout(WEBHOOKS_EVERY, wake.notified()).await;
+            let free = u32::try_from(drains.available_permits()).unwrap_or(0);
+            let claimed = match engine.step(free).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the webhook engine failed a step; it runs again");
+                    continue;
+                }
+            };
+            for webhook in claimed {
+                let Ok(permit) = drains.clone().try_acquire_owned() else { break };
+                let engine = engine.clone();
+                rt.spawn(async move {
+                    if let Err(e) = engine.drain(webhook).await {
+                        tracing::warn!(error = %e, webhook, "a webhook drain failed; its lease runs out");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    });
+}
+
 /// How often delivered facts past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -268,6 +330,9 @@ fn spawn_relay(relay: Relay, db: Db, alive: std::sync::Weak<()>) {
                 }
                 if let Err(e) = db.purge_idempotency_keys().await {
                     tracing::warn!(error = %e, "idempotency key purge failed");
+                }
+                if let Err(e) = db.purge_webhook_deliveries(relay.retention_cutoff()).await {
+                    tracing::warn!(error = %e, "webhook delivery purge failed");
                 }
             }
             tokio::time::sleep(RELAY_EVERY).await;

@@ -38,12 +38,15 @@ const PAGE: u64 = 200;
 pub struct Hub {
     gyms: Mutex<HashMap<i64, watch::Sender<i64>>>,
     bus: Bus,
+    /// Woken by every announcement: the webhook engine, which takes new facts.
+    webhooks: Arc<tokio::sync::Notify>,
 }
 
 impl Hub {
-    /// A hub that hears the other instances' announcements on `bus` while `alive` lives.
-    pub fn start(bus: Bus, alive: std::sync::Weak<()>) -> Arc<Self> {
-        let hub = Arc::new(Self { gyms: Mutex::new(HashMap::new()), bus });
+    /// A hub that hears the other instances' announcements on `bus` while `alive`
+    /// lives, and wakes `webhooks` at each.
+    pub fn start(bus: Bus, webhooks: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) -> Arc<Self> {
+        let hub = Arc::new(Self { gyms: Mutex::new(HashMap::new()), bus, webhooks });
         let weak = Arc::downgrade(&hub);
         hub.bus.listen(
             alive,
@@ -58,6 +61,7 @@ impl Hub {
 
     /// Wakes the gym's streams when `last` is news; forgets a gym nobody watches.
     fn heard(&self, gym: i64, last: i64) {
+        self.webhooks.notify_one();
         let Ok(mut gyms) = self.gyms.lock() else { return };
         let Some(tx) = gyms.get(&gym) else { return };
         if tx.receiver_count() == 0 {

@@ -676,3 +676,84 @@ async fn a_write_whose_process_was_killed_before_invalidating_is_delivered_after
     drop(again);
     drop(a);
 }
+
+/// Issue 20: a check-in acknowledged just before the process is killed (SIGKILL,
+/// nothing flushed, nothing said) still reaches its webhook, from the outbox, once
+/// an instance runs again; the receiver was not even up while the first one lived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_in_acknowledged_before_a_kill_reaches_its_webhook_after_a_restart() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = workdir();
+    let out = gymapi(&dir, &["seed-demo"], &[]).output().expect("seed-demo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let word_after = |prefix: &str, key: &str| -> String {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {text}"));
+        let after = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+        after.split_whitespace().next().unwrap_or_default().to_owned()
+    };
+    let (owner, trainer, qr) =
+        (word_after("owner", "token: "), word_after("trainer", "token: "), word_after("member", "qr: "));
+    let member: i64 = qr.trim_start_matches('U').split('_').next().and_then(|id| id.parse().ok()).expect("qr id");
+    let gym = text.split("X-Gym-ID: ").nth(1).and_then(|s| s.split(')').next()).expect("gym id").to_owned();
+    // A port nobody listens on while the first instance lives.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+
+    let mut first = Server::start(dir.clone(), &[]);
+    let client = reqwest::Client::new();
+    let call = |base: &str, token: &str, path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}/api/v1{path}"))
+            .bearer_auth(token.to_owned())
+            .header("X-Gym-ID", gym.clone())
+            .json(&body)
+            .send()
+    };
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let hook = call(&first.base, &owner, "/webhooks", serde_json::json!({"url": url, "events": ["checkin.succeeded"]}))
+        .await
+        .expect("register");
+    assert_eq!(hook.status(), 201);
+    let scanned = call(&first.base, &trainer, "/attendance/check-in", serde_json::json!({"qr_code": qr}))
+        .await
+        .expect("check-in");
+    assert_eq!(scanned.status(), 200);
+    first.child.kill().expect("SIGKILL");
+    let _ = first.child.wait();
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("receiver");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = conn.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    let _ = tx.send(body.to_owned());
+                    let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").await;
+                    break;
+                }
+            }
+        }
+    });
+    let _second = Server::start(dir, &[]);
+    // Usually within two seconds; a kill during an attempt leaves the endpoint leased
+    // for its 60 s, which bounds the wait.
+    let body = tokio::time::timeout(Duration::from_secs(90), rx.recv()).await.expect("delivered").expect("body");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (&body["type"], &body["data"]["member"]),
+        (&serde_json::json!("checkin.succeeded"), &serde_json::json!(member))
+    );
+}

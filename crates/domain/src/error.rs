@@ -89,6 +89,12 @@ pub enum DomainError {
     /// here; the caller's first request answers for both.
     #[error("idempotency key in use by another request")]
     IdempotencyKeyInProgress,
+    /// No webhook of the gym has this id (`webhook_not_found`).
+    #[error("webhook not found")]
+    WebhookNotFound,
+    /// The webhook has no delivery with this id (`delivery_not_found`).
+    #[error("delivery not found")]
+    DeliveryNotFound,
     /// The change feed's next fact after the cursor was purged (`cursor_expired`).
     #[error("the cursor is older than the facts kept")]
     CursorExpired,
@@ -128,6 +134,8 @@ impl DomainError {
             Self::AlreadyCheckedIn => "already_checked_in",
             Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             Self::CursorExpired => "cursor_expired",
+            Self::WebhookNotFound => "webhook_not_found",
+            Self::DeliveryNotFound => "delivery_not_found",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

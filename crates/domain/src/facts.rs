@@ -505,6 +505,11 @@ impl Relay {
         Ok(self.dispatcher.deliver(facts).await)
     }
 
+    /// The time before which delivered facts are no longer kept.
+    pub fn retention_cutoff(&self) -> OffsetDateTime {
+        self.clock.now() - self.retention
+    }
+
     /// Deletes facts delivered longer ago than the retention; answers how many.
     ///
     /// # Errors

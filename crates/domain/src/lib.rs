@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod tx;
 pub mod users;
 pub mod values;
+pub mod webhooks;
 
 pub use error::{Cause, DomainError, Result};
 pub use values::{

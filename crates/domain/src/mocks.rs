@@ -29,6 +29,7 @@ use crate::tx::{Tx, UnitOfWork};
 pub use crate::users::MockUserRepository;
 use crate::users::User;
 use crate::values::{GymId, ParticipationId, SessionId, UserId};
+pub use crate::webhooks::{MockWebhookRepository, MockWebhookTransport};
 
 /// The facts a mocked commit answers: what the transaction recorded, numbered from 1.
 fn numbered(mut tx: Tx) -> Vec<Fact> {

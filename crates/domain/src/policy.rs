@@ -32,5 +32,7 @@ pub const READ_CHANGES: Role = Role::Admin;
 pub const SEE_OCCUPANCY: Role = Role::Trainer;
 /// Watch the live stream of check-ins and refusals (the desk screen).
 pub const WATCH_ATTENDANCE: Role = Role::Trainer;
+/// Register webhooks and read their deliveries.
+pub const MANAGE_WEBHOOKS: Role = Role::Admin;
 /// See the classes' report.
 pub const SEE_REPORTS: Role = Role::Admin;

@@ -12,7 +12,7 @@
 //! 0. the caller's idempotency keys (a request that sent one: the adapter claims
 //!    them as the transaction's first statement, several in ascending order);
 //! 1. the gym row (changes of membership: the last-owner rule; a change of the gym's
-//!    settings);
+//!    settings; a webhook's registration: the gym's limit of endpoints);
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
 //!    once by ascending `(gym, user)` (a batch of check-ins);
 //! 3. session rows, by ascending `(gym, id)`;
@@ -21,6 +21,9 @@
 //!    member's: a check-in marks a participation only while it is in the status the
 //!    check-in was decided on, so the two agree in either order);
 //! 5. the gym's outbox head (the relay's sequencer, last of all).
+//!
+//! The webhook engine's transactions take one lock alone: the endpoint's row, while
+//! it turns facts into deliveries.
 //!
 //! On SQLite the database's one writer orders every write transaction instead.
 

@@ -5,5 +5,6 @@ pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod webhooks;
 
 pub use config::{ConfigError, Settings};

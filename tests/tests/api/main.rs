@@ -29,3 +29,4 @@ mod stream;
 mod times;
 mod users_gyms;
 mod waitlist;
+mod webhooks;

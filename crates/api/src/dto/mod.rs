@@ -12,6 +12,7 @@ mod responses;
 mod schedule;
 mod times;
 mod users_gyms;
+mod webhooks;
 mod wire;
 
 pub use attendance::*;
@@ -21,3 +22,4 @@ pub use responses::*;
 pub use schedule::*;
 pub use times::{TimeError, UtcTime, date_pattern, date_time_pattern, parse_date, parse_time};
 pub use users_gyms::*;
+pub use webhooks::*;

@@ -11,6 +11,7 @@ pub mod health;
 pub mod reports;
 pub mod schedule;
 pub mod users;
+pub mod webhooks;
 
 /// Everything under `/api/v1`. Fixed paths come before `{id}` paths that would
 /// otherwise swallow them (`/users/me` before `/users/{user_id}`). actix matches
@@ -23,5 +24,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(gyms::configure)
         .configure(changes::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(webhooks::configure);
 }

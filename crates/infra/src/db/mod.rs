@@ -31,6 +31,7 @@ mod reports;
 mod rows;
 mod schedule;
 mod users;
+mod webhooks;
 
 use rows::FromColumns;
 

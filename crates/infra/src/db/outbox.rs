@@ -482,7 +482,11 @@ impl Outbox for Db {
     }
 
     async fn purge(&self, delivered_before: time::OffsetDateTime) -> Result<u64> {
-        let sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1";
+        // A fact a webhook of its gym has not taken yet stays until it has: an endpoint's
+        // queue never loses a fact to the retention.
+        let sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1 AND NOT EXISTS (\
+                   SELECT 1 FROM webhooks w WHERE w.gym_id = outbox.gym_id \
+                   AND (outbox.gym_seq IS NULL OR w.cursor < outbox.gym_seq))";
         let _writer = self.writer().await?;
         timed("outbox_purge", exec(&self.conn, sql, vec![ts(delivered_before)])).await
     }
