@@ -7,7 +7,10 @@
 #
 # BENCH_BACKENDS=postgres,sqlite (default both), BENCH_SECONDS per scenario (15),
 # BENCH_ONLY (a subset of scenarios, see loadtest/src/main.rs), BENCH_PROFILE=FILE
-# (perf record of the server during the first PostgreSQL run).
+# (perf record of the server during the first PostgreSQL run), BENCH_WEBHOOK=1 (every
+# gym has a webhook for checkin.succeeded, posted to `loadtest receiver` on loopback;
+# the server then runs as GYMAPI_ENV=test, which differs from production only in its
+# secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-services.sh >/dev/null
@@ -23,6 +26,8 @@ SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT+changes"; fi
 COMMIT="${BENCH_COMMIT:-$COMMIT}"
+SERVER_ENV=production
+if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then COMMIT="$COMMIT+webhook"; SERVER_ENV=test; fi
 
 command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 cargo build -q --release -p api -p loadtest --bins
@@ -33,6 +38,7 @@ LOAD="$TARGET/release/loadtest"
 cleanup() {
   [ -n "${PERF_PID:-}" ] && kill -INT "$PERF_PID" 2>/dev/null || true
   [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null || true
   [ -n "${DB:-}" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -58,8 +64,17 @@ one_run() { # RUN BACKEND
   else
     "$LOAD" seed-sql sqlite | sqlite3 -bail "$WORK/bench.db" >/dev/null
   fi
+  if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then
+    local rport hooks
+    rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$LOAD" receiver "$rport" &
+    RECEIVER_PID=$!
+    hooks="INSERT INTO webhooks (gym_id, url, events, secret, cursor, created_at) SELECT id, \
+      'http://127.0.0.1:$rport/hook', 'checkin.succeeded', 'whsec_bench', 0, '2026-01-01T00:00:00Z' FROM gyms;"
+    if [ "$backend" = postgres ]; then psql -q "$PG_BASE/$DB" -c "$hooks" >/dev/null; else sqlite3 "$WORK/bench.db" "$hooks"; fi
+  fi
   echo "run $run, $backend: seeded in $((SECONDS - started)) s" >&2
-  env GYMAPI_ENV=production LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$port" \
+  env GYMAPI_ENV="$SERVER_ENV" LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$port" \
     WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
     DATABASE_URL="$url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
     AUTH_JWT_SECRET="$SECRET" "${cache[@]}" \
@@ -76,6 +91,7 @@ one_run() { # RUN BACKEND
   if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
   kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
+  if [ -n "${RECEIVER_PID:-}" ]; then kill "$RECEIVER_PID" 2>/dev/null; wait "$RECEIVER_PID" 2>/dev/null || true; RECEIVER_PID=; fi
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; DB=; fi
 }
 

@@ -341,11 +341,55 @@ struct Config {
     postgres: bool,
 }
 
+/// `loadtest receiver PORT`: a webhook receiver for `BENCH_WEBHOOK=1`, answering
+/// every request 204 on kept-alive connections, as cheaply as a receiver can, so the
+/// bench measures what delivering costs the server, not what receiving costs.
+async fn receiver(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await else {
+        eprintln!("receiver: cannot listen on 127.0.0.1:{port}");
+        return;
+    };
+    while let Ok((mut conn, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::with_capacity(8192);
+            let mut chunk = [0u8; 8192];
+            loop {
+                // Answer every complete request in the buffer, then read more.
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        break;
+                    }
+                    buf.drain(..end + 4 + length);
+                    if conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+                match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("seed-sql") {
         println!("{}", layout::seed_sql(args.get(2).map(String::as_str) != Some("sqlite")));
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("receiver") {
+        let port = args.get(2).and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+        receiver(port).await;
         return;
     }
     let backend = env("BENCH_BACKEND", "postgres");

@@ -228,6 +228,10 @@ fn describe_metrics() {
         "Refused check-ins not recorded (the queue was full, or the database refused a batch three times)"
     );
     describe_counter!(
+        "gymapi_webhook_attempts_total",
+        "Webhook delivery attempts, by result (delivered, retry: failed and due again, failed: given up)"
+    );
+    describe_counter!(
         "gymapi_idempotent_requests_total",
         "POSTs answered from their Idempotency-Key, by outcome (replayed, or reused for another request)"
     );

@@ -351,11 +351,12 @@ impl WebhookRepository for Db {
             }
         };
         let none = || Value::from(None::<OffsetDateTime>);
-        let (status, next, delivered_at) = match settle {
-            Settle::Delivered(at) => (DeliveryStatus::Delivered, none(), ts(*at)),
-            Settle::RetryAt(at) => (DeliveryStatus::Pending, ts(*at), none()),
-            Settle::Failed => (DeliveryStatus::Failed, none(), none()),
+        let (status, next, delivered_at, result) = match settle {
+            Settle::Delivered(at) => (DeliveryStatus::Delivered, none(), ts(*at), "delivered"),
+            Settle::RetryAt(at) => (DeliveryStatus::Pending, ts(*at), none(), "retry"),
+            Settle::Failed => (DeliveryStatus::Failed, none(), none(), "failed"),
         };
+        metrics::counter!("gymapi_webhook_attempts_total", "result" => result).increment(1);
         let sql = "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
                    next_attempt_at = COALESCE($2, next_attempt_at), last_status = $3, last_error = $4, \
                    delivered_at = $5 WHERE id = $6 AND webhook_id = $7";
