@@ -1,5 +1,7 @@
 //! Webhooks (issue 20): a gym's endpoints, each with its cursor into the gym's
-//! change feed, and one delivery row per fact taken for an endpoint. Deliveries
+//! change feed, the time its oldest pending delivery is due (`next_due`) and the
+//! lease of the instance draining it, and one delivery row per fact taken for an
+//! endpoint. Deliveries
 //! keep the body as first sent, so every retry and replay carries the same bytes.
 
 use async_trait::async_trait;
@@ -16,7 +18,9 @@ const WEBHOOKS: &str = "CREATE TABLE webhooks (
     previous_secret TEXT,
     previous_until {TS},
     cursor BIGINT NOT NULL,
+    next_due {TS},
     lease_until {TS},
+    lease_token BIGINT,
     created_at {TS} NOT NULL,
     CONSTRAINT webhooks_pkey {KEY} (gym_id, id)
 )";
@@ -66,6 +70,9 @@ impl crate::Migration for Migration {
             tx,
             &[
                 &webhooks,
+                // The engine reads endpoints by id alone, and the due ones by time.
+                "CREATE INDEX webhooks_id ON webhooks (id)",
+                "CREATE INDEX webhooks_due ON webhooks (next_due)",
                 &deliveries,
                 // An endpoint's queue, oldest first, and its list, newest first.
                 "CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (webhook_id, status, id)",

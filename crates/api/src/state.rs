@@ -276,9 +276,14 @@ const WEBHOOKS_EVERY: Duration = Duration::from_secs(1);
 /// slow receiver holds back its own queue alone.
 const WEBHOOK_DRAINS: usize = 32;
 
+/// Least time between two steps of the webhook engine: under load a step takes
+/// many commits' facts at once, and costs a few statements whatever their number.
+const WEBHOOKS_GAP: Duration = Duration::from_millis(500);
+
 /// Runs the webhook engine while `alive` can be upgraded: each step takes new facts
 /// as deliveries and leases the endpoints with one due, each drained by a task of
-/// its own, never more than [`WEBHOOK_DRAINS`] at once.
+/// its own, never more than [`WEBHOOK_DRAINS`] at once. An announcement wakes it at
+/// once when it has been idle; steps are at least [`WEBHOOKS_GAP`] apart.
 fn spawn_webhooks(engine: WebhookEngine, wake: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
     let drains = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_DRAINS));
@@ -286,23 +291,25 @@ fn spawn_webhooks(engine: WebhookEngine, wake: Arc<tokio::sync::Notify>, alive: 
         while alive.upgrade().is_some() {
             let _ = tokio::time::timeout(WEBHOOKS_EVERY, wake.notified()).await;
             let free = u32::try_from(drains.available_permits()).unwrap_or(0);
-            let claimed = match engine.step(free).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the webhook engine failed a step; it runs again");
-                    continue;
-                }
-            };
-            for webhook in claimed {
-                let Ok(permit) = drains.clone().try_acquire_owned() else { break };
-                let engine = engine.clone();
-                rt.spawn(async move {
-                    if let Err(e) = engine.drain(webhook).await {
-                        tracing::warn!(error = %e, webhook, "a webhook drain failed; its lease runs out");
+            // Each step's leases carry a token of their own: a drain whose lease ran
+            // out and was taken over records nothing more as the holder.
+            let token = rand::random::<i64>();
+            match engine.step(free, token).await {
+                Ok(claimed) => {
+                    for webhook in claimed {
+                        let Ok(permit) = drains.clone().try_acquire_owned() else { break };
+                        let engine = engine.clone();
+                        rt.spawn(async move {
+                            if let Err(e) = engine.drain(webhook, token).await {
+                                tracing::warn!(error = %e, webhook, "a webhook drain failed; its lease runs out");
+                            }
+                            drop(permit);
+                        });
                     }
-                    drop(permit);
-                });
+                }
+                Err(e) => tracing::warn!(error = %e, "the webhook engine failed a step; it runs again"),
             }
+            tokio::time::sleep(WEBHOOKS_GAP).await;
         }
     });
 }

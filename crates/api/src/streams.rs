@@ -30,7 +30,10 @@ pub const LOOK_AGAIN: Duration = Duration::from_secs(5);
 /// load balancers keep an idle connection open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Most events read per wake-up (the rest follow at once).
+/// Longest life of one stream (see [`Live::next_chunk`]).
+const MAX_LIFE: Duration = Duration::from_secs(30 * 60);
+
+/// Most facts read per wake-up (the rest follow at once).
 const PAGE: u64 = 200;
 
 /// The streams of this instance, by gym: each gym's last number heard, watched by
@@ -102,6 +105,7 @@ pub struct Live {
     cursor: i64,
     woken: Option<watch::Receiver<i64>>,
     last_write: Instant,
+    opened_at: Instant,
     opened: bool,
 }
 
@@ -109,7 +113,8 @@ impl Live {
     /// A stream of the gym's attendance after `cursor` (checked by the feed).
     pub fn new(state: State, gym: GymId, cursor: i64) -> Self {
         let woken = state.streams.watch(gym.0);
-        Self { state, gym, cursor, woken, last_write: Instant::now(), opened: false }
+        let now = Instant::now();
+        Self { state, gym, cursor, woken, last_write: now, opened_at: now, opened: false }
     }
 
     /// The next chunk of the stream; `None` ends it (the process is draining, or the
@@ -122,7 +127,9 @@ impl Live {
             return Some(Bytes::from_static(b"retry: 2000\n\n"));
         }
         loop {
-            if self.state.is_draining() {
+            // Ended when the process drains, and after a while: the client reconnects
+            // with its Last-Event-ID, and its token and role are checked again.
+            if self.state.is_draining() || self.opened_at.elapsed() >= MAX_LIFE {
                 return None;
             }
             if let Some(w) = &mut self.woken {
@@ -131,10 +138,15 @@ impl Live {
             }
             match self.state.changes.live(self.gym, self.cursor, PAGE).await {
                 Ok(page) => {
+                    // Numbers are gapless: a full page means more is waiting now.
+                    let full = page.next - self.cursor >= i64::try_from(PAGE).unwrap_or(i64::MAX);
                     self.cursor = page.next;
                     if !page.changes.is_empty() {
                         self.last_write = Instant::now();
                         return Some(render(self.gym, &page.changes));
+                    }
+                    if full {
+                        continue;
                     }
                 }
                 Err(DomainError::CursorExpired) => return None,

@@ -111,8 +111,12 @@ impl ChangeFeed {
             None => Ok(head),
             // A number the feed never gave would hide every fact up to it.
             Some(after) if after > head => Err(DomainError::validation("Last-Event-ID is past the gym's last fact")),
-            // The fact after it must still be kept: one page of a single fact tells.
-            Some(after) => self.page(actor.gym_id, after, 1).await.map(|_| after),
+            // The fact after it must still be kept: one page of a single fact tells
+            // (nothing at all after a cursor behind the head: purged too).
+            Some(after) => match self.page(actor.gym_id, after, 1).await? {
+                page if page.changes.is_empty() && after < head && after > 0 => Err(DomainError::CursorExpired),
+                _ => Ok(after),
+            },
         }
     }
 
@@ -240,5 +244,15 @@ mod tests {
             matches!(feed.live_from(&admin(Role::Trainer), Some(10)).await, Err(DomainError::Validation(_))),
             "past the head"
         );
+        let mut repo = MockChangeRepository::new();
+        repo.expect_head().returning(|_| Ok(9));
+        repo.expect_changes().returning(|_, _, _| Ok(vec![]));
+        let all_gone = ChangeFeed::new(Arc::new(repo));
+        assert_eq!(
+            all_gone.live_from(&admin(Role::Trainer), Some(3)).await,
+            Err(DomainError::CursorExpired),
+            "everything after it purged"
+        );
+        assert_eq!(all_gone.live_from(&admin(Role::Trainer), Some(9)).await, Ok(9), "at the head: nothing missed");
     }
 }

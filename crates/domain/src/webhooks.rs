@@ -225,7 +225,10 @@ pub trait WebhookRepository: Send + Sync {
     /// Storage failures.
     async fn delete(&self, tx: &mut Tx, gym: GymId, id: i64) -> Result<bool>;
 
-    /// Replaces the secret, keeping the old one as the previous until `previous_until`.
+    /// Replaces the secret. The one replaced keeps signing until `previous_until`,
+    /// unless a previous secret still signs at `now`: that one stays, with its own
+    /// end, and the one replaced stops at once (it was current for less than the
+    /// overlap, so receivers that never switched to it lose nothing).
     ///
     /// # Errors
     /// Storage failures.
@@ -235,6 +238,7 @@ pub trait WebhookRepository: Send + Sync {
         gym: GymId,
         id: i64,
         secret: &str,
+        now: OffsetDateTime,
         previous_until: OffsetDateTime,
     ) -> Result<Option<Webhook>>;
 
@@ -259,44 +263,56 @@ pub trait WebhookRepository: Send + Sync {
     ) -> Result<Option<Delivery>>;
 
     /// Takes the facts after each endpoint's cursor that it wants as pending
-    /// deliveries due at `now`, and moves the cursors, each endpoint in one
-    /// transaction; at most `limit` facts per endpoint. Answers how many deliveries it made.
+    /// deliveries due at `now`, and moves the cursors: every endpoint that is behind
+    /// in one transaction (endpoints another instance is taking are passed over), at
+    /// most `limit` facts each. Answers how many deliveries it made.
     ///
     /// # Errors
     /// Storage failures.
     async fn take_facts(&self, now: OffsetDateTime, limit: u32) -> Result<usize>;
 
-    /// Leases, until `lease_until`, up to `limit` endpoints whose oldest pending
-    /// delivery is due at `now` and which no live lease holds.
+    /// Leases to `token`, until `lease_until`, up to `limit` endpoints whose oldest
+    /// pending delivery is due at `now` and which no live lease holds, the longest
+    /// due first.
     ///
     /// # Errors
     /// Storage failures.
-    async fn claim(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<i64>>;
+    async fn claim(&self, now: OffsetDateTime, lease_until: OffsetDateTime, token: i64, limit: u32)
+    -> Result<Vec<i64>>;
 
-    /// The endpoint's oldest pending delivery, due or not.
+    /// The endpoint's pending deliveries, oldest first, at most `limit`.
     ///
     /// # Errors
     /// Storage failures.
-    async fn oldest_pending(&self, webhook: i64, now: OffsetDateTime) -> Result<Option<Outgoing>>;
+    async fn pending(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Vec<Outgoing>>;
 
-    /// Records an attempt's outcome, and renews the endpoint's lease until `lease_until`.
+    /// Records attempts (each only if its delivery is still pending with the attempts
+    /// it was sent with: a replay meanwhile wins), then renews the lease until
+    /// `lease_until`, or gives it back (`None`). Answers whether `token` still held
+    /// the lease; when not, the drain stops.
     ///
     /// # Errors
     /// Storage failures.
     async fn settle(
         &self,
         webhook: i64,
-        delivery: i64,
-        attempt: &Attempt,
-        settle: &Settle,
-        lease_until: OffsetDateTime,
-    ) -> Result<()>;
+        token: i64,
+        outcomes: &[Outcome],
+        lease_until: Option<OffsetDateTime>,
+    ) -> Result<bool>;
+}
 
-    /// Gives an endpoint's lease back.
-    ///
-    /// # Errors
-    /// Storage failures.
-    async fn release(&self, webhook: i64) -> Result<()>;
+/// One attempt of a delivery, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The delivery.
+    pub delivery: i64,
+    /// Its attempts before this one.
+    pub attempts_before: i32,
+    /// What the receiver made of it.
+    pub attempt: Attempt,
+    /// What becomes of the delivery.
+    pub settle: Settle,
 }
 
 /// Posts a signed body to a receiver.
@@ -354,7 +370,11 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && (v6.segments()[1] == 0x0db8 || v6.segments()[1] == 0)
+                // 6to4 reaches IPv4 addresses too; 100::/64 discards.
+                || first == 0x2002
+                || first == 0x0100 && v6.segments()[1..4].iter().all(|s| *s == 0)
                 // NAT64 and IPv4-compatible forms reach IPv4 addresses.
                 || first == 0x0064 && v6.segments()[1] == 0xff9b
                 || v6.segments()[..6].iter().all(|s| *s == 0))
@@ -517,11 +537,11 @@ impl WebhookService {
     /// As [`WebhookService::delete`].
     pub async fn rotate_secret(&self, actor: &Actor, id: i64) -> Result<Webhook> {
         actor.require(crate::policy::MANAGE_WEBHOOKS)?;
-        let until = self.clock.now() + SECRET_OVERLAP;
+        let now = self.clock.now();
         let mut tx = self.uow.begin().await?;
         let rotated = self
             .repo
-            .rotate_secret(&mut tx, actor.gym_id, id, &fresh_secret(), until)
+            .rotate_secret(&mut tx, actor.gym_id, id, &fresh_secret(), now, now + SECRET_OVERLAP)
             .await?
             .ok_or(DomainError::WebhookNotFound)?;
         self.uow.commit(tx).await?;
@@ -544,10 +564,10 @@ impl WebhookService {
     /// As [`WebhookService::delete`]; [`DomainError::DeliveryNotFound`].
     pub async fn replay(&self, actor: &Actor, id: i64, delivery: i64) -> Result<Delivery> {
         actor.require(crate::policy::MANAGE_WEBHOOKS)?;
-        let mut tx = self.uow.begin().await?;
         if self.repo.deliveries(actor.gym_id, id, Page { skip: 0, limit: 1 }).await?.is_none() {
             return Err(DomainError::WebhookNotFound);
         }
+        let mut tx = self.uow.begin().await?;
         let replayed = self
             .repo
             .replay(&mut tx, actor.gym_id, id, delivery, self.clock.now())
@@ -585,53 +605,97 @@ impl WebhookEngine {
     }
 
     /// Takes new facts as deliveries, then leases up to `room` endpoints with one
-    /// due (at most [`WebhookEngine::CLAIM`]); answers them, for [`WebhookEngine::drain`].
+    /// due (at most [`WebhookEngine::CLAIM`]) to `token`; answers them, for
+    /// [`WebhookEngine::drain`].
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn step(&self, room: u32) -> Result<Vec<i64>> {
+    pub async fn step(&self, room: u32, token: i64) -> Result<Vec<i64>> {
         let now = self.clock.now();
         self.repo.take_facts(now, Self::TAKE).await?;
         if room == 0 {
             return Ok(Vec::new());
         }
-        self.repo.claim(now, now + LEASE, room.min(Self::CLAIM)).await
+        self.repo.claim(now, now + LEASE, token, room.min(Self::CLAIM)).await
     }
 
-    /// Sends a leased endpoint's due deliveries, oldest first, until none is due or
-    /// one fails (it waits for its retry, and everything after it with it), then
-    /// gives the lease back. Answers how many were delivered.
+    /// Sends a leased endpoint's due deliveries, oldest first, until none is due, one
+    /// fails (it waits for its retry, and everything after it with it), or the
+    /// drain's budget ([`DRAIN_BUDGET`] deliveries or [`DRAIN_TIME`]) is spent, so a
+    /// busy endpoint gives its turn to others; then gives the lease back. Outcomes
+    /// are recorded in batches, the lease renewed with each. Answers how many were
+    /// delivered.
     ///
     /// # Errors
     /// Storage failures (the lease then runs out by itself).
-    pub async fn drain(&self, webhook: i64) -> Result<usize> {
+    pub async fn drain(&self, webhook: i64, token: i64) -> Result<usize> {
+        let started = self.clock.now();
         let mut delivered = 0;
-        loop {
-            let now = self.clock.now();
-            let Some(out) = self.repo.oldest_pending(webhook, now).await? else { break };
-            if out.due_at > now {
+        let mut sent = 0;
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut recorded = started;
+        'queue: loop {
+            let batch = self.repo.pending(webhook, self.clock.now(), PENDING_BATCH).await?;
+            let full = batch.len() == PENDING_BATCH as usize;
+            for out in batch {
+                let now = self.clock.now();
+                if out.due_at > now {
+                    break 'queue;
+                }
+                let body_signature = signature(&out.secrets, now.unix_timestamp(), &out.body);
+                let attempt = self.transport.post(&out.url, &out.body, &body_signature, out.delivery_id).await;
+                let after = self.clock.now();
+                let attempts = out.attempts.saturating_add(1);
+                let settle = match &attempt {
+                    Attempt::Delivered { .. } => Settle::Delivered(after),
+                    Attempt::Failed { .. } if attempts >= MAX_ATTEMPTS => Settle::Failed,
+                    Attempt::Failed { .. } => Settle::RetryAt(after + retry_delay(attempts)),
+                };
+                let retry = matches!(settle, Settle::RetryAt(_));
+                delivered += usize::from(matches!(settle, Settle::Delivered(_)));
+                sent += 1;
+                outcomes.push(Outcome { delivery: out.delivery_id, attempts_before: out.attempts, attempt, settle });
+                if retry || sent >= DRAIN_BUDGET || after - started >= DRAIN_TIME {
+                    break 'queue;
+                }
+                // A slow receiver: record what is done and keep the lease alive.
+                if after - recorded >= RECORD_EVERY {
+                    recorded = after;
+                    let held = self.repo.settle(webhook, token, &outcomes, Some(after + LEASE)).await?;
+                    outcomes.clear();
+                    if !held {
+                        return Ok(delivered);
+                    }
+                }
+            }
+            if !full {
                 break;
             }
-            let body_signature = signature(&out.secrets, now.unix_timestamp(), &out.body);
-            let attempt = self.transport.post(&out.url, &out.body, &body_signature, out.delivery_id).await;
-            let after = self.clock.now();
-            let attempts = out.attempts.saturating_add(1);
-            let settle = match &attempt {
-                Attempt::Delivered { .. } => Settle::Delivered(after),
-                Attempt::Failed { .. } if attempts >= MAX_ATTEMPTS => Settle::Failed,
-                Attempt::Failed { .. } => Settle::RetryAt(after + retry_delay(attempts)),
-            };
-            self.repo.settle(webhook, out.delivery_id, &attempt, &settle, after + LEASE).await?;
-            match settle {
-                Settle::Delivered(_) => delivered += 1,
-                Settle::Failed => {}
-                Settle::RetryAt(_) => break,
+            // The batch is done: record it before reading the next one.
+            let now = self.clock.now();
+            recorded = now;
+            let held = self.repo.settle(webhook, token, &outcomes, Some(now + LEASE)).await?;
+            outcomes.clear();
+            if !held {
+                return Ok(delivered);
             }
         }
-        self.repo.release(webhook).await?;
+        self.repo.settle(webhook, token, &outcomes, None).await?;
         Ok(delivered)
     }
 }
+
+/// Pending deliveries read at once by a drain.
+pub const PENDING_BATCH: u32 = 100;
+
+/// Most deliveries one drain sends before it gives its endpoint's turn back.
+pub const DRAIN_BUDGET: usize = 1000;
+
+/// Longest a drain runs before it gives its endpoint's turn back.
+pub const DRAIN_TIME: Duration = Duration::seconds(30);
+
+/// How often a drain records its outcomes (and renews its lease) while it sends.
+pub const RECORD_EVERY: Duration = Duration::seconds(5);
 
 #[cfg(test)]
 mod tests {
@@ -678,6 +742,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2001::1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().expect("ip")), "{private}");
         }
@@ -738,20 +806,28 @@ mod tests {
     #[tokio::test]
     async fn a_drain_sends_oldest_first_and_stops_at_a_failure_which_waits_for_its_retry() {
         let mut repo = MockWebhookRepository::new();
-        let mut seq = mockall::Sequence::new();
-        repo.expect_oldest_pending().once().in_sequence(&mut seq).returning(|_, _| Ok(Some(outgoing(1, 0, NOW))));
-        repo.expect_settle()
-            .withf(|w, d, _, s, lease| (*w, *d, s, *lease) == (7, 1, &Settle::Delivered(NOW), NOW + LEASE))
+        repo.expect_pending()
+            .withf(|w, _, limit| (*w, *limit) == (7, PENDING_BATCH))
             .once()
-            .in_sequence(&mut seq)
-            .returning(|_, _, _, _, _| Ok(()));
-        repo.expect_oldest_pending().once().in_sequence(&mut seq).returning(|_, _| Ok(Some(outgoing(2, 2, NOW))));
+            .returning(|_, _, _| Ok(vec![outgoing(1, 0, NOW), outgoing(2, 2, NOW), outgoing(3, 0, NOW)]));
+        let recorded = [
+            Outcome {
+                delivery: 1,
+                attempts_before: 0,
+                attempt: Attempt::Delivered { status: 204 },
+                settle: Settle::Delivered(NOW),
+            },
+            Outcome {
+                delivery: 2,
+                attempts_before: 2,
+                attempt: Attempt::Failed { status: Some(500), error: "HTTP 500".into() },
+                settle: Settle::RetryAt(NOW + Duration::seconds(4)),
+            },
+        ];
         repo.expect_settle()
-            .withf(|_, d, _, s, _| (*d, s) == (2, &Settle::RetryAt(NOW + Duration::seconds(4))))
+            .withf(move |w, token, outcomes, lease| (*w, *token, outcomes, *lease) == (7, 99, &recorded[..], None))
             .once()
-            .in_sequence(&mut seq)
-            .returning(|_, _, _, _, _| Ok(()));
-        repo.expect_release().withf(|w| *w == 7).once().in_sequence(&mut seq).returning(|_| Ok(()));
+            .returning(|_, _, _, _| Ok(true));
         let mut transport = MockWebhookTransport::new();
         transport
             .expect_post()
@@ -764,34 +840,49 @@ mod tests {
             .once()
             .returning(|_, _, _, _| Attempt::Failed { status: Some(500), error: "HTTP 500".into() });
         let engine = WebhookEngine::new(Arc::new(repo), Arc::new(transport), Arc::new(FixedClock(NOW)));
-        assert_eq!(engine.drain(7).await, Ok(1));
+        assert_eq!(engine.drain(7, 99).await, Ok(1), "the third waits behind the second");
     }
 
     #[tokio::test]
     async fn a_delivery_not_yet_due_holds_back_its_endpoint_and_the_last_attempt_gives_up() {
         let mut repo = MockWebhookRepository::new();
-        let mut seq = mockall::Sequence::new();
-        repo.expect_oldest_pending()
-            .once()
-            .in_sequence(&mut seq)
-            .returning(|_, _| Ok(Some(outgoing(3, MAX_ATTEMPTS - 1, NOW))));
+        repo.expect_pending().once().returning(|_, _, _| {
+            Ok(vec![outgoing(3, MAX_ATTEMPTS - 1, NOW), outgoing(4, 1, NOW + Duration::seconds(1))])
+        });
         repo.expect_settle()
-            .withf(|_, d, _, s, _| (*d, s) == (3, &Settle::Failed))
+            .withf(|_, _, outcomes, lease| {
+                lease.is_none()
+                    && outcomes.len() == 1
+                    && (outcomes[0].delivery, &outcomes[0].settle) == (3, &Settle::Failed)
+            })
             .once()
-            .in_sequence(&mut seq)
-            .returning(|_, _, _, _, _| Ok(()));
-        repo.expect_oldest_pending()
-            .once()
-            .in_sequence(&mut seq)
-            .returning(|_, _| Ok(Some(outgoing(4, 1, NOW + Duration::seconds(1)))));
-        repo.expect_release().once().in_sequence(&mut seq).returning(|_| Ok(()));
+            .returning(|_, _, _, _| Ok(true));
         let mut transport = MockWebhookTransport::new();
         transport
             .expect_post()
             .once()
             .returning(|_, _, _, _| Attempt::Failed { status: None, error: "connection refused".into() });
         let engine = WebhookEngine::new(Arc::new(repo), Arc::new(transport), Arc::new(FixedClock(NOW)));
-        assert_eq!(engine.drain(7).await, Ok(0));
+        assert_eq!(engine.drain(7, 1).await, Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_recorded_before_the_next_is_read_and_a_lost_lease_stops_the_drain() {
+        let mut repo = MockWebhookRepository::new();
+        repo.expect_pending()
+            .once()
+            .returning(|_, _, limit| Ok((1..=i64::from(limit)).map(|id| outgoing(id, 0, NOW)).collect()));
+        repo.expect_settle()
+            .withf(|_, _, outcomes, lease| outcomes.len() == PENDING_BATCH as usize && *lease == Some(NOW + LEASE))
+            .once()
+            .returning(|_, _, _, _| Ok(false));
+        let mut transport = MockWebhookTransport::new();
+        transport
+            .expect_post()
+            .times(PENDING_BATCH as usize)
+            .returning(|_, _, _, _| Attempt::Delivered { status: 200 });
+        let engine = WebhookEngine::new(Arc::new(repo), Arc::new(transport), Arc::new(FixedClock(NOW)));
+        assert_eq!(engine.drain(7, 1).await, Ok(PENDING_BATCH as usize), "another instance holds it now: stop");
     }
 
     fn admin() -> Actor {

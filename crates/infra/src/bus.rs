@@ -86,18 +86,23 @@ impl Bus {
                     Ok::<_, redis::RedisError>(pubsub.into_on_message())
                 };
                 match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
-                    Ok(Ok(mut messages)) => {
-                        while let Some(msg) = messages.next().await {
-                            if alive.upgrade().is_none() {
-                                return;
+                    Ok(Ok(mut messages)) => loop {
+                        // Looked at every few seconds: the subscription ends with the app.
+                        match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                            _ if alive.upgrade().is_none() => return,
+                            Err(_) => {}
+                            Ok(Some(msg)) => {
+                                let Ok(text) = msg.get_payload::<String>() else { continue };
+                                for (gym, last) in parse(&text) {
+                                    on(gym, last);
+                                }
                             }
-                            let Ok(text) = msg.get_payload::<String>() else { continue };
-                            for (gym, last) in parse(&text) {
-                                on(gym, last);
+                            Ok(None) => {
+                                tracing::warn!("lost the Redis subscription to announcements; subscribing again");
+                                break;
                             }
                         }
-                        tracing::warn!("lost the Redis subscription to announcements; subscribing again");
-                    }
+                    },
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot subscribe to announcements on Redis"),
                     Err(_) => tracing::warn!("cannot subscribe to announcements on Redis: timed out"),
                 }

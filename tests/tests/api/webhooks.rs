@@ -121,6 +121,19 @@ two_instances!(
         assert_error(&a.send_as(Method::GET, &deliveries, &other, other_gym).await, 404, "webhook_not_found");
         assert_error(&a.send_as(Method::GET, "/api/v1/webhooks", &ana, gym).await, 403, "forbidden");
 
+        // Rotated again within the day: the original secret, which receivers may still
+        // use, keeps signing to its end; the one in between stops at once.
+        let (_, again) =
+            a.send_as(Method::POST, &format!("/api/v1/webhooks/{}/rotate-secret", hook["id"]), &owner, gym).await;
+        let newest = again["secret"].as_str().expect("secret").to_owned();
+        assert_eq!(again["previous_secret_expires_at"], rotated["previous_secret_expires_at"]);
+        let cid = a.member(gym, &owner, "member").await;
+        check_in(&a, &owner, gym, &cid).await;
+        let got = live.wait_for(2, Duration::from_secs(8)).await;
+        let signature = got[1].header("x-gymapi-signature").expect("signed");
+        assert!(python_verifies(&newest, signature, &got[1].body) && python_verifies(&old, signature, &got[1].body));
+        assert!(!python_verifies(&new, signature, &got[1].body), "{signature}");
+
         // Removed: gone from the list, and nothing more is sent to it.
         let (status, _) = a.send_as(Method::DELETE, &foreign, &owner, gym).await;
         assert_eq!(status, 204);
@@ -128,7 +141,7 @@ two_instances!(
         let bea = a.member(gym, &owner, "member").await;
         check_in(&a, &owner, gym, &bea).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(live.received().len(), 1, "nothing after its removal");
+        assert_eq!(live.received().len(), 2, "nothing after its removal");
     }
 );
 

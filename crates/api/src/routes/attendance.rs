@@ -52,11 +52,14 @@ fn feed_url(req: &HttpRequest, token: &str) -> String {
     description = "The gym's live attendance for the desk screen (staff), from every instance, within about \
         a second of the commit. Without `Last-Event-ID` it starts at what happens next; with it, after that \
         event (410 cursor_expired when what follows it is no longer kept; 422 when it is not a number the \
-        stream gave).")]
+        stream gave). A stream ends after 30 minutes, or when the instance shuts down: reconnect with the \
+        last id.")]
 async fn stream(state: State, Tenant(actor): Tenant, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let last_seen = match req.headers().get("Last-Event-ID") {
-        None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+    actor.require(policy::WATCH_ATTENDANCE)?;
+    // An empty value is no value (EventSource's own before any event).
+    let last_seen = match req.headers().get("Last-Event-ID").map(|v| v.to_str().map(str::trim)) {
+        None | Some(Ok("")) => None,
+        Some(v) => Some(v.ok().and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| {
             domain::DomainError::validation("Last-Event-ID must be the id of an event the stream sent")
         })?),
     };

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use domain::changes::public_type;
 use domain::tx::Tx;
-use domain::webhooks::{Attempt, Delivery, DeliveryStatus, Outgoing, Settle, Webhook, WebhookRepository};
+use domain::webhooks::{Attempt, Delivery, DeliveryStatus, Outcome, Outgoing, Settle, Webhook, WebhookRepository};
 use domain::{DomainError, GymId, Page, Result};
 use sea_orm::{DbBackend, FromQueryResult, Value};
 use time::OffsetDateTime;
@@ -96,14 +96,16 @@ struct Behind {
 }
 
 #[derive(FromQueryResult)]
-struct Cursor {
+struct Endpoint {
+    id: i64,
     gym_id: i64,
     events: String,
     cursor: i64,
 }
 
 #[derive(FromQueryResult)]
-struct FactRow {
+struct GymFact {
+    gym_id: i64,
     seq: i64,
     id: i64,
     kind: String,
@@ -124,70 +126,21 @@ struct PendingRow {
 }
 
 /// A delivery's body: the envelope of the fact, as webhooks and streams show it.
-fn body(gym: i64, fact: &FactRow, kind: &str) -> String {
+fn body(gym: i64, fact: &GymFact, kind: &str) -> String {
     let created_at = fact.created_at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default();
     let data = serde_json::from_str::<serde_json::Value>(&fact.data).unwrap_or(serde_json::Value::Null);
     serde_json::json!({"id": fact.id, "type": kind, "created_at": created_at, "gym_id": gym, "data": data}).to_string()
 }
 
 impl Db {
-    /// Takes one endpoint's new facts, in one transaction under its row's lock.
-    async fn take_for(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<usize> {
-        let (tx, _writer) = self.write_tx().await?;
-        let lock = if self.backend() == DbBackend::Postgres { "FOR UPDATE" } else { "" };
-        let done = timed("webhooks_take", async {
-            let sql = format!("SELECT gym_id, events, cursor FROM webhooks WHERE id = $1 {lock}");
-            // Deleted meanwhile: nothing to take.
-            let Some(w) = one::<Cursor>(&tx, &sql, vec![webhook.into()]).await? else { return Ok(0) };
-            let facts = all::<FactRow>(
-                &tx,
-                "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at FROM outbox \
-                 WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3",
-                vec![w.gym_id.into(), w.cursor.into(), i64::from(limit).into()],
-            )
-            .await?;
-            let Some(last) = facts.last().map(|f| f.seq) else { return Ok(0) };
-            let wanted: Vec<String> = w.events.split(',').map(str::to_owned).collect();
-            let rows: Vec<Vec<Cell>> = facts
-                .iter()
-                .filter_map(|f| {
-                    let kind = public_type(&f.kind).filter(|k| wanted.iter().any(|w| w == k))?;
-                    Some(vec![Cell::Int(Some(f.id)), Cell::Text(kind), Cell::Str(Some(body(w.gym_id, f, kind)))])
-                })
-                .collect();
-            let taken = rows.len();
-            if taken > 0 {
-                let columns = [("e", "BIGINT"), ("k", "TEXT"), ("b", "TEXT")];
-                let (cte, mut values) = rows_cte(self.backend(), "r", &columns, rows, 1);
-                let n = values.len();
-                // `WHERE true`: SQLite reads `ON CONFLICT` after a bare `FROM r` as a join's.
-                let sql = format!(
-                    "WITH {cte} INSERT INTO webhook_deliveries \
-                     (gym_id, webhook_id, event_id, type, body, status, attempts, next_attempt_at, created_at) \
-                     SELECT ${}, ${}, e, k, b, 'pending', 0, ${}, ${} FROM r WHERE true \
-                     ON CONFLICT (gym_id, webhook_id, event_id) DO NOTHING",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                );
-                values.extend([w.gym_id.into(), webhook.into(), ts(now), ts(now)]);
-                exec(&tx, &sql, values).await?;
-            }
-            exec(&tx, "UPDATE webhooks SET cursor = $1 WHERE id = $2", vec![last.into(), webhook.into()]).await?;
-            Ok(taken)
-        })
-        .await?;
-        tx.commit().await.map_err(unavailable_or_internal)?;
-        Ok(done)
-    }
-
-    /// Deletes deliveries that are done with (delivered or failed) and older than `before`.
+    /// Deletes deliveries done with (delivered, or failed: their last attempt's time)
+    /// longer ago than `before`.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn purge_webhook_deliveries(&self, before: OffsetDateTime) -> Result<u64> {
-        let sql = "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1";
+        let sql = "DELETE FROM webhook_deliveries WHERE status <> 'pending' \
+                   AND COALESCE(delivered_at, next_attempt_at) < $1";
         let _writer = self.writer().await?;
         timed("webhooks_purge", exec(&self.conn, sql, vec![ts(before)])).await
     }
@@ -242,13 +195,17 @@ impl WebhookRepository for Db {
         gym: GymId,
         id: i64,
         secret: &str,
+        now: OffsetDateTime,
         previous_until: OffsetDateTime,
     ) -> Result<Option<Webhook>> {
         let sql = format!(
-            "UPDATE webhooks SET previous_secret = secret, previous_until = $1, secret = $2 \
-             WHERE id = $3 AND gym_id = $4 RETURNING {WEBHOOK_COLS}"
+            "UPDATE webhooks SET \
+               previous_secret = CASE WHEN previous_until > $1 THEN previous_secret ELSE secret END, \
+               previous_until = CASE WHEN previous_until > $1 THEN previous_until ELSE $2 END, \
+               secret = $3 \
+             WHERE id = $4 AND gym_id = $5 RETURNING {WEBHOOK_COLS}"
         );
-        let values = vec![ts(previous_until), secret.into(), id.into(), gym.0.into()];
+        let values = vec![ts(now), ts(previous_until), secret.into(), id.into(), gym.0.into()];
         Ok(timed("webhooks_rotate", one::<WebhookRow>(txn(tx)?, &sql, values)).await?.map(Webhook::from))
     }
 
@@ -279,114 +236,237 @@ impl WebhookRepository for Db {
              RETURNING {DELIVERY_COLS}"
         );
         let values = vec![ts(now), delivery.into(), id.into(), gym.0.into()];
-        let row = timed("webhooks_replay", one::<DeliveryRow>(txn(tx)?, &sql, values)).await?;
+        let tx = txn(tx)?;
+        let row = timed("webhooks_replay", one::<DeliveryRow>(tx, &sql, values)).await?;
+        if row.is_some() {
+            timed("webhooks_replay_due", exec(tx, NEXT_DUE, vec![id.into()])).await?;
+        }
         row.map(Delivery::try_from).transpose()
     }
 
     async fn take_facts(&self, now: OffsetDateTime, limit: u32) -> Result<usize> {
         // Most steps find every endpoint caught up: one read, no write.
-        let sql = "SELECT w.id FROM webhooks w JOIN outbox_heads h ON h.gym_id = w.gym_id \
-                   WHERE h.last_seq > w.cursor ORDER BY w.id LIMIT 100";
-        let behind = timed("webhooks_behind", all::<Behind>(&self.conn, sql, vec![])).await?;
-        let mut taken = 0;
-        for w in behind {
-            taken += self.take_for(w.id, now, limit).await?;
+        let behind = "SELECT w.id FROM webhooks w JOIN outbox_heads h ON h.gym_id = w.gym_id \
+                      WHERE h.last_seq > w.cursor LIMIT 1";
+        if timed("webhooks_behind", all::<Behind>(&self.conn, behind, vec![])).await?.is_empty() {
+            return Ok(0);
         }
+        let (tx, _writer) = self.write_tx().await?;
+        // Endpoints another instance is taking are passed over (PostgreSQL); SQLite's
+        // one writer orders the steps instead.
+        let lock = if self.backend() == DbBackend::Postgres { "FOR UPDATE OF w SKIP LOCKED" } else { "" };
+        let taken = timed("webhooks_take", async {
+            let sql = format!(
+                "SELECT w.id, w.gym_id, w.events, w.cursor FROM webhooks w \
+                 JOIN outbox_heads h ON h.gym_id = w.gym_id WHERE h.last_seq > w.cursor ORDER BY w.id LIMIT 1000 {lock}"
+            );
+            let endpoints = all::<Endpoint>(&tx, &sql, vec![]).await?;
+            if endpoints.is_empty() {
+                return Ok(0);
+            }
+            // Each gym's facts from its furthest-behind endpoint's cursor, `limit` at most.
+            let mut gyms: Vec<(i64, i64)> = Vec::new();
+            for e in &endpoints {
+                match gyms.iter_mut().find(|(g, _)| *g == e.gym_id) {
+                    Some((_, after)) => *after = (*after).min(e.cursor),
+                    None => gyms.push((e.gym_id, e.cursor)),
+                }
+            }
+            let rows = gyms.iter().map(|(g, a)| vec![Cell::Int(Some(*g)), Cell::Int(Some(*a))]).collect();
+            let (cte, mut values) =
+                rows_cte(self.backend(), "c", &[("gym_id", "BIGINT"), ("after", "BIGINT")], rows, 1);
+            let sql = format!(
+                "WITH {cte} SELECT o.gym_id, o.gym_seq AS seq, o.id, o.type AS kind, CAST(o.payload AS TEXT) AS data, \
+                 o.created_at FROM c JOIN outbox o ON o.gym_id = c.gym_id AND o.gym_seq > c.after \
+                 AND o.gym_seq <= c.after + ${} ORDER BY o.gym_id, o.gym_seq",
+                values.len() + 1
+            );
+            values.push(i64::from(limit).into());
+            let facts = all::<GymFact>(&tx, &sql, values).await?;
+            let mut deliveries: Vec<Vec<Cell>> = Vec::new();
+            let mut cursors: Vec<Vec<Cell>> = Vec::new();
+            for e in &endpoints {
+                let wanted: Vec<&str> = e.events.split(',').collect();
+                let mine = facts
+                    .iter()
+                    .filter(|f| f.gym_id == e.gym_id && f.seq > e.cursor && f.seq <= e.cursor + i64::from(limit));
+                let mut last = e.cursor;
+                let mut any = false;
+                for f in mine {
+                    last = f.seq;
+                    let Some(kind) = public_type(&f.kind).filter(|k| wanted.contains(k)) else { continue };
+                    any = true;
+                    deliveries.push(vec![
+                        Cell::Int(Some(i64::try_from(deliveries.len()).unwrap_or(i64::MAX))),
+                        Cell::Int(Some(e.gym_id)),
+                        Cell::Int(Some(e.id)),
+                        Cell::Int(Some(f.id)),
+                        Cell::Text(kind),
+                        Cell::Str(Some(body(e.gym_id, f, kind))),
+                    ]);
+                }
+                if last > e.cursor {
+                    cursors.push(vec![Cell::Int(Some(e.id)), Cell::Int(Some(last)), Cell::Time(any.then_some(now))]);
+                }
+            }
+            let taken = deliveries.len();
+            if taken > 0 {
+                let columns =
+                    [("n", "BIGINT"), ("g", "BIGINT"), ("w", "BIGINT"), ("e", "BIGINT"), ("k", "TEXT"), ("b", "TEXT")];
+                let (cte, mut values) = rows_cte(self.backend(), "r", &columns, deliveries, 1);
+                // ORDER BY n: ids follow the feed's order, which is each endpoint's order.
+                // `WHERE true`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
+                let sql = format!(
+                    "WITH {cte} INSERT INTO webhook_deliveries \
+                     (gym_id, webhook_id, event_id, type, body, status, attempts, next_attempt_at, created_at) \
+                     SELECT g, w, e, k, b, 'pending', 0, ${0}, ${0} FROM r WHERE true ORDER BY n \
+                     ON CONFLICT (gym_id, webhook_id, event_id) DO NOTHING",
+                    values.len() + 1
+                );
+                values.push(ts(now));
+                exec(&tx, &sql, values).await?;
+            }
+            if !cursors.is_empty() {
+                let columns = [("i", "BIGINT"), ("c", "BIGINT"), ("d", "TIMESTAMPTZ")];
+                let (cte, values) = rows_cte(self.backend(), "v", &columns, cursors, 1);
+                let sql = format!(
+                    "WITH {cte} UPDATE webhooks SET cursor = v.c, next_due = COALESCE(webhooks.next_due, v.d) \
+                     FROM v WHERE webhooks.id = v.i"
+                );
+                exec(&tx, &sql, values).await?;
+            }
+            Ok(taken)
+        })
+        .await?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
         Ok(taken)
     }
 
-    async fn claim(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<i64>> {
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        token: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
         let skip_locked = if self.backend() == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-        // An endpoint is due when its oldest pending delivery is: what waits behind a
-        // retry waits with it (order per endpoint).
+        // `next_due` is the endpoint's oldest pending delivery's time: what waits
+        // behind a retry waits with it (order per endpoint). Longest due first.
         let sql = format!(
-            "UPDATE webhooks SET lease_until = $1 WHERE id IN (\
-               SELECT w.id FROM webhooks w WHERE (w.lease_until IS NULL OR w.lease_until < $2) \
-               AND (SELECT d.next_attempt_at FROM webhook_deliveries d \
-                    WHERE d.webhook_id = w.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) <= $2 \
-               ORDER BY w.id LIMIT $3 {skip_locked}) \
+            "UPDATE webhooks SET lease_until = $1, lease_token = $2 WHERE id IN (\
+               SELECT id FROM webhooks WHERE next_due <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+               ORDER BY next_due LIMIT $4 {skip_locked}) \
              RETURNING id"
         );
-        let values = vec![ts(lease_until), ts(now), i64::from(limit).into()];
+        let values = vec![ts(lease_until), token.into(), ts(now), i64::from(limit).into()];
         let _writer = self.writer().await?;
         let rows = timed("webhooks_claim", all::<Behind>(&self.conn, &sql, values)).await?;
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    async fn oldest_pending(&self, webhook: i64, now: OffsetDateTime) -> Result<Option<Outgoing>> {
+    async fn pending(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Vec<Outgoing>> {
         let sql = "SELECT d.id, d.body, d.attempts, d.next_attempt_at, w.url, w.secret, w.previous_secret, \
                    w.previous_until FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                   WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.id LIMIT 1";
-        let row = timed("webhooks_next", one::<PendingRow>(&self.conn, sql, vec![webhook.into()])).await?;
-        Ok(row.map(|r| {
-            let mut secrets = vec![r.secret];
-            if let (Some(previous), Some(until)) = (r.previous_secret, r.previous_until)
-                && until > now
-            {
-                secrets.push(previous);
-            }
-            Outgoing {
-                delivery_id: r.id,
-                url: r.url,
-                body: r.body,
-                attempts: r.attempts,
-                due_at: r.next_attempt_at,
-                secrets,
-            }
-        }))
+                   WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2";
+        let values = vec![webhook.into(), i64::from(limit).into()];
+        let rows = timed("webhooks_pending", all::<PendingRow>(&self.conn, sql, values)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut secrets = vec![r.secret];
+                if let (Some(previous), Some(until)) = (r.previous_secret, r.previous_until)
+                    && until > now
+                {
+                    secrets.push(previous);
+                }
+                Outgoing {
+                    delivery_id: r.id,
+                    url: r.url,
+                    body: r.body,
+                    attempts: r.attempts,
+                    due_at: r.next_attempt_at,
+                    secrets,
+                }
+            })
+            .collect())
     }
 
     async fn settle(
         &self,
         webhook: i64,
-        delivery: i64,
-        attempt: &Attempt,
-        settle: &Settle,
-        lease_until: OffsetDateTime,
-    ) -> Result<()> {
-        let (code, error): (Option<i32>, Option<String>) = match attempt {
-            Attempt::Delivered { status } => (Some(i32::from(*status)), None),
-            Attempt::Failed { status, error } => {
-                (status.map(i32::from), Some(error.chars().take(500).collect::<String>()))
-            }
-        };
-        let none = || Value::from(None::<OffsetDateTime>);
-        let (status, next, delivered_at, result) = match settle {
-            Settle::Delivered(at) => (DeliveryStatus::Delivered, none(), ts(*at), "delivered"),
-            Settle::RetryAt(at) => (DeliveryStatus::Pending, ts(*at), none(), "retry"),
-            Settle::Failed => (DeliveryStatus::Failed, none(), none(), "failed"),
-        };
-        metrics::counter!("gymapi_webhook_attempts_total", "result" => result).increment(1);
-        let sql = "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
-                   next_attempt_at = COALESCE($2, next_attempt_at), last_status = $3, last_error = $4, \
-                   delivered_at = $5 WHERE id = $6 AND webhook_id = $7";
-        let values = vec![
-            status.as_str().into(),
-            next,
-            code.into(),
-            error.into(),
-            delivered_at,
-            delivery.into(),
-            webhook.into(),
-        ];
+        token: i64,
+        outcomes: &[Outcome],
+        lease_until: Option<OffsetDateTime>,
+    ) -> Result<bool> {
         let _writer = self.writer().await?;
         timed("webhooks_settle", async {
-            exec(&self.conn, sql, values).await?;
-            exec(
-                &self.conn,
-                "UPDATE webhooks SET lease_until = $1 WHERE id = $2",
-                vec![ts(lease_until), webhook.into()],
-            )
-            .await
+            if !outcomes.is_empty() {
+                let rows = outcomes
+                    .iter()
+                    .map(|o| {
+                        let (code, error) = match &o.attempt {
+                            Attempt::Delivered { status } => (Some(i64::from(*status)), None),
+                            Attempt::Failed { status, error } => {
+                                (status.map(i64::from), Some(error.chars().take(500).collect::<String>()))
+                            }
+                        };
+                        let (status, next, delivered_at, result) = match o.settle {
+                            Settle::Delivered(at) => (DeliveryStatus::Delivered, None, Some(at), "delivered"),
+                            Settle::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None, "retry"),
+                            Settle::Failed => (DeliveryStatus::Failed, None, None, "failed"),
+                        };
+                        metrics::counter!("gymapi_webhook_attempts_total", "result" => result).increment(1);
+                        vec![
+                            Cell::Int(Some(o.delivery)),
+                            Cell::Int(Some(i64::from(o.attempts_before))),
+                            Cell::Text(status.as_str()),
+                            Cell::Time(next),
+                            Cell::Int(code),
+                            Cell::Str(error),
+                            Cell::Time(delivered_at),
+                        ]
+                    })
+                    .collect();
+                let columns = [
+                    ("i", "BIGINT"),
+                    ("a", "INTEGER"),
+                    ("s", "TEXT"),
+                    ("n", "TIMESTAMPTZ"),
+                    ("c", "INTEGER"),
+                    ("e", "TEXT"),
+                    ("d", "TIMESTAMPTZ"),
+                ];
+                let (cte, mut values) = rows_cte(self.backend(), "v", &columns, rows, 1);
+                // Only a delivery still as it was sent: a replay meanwhile wins.
+                let sql = format!(
+                    "WITH {cte} UPDATE webhook_deliveries SET status = v.s, attempts = webhook_deliveries.attempts + 1, \
+                     next_attempt_at = COALESCE(v.n, webhook_deliveries.next_attempt_at), last_status = v.c, \
+                     last_error = v.e, delivered_at = v.d FROM v WHERE webhook_deliveries.id = v.i \
+                     AND webhook_deliveries.webhook_id = ${} AND webhook_deliveries.status = 'pending' \
+                     AND webhook_deliveries.attempts = v.a",
+                    values.len() + 1
+                );
+                values.push(webhook.into());
+                exec(&self.conn, &sql, values).await?;
+            }
+            let lease = lease_until.map_or_else(|| Value::from(None::<OffsetDateTime>), ts);
+            let token_after = if lease_until.is_some() { Value::from(token) } else { Value::from(None::<i64>) };
+            let sql = format!(
+                "UPDATE webhooks SET lease_until = $1, lease_token = $2, next_due = ({NEXT_DUE_OF}) \
+                 WHERE id = $3 AND lease_token = $4"
+            );
+            exec(&self.conn, &sql, vec![lease, token_after, webhook.into(), token.into()]).await
         })
-        .await?;
-        Ok(())
-    }
-
-    async fn release(&self, webhook: i64) -> Result<()> {
-        let _writer = self.writer().await?;
-        let sql = "UPDATE webhooks SET lease_until = NULL WHERE id = $1";
-        timed("webhooks_release", exec(&self.conn, sql, vec![webhook.into()])).await?;
-        Ok(())
+        .await
+        .map(|held| held > 0)
     }
 }
+
+/// The time of an endpoint's oldest pending delivery (`webhooks.next_due`), for an
+/// `UPDATE webhooks` row.
+const NEXT_DUE_OF: &str = "SELECT d.next_attempt_at FROM webhook_deliveries d \
+                           WHERE d.webhook_id = webhooks.id AND d.status = 'pending' ORDER BY d.id LIMIT 1";
+
+/// Sets an endpoint's `next_due` from its queue (`$1`: the endpoint).
+const NEXT_DUE: &str = "UPDATE webhooks SET next_due = (SELECT d.next_attempt_at FROM webhook_deliveries d \
+                        WHERE d.webhook_id = webhooks.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) WHERE id = $1";
