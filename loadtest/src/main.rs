@@ -512,4 +512,25 @@ async fn main() {
             std::process::exit(1);
         }
     }
+    webhook_attempts(&cfg).await;
+}
+
+/// With `BENCH_WEBHOOK=1`: what the webhooks did while the scenarios ran, a few
+/// seconds after the last request (deliveries trail the check-ins by design).
+async fn webhook_attempts(cfg: &Config) {
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let Ok(res) = reqwest::get(format!("{}/metrics", cfg.base)).await else { return };
+    let text = res.text().await.unwrap_or_default();
+    let of = |result: &str| -> f64 {
+        let name = format!("gymapi_webhook_attempts_total{{result=\"{result}\"}}");
+        text.lines().filter(|l| l.starts_with(&name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    let (delivered, retry, failed) = (of("delivered"), of("retry"), of("failed"));
+    if delivered + retry + failed > 0.0 {
+        println!(
+            "{}: webhooks delivered {delivered:.0}, retried {retry:.0}, failed {failed:.0} for {} successful check-ins",
+            cfg.backend,
+            checkin_successes(&cfg.base).await
+        );
+    }
 }

@@ -244,17 +244,10 @@ async fn after_sigterm_ready_is_503_at_once_and_every_request_sent_is_answered_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_demo_data_is_usable_for_a_check_in() {
     let dir = workdir();
-    let out = gymapi(&dir, &["seed-demo"], &[]).output().expect("seed-demo");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |prefix: &str, key: &str| -> String {
-        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {text}"));
-        let after = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
-        after.split_whitespace().next().unwrap_or_default().to_owned()
-    };
-    let trainer_token = field("trainer", "token: ");
-    let qr = field("member", "qr: ");
-    let gym = text.split("X-Gym-ID: ").nth(1).and_then(|s| s.split(')').next()).expect("gym id").to_owned();
+    let demo = Demo::seed(&dir);
+    let trainer_token = demo.field("trainer", "token: ");
+    let qr = demo.field("member", "qr: ");
+    let gym = demo.gym();
     let server = Server::start(dir, &[]);
     let res = reqwest::Client::new()
         .post(format!("{}/api/v1/attendance/check-in", server.base))
@@ -268,6 +261,29 @@ async fn seed_demo_data_is_usable_for_a_check_in() {
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
+}
+
+/// What `gymapi seed-demo` printed.
+struct Demo(String);
+
+impl Demo {
+    fn seed(dir: &PathBuf) -> Self {
+        let out = gymapi(dir, &["seed-demo"], &[]).output().expect("seed-demo");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Self(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The word after `key` on the line starting with `prefix`.
+    fn field(&self, prefix: &str, key: &str) -> String {
+        let text = &self.0;
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {text}"));
+        let after = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+        after.split_whitespace().next().unwrap_or_default().to_owned()
+    }
+
+    fn gym(&self) -> String {
+        self.0.split("X-Gym-ID: ").nth(1).and_then(|s| s.split(')').next()).expect("gym id").to_owned()
+    }
 }
 
 fn token_in(dir: &PathBuf, sub: &str) -> String {
@@ -684,18 +700,11 @@ async fn a_write_whose_process_was_killed_before_invalidating_is_delivered_after
 async fn a_check_in_acknowledged_before_a_kill_reaches_its_webhook_after_a_restart() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = workdir();
-    let out = gymapi(&dir, &["seed-demo"], &[]).output().expect("seed-demo");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let word_after = |prefix: &str, key: &str| -> String {
-        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {text}"));
-        let after = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
-        after.split_whitespace().next().unwrap_or_default().to_owned()
-    };
+    let demo = Demo::seed(&dir);
     let (owner, trainer, qr) =
-        (word_after("owner", "token: "), word_after("trainer", "token: "), word_after("member", "qr: "));
+        (demo.field("owner", "token: "), demo.field("trainer", "token: "), demo.field("member", "qr: "));
     let member: i64 = qr.trim_start_matches('U').split('_').next().and_then(|id| id.parse().ok()).expect("qr id");
-    let gym = text.split("X-Gym-ID: ").nth(1).and_then(|s| s.split(')').next()).expect("gym id").to_owned();
+    let gym = demo.gym();
     // A port nobody listens on while the first instance lives.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
 

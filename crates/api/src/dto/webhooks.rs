@@ -65,26 +65,16 @@ impl From<Webhook> for WebhookOut {
 /// the only ones that show it.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookSecretOut {
-    pub id: i64,
-    pub url: String,
-    pub events: Vec<String>,
+    #[serde(flatten)]
+    pub webhook: WebhookOut,
     /// Signs every delivery: `X-GymAPI-Signature: t=…,v1=HMAC-SHA256(secret, t + "." + body)`.
     pub secret: String,
-    pub created_at: UtcTime,
-    /// Until when the secret rotated out still signs beside this one.
-    pub previous_secret_expires_at: Option<UtcTime>,
 }
 
 impl From<Webhook> for WebhookSecretOut {
-    fn from(w: Webhook) -> Self {
-        Self {
-            id: w.id,
-            url: w.url,
-            events: w.events,
-            secret: w.secret,
-            created_at: w.created_at.into(),
-            previous_secret_expires_at: w.previous_until.map(UtcTime::from),
-        }
+    fn from(mut w: Webhook) -> Self {
+        let secret = std::mem::take(&mut w.secret);
+        Self { webhook: WebhookOut::from(w), secret }
     }
 }
 
