@@ -21,7 +21,7 @@ use domain::{DomainError, GymId};
 use infra::bus::Bus;
 use tokio::sync::watch;
 
-use crate::state::State;
+use crate::lifecycle::Lifecycle;
 
 /// How long a stream waits for an announcement before it reads the feed anyway.
 pub const LOOK_AGAIN: Duration = Duration::from_secs(5);
@@ -100,7 +100,8 @@ impl Announcer for Hub {
 
 /// One open stream.
 pub struct Live {
-    state: State,
+    feed: domain::changes::ChangeFeed,
+    lifecycle: actix_web::web::Data<Lifecycle>,
     gym: GymId,
     cursor: i64,
     woken: Option<watch::Receiver<i64>>,
@@ -111,10 +112,16 @@ pub struct Live {
 
 impl Live {
     /// A stream of the gym's attendance after `cursor` (checked by the feed).
-    pub fn new(state: State, gym: GymId, cursor: i64) -> Self {
-        let woken = state.streams.watch(gym.0);
+    pub fn new(
+        hub: &Hub,
+        feed: domain::changes::ChangeFeed,
+        lifecycle: actix_web::web::Data<Lifecycle>,
+        gym: GymId,
+        cursor: i64,
+    ) -> Self {
+        let woken = hub.watch(gym.0);
         let now = Instant::now();
-        Self { state, gym, cursor, woken, last_write: now, opened_at: now, opened: false }
+        Self { feed, lifecycle, gym, cursor, woken, last_write: now, opened_at: now, opened: false }
     }
 
     /// The next chunk of the stream; `None` ends it (the process is draining, or the
@@ -129,14 +136,14 @@ impl Live {
         loop {
             // Ended when the process drains, and after a while: the client reconnects
             // with its Last-Event-ID, and its token and role are checked again.
-            if self.state.is_draining() || self.opened_at.elapsed() >= MAX_LIFE {
+            if self.lifecycle.is_draining() || self.opened_at.elapsed() >= MAX_LIFE {
                 return None;
             }
             if let Some(w) = &mut self.woken {
                 // Seen before the read: an announcement during the read wakes the next wait.
                 w.borrow_and_update();
             }
-            match self.state.changes.live(self.gym, self.cursor, PAGE).await {
+            match self.feed.live(self.gym, self.cursor, PAGE).await {
                 Ok(page) => {
                     // Numbers are gapless: a full page means more is waiting now.
                     let full = page.next - self.cursor >= i64::try_from(PAGE).unwrap_or(i64::MAX);

@@ -64,7 +64,8 @@ async fn stream(state: State, Tenant(actor): Tenant, req: HttpRequest) -> Result
         })?),
     };
     let cursor = state.changes.live_from(&actor, last_seen).await?;
-    let live = crate::streams::Live::new(state.clone(), actor.gym_id, cursor);
+    let live =
+        crate::streams::Live::new(&state.streams, state.changes.clone(), state.lifecycle.clone(), actor.gym_id, cursor);
     let body = futures_util::stream::unfold(live, |mut live| async move {
         live.next_chunk().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), live))
     });
