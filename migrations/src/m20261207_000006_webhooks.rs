@@ -1,7 +1,7 @@
 //! Webhooks (issue 20): a gym's endpoints, each with its cursor into the gym's
-//! change feed, the time its oldest pending delivery is due (`next_due`) and the
-//! lease of the instance draining it, and one delivery row per fact taken for an
-//! endpoint. Deliveries
+//! change feed ("sent through"), the time its oldest pending delivery is due
+//! (`next_due`) and the lease of the instance draining it; and the deliveries log,
+//! one row per fact sent to an endpoint (`pending` while it waits for a retry). Deliveries
 //! keep the body as first sent, so every retry and replay carries the same bytes.
 
 use async_trait::async_trait;

@@ -1,17 +1,19 @@
 //! Webhooks: a gym's endpoints, and the delivery of its facts to them.
 //!
 //! Deliveries come from the change feed, not from the request that made the change:
-//! each endpoint keeps a cursor into its gym's numbered facts, and a step of the
-//! delivery engine turns the facts after the cursor that the endpoint wants into
-//! delivery rows and moves the cursor, in one transaction (the outbox keeps facts an
-//! endpoint has not reached). So a process killed between a commit and its delivery
-//! loses nothing: the fact is in the outbox, and the next step of any instance
-//! finds it.
+//! each endpoint keeps a cursor into its gym's numbered facts, "sent through". A
+//! drain reads the facts after it that the endpoint wants straight from the outbox,
+//! sends them, and records in one statement per batch what became of each (a row of
+//! the endpoint's delivery log) and where the cursor now is (the outbox keeps facts
+//! an endpoint has not passed). So a process killed between a commit and its
+//! delivery loses nothing: the fact is in the outbox, and the next drain of any
+//! instance sends it. A delivery that failed is a pending row with its retry time;
+//! so is a replay.
 //!
-//! An endpoint's deliveries go out one at a time, oldest first: the oldest pending
-//! one waits for its retry before anything after it is sent (order per gym and
-//! endpoint). Each endpoint is drained by a task of its own under a lease, so a
-//! slow or dead receiver holds back only its own queue, and never a request.
+//! An endpoint's deliveries go out one at a time, oldest first: a pending row waits
+//! for its retry before anything after it is sent (order per gym and endpoint). Each
+//! endpoint is drained by a task of its own under a lease, so a slow or dead
+//! receiver holds back only its own queue, and never a request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -142,22 +144,51 @@ pub struct Delivery {
     pub delivered_at: Option<OffsetDateTime>,
 }
 
-/// The oldest pending delivery of an endpoint, ready to send.
+/// Where a delivery about to be sent comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A pending row of the log: a retry, or a replay.
+    Row(i64),
+    /// A fact after the endpoint's cursor, sent for the first time (its row is
+    /// written with its outcome).
+    Fact {
+        /// The fact's number in the gym's feed.
+        seq: i64,
+        /// The fact's id: the body's `id`.
+        event_id: i64,
+    },
+}
+
+/// A delivery ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
-    /// The delivery.
-    pub delivery_id: i64,
+    /// Where it comes from.
+    pub source: Source,
+    /// Its event type.
+    pub kind: String,
     /// The endpoint's URL.
     pub url: String,
-    /// The body, as it was written when the fact was taken.
+    /// The body: written when the fact was first sent, the same bytes ever after.
     pub body: String,
     /// Attempts made before this one.
     pub attempts: i32,
-    /// When it is due.
+    /// When it is due (a new fact: now).
     pub due_at: OffsetDateTime,
     /// The secrets that sign it: the current one, then the one rotated out while
     /// it still signs.
     pub secrets: Vec<String>,
+}
+
+/// What an endpoint has to send next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Oldest first: its pending rows if it has any, else the new facts it wants.
+    pub items: Vec<Outgoing>,
+    /// New facts: the number of the last fact read (facts it does not want included),
+    /// where its cursor goes once every item is sent.
+    pub through: Option<i64>,
+    /// As many were read as asked for: more may be waiting.
+    pub more: bool,
 }
 
 /// What a receiver made of one attempt.
@@ -262,34 +293,27 @@ pub trait WebhookRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<Delivery>>;
 
-    /// Takes the facts after each endpoint's cursor that it wants as pending
-    /// deliveries due at `now`, and moves the cursors: every endpoint that is behind
-    /// in one transaction (endpoints another instance is taking are passed over), at
-    /// most `limit` facts each. Answers how many deliveries it made.
-    ///
-    /// # Errors
-    /// Storage failures.
-    async fn take_facts(&self, now: OffsetDateTime, limit: u32) -> Result<usize>;
-
-    /// Leases to `token`, until `lease_until`, up to `limit` endpoints whose oldest
-    /// pending delivery is due at `now` and which no live lease holds, the longest
-    /// due first.
+    /// Leases to `token`, until `lease_until`, up to `limit` endpoints that have
+    /// something to send at `now` (a pending row due, or, with none pending, facts
+    /// after their cursor) and which no live lease holds, the longest due first.
     ///
     /// # Errors
     /// Storage failures.
     async fn claim(&self, now: OffsetDateTime, lease_until: OffsetDateTime, token: i64, limit: u32)
     -> Result<Vec<i64>>;
 
-    /// The endpoint's pending deliveries, oldest first, at most `limit`.
+    /// What the endpoint sends next ([`Batch`]): at most `limit` pending rows, or,
+    /// with none pending, the facts it wants among the next `limit` of its gym.
     ///
     /// # Errors
     /// Storage failures.
-    async fn pending(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Vec<Outgoing>>;
+    async fn next(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Batch>;
 
-    /// Records attempts (each only if its delivery is still pending with the attempts
-    /// it was sent with: a replay meanwhile wins), then renews the lease until
-    /// `lease_until`, or gives it back (`None`). Answers whether `token` still held
-    /// the lease; when not, the drain stops.
+    /// Records attempts: a row's only if it is still pending with the attempts it
+    /// was sent with (a replay meanwhile wins); a new fact's as a new row of the log.
+    /// Moves the cursor forward to `cursor` (never back), then renews the lease
+    /// until `lease_until`, or gives it back (`None`). Answers whether `token` still
+    /// held the lease; when not, the drain stops.
     ///
     /// # Errors
     /// Storage failures.
@@ -298,6 +322,7 @@ pub trait WebhookRepository: Send + Sync {
         webhook: i64,
         token: i64,
         outcomes: &[Outcome],
+        cursor: Option<i64>,
         lease_until: Option<OffsetDateTime>,
     ) -> Result<bool>;
 }
@@ -305,10 +330,8 @@ pub trait WebhookRepository: Send + Sync {
 /// One attempt of a delivery, to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The delivery.
-    pub delivery: i64,
-    /// Its attempts before this one.
-    pub attempts_before: i32,
+    /// What was sent.
+    pub sent: Outgoing,
     /// What the receiver made of it.
     pub attempt: Attempt,
     /// What becomes of the delivery.
@@ -594,8 +617,6 @@ impl std::fmt::Debug for WebhookEngine {
 }
 
 impl WebhookEngine {
-    /// Facts taken per endpoint per step.
-    pub const TAKE: u32 = 500;
     /// Endpoints leased per step.
     pub const CLAIM: u32 = 64;
 
@@ -604,27 +625,25 @@ impl WebhookEngine {
         Self { repo, transport, clock }
     }
 
-    /// Takes new facts as deliveries, then leases up to `room` endpoints with one
-    /// due (at most [`WebhookEngine::CLAIM`]) to `token`; answers them, for
-    /// [`WebhookEngine::drain`].
+    /// Leases up to `room` endpoints with something to send (at most
+    /// [`WebhookEngine::CLAIM`]) to `token`; answers them, for [`WebhookEngine::drain`].
     ///
     /// # Errors
     /// Storage failures.
     pub async fn step(&self, room: u32, token: i64) -> Result<Vec<i64>> {
-        let now = self.clock.now();
-        self.repo.take_facts(now, Self::TAKE).await?;
         if room == 0 {
             return Ok(Vec::new());
         }
+        let now = self.clock.now();
         self.repo.claim(now, now + LEASE, token, room.min(Self::CLAIM)).await
     }
 
-    /// Sends a leased endpoint's due deliveries, oldest first, until none is due, one
+    /// Sends a leased endpoint's deliveries, oldest first, until none is due, one
     /// fails (it waits for its retry, and everything after it with it), or the
     /// drain's budget ([`DRAIN_BUDGET`] deliveries or [`DRAIN_TIME`]) is spent, so a
-    /// busy endpoint gives its turn to others; then gives the lease back. Outcomes
-    /// are recorded in batches, the lease renewed with each. Answers how many were
-    /// delivered.
+    /// busy endpoint gives its turn to others; then gives the lease back. What
+    /// became of each is recorded per batch, with the cursor and the lease. Answers
+    /// how many were delivered.
     ///
     /// # Errors
     /// Storage failures (the lease then runs out by itself).
@@ -632,18 +651,26 @@ impl WebhookEngine {
         let started = self.clock.now();
         let mut delivered = 0;
         let mut sent = 0;
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        let mut recorded = started;
-        'queue: loop {
-            let batch = self.repo.pending(webhook, self.clock.now(), PENDING_BATCH).await?;
-            let full = batch.len() == PENDING_BATCH as usize;
-            for out in batch {
+        loop {
+            let batch = self.repo.next(webhook, self.clock.now(), PENDING_BATCH).await?;
+            let mut outcomes: Vec<Outcome> = Vec::new();
+            // New facts: the cursor passes each one sent (a failed one becomes a
+            // pending row), and every fact read once all are sent.
+            let mut cursor = None;
+            let mut stop = false;
+            let mut recorded = started;
+            for out in &batch.items {
                 let now = self.clock.now();
                 if out.due_at > now {
-                    break 'queue;
+                    stop = true;
+                    break;
                 }
                 let body_signature = signature(&out.secrets, now.unix_timestamp(), &out.body);
-                let attempt = self.transport.post(&out.url, &out.body, &body_signature, out.delivery_id).await;
+                let id = match out.source {
+                    Source::Row(id) => id,
+                    Source::Fact { event_id, .. } => event_id,
+                };
+                let attempt = self.transport.post(&out.url, &out.body, &body_signature, id).await;
                 let after = self.clock.now();
                 let attempts = out.attempts.saturating_add(1);
                 let settle = match &attempt {
@@ -651,37 +678,38 @@ impl WebhookEngine {
                     Attempt::Failed { .. } if attempts >= MAX_ATTEMPTS => Settle::Failed,
                     Attempt::Failed { .. } => Settle::RetryAt(after + retry_delay(attempts)),
                 };
+                if let Source::Fact { seq, .. } = out.source {
+                    cursor = Some(seq);
+                }
                 let retry = matches!(settle, Settle::RetryAt(_));
                 delivered += usize::from(matches!(settle, Settle::Delivered(_)));
                 sent += 1;
-                outcomes.push(Outcome { delivery: out.delivery_id, attempts_before: out.attempts, attempt, settle });
+                outcomes.push(Outcome { sent: out.clone(), attempt, settle });
                 if retry || sent >= DRAIN_BUDGET || after - started >= DRAIN_TIME {
-                    break 'queue;
+                    stop = true;
+                    break;
                 }
                 // A slow receiver: record what is done and keep the lease alive.
                 if after - recorded >= RECORD_EVERY {
                     recorded = after;
-                    let held = self.repo.settle(webhook, token, &outcomes, Some(after + LEASE)).await?;
-                    outcomes.clear();
-                    if !held {
+                    if !self.repo.settle(webhook, token, &outcomes, cursor, Some(after + LEASE)).await? {
                         return Ok(delivered);
                     }
+                    outcomes.clear();
                 }
             }
-            if !full {
-                break;
+            if !stop {
+                cursor = batch.through.or(cursor);
             }
-            // The batch is done: record it before reading the next one.
+            if stop || !batch.more {
+                self.repo.settle(webhook, token, &outcomes, cursor, None).await?;
+                return Ok(delivered);
+            }
             let now = self.clock.now();
-            recorded = now;
-            let held = self.repo.settle(webhook, token, &outcomes, Some(now + LEASE)).await?;
-            outcomes.clear();
-            if !held {
+            if !self.repo.settle(webhook, token, &outcomes, cursor, Some(now + LEASE)).await? {
                 return Ok(delivered);
             }
         }
-        self.repo.settle(webhook, token, &outcomes, None).await?;
-        Ok(delivered)
     }
 }
 
@@ -790,9 +818,13 @@ mod tests {
         assert!(check_events(&["checked_in".to_owned()]).is_err(), "the feed's own names are not event types");
     }
 
-    fn outgoing(id: i64, attempts: i32, due_at: OffsetDateTime) -> Outgoing {
+    fn outgoing(source: Source, attempts: i32, due_at: OffsetDateTime) -> Outgoing {
+        let id = match source {
+            Source::Row(id) | Source::Fact { event_id: id, .. } => id,
+        };
         Outgoing {
-            delivery_id: id,
+            source,
+            kind: "checkin.succeeded".into(),
             url: "http://127.0.0.1:9/hook".into(),
             body: format!("{{\"id\":{id}}}"),
             attempts,
@@ -801,62 +833,80 @@ mod tests {
         }
     }
 
+    fn fact(seq: i64) -> Outgoing {
+        outgoing(Source::Fact { seq, event_id: 100 + seq }, 0, NOW)
+    }
+
     const NOW: OffsetDateTime = datetime!(2026-12-05 10:00 UTC);
 
     #[tokio::test]
-    async fn a_drain_sends_oldest_first_and_stops_at_a_failure_which_waits_for_its_retry() {
+    async fn new_facts_go_oldest_first_and_a_failure_waits_for_its_retry_with_the_cursor_just_past_it() {
         let mut repo = MockWebhookRepository::new();
-        repo.expect_pending()
+        repo.expect_next()
             .withf(|w, _, limit| (*w, *limit) == (7, PENDING_BATCH))
             .once()
-            .returning(|_, _, _| Ok(vec![outgoing(1, 0, NOW), outgoing(2, 2, NOW), outgoing(3, 0, NOW)]));
-        let recorded = [
-            Outcome {
-                delivery: 1,
-                attempts_before: 0,
-                attempt: Attempt::Delivered { status: 204 },
-                settle: Settle::Delivered(NOW),
-            },
-            Outcome {
-                delivery: 2,
-                attempts_before: 2,
-                attempt: Attempt::Failed { status: Some(500), error: "HTTP 500".into() },
-                settle: Settle::RetryAt(NOW + Duration::seconds(4)),
-            },
-        ];
+            .returning(|_, _, _| Ok(Batch { items: vec![fact(3), fact(5), fact(6)], through: Some(9), more: false }));
         repo.expect_settle()
-            .withf(move |w, token, outcomes, lease| (*w, *token, outcomes, *lease) == (7, 99, &recorded[..], None))
+            .withf(|w, token, outcomes, cursor, lease| {
+                let settles: Vec<&Settle> = outcomes.iter().map(|o| &o.settle).collect();
+                (*w, *token, *cursor, *lease) == (7, 99, Some(5), None)
+                    && settles == [&Settle::Delivered(NOW), &Settle::RetryAt(NOW + Duration::seconds(1))]
+            })
             .once()
-            .returning(|_, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
         let mut transport = MockWebhookTransport::new();
         transport
             .expect_post()
-            .withf(|_, body, sig, d| *d == 1 && *sig == signature(&["whsec_k".into()], NOW.unix_timestamp(), body))
+            .withf(|_, body, sig, id| *id == 103 && *sig == signature(&["whsec_k".into()], NOW.unix_timestamp(), body))
             .once()
             .returning(|_, _, _, _| Attempt::Delivered { status: 204 });
         transport
             .expect_post()
-            .withf(|_, _, _, d| *d == 2)
+            .withf(|_, _, _, id| *id == 105)
             .once()
             .returning(|_, _, _, _| Attempt::Failed { status: Some(500), error: "HTTP 500".into() });
         let engine = WebhookEngine::new(Arc::new(repo), Arc::new(transport), Arc::new(FixedClock(NOW)));
-        assert_eq!(engine.drain(7, 99).await, Ok(1), "the third waits behind the second");
+        assert_eq!(engine.drain(7, 99).await, Ok(1), "the third waits behind the second, which is now a row");
     }
 
     #[tokio::test]
-    async fn a_delivery_not_yet_due_holds_back_its_endpoint_and_the_last_attempt_gives_up() {
+    async fn every_fact_read_is_passed_once_all_are_sent() {
         let mut repo = MockWebhookRepository::new();
-        repo.expect_pending().once().returning(|_, _, _| {
-            Ok(vec![outgoing(3, MAX_ATTEMPTS - 1, NOW), outgoing(4, 1, NOW + Duration::seconds(1))])
+        repo.expect_next()
+            .once()
+            .returning(|_, _, _| Ok(Batch { items: vec![fact(4)], through: Some(8), more: false }));
+        repo.expect_settle()
+            .withf(|_, _, outcomes, cursor, lease| outcomes.len() == 1 && *cursor == Some(8) && lease.is_none())
+            .once()
+            .returning(|_, _, _, _, _| Ok(true));
+        let mut transport = MockWebhookTransport::new();
+        transport.expect_post().once().returning(|_, _, _, _| Attempt::Delivered { status: 200 });
+        let engine = WebhookEngine::new(Arc::new(repo), Arc::new(transport), Arc::new(FixedClock(NOW)));
+        assert_eq!(engine.drain(7, 1).await, Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_row_not_yet_due_holds_back_its_endpoint_and_the_last_attempt_gives_up() {
+        let mut repo = MockWebhookRepository::new();
+        repo.expect_next().once().returning(|_, _, _| {
+            Ok(Batch {
+                items: vec![
+                    outgoing(Source::Row(3), MAX_ATTEMPTS - 1, NOW),
+                    outgoing(Source::Row(4), 1, NOW + Duration::seconds(1)),
+                ],
+                through: None,
+                more: false,
+            })
         });
         repo.expect_settle()
-            .withf(|_, _, outcomes, lease| {
+            .withf(|_, _, outcomes, cursor, lease| {
                 lease.is_none()
+                    && cursor.is_none()
                     && outcomes.len() == 1
-                    && (outcomes[0].delivery, &outcomes[0].settle) == (3, &Settle::Failed)
+                    && (&outcomes[0].sent.source, &outcomes[0].settle) == (&Source::Row(3), &Settle::Failed)
             })
             .once()
-            .returning(|_, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
         let mut transport = MockWebhookTransport::new();
         transport
             .expect_post()
@@ -869,13 +919,15 @@ mod tests {
     #[tokio::test]
     async fn a_full_batch_is_recorded_before_the_next_is_read_and_a_lost_lease_stops_the_drain() {
         let mut repo = MockWebhookRepository::new();
-        repo.expect_pending()
-            .once()
-            .returning(|_, _, limit| Ok((1..=i64::from(limit)).map(|id| outgoing(id, 0, NOW)).collect()));
+        repo.expect_next().once().returning(|_, _, limit| {
+            Ok(Batch { items: (1..=i64::from(limit)).map(fact).collect(), through: Some(250), more: true })
+        });
         repo.expect_settle()
-            .withf(|_, _, outcomes, lease| outcomes.len() == PENDING_BATCH as usize && *lease == Some(NOW + LEASE))
+            .withf(|_, _, outcomes, cursor, lease| {
+                outcomes.len() == PENDING_BATCH as usize && *cursor == Some(250) && *lease == Some(NOW + LEASE)
+            })
             .once()
-            .returning(|_, _, _, _| Ok(false));
+            .returning(|_, _, _, _, _| Ok(false));
         let mut transport = MockWebhookTransport::new();
         transport
             .expect_post()

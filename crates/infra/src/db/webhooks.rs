@@ -8,14 +8,16 @@
 use async_trait::async_trait;
 use domain::changes::public_type;
 use domain::tx::Tx;
-use domain::webhooks::{Attempt, Delivery, DeliveryStatus, Outcome, Outgoing, Settle, Webhook, WebhookRepository};
+use domain::webhooks::{
+    Attempt, Batch, Delivery, DeliveryStatus, Outcome, Outgoing, Settle, Source, Webhook, WebhookRepository,
+};
 use domain::{DomainError, GymId, Page, Result};
 use sea_orm::{DbBackend, FromQueryResult, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::outbox::txn;
-use super::{Cell, Db, PageValues, all, exec, one, rows_cte, timed, ts, unavailable_or_internal};
+use super::{Cell, Db, PageValues, all, exec, one, rows_cte, timed, ts};
 
 const WEBHOOK_COLS: &str = "id, gym_id, url, events, secret, previous_secret, previous_until, created_at";
 const DELIVERY_COLS: &str = "id, webhook_id, event_id, type AS kind, status, attempts, next_attempt_at, last_status, \
@@ -96,16 +98,18 @@ struct Behind {
 }
 
 #[derive(FromQueryResult)]
-struct Endpoint {
-    id: i64,
+struct EndpointRow {
     gym_id: i64,
     events: String,
     cursor: i64,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_until: Option<OffsetDateTime>,
 }
 
 #[derive(FromQueryResult)]
 struct GymFact {
-    gym_id: i64,
     seq: i64,
     id: i64,
     kind: String,
@@ -116,6 +120,7 @@ struct GymFact {
 #[derive(FromQueryResult)]
 struct PendingRow {
     id: i64,
+    kind: String,
     body: String,
     attempts: i32,
     next_attempt_at: OffsetDateTime,
@@ -244,104 +249,6 @@ impl WebhookRepository for Db {
         row.map(Delivery::try_from).transpose()
     }
 
-    async fn take_facts(&self, now: OffsetDateTime, limit: u32) -> Result<usize> {
-        // Most steps find every endpoint caught up: one read, no write.
-        let behind = "SELECT w.id FROM webhooks w JOIN outbox_heads h ON h.gym_id = w.gym_id \
-                      WHERE h.last_seq > w.cursor LIMIT 1";
-        if timed("webhooks_behind", all::<Behind>(&self.conn, behind, vec![])).await?.is_empty() {
-            return Ok(0);
-        }
-        let (tx, _writer) = self.write_tx().await?;
-        // Endpoints another instance is taking are passed over (PostgreSQL); SQLite's
-        // one writer orders the steps instead.
-        let lock = if self.backend() == DbBackend::Postgres { "FOR UPDATE OF w SKIP LOCKED" } else { "" };
-        let taken = timed("webhooks_take", async {
-            let sql = format!(
-                "SELECT w.id, w.gym_id, w.events, w.cursor FROM webhooks w \
-                 JOIN outbox_heads h ON h.gym_id = w.gym_id WHERE h.last_seq > w.cursor ORDER BY w.id LIMIT 1000 {lock}"
-            );
-            let endpoints = all::<Endpoint>(&tx, &sql, vec![]).await?;
-            if endpoints.is_empty() {
-                return Ok(0);
-            }
-            // Each gym's facts from its furthest-behind endpoint's cursor, `limit` at most.
-            let mut gyms: Vec<(i64, i64)> = Vec::new();
-            for e in &endpoints {
-                match gyms.iter_mut().find(|(g, _)| *g == e.gym_id) {
-                    Some((_, after)) => *after = (*after).min(e.cursor),
-                    None => gyms.push((e.gym_id, e.cursor)),
-                }
-            }
-            let rows = gyms.iter().map(|(g, a)| vec![Cell::Int(Some(*g)), Cell::Int(Some(*a))]).collect();
-            let (cte, mut values) =
-                rows_cte(self.backend(), "c", &[("gym_id", "BIGINT"), ("after", "BIGINT")], rows, 1);
-            let sql = format!(
-                "WITH {cte} SELECT o.gym_id, o.gym_seq AS seq, o.id, o.type AS kind, CAST(o.payload AS TEXT) AS data, \
-                 o.created_at FROM c JOIN outbox o ON o.gym_id = c.gym_id AND o.gym_seq > c.after \
-                 AND o.gym_seq <= c.after + ${} ORDER BY o.gym_id, o.gym_seq",
-                values.len() + 1
-            );
-            values.push(i64::from(limit).into());
-            let facts = all::<GymFact>(&tx, &sql, values).await?;
-            let mut deliveries: Vec<Vec<Cell>> = Vec::new();
-            let mut cursors: Vec<Vec<Cell>> = Vec::new();
-            for e in &endpoints {
-                let wanted: Vec<&str> = e.events.split(',').collect();
-                let mine = facts
-                    .iter()
-                    .filter(|f| f.gym_id == e.gym_id && f.seq > e.cursor && f.seq <= e.cursor + i64::from(limit));
-                let mut last = e.cursor;
-                let mut any = false;
-                for f in mine {
-                    last = f.seq;
-                    let Some(kind) = public_type(&f.kind).filter(|k| wanted.contains(k)) else { continue };
-                    any = true;
-                    deliveries.push(vec![
-                        Cell::Int(Some(i64::try_from(deliveries.len()).unwrap_or(i64::MAX))),
-                        Cell::Int(Some(e.gym_id)),
-                        Cell::Int(Some(e.id)),
-                        Cell::Int(Some(f.id)),
-                        Cell::Text(kind),
-                        Cell::Str(Some(body(e.gym_id, f, kind))),
-                    ]);
-                }
-                if last > e.cursor {
-                    cursors.push(vec![Cell::Int(Some(e.id)), Cell::Int(Some(last)), Cell::Time(any.then_some(now))]);
-                }
-            }
-            let taken = deliveries.len();
-            if taken > 0 {
-                let columns =
-                    [("n", "BIGINT"), ("g", "BIGINT"), ("w", "BIGINT"), ("e", "BIGINT"), ("k", "TEXT"), ("b", "TEXT")];
-                let (cte, mut values) = rows_cte(self.backend(), "r", &columns, deliveries, 1);
-                // ORDER BY n: ids follow the feed's order, which is each endpoint's order.
-                // `WHERE true`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
-                let sql = format!(
-                    "WITH {cte} INSERT INTO webhook_deliveries \
-                     (gym_id, webhook_id, event_id, type, body, status, attempts, next_attempt_at, created_at) \
-                     SELECT g, w, e, k, b, 'pending', 0, ${0}, ${0} FROM r WHERE true ORDER BY n \
-                     ON CONFLICT (gym_id, webhook_id, event_id) DO NOTHING",
-                    values.len() + 1
-                );
-                values.push(ts(now));
-                exec(&tx, &sql, values).await?;
-            }
-            if !cursors.is_empty() {
-                let columns = [("i", "BIGINT"), ("c", "BIGINT"), ("d", "TIMESTAMPTZ")];
-                let (cte, values) = rows_cte(self.backend(), "v", &columns, cursors, 1);
-                let sql = format!(
-                    "WITH {cte} UPDATE webhooks SET cursor = v.c, next_due = COALESCE(webhooks.next_due, v.d) \
-                     FROM v WHERE webhooks.id = v.i"
-                );
-                exec(&tx, &sql, values).await?;
-            }
-            Ok(taken)
-        })
-        .await?;
-        tx.commit().await.map_err(unavailable_or_internal)?;
-        Ok(taken)
-    }
-
     async fn claim(
         &self,
         now: OffsetDateTime,
@@ -349,13 +256,15 @@ impl WebhookRepository for Db {
         token: i64,
         limit: u32,
     ) -> Result<Vec<i64>> {
-        let skip_locked = if self.backend() == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-        // `next_due` is the endpoint's oldest pending delivery's time: what waits
-        // behind a retry waits with it (order per endpoint). Longest due first.
+        let skip_locked = if self.backend() == DbBackend::Postgres { "FOR UPDATE OF w SKIP LOCKED" } else { "" };
+        // `next_due` is the time of the endpoint's oldest pending row: while it has
+        // one, new facts wait behind it (order per endpoint). Longest due first.
         let sql = format!(
             "UPDATE webhooks SET lease_until = $1, lease_token = $2 WHERE id IN (\
-               SELECT id FROM webhooks WHERE next_due <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-               ORDER BY next_due LIMIT $4 {skip_locked}) \
+               SELECT w.id FROM webhooks w LEFT JOIN outbox_heads h ON h.gym_id = w.gym_id \
+               WHERE (w.lease_until IS NULL OR w.lease_until < $3) \
+               AND (w.next_due <= $3 OR w.next_due IS NULL AND h.last_seq > w.cursor) \
+               ORDER BY COALESCE(w.next_due, $3) LIMIT $4 {skip_locked}) \
              RETURNING id"
         );
         let values = vec![ts(lease_until), token.into(), ts(now), i64::from(limit).into()];
@@ -364,31 +273,64 @@ impl WebhookRepository for Db {
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    async fn pending(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Vec<Outgoing>> {
-        let sql = "SELECT d.id, d.body, d.attempts, d.next_attempt_at, w.url, w.secret, w.previous_secret, \
-                   w.previous_until FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+    async fn next(&self, webhook: i64, now: OffsetDateTime, limit: u32) -> Result<Batch> {
+        let secrets = |secret: String, previous: Option<String>, until: Option<OffsetDateTime>| {
+            let mut secrets = vec![secret];
+            if let (Some(previous), Some(until)) = (previous, until)
+                && until > now
+            {
+                secrets.push(previous);
+            }
+            secrets
+        };
+        let sql = "SELECT d.id, d.type AS kind, d.body, d.attempts, d.next_attempt_at, w.url, w.secret, \
+                   w.previous_secret, w.previous_until FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
                    WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2";
         let values = vec![webhook.into(), i64::from(limit).into()];
         let rows = timed("webhooks_pending", all::<PendingRow>(&self.conn, sql, values)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let mut secrets = vec![r.secret];
-                if let (Some(previous), Some(until)) = (r.previous_secret, r.previous_until)
-                    && until > now
-                {
-                    secrets.push(previous);
-                }
-                Outgoing {
-                    delivery_id: r.id,
+        if !rows.is_empty() {
+            let more = rows.len() == limit as usize;
+            let items = rows
+                .into_iter()
+                .map(|r| Outgoing {
+                    source: Source::Row(r.id),
+                    kind: r.kind,
                     url: r.url,
                     body: r.body,
                     attempts: r.attempts,
                     due_at: r.next_attempt_at,
-                    secrets,
-                }
+                    secrets: secrets(r.secret, r.previous_secret, r.previous_until),
+                })
+                .collect();
+            return Ok(Batch { items, through: None, more });
+        }
+        let sql =
+            "SELECT gym_id, events, cursor, url, secret, previous_secret, previous_until FROM webhooks WHERE id = $1";
+        let Some(w) = timed("webhooks_get", one::<EndpointRow>(&self.conn, sql, vec![webhook.into()])).await? else {
+            return Ok(Batch::default());
+        };
+        let sql = "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at \
+                   FROM outbox WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3";
+        let values = vec![w.gym_id.into(), w.cursor.into(), i64::from(limit).into()];
+        let facts = timed("webhooks_facts", all::<GymFact>(&self.conn, sql, values)).await?;
+        let wanted: Vec<&str> = w.events.split(',').collect();
+        let secrets = secrets(w.secret, w.previous_secret, w.previous_until);
+        let items = facts
+            .iter()
+            .filter_map(|f| {
+                let kind = public_type(&f.kind).filter(|k| wanted.contains(k))?;
+                Some(Outgoing {
+                    source: Source::Fact { seq: f.seq, event_id: f.id },
+                    kind: kind.to_owned(),
+                    url: w.url.clone(),
+                    body: body(w.gym_id, f, kind),
+                    attempts: 0,
+                    due_at: now,
+                    secrets: secrets.clone(),
+                })
             })
-            .collect())
+            .collect();
+        Ok(Batch { items, through: facts.last().map(|f| f.seq), more: facts.len() == limit as usize })
     }
 
     async fn settle(
@@ -396,37 +338,52 @@ impl WebhookRepository for Db {
         webhook: i64,
         token: i64,
         outcomes: &[Outcome],
+        cursor: Option<i64>,
         lease_until: Option<OffsetDateTime>,
     ) -> Result<bool> {
+        let mut updates: Vec<Vec<Cell>> = Vec::new();
+        let mut inserts: Vec<Vec<Cell>> = Vec::new();
+        for o in outcomes {
+            let (code, error) = match &o.attempt {
+                Attempt::Delivered { status } => (Some(i64::from(*status)), None),
+                Attempt::Failed { status, error } => {
+                    (status.map(i64::from), Some(error.chars().take(500).collect::<String>()))
+                }
+            };
+            let (status, next, delivered_at, result) = match o.settle {
+                Settle::Delivered(at) => (DeliveryStatus::Delivered, None, Some(at), "delivered"),
+                Settle::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None, "retry"),
+                Settle::Failed => (DeliveryStatus::Failed, None, None, "failed"),
+            };
+            metrics::counter!("gymapi_webhook_attempts_total", "result" => result).increment(1);
+            match o.sent.source {
+                Source::Row(id) => updates.push(vec![
+                    Cell::Int(Some(id)),
+                    Cell::Int(Some(i64::from(o.sent.attempts))),
+                    Cell::Text(status.as_str()),
+                    Cell::Time(next),
+                    Cell::Int(code),
+                    Cell::Str(error),
+                    Cell::Time(delivered_at),
+                ]),
+                Source::Fact { event_id, .. } => inserts.push(vec![
+                    Cell::Int(Some(i64::try_from(inserts.len()).unwrap_or(i64::MAX))),
+                    Cell::Int(Some(event_id)),
+                    Cell::Str(Some(o.sent.kind.clone())),
+                    Cell::Str(Some(o.sent.body.clone())),
+                    Cell::Text(status.as_str()),
+                    // A row's time of its next attempt; a done one keeps its attempt's time.
+                    Cell::Time(Some(next.or(delivered_at).unwrap_or(o.sent.due_at))),
+                    Cell::Int(code),
+                    Cell::Str(error),
+                    Cell::Time(delivered_at),
+                    Cell::Time(Some(o.sent.due_at)),
+                ]),
+            }
+        }
         let _writer = self.writer().await?;
         timed("webhooks_settle", async {
-            if !outcomes.is_empty() {
-                let rows = outcomes
-                    .iter()
-                    .map(|o| {
-                        let (code, error) = match &o.attempt {
-                            Attempt::Delivered { status } => (Some(i64::from(*status)), None),
-                            Attempt::Failed { status, error } => {
-                                (status.map(i64::from), Some(error.chars().take(500).collect::<String>()))
-                            }
-                        };
-                        let (status, next, delivered_at, result) = match o.settle {
-                            Settle::Delivered(at) => (DeliveryStatus::Delivered, None, Some(at), "delivered"),
-                            Settle::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None, "retry"),
-                            Settle::Failed => (DeliveryStatus::Failed, None, None, "failed"),
-                        };
-                        metrics::counter!("gymapi_webhook_attempts_total", "result" => result).increment(1);
-                        vec![
-                            Cell::Int(Some(o.delivery)),
-                            Cell::Int(Some(i64::from(o.attempts_before))),
-                            Cell::Text(status.as_str()),
-                            Cell::Time(next),
-                            Cell::Int(code),
-                            Cell::Str(error),
-                            Cell::Time(delivered_at),
-                        ]
-                    })
-                    .collect();
+            if !updates.is_empty() {
                 let columns = [
                     ("i", "BIGINT"),
                     ("a", "INTEGER"),
@@ -436,8 +393,8 @@ impl WebhookRepository for Db {
                     ("e", "TEXT"),
                     ("d", "TIMESTAMPTZ"),
                 ];
-                let (cte, mut values) = rows_cte(self.backend(), "v", &columns, rows, 1);
-                // Only a delivery still as it was sent: a replay meanwhile wins.
+                let (cte, mut values) = rows_cte(self.backend(), "v", &columns, updates, 1);
+                // Only a row still as it was sent: a replay meanwhile wins.
                 let sql = format!(
                     "WITH {cte} UPDATE webhook_deliveries SET status = v.s, attempts = webhook_deliveries.attempts + 1, \
                      next_attempt_at = COALESCE(v.n, webhook_deliveries.next_attempt_at), last_status = v.c, \
@@ -449,13 +406,42 @@ impl WebhookRepository for Db {
                 values.push(webhook.into());
                 exec(&self.conn, &sql, values).await?;
             }
+            if !inserts.is_empty() {
+                let columns = [
+                    ("o", "BIGINT"),
+                    ("e", "BIGINT"),
+                    ("k", "TEXT"),
+                    ("b", "TEXT"),
+                    ("s", "TEXT"),
+                    ("n", "TIMESTAMPTZ"),
+                    ("c", "INTEGER"),
+                    ("x", "TEXT"),
+                    ("d", "TIMESTAMPTZ"),
+                    ("t", "TIMESTAMPTZ"),
+                ];
+                let (cte, mut values) = rows_cte(self.backend(), "r", &columns, inserts, 1);
+                // ORDER BY o: ids follow the feed's order. ON CONFLICT: a drain whose
+                // lease ran out sent it too; the log keeps the first.
+                let sql = format!(
+                    "WITH {cte} INSERT INTO webhook_deliveries (gym_id, webhook_id, event_id, type, body, status, \
+                     attempts, next_attempt_at, last_status, last_error, delivered_at, created_at) \
+                     SELECT w.gym_id, w.id, r.e, r.k, r.b, r.s, 1, r.n, r.c, r.x, r.d, r.t FROM r \
+                     JOIN webhooks w ON w.id = ${} WHERE true ORDER BY r.o \
+                     ON CONFLICT (gym_id, webhook_id, event_id) DO NOTHING",
+                    values.len() + 1
+                );
+                values.push(webhook.into());
+                exec(&self.conn, &sql, values).await?;
+            }
             let lease = lease_until.map_or_else(|| Value::from(None::<OffsetDateTime>), ts);
             let token_after = if lease_until.is_some() { Value::from(token) } else { Value::from(None::<i64>) };
             let sql = format!(
-                "UPDATE webhooks SET lease_until = $1, lease_token = $2, next_due = ({NEXT_DUE_OF}) \
+                "UPDATE webhooks SET lease_until = $1, lease_token = $2, \
+                 cursor = CASE WHEN $5 > cursor THEN $5 ELSE cursor END, next_due = ({NEXT_DUE_OF}) \
                  WHERE id = $3 AND lease_token = $4"
             );
-            exec(&self.conn, &sql, vec![lease, token_after, webhook.into(), token.into()]).await
+            let values = vec![lease, token_after, webhook.into(), token.into(), cursor.unwrap_or(-1).into()];
+            exec(&self.conn, &sql, values).await
         })
         .await
         .map(|held| held > 0)
