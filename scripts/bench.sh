@@ -7,7 +7,7 @@
 #
 # BENCH_BACKENDS=postgres,sqlite (default both), BENCH_SECONDS per scenario (15),
 # BENCH_ONLY (a subset of scenarios, see loadtest/src/main.rs), BENCH_PROFILE=FILE
-# (perf record of the server during the first PostgreSQL run), BENCH_WEBHOOK=1 (every
+# (perf record of the server during the first run of the first backend), BENCH_WEBHOOK=1 (every
 # gym has a webhook for checkin.succeeded, posted to `loadtest receiver` on loopback;
 # the server then runs as GYMAPI_ENV=test, which differs from production only in its
 # secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted).
@@ -81,7 +81,7 @@ one_run() { # RUN BACKEND
     "$BIN" serve >"/tmp/gymapi-bench-server-$backend-$run.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  if [ -n "${BENCH_PROFILE:-}" ] && [ "$run" = 1 ] && [ "$backend" = postgres ]; then
+  if [ -n "${BENCH_PROFILE:-}" ] && [ "$run" = 1 ] && [ "$backend" = "${BACKENDS%%,*}" ]; then
     # cpu-clock: hardware counters are not available on every machine.
     perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "$SERVER_PID" >/dev/null 2>&1 &
     PERF_PID=$!
@@ -89,6 +89,8 @@ one_run() { # RUN BACKEND
   BENCH_URL="http://127.0.0.1:$port" BENCH_PID="$SERVER_PID" BENCH_SECRET="$SECRET" BENCH_BACKEND="$backend" \
     BENCH_COMMIT="$COMMIT" "$LOAD" | tee -a "$WORK/rows"
   if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
+  # Per-statement times and counts of the run, for reading where the time went.
+  curl -fs "http://127.0.0.1:$port/metrics" >"/tmp/gymapi-bench-metrics-$backend-$run.txt" 2>/dev/null || true
   kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
   if [ -n "${RECEIVER_PID:-}" ]; then kill "$RECEIVER_PID" 2>/dev/null; wait "$RECEIVER_PID" 2>/dev/null || true; RECEIVER_PID=; fi
