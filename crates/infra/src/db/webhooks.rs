@@ -97,18 +97,24 @@ struct Behind {
     id: i64,
 }
 
+/// An endpoint with one of the facts after its cursor (none: the fact's columns
+/// are NULL), and whether it has a queue of failures and replays.
 #[derive(FromQueryResult)]
-struct EndpointRow {
+struct NextRow {
     gym_id: i64,
     events: String,
-    cursor: i64,
     url: String,
     secret: String,
     previous_secret: Option<String>,
     previous_until: Option<OffsetDateTime>,
+    queued: bool,
+    seq: Option<i64>,
+    event_id: Option<i64>,
+    kind: Option<String>,
+    data: Option<String>,
+    created_at: Option<OffsetDateTime>,
 }
 
-#[derive(FromQueryResult)]
 struct GymFact {
     seq: i64,
     id: i64,
@@ -124,10 +130,6 @@ struct PendingRow {
     body: String,
     attempts: i32,
     next_attempt_at: OffsetDateTime,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_until: Option<OffsetDateTime>,
 }
 
 /// A delivery's body: the envelope of the fact, as webhooks and streams show it.
@@ -283,38 +285,55 @@ impl WebhookRepository for Db {
             }
             secrets
         };
-        let sql = "SELECT d.id, d.type AS kind, d.body, d.attempts, d.next_attempt_at, w.url, w.secret, \
-                   w.previous_secret, w.previous_until FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                   WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2";
+        // One statement in the common case: the endpoint, whether it has a queue, and
+        // the facts after its cursor (each a statement of its own cost a drain three
+        // round trips, most of a drain's database time on SQLite's busy connections).
+        let sql = "SELECT w.gym_id, w.events, w.url, w.secret, w.previous_secret, w.previous_until, \
+                   EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending') \
+                   AS queued, o.gym_seq AS seq, o.id AS event_id, o.type AS kind, CAST(o.payload AS TEXT) AS data, \
+                   o.created_at FROM webhooks w LEFT JOIN outbox o ON o.gym_id = w.gym_id AND o.gym_seq > w.cursor \
+                   WHERE w.id = $1 ORDER BY o.gym_seq LIMIT $2";
         let values = vec![webhook.into(), i64::from(limit).into()];
-        let rows = timed("webhooks_pending", all::<PendingRow>(&self.conn, sql, values)).await?;
-        if !rows.is_empty() {
-            let more = rows.len() == limit as usize;
-            let items = rows
+        let rows = timed("webhooks_next", all::<NextRow>(&self.conn, sql, values)).await?;
+        let Some(w) = rows.first() else {
+            return Ok(Batch::default());
+        };
+        if w.queued {
+            // Failures and replays go before any new fact.
+            let sql = "SELECT d.id, d.type AS kind, d.body, d.attempts, d.next_attempt_at FROM webhook_deliveries d \
+                       WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2";
+            let values = vec![webhook.into(), i64::from(limit).into()];
+            let pending = timed("webhooks_pending", all::<PendingRow>(&self.conn, sql, values)).await?;
+            let secrets = secrets(w.secret.clone(), w.previous_secret.clone(), w.previous_until);
+            let more = pending.len() == limit as usize;
+            let items = pending
                 .into_iter()
                 .map(|r| Outgoing {
                     source: Source::Row(r.id),
                     kind: r.kind,
-                    url: r.url,
+                    url: w.url.clone(),
                     body: r.body,
                     attempts: r.attempts,
                     due_at: r.next_attempt_at,
-                    secrets: secrets(r.secret, r.previous_secret, r.previous_until),
+                    secrets: secrets.clone(),
                 })
                 .collect();
             return Ok(Batch { items, through: None, more });
         }
-        let sql =
-            "SELECT gym_id, events, cursor, url, secret, previous_secret, previous_until FROM webhooks WHERE id = $1";
-        let Some(w) = timed("webhooks_get", one::<EndpointRow>(&self.conn, sql, vec![webhook.into()])).await? else {
-            return Ok(Batch::default());
-        };
-        let sql = "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at \
-                   FROM outbox WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3";
-        let values = vec![w.gym_id.into(), w.cursor.into(), i64::from(limit).into()];
-        let facts = timed("webhooks_facts", all::<GymFact>(&self.conn, sql, values)).await?;
+        let facts: Vec<GymFact> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(GymFact {
+                    seq: r.seq?,
+                    id: r.event_id?,
+                    kind: r.kind.clone()?,
+                    data: r.data.clone()?,
+                    created_at: r.created_at?,
+                })
+            })
+            .collect();
         let wanted: Vec<&str> = w.events.split(',').collect();
-        let secrets = secrets(w.secret, w.previous_secret, w.previous_until);
+        let secrets = secrets(w.secret.clone(), w.previous_secret.clone(), w.previous_until);
         let items = facts
             .iter()
             .filter_map(|f| {
@@ -381,8 +400,10 @@ impl WebhookRepository for Db {
                 ]),
             }
         }
-        let _writer = self.writer().await?;
-        timed("webhooks_settle", async {
+        // One transaction: the log, the cursor and the lease move together, and SQLite
+        // syncs its log once per settle instead of once per statement (FULL sync).
+        let (tx, _writer) = self.write_tx().await?;
+        let held = timed("webhooks_settle", async {
             if !updates.is_empty() {
                 let columns = [
                     ("i", "BIGINT"),
@@ -404,7 +425,7 @@ impl WebhookRepository for Db {
                     values.len() + 1
                 );
                 values.push(webhook.into());
-                exec(&self.conn, &sql, values).await?;
+                exec(&tx, &sql, values).await?;
             }
             if !inserts.is_empty() {
                 let columns = [
@@ -431,7 +452,7 @@ impl WebhookRepository for Db {
                     values.len() + 1
                 );
                 values.push(webhook.into());
-                exec(&self.conn, &sql, values).await?;
+                exec(&tx, &sql, values).await?;
             }
             let lease = lease_until.map_or_else(|| Value::from(None::<OffsetDateTime>), ts);
             let token_after = if lease_until.is_some() { Value::from(token) } else { Value::from(None::<i64>) };
@@ -441,10 +462,11 @@ impl WebhookRepository for Db {
                  WHERE id = $3 AND lease_token = $4"
             );
             let values = vec![lease, token_after, webhook.into(), token.into(), cursor.unwrap_or(-1).into()];
-            exec(&self.conn, &sql, values).await
+            exec(&tx, &sql, values).await
         })
-        .await
-        .map(|held| held > 0)
+        .await?;
+        timed("webhooks_settle_commit", tx.commit()).await?;
+        Ok(held > 0)
     }
 }
 
