@@ -139,6 +139,7 @@ codes! {
     CursorExpired = "cursor_expired" from "DomainError::CursorExpired",
     WebhookNotFound = "webhook_not_found" from "DomainError::WebhookNotFound",
     DeliveryNotFound = "delivery_not_found" from "DomainError::DeliveryNotFound",
+    PlanNotFound = "plan_not_found" from "DomainError::PlanNotFound",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
@@ -253,6 +254,7 @@ impl ApiError {
                 D::CursorExpired => Code::CursorExpired,
                 D::WebhookNotFound => Code::WebhookNotFound,
                 D::DeliveryNotFound => Code::DeliveryNotFound,
+                D::PlanNotFound => Code::PlanNotFound,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -313,6 +315,7 @@ impl ApiError {
             Self::Domain(D::EventNotFound) => ("Event not found", "Evento no encontrado"),
             Self::Domain(D::WebhookNotFound) => ("Webhook not found", "Webhook no encontrado"),
             Self::Domain(D::DeliveryNotFound) => ("Delivery not found", "Entrega no encontrada"),
+            Self::Domain(D::PlanNotFound) => ("Plan not found", "Plan no encontrado"),
             Self::Domain(D::RecurrenceNotFound) => {
                 ("Recurrence not found for this class", "Serie no encontrada para esta clase")
             }
@@ -440,6 +443,7 @@ impl ResponseError for ApiError {
                 | D::EventNotFound
                 | D::WebhookNotFound
                 | D::DeliveryNotFound
+                | D::PlanNotFound
                 | D::RecurrenceNotFound
                 | D::NotRegistered => StatusCode::NOT_FOUND,
                 D::AlreadyMember

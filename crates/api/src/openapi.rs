@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, changes, events, gyms, health, reports, schedule, users, webhooks};
+use crate::routes::{attendance, changes, events, gyms, health, plans, reports, schedule, users, webhooks};
 
 struct BearerAuth;
 
@@ -53,10 +53,11 @@ impl Modify for BearerAuth {
         changes::changes, reports::class_report, reports::member_report,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::webhook_deliveries,
         webhooks::replay_delivery, webhooks::rotate_webhook_secret,
+        plans::create_plan, plans::list_plans, plans::get_plan, plans::update_plan, plans::retire_plan,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
-        (name = "reports"), (name = "webhooks"),
+        (name = "reports"), (name = "webhooks"), (name = "plans"),
         (name = "operations", description = "Unauthenticated probes and metrics"),
     )
 )]
@@ -238,6 +239,23 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("max_capacity", range(&CAPACITY)),
         ],
         "SessionIn" => vec![("room", text(ROOM_MAX))],
+        "PlanIn" | "PlanPatchIn" => vec![
+            ("name", required_text(NAME_MAX)),
+            ("kind", obj(json!({"enum": domain::plans::PlanKind::ALL}))),
+            ("credits", range(&domain::plans::CREDITS)),
+            ("valid_days", range(&domain::plans::VALID_DAYS)),
+            ("weekly_limit", range(&domain::plans::WEEKLY_LIMIT)),
+            (
+                "categories",
+                obj(json!({"minItems": 1, "maxItems": domain::plans::CATEGORIES_MAX,
+                "items": Value::Object({
+                    let mut item = required_text(CATEGORY_MAX);
+                    item.insert("type".into(), json!("string"));
+                    item
+                })})),
+            ),
+        ],
+        "PlanOut" => vec![("kind", obj(json!({"enum": domain::plans::PlanKind::ALL})))],
         "RecurrenceIn" => vec![
             ("room", text(ROOM_MAX)),
             ("local_start_time", obj(json!({"pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}))),

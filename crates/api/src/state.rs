@@ -59,6 +59,7 @@ pub struct AppState {
     pub streams: Arc<crate::streams::Hub>,
     /// Webhook endpoints and their deliveries.
     pub webhooks: domain::webhooks::WebhookService,
+    pub plans: domain::plans::PlanService,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -181,6 +182,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         refusals,
         streams,
         webhooks: WebhookService::new(repo.clone(), uow.clone(), clock.clone(), reach),
+        plans: domain::plans::PlanService::new(repo.clone(), uow.clone(), clock.clone()),
         idempotency,
         attendance,
         users,

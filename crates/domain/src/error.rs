@@ -95,6 +95,9 @@ pub enum DomainError {
     /// The webhook has no delivery with this id (`delivery_not_found`).
     #[error("delivery not found")]
     DeliveryNotFound,
+    /// No plan of the gym has this id (`plan_not_found`).
+    #[error("plan not found")]
+    PlanNotFound,
     /// The change feed's next fact after the cursor was purged (`cursor_expired`).
     #[error("the cursor is older than the facts kept")]
     CursorExpired,
@@ -136,6 +139,7 @@ impl DomainError {
             Self::CursorExpired => "cursor_expired",
             Self::WebhookNotFound => "webhook_not_found",
             Self::DeliveryNotFound => "delivery_not_found",
+            Self::PlanNotFound => "plan_not_found",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

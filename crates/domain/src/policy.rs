@@ -36,3 +36,9 @@ pub const WATCH_ATTENDANCE: Role = Role::Trainer;
 pub const MANAGE_WEBHOOKS: Role = Role::Admin;
 /// See the classes' report.
 pub const SEE_REPORTS: Role = Role::Admin;
+/// Create, change and retire the gym's plans.
+pub const MANAGE_PLANS: Role = Role::Admin;
+/// See the plans a gym sells.
+pub const SEE_PLANS: Role = Role::Member;
+/// See retired plans beside the ones on sale.
+pub const SEE_RETIRED_PLANS: Role = Role::Trainer;

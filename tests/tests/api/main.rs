@@ -19,6 +19,7 @@ mod occupancy;
 mod operations;
 mod outage;
 mod outbox;
+mod plans;
 mod properties;
 mod recurrences;
 mod refusals;

@@ -8,6 +8,7 @@
 mod attendance;
 mod common;
 mod events;
+mod plans;
 mod responses;
 mod schedule;
 mod times;
@@ -18,6 +19,7 @@ mod wire;
 pub use attendance::*;
 pub use common::*;
 pub use events::*;
+pub use plans::*;
 pub use responses::*;
 pub use schedule::*;
 pub use times::{TimeError, UtcTime, date_pattern, date_time_pattern, parse_date, parse_time};

@@ -72,7 +72,7 @@ impl From<Gym> for GymOut {
 }
 
 /// A present field, `null` included: `Some(None)` clears, an absent one stays `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -110,7 +110,7 @@ pub struct GymPatchIn {
 }
 
 /// A field that may be left out but not cleared.
-fn not_null<T>(field: &str, v: Option<Option<T>>) -> Result<Option<T>, DomainError> {
+pub(super) fn not_null<T>(field: &str, v: Option<Option<T>>) -> Result<Option<T>, DomainError> {
     match v {
         Some(None) => Err(DomainError::validation(format!("{field} must not be null"))),
         Some(Some(v)) => Ok(Some(v)),

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod events;
 pub mod gyms;
 pub mod health;
+pub mod plans;
 pub mod reports;
 pub mod schedule;
 pub mod users;
@@ -25,5 +26,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(gyms::configure)
         .configure(changes::configure)
         .configure(reports::configure)
-        .configure(webhooks::configure);
+        .configure(webhooks::configure)
+        .configure(plans::configure);
 }
