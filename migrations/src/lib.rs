@@ -31,6 +31,7 @@ mod m20261207_000004_occupancy;
 mod m20261207_000005_no_shows;
 mod m20261207_000006_webhooks;
 mod m20261208_000001_plans;
+mod m20261208_000002_passes;
 
 /// One change of the schema, applied (and undone) inside a transaction together with
 /// its record in `seaql_migrations`, so a failed migration leaves no trace.
@@ -62,6 +63,7 @@ pub fn all() -> Vec<Box<dyn Migration>> {
         Box::new(m20261207_000005_no_shows::Migration),
         Box::new(m20261207_000006_webhooks::Migration),
         Box::new(m20261208_000001_plans::Migration),
+        Box::new(m20261208_000002_passes::Migration),
     ]
 }
 

@@ -140,6 +140,7 @@ codes! {
     WebhookNotFound = "webhook_not_found" from "DomainError::WebhookNotFound",
     DeliveryNotFound = "delivery_not_found" from "DomainError::DeliveryNotFound",
     PlanNotFound = "plan_not_found" from "DomainError::PlanNotFound",
+    PassNotFound = "pass_not_found" from "DomainError::PassNotFound",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
@@ -255,6 +256,7 @@ impl ApiError {
                 D::WebhookNotFound => Code::WebhookNotFound,
                 D::DeliveryNotFound => Code::DeliveryNotFound,
                 D::PlanNotFound => Code::PlanNotFound,
+                D::PassNotFound => Code::PassNotFound,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -316,6 +318,7 @@ impl ApiError {
             Self::Domain(D::WebhookNotFound) => ("Webhook not found", "Webhook no encontrado"),
             Self::Domain(D::DeliveryNotFound) => ("Delivery not found", "Entrega no encontrada"),
             Self::Domain(D::PlanNotFound) => ("Plan not found", "Plan no encontrado"),
+            Self::Domain(D::PassNotFound) => ("Pass not found", "Bono no encontrado"),
             Self::Domain(D::RecurrenceNotFound) => {
                 ("Recurrence not found for this class", "Serie no encontrada para esta clase")
             }
@@ -444,6 +447,7 @@ impl ResponseError for ApiError {
                 | D::WebhookNotFound
                 | D::DeliveryNotFound
                 | D::PlanNotFound
+                | D::PassNotFound
                 | D::RecurrenceNotFound
                 | D::NotRegistered => StatusCode::NOT_FOUND,
                 D::AlreadyMember

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, changes, events, gyms, health, plans, reports, schedule, users, webhooks};
+use crate::routes::{attendance, changes, events, gyms, health, passes, plans, reports, schedule, users, webhooks};
 
 struct BearerAuth;
 
@@ -54,10 +54,11 @@ impl Modify for BearerAuth {
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::webhook_deliveries,
         webhooks::replay_delivery, webhooks::rotate_webhook_secret,
         plans::create_plan, plans::list_plans, plans::get_plan, plans::update_plan, plans::retire_plan,
+        passes::sell_pass, passes::member_passes, passes::cancel_pass, passes::adjust_credits, passes::member_ledger,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
-        (name = "reports"), (name = "webhooks"), (name = "plans"),
+        (name = "reports"), (name = "webhooks"), (name = "plans"), (name = "passes"),
         (name = "operations", description = "Unauthenticated probes and metrics"),
     )
 )]
@@ -256,6 +257,24 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ),
         ],
         "PlanOut" => vec![("kind", obj(json!({"enum": domain::plans::PlanKind::ALL})))],
+        "PassIn" => vec![("starts_on", obj(json!({"pattern": crate::dto::date_pattern()})))],
+        "AdjustIn" => vec![
+            (
+                "credits",
+                obj(
+                    json!({"minimum": -domain::passes::ADJUST_MAX, "maximum": domain::passes::ADJUST_MAX, "not": {"const": 0}}),
+                ),
+            ),
+            ("reason", required_text(domain::passes::REASON_MAX)),
+        ],
+        "PassOut" => vec![
+            ("kind", obj(json!({"enum": domain::plans::PlanKind::ALL}))),
+            ("status", obj(json!({"enum": domain::passes::PassStatus::ALL}))),
+        ],
+        "CreditEntryOut" => vec![
+            ("kind", obj(json!({"enum": domain::passes::EntryKind::ALL}))),
+            ("cause", obj(json!({"enum": domain::passes::Cause::ALL}))),
+        ],
         "RecurrenceIn" => vec![
             ("room", text(ROOM_MAX)),
             ("local_start_time", obj(json!({"pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}))),

@@ -56,7 +56,8 @@ impl FromRequest for PathId {
     }
 }
 
-/// The two `{id}` segments of a route's path (`…/{id}/…/{rid}` or `…/{delivery_id}`), as text.
+/// The two id segments of a route's path (`…/{id}/…/{rid}`, `…/{delivery_id}`, or
+/// `/members/{user_id}/passes/{pass_id}/…`), as text.
 pub struct PathIds(String, String);
 
 impl PathIds {
@@ -76,8 +77,9 @@ impl FromRequest for PathIds {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let info = req.match_info();
-        let second = info.get("rid").or_else(|| info.get("delivery_id"));
-        let ids = info.get("id").zip(second).map(|(a, b)| Self(a.to_owned(), b.to_owned()));
+        let first = info.get("id").or_else(|| info.get("user_id"));
+        let second = info.get("rid").or_else(|| info.get("delivery_id")).or_else(|| info.get("pass_id"));
+        let ids = first.zip(second).map(|(a, b)| Self(a.to_owned(), b.to_owned()));
         ready(ids.ok_or_else(|| ApiError::from(domain::DomainError::internal("route has no {id} and {rid}"))))
     }
 }

@@ -60,6 +60,7 @@ pub struct AppState {
     /// Webhook endpoints and their deliveries.
     pub webhooks: domain::webhooks::WebhookService,
     pub plans: domain::plans::PlanService,
+    pub passes: domain::passes::PassService,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -183,6 +184,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         streams,
         webhooks: WebhookService::new(repo.clone(), uow.clone(), clock.clone(), reach),
         plans: domain::plans::PlanService::new(repo.clone(), uow.clone(), clock.clone()),
+        passes: domain::passes::PassService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
         idempotency,
         attendance,
         users,

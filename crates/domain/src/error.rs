@@ -98,6 +98,9 @@ pub enum DomainError {
     /// No plan of the gym has this id (`plan_not_found`).
     #[error("plan not found")]
     PlanNotFound,
+    /// The member holds no pass of the gym with this id (`pass_not_found`).
+    #[error("pass not found")]
+    PassNotFound,
     /// The change feed's next fact after the cursor was purged (`cursor_expired`).
     #[error("the cursor is older than the facts kept")]
     CursorExpired,
@@ -140,6 +143,7 @@ impl DomainError {
             Self::WebhookNotFound => "webhook_not_found",
             Self::DeliveryNotFound => "delivery_not_found",
             Self::PlanNotFound => "plan_not_found",
+            Self::PassNotFound => "pass_not_found",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

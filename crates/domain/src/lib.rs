@@ -18,6 +18,7 @@ pub mod limits;
 pub mod members;
 #[cfg(any(test, feature = "mocks"))]
 pub mod mocks;
+pub mod passes;
 pub mod plans;
 pub mod policy;
 pub mod recurrences;

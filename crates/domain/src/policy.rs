@@ -42,3 +42,9 @@ pub const MANAGE_PLANS: Role = Role::Admin;
 pub const SEE_PLANS: Role = Role::Member;
 /// See retired plans beside the ones on sale.
 pub const SEE_RETIRED_PLANS: Role = Role::Trainer;
+/// Sell a pass to a member.
+pub const SELL_PASSES: Role = Role::Trainer;
+/// End a member's pass.
+pub const END_PASSES: Role = Role::Admin;
+/// Add or remove a pass's credits by hand.
+pub const ADJUST_CREDITS: Role = Role::Admin;

@@ -173,13 +173,7 @@ impl ReportService {
 
 /// The Monday of the ISO week holding `t` on the zone's wall clock.
 fn monday_of(zone: &jiff::tz::TimeZone, t: OffsetDateTime) -> Option<Date> {
-    let local = zone.to_datetime(jiff::Timestamp::from_second(t.unix_timestamp()).ok()?).date();
-    let date = Date::from_calendar_date(
-        i32::from(local.year()),
-        time::Month::try_from(u8::try_from(local.month()).ok()?).ok()?,
-        u8::try_from(local.day()).ok()?,
-    )
-    .ok()?;
+    let date = crate::values::local_date(zone, t).ok()?;
     date.checked_sub(Duration::days(i64::from(date.weekday().number_days_from_monday())))
 }
 

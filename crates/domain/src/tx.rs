@@ -16,11 +16,14 @@
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
 //!    once by ascending `(gym, user)` (a batch of check-ins);
 //! 3. session rows, by ascending `(gym, id)`;
-//! 4. participation rows (a session's cancellation, and a promotion from its
+//! 4. pass rows (an adjustment or an end of a member's pass; the credits of a
+//!    booking are taken under this lock too, after the session's), by ascending
+//!    `(gym, id)`;
+//! 5. participation rows (a session's cancellation, and a promotion from its
 //!    waitlist, change participations under the session's lock alone, taking no
 //!    member's: a check-in marks a participation only while it is in the status the
 //!    check-in was decided on, so the two agree in either order);
-//! 5. the gym's outbox head (the relay's sequencer, last of all).
+//! 6. the gym's outbox head (the relay's sequencer, last of all).
 //!
 //! The webhook engine's transactions take one lock alone: the endpoint's row, while
 //! it turns facts into deliveries.

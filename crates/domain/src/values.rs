@@ -329,6 +329,22 @@ pub fn instant_in(zone: &jiff::tz::TimeZone, date: Date, at: Time) -> Result<Off
     OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
 }
 
+/// The date an instant falls on, on a zone's wall clock.
+///
+/// # Errors
+/// [`DomainError::Internal`] for an instant outside what either library holds.
+pub fn local_date(zone: &jiff::tz::TimeZone, at: OffsetDateTime) -> Result<Date> {
+    let local =
+        zone.to_datetime(jiff::Timestamp::from_second(at.unix_timestamp()).map_err(DomainError::internal)?).date();
+    let month = u8::try_from(local.month()).map_err(DomainError::internal)?;
+    Date::from_calendar_date(
+        i32::from(local.year()),
+        time::Month::try_from(month).map_err(DomainError::internal)?,
+        u8::try_from(local.day()).map_err(DomainError::internal)?,
+    )
+    .map_err(DomainError::internal)
+}
+
 /// Which wall clock a list's dates are read on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DatesIn {

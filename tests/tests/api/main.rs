@@ -19,6 +19,7 @@ mod occupancy;
 mod operations;
 mod outage;
 mod outbox;
+mod passes;
 mod plans;
 mod properties;
 mod recurrences;

@@ -8,6 +8,7 @@
 mod attendance;
 mod common;
 mod events;
+mod passes;
 mod plans;
 mod responses;
 mod schedule;
@@ -19,6 +20,7 @@ mod wire;
 pub use attendance::*;
 pub use common::*;
 pub use events::*;
+pub use passes::*;
 pub use plans::*;
 pub use responses::*;
 pub use schedule::*;

@@ -66,6 +66,8 @@ error_responses! {
     WebhookNotFound = 404 "webhook_not_found";
     DeliveryNotFound = 404 "delivery_not_found";
     PlanNotFound = 404 "plan_not_found";
+    PassNotFound = 404 "pass_not_found";
+    MemberOrPlanNotFound = 404 "user_not_found (not a member of the gym), plan_not_found";
     RecurrenceNotFound = 404 "class_not_found, recurrence_not_found";
     InstructorNotFound = 404 "user_not_found (instructor not a member of the gym)";
     ClassOrInstructorNotFound = 404 "class_not_found, user_not_found (instructor not a member of the gym)";

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod events;
 pub mod gyms;
 pub mod health;
+pub mod passes;
 pub mod plans;
 pub mod reports;
 pub mod schedule;
@@ -27,5 +28,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(changes::configure)
         .configure(reports::configure)
         .configure(webhooks::configure)
-        .configure(plans::configure);
+        .configure(plans::configure)
+        .configure(passes::configure);
 }

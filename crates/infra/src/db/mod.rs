@@ -25,6 +25,7 @@ mod events;
 mod gyms;
 pub mod idempotency;
 mod outbox;
+mod passes;
 mod plans;
 mod recurrences;
 mod refusals;

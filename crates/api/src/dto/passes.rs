@@ -1,0 +1,107 @@
+//! Passes and the credit ledger (issue 21).
+
+use domain::passes::{CreditEntry, Pass};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::UtcTime;
+
+/// `POST /members/{user_id}/passes`.
+#[derive(Deserialize, ToSchema)]
+pub struct PassIn {
+    /// An active plan of the gym.
+    pub plan_id: i64,
+    /// The first day it is valid, on the gym's wall clock (`YYYY-MM-DD`; today by
+    /// default, at most 366 days either way).
+    pub starts_on: Option<String>,
+}
+
+/// `POST /members/{user_id}/passes/{pass_id}/adjust`.
+#[derive(Deserialize, ToSchema)]
+pub struct AdjustIn {
+    /// Credits to add (positive) or remove (negative): -1000..=1000, not 0.
+    pub credits: i32,
+    /// Why, kept in the ledger.
+    pub reason: String,
+}
+
+/// A member's pass.
+#[derive(Serialize, ToSchema)]
+pub struct PassOut {
+    pub id: i64,
+    pub gym_id: i64,
+    pub member_id: i64,
+    pub plan_id: i64,
+    /// `unlimited` or `pack`, as the plan was when sold.
+    pub kind: &'static str,
+    /// A pack's credits when sold; `null` for an unlimited pass.
+    pub credits_total: Option<i32>,
+    /// A pack's credits now (its ledger's balance); `null` for an unlimited pass.
+    pub credits_left: Option<i32>,
+    /// The first instant of its first day on the gym's wall clock.
+    pub starts_at: UtcTime,
+    pub expires_at: UtcTime,
+    /// `active`, `expired` or `cancelled`, as of the answer.
+    pub status: &'static str,
+    pub created_at: UtcTime,
+}
+
+impl PassOut {
+    /// The pass as it stands at `now`.
+    pub fn at(p: Pass, now: OffsetDateTime) -> Self {
+        Self {
+            status: p.status(now).as_str(),
+            id: p.id,
+            gym_id: p.gym_id.0,
+            member_id: p.member_id.0,
+            plan_id: p.plan_id,
+            kind: p.kind.as_str(),
+            credits_total: p.credits_total,
+            credits_left: p.credits_left,
+            starts_at: p.starts_at.into(),
+            expires_at: p.expires_at.into(),
+            created_at: p.created_at.into(),
+        }
+    }
+}
+
+/// One movement of a pack's credits.
+#[derive(Serialize, ToSchema)]
+pub struct CreditEntryOut {
+    pub pass_id: i64,
+    /// Its place in the pass's ledger, from 1 (the grant).
+    pub seq: i32,
+    /// `grant`, `use`, `refund`, `forfeit`, `expire` or `adjust`.
+    pub kind: &'static str,
+    /// Signed: added (positive) or taken (negative).
+    pub credits: i32,
+    /// The pass's credits after it.
+    pub balance: i32,
+    /// The booking it belongs to, when there is one.
+    pub participation_id: Option<i64>,
+    /// Why, for an adjustment.
+    pub reason: Option<String>,
+    /// The user who caused it, when one did.
+    pub actor_id: Option<i64>,
+    /// `staff`, `member`, `payment` or `job`.
+    pub cause: &'static str,
+    pub at: UtcTime,
+}
+
+impl From<CreditEntry> for CreditEntryOut {
+    fn from(e: CreditEntry) -> Self {
+        Self {
+            pass_id: e.pass_id,
+            seq: e.seq,
+            kind: e.kind.as_str(),
+            credits: e.credits,
+            balance: e.balance,
+            participation_id: e.participation_id,
+            reason: e.reason,
+            actor_id: e.actor_id.map(|u| u.0),
+            cause: e.cause.as_str(),
+            at: e.at.into(),
+        }
+    }
+}
