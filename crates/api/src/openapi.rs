@@ -54,7 +54,8 @@ impl Modify for BearerAuth {
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::webhook_deliveries,
         webhooks::replay_delivery, webhooks::rotate_webhook_secret,
         plans::create_plan, plans::list_plans, plans::get_plan, plans::update_plan, plans::retire_plan,
-        passes::sell_pass, passes::member_passes, passes::cancel_pass, passes::adjust_credits, passes::member_ledger,
+        passes::sell_pass, passes::member_passes, passes::cancel_pass, passes::freeze_pass, passes::adjust_credits,
+        passes::member_ledger,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
@@ -258,6 +259,10 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
         ],
         "PlanOut" => vec![("kind", obj(json!({"enum": domain::plans::PlanKind::ALL})))],
         "PassIn" => vec![("starts_on", obj(json!({"pattern": crate::dto::date_pattern()})))],
+        "FreezeIn" => vec![
+            ("from", obj(json!({"pattern": crate::dto::date_pattern()}))),
+            ("until", obj(json!({"pattern": crate::dto::date_pattern()}))),
+        ],
         "AdjustIn" => vec![
             (
                 "credits",

@@ -23,6 +23,8 @@ use crate::{policy, values};
 pub const STARTS_WITHIN_DAYS: i64 = 366;
 /// Most credits one adjustment adds or removes.
 pub const ADJUST_MAX: i32 = 1000;
+/// Longest freeze, in days.
+pub const FREEZE_MAX_DAYS: i64 = 366;
 /// Longest reason of an adjustment.
 pub const REASON_MAX: usize = 500;
 
@@ -31,6 +33,8 @@ pub const REASON_MAX: usize = 500;
 pub enum PassStatus {
     /// Usable (from its start).
     Active,
+    /// Within its freeze.
+    Frozen,
     /// Past its expiry.
     Expired,
     /// Ended by the gym.
@@ -39,12 +43,13 @@ pub enum PassStatus {
 
 impl PassStatus {
     /// Every status's name, as the API spells it.
-    pub const ALL: [&'static str; 3] = ["active", "expired", "cancelled"];
+    pub const ALL: [&'static str; 4] = ["active", "frozen", "expired", "cancelled"];
 
     /// The status's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
+            Self::Frozen => "frozen",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
         }
@@ -74,6 +79,9 @@ pub struct Pass {
     pub expires_at: OffsetDateTime,
     /// When the gym ended it.
     pub cancelled_at: Option<OffsetDateTime>,
+    /// Its freeze, if it has had one: from the first instant of its first day to
+    /// the first instant after its last (the gym's wall clock).
+    pub frozen: Option<(OffsetDateTime, OffsetDateTime)>,
     /// When it was sold.
     pub created_at: OffsetDateTime,
 }
@@ -85,6 +93,8 @@ impl Pass {
             PassStatus::Cancelled
         } else if now >= self.expires_at {
             PassStatus::Expired
+        } else if self.frozen.is_some_and(|(from, until)| from <= now && now < until) {
+            PassStatus::Frozen
         } else {
             PassStatus::Active
         }
@@ -272,6 +282,20 @@ pub trait PassRepository: Send + Sync {
     /// Storage failures.
     async fn cancel_pass(&self, tx: &mut Tx, gym: GymId, id: i64, at: OffsetDateTime) -> Result<()>;
 
+    /// Freezes a pass over `[from, until)` and moves its expiry to `expires_at`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn freeze_pass(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        id: i64,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()>;
+
     /// Appends an entry to a pack's chain. A balance that would go below zero, or
     /// a chain extended meanwhile by a writer that did not hold the lock, is an
     /// error and appends nothing.
@@ -394,6 +418,59 @@ impl PassService {
         Ok(pass)
     }
 
+    /// Freezes a pass (staff) for the dates `from..=until` on the gym's wall clock:
+    /// it cannot be used on those days, and its expiry moves out by as many days.
+    /// One freeze at a time, starting today or later and before the pass expires.
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below staff; [`DomainError::PassNotFound`];
+    /// [`DomainError::Validation`] for dates out of order, longer than
+    /// [`FREEZE_MAX_DAYS`], in the past or past the expiry, an ended or expired pass,
+    /// or one with a freeze not over yet; storage failures.
+    pub async fn freeze(&self, actor: &Actor, member: UserId, id: i64, from: Date, until: Date) -> Result<Pass> {
+        actor.require(policy::FREEZE_PASSES)?;
+        let days = (until - from).whole_days() + 1;
+        if !(1..=FREEZE_MAX_DAYS).contains(&days) {
+            return Err(DomainError::validation(format!(
+                "a freeze runs from a date to the same or a later one, at most {FREEZE_MAX_DAYS} days"
+            )));
+        }
+        let tz = self.repo.gym_zone(actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
+        let zone = jiff::tz::TimeZone::get(&tz)
+            .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
+        let now = self.clock.now();
+        if from < values::local_date(&zone, now)? {
+            return Err(DomainError::validation("a freeze starts today or later"));
+        }
+        let day_after = until.next_day().ok_or_else(|| DomainError::validation("until is past the calendar"))?;
+        let (from_at, until_at) =
+            (instant_in(&zone, from, Time::MIDNIGHT)?, instant_in(&zone, day_after, Time::MIDNIGHT)?);
+        let mut tx = self.uow.begin().await?;
+        let mut pass =
+            self.repo.lock_pass(&mut tx, actor.gym_id, member, id).await?.ok_or(DomainError::PassNotFound)?;
+        match pass.status(now) {
+            PassStatus::Cancelled | PassStatus::Expired => {
+                return Err(DomainError::validation("the pass has ended: it cannot be frozen"));
+            }
+            _ if pass.frozen.is_some_and(|(_, end)| end > now) => {
+                return Err(DomainError::validation("the pass has a freeze already: one at a time"));
+            }
+            _ if from_at >= pass.expires_at => {
+                return Err(DomainError::validation("a freeze starts before the pass expires"));
+            }
+            _ => {}
+        }
+        let expiry_day = values::local_date(&zone, pass.expires_at)?
+            .checked_add(Duration::days(days))
+            .ok_or_else(|| DomainError::validation("the pass would end past the calendar"))?;
+        let expires_at = instant_in(&zone, expiry_day, Time::MIDNIGHT)?;
+        self.repo.freeze_pass(&mut tx, actor.gym_id, id, from_at, until_at, expires_at).await?;
+        self.uow.commit(tx).await?;
+        pass.frozen = Some((from_at, until_at));
+        pass.expires_at = expires_at;
+        Ok(pass)
+    }
+
     /// Adds (positive) or removes (negative) a pack's credits by hand (admin), with
     /// the reason kept in the ledger.
     ///
@@ -492,6 +569,7 @@ mod tests {
             starts_at: NOW,
             expires_at: NOW + Duration::days(30),
             cancelled_at: None,
+            frozen: None,
             created_at: NOW,
         }
     }
@@ -594,6 +672,62 @@ mod tests {
         let svc = service(repo, MockPlanRepository::new(), untouched());
         assert_eq!(svc.passes(&actor(Role::Member), UserId(1), Page::default()).await, Ok(vec![]));
         assert_eq!(svc.passes(&actor(Role::Member), UserId(3), Page::default()).await, Err(DomainError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn a_freeze_moves_the_expiry_out_by_its_days_on_the_gyms_clock_and_one_at_a_time() {
+        let mut repo = MockPassRepository::new();
+        repo.expect_gym_zone().returning(|_| Ok(Some("Europe/Madrid".into())));
+        // Sold to expire at Madrid's midnight of 2027-01-07 (23:00 UTC the day before).
+        let sold = Pass { expires_at: datetime!(2027-01-06 23:00 UTC), ..pass(Some(5)) };
+        repo.expect_lock_pass().returning(move |_, _, _, _| Ok(Some(sold.clone())));
+        repo.expect_freeze_pass()
+            .withf(|_, g, id, from, until, exp| {
+                *g == GymId(2)
+                    && *id == 8
+                    && *from == datetime!(2026-12-09 23:00 UTC)
+                    && *until == datetime!(2026-12-12 23:00 UTC)
+                    && *exp == datetime!(2027-01-09 23:00 UTC)
+            })
+            .once()
+            .returning(|_, _, _, _, _, _| Ok(()));
+        let got = service(repo, MockPlanRepository::new(), committing(vec![]))
+            .freeze(&actor(Role::Trainer), UserId(3), 8, date!(2026 - 12 - 10), date!(2026 - 12 - 12))
+            .await;
+        let frozen = got.expect("frozen");
+        assert_eq!(frozen.status(datetime!(2026-12-10 12:00 UTC)), PassStatus::Frozen);
+        assert_eq!(frozen.status(datetime!(2026-12-12 23:00 UTC)), PassStatus::Active, "over at the day after");
+
+        let mut repo = MockPassRepository::new();
+        repo.expect_gym_zone().returning(|_| Ok(Some("Europe/Madrid".into())));
+        let held = Pass { frozen: Some((NOW, NOW + Duration::days(2))), ..pass(Some(5)) };
+        repo.expect_lock_pass().returning(move |_, _, _, _| Ok(Some(held.clone())));
+        repo.expect_freeze_pass().never();
+        let again = service(repo, MockPlanRepository::new(), rolling_back())
+            .freeze(&actor(Role::Trainer), UserId(3), 8, date!(2026 - 12 - 20), date!(2026 - 12 - 21))
+            .await;
+        assert!(matches!(again, Err(DomainError::Validation(_))), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn freezes_in_the_past_backwards_or_too_long_touch_nothing() {
+        let mut repo = MockPassRepository::new();
+        repo.expect_gym_zone().returning(|_| Ok(Some("Europe/Madrid".into())));
+        let svc = service(repo, MockPlanRepository::new(), untouched());
+        let staff = actor(Role::Trainer);
+        for (from, until) in [
+            (date!(2026 - 12 - 07), date!(2026 - 12 - 09)),
+            (date!(2026 - 12 - 12), date!(2026 - 12 - 10)),
+            (date!(2026 - 12 - 10), date!(2027 - 12 - 31)),
+        ] {
+            let got = svc.freeze(&staff, UserId(3), 8, from, until).await;
+            assert!(matches!(got, Err(DomainError::Validation(_))), "{from}..{until}: {got:?}");
+        }
+        let member = actor(Role::Member);
+        assert_eq!(
+            svc.freeze(&member, UserId(1), 8, date!(2026 - 12 - 10), date!(2026 - 12 - 11)).await,
+            Err(DomainError::Forbidden)
+        );
     }
 
     #[test]

@@ -48,3 +48,5 @@ pub const SELL_PASSES: Role = Role::Trainer;
 pub const END_PASSES: Role = Role::Admin;
 /// Add or remove a pass's credits by hand.
 pub const ADJUST_CREDITS: Role = Role::Admin;
+/// Freeze a member's pass.
+pub const FREEZE_PASSES: Role = Role::Trainer;

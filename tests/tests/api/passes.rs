@@ -30,7 +30,8 @@ both_backends!(a_sold_pack_is_granted_in_the_ledger_adjusted_with_a_reason_and_e
     let ten = pack(&app, &owner, gym, 10).await;
     let trainer = app.member(gym, &owner, "trainer").await;
     let ana = app.member(gym, &owner, "member").await;
-    let pass = sell(&app, &trainer, gym, &ana, json!({"plan_id": ten["id"], "starts_on": "2026-12-01"})).await;
+    let start = gymapi_tests::now().date() - time::Duration::days(5);
+    let pass = sell(&app, &trainer, gym, &ana, json!({"plan_id": ten["id"], "starts_on": start.to_string()})).await;
     assert_eq!(
         (&pass["kind"], &pass["credits_total"], &pass["credits_left"], &pass["member_id"], &pass["plan_id"]),
         (&json!("pack"), &json!(10), &json!(10), &json!(ana.id), &ten["id"])
@@ -38,7 +39,7 @@ both_backends!(a_sold_pack_is_granted_in_the_ledger_adjusted_with_a_reason_and_e
     // The gym's zone is UTC unless set: the first instant of the day, 30 days on.
     assert_eq!(
         (&pass["starts_at"], &pass["expires_at"]),
-        (&json!("2026-12-01T00:00:00Z"), &json!("2026-12-31T00:00:00Z"))
+        (&json!(format!("{start}T00:00:00Z")), &json!(format!("{}T00:00:00Z", start + time::Duration::days(30))))
     );
 
     let base = format!("/api/v1/members/{}/passes/{}", ana.id, pass["id"]);
@@ -269,4 +270,61 @@ both_backends!(the_database_refuses_an_entry_that_breaks_the_chain_or_goes_below
     }
     let (_, passes) = app.send_as(Method::GET, &format!("/api/v1/members/{}/passes", ana.id), &ana, gym).await;
     assert_eq!(passes[0]["credits_left"], 3, "nothing appended");
+});
+
+both_backends!(a_freeze_moves_the_expiry_out_by_its_days_and_the_pass_is_frozen_within_it, |app| {
+    let (owner, gym) = app.gym().await;
+    let ten = pack(&app, &owner, gym, 10).await;
+    let ana = app.member(gym, &owner, "member").await;
+    let trainer = app.member(gym, &owner, "trainer").await;
+    // Noon: no day boundary falls between the requests.
+    let today = gymapi_tests::now().date();
+    app.clock.set(today.midnight().assume_utc() + time::Duration::hours(12));
+    let pass = sell(&app, &owner, gym, &ana, json!({"plan_id": ten["id"]})).await;
+    let day = |n: i64| (today + time::Duration::days(n)).to_string();
+    let midnight = |n: i64| format!("{}T00:00:00Z", day(n));
+    let freeze = format!("/api/v1/members/{}/passes/{}/freeze", ana.id, pass["id"]);
+    let (status, frozen) =
+        app.send_json(Method::POST, &freeze, &trainer, gym, &json!({"from": day(1), "until": day(3)})).await;
+    assert_eq!(status, 200, "{frozen}");
+    assert_eq!(
+        (&frozen["frozen_from"], &frozen["frozen_until"], &frozen["expires_at"], &frozen["status"]),
+        (&json!(midnight(1)), &json!(midnight(4)), &json!(midnight(33)), &json!("active")),
+        "30 days and three frozen ones; it begins tomorrow"
+    );
+    app.clock.advance(time::Duration::days(2));
+    let (_, passes) = app.send_as(Method::GET, &format!("/api/v1/members/{}/passes", ana.id), &ana, gym).await;
+    assert_eq!(passes[0]["status"], "frozen");
+    // One at a time, even for a later one.
+    let later = json!({"from": day(10), "until": day(11)});
+    assert_error(&app.send_json(Method::POST, &freeze, &trainer, gym, &later).await, 422, "validation_error");
+    app.clock.advance(time::Duration::days(2));
+    let (_, passes) = app.send_as(Method::GET, &format!("/api/v1/members/{}/passes", ana.id), &ana, gym).await;
+    assert_eq!(passes[0]["status"], "active", "the freeze is over");
+    let (status, again) = app.send_json(Method::POST, &freeze, &trainer, gym, &later).await;
+    assert_eq!((status.as_u16(), &again["expires_at"]), (200, &json!(midnight(35))), "{again}");
+
+    for bad in [
+        json!({"from": day(3), "until": day(2)}),
+        json!({"from": day(-1), "until": day(2)}),
+        json!({"from": day(20), "until": day(400)}),
+        json!({"from": day(60), "until": day(61)}),
+        json!({"from": "2026-02-30", "until": day(2)}),
+        json!({"from": day(20)}),
+        json!([]),
+    ] {
+        assert_error(&app.send_json(Method::POST, &freeze, &owner, gym, &bad).await, 422, "validation_error");
+    }
+    assert_error(&app.send_json(Method::POST, &freeze, &ana, gym, &json!([])).await, 403, "forbidden");
+    let other = format!("/api/v1/members/{}/passes/{}/freeze", trainer.id, pass["id"]);
+    assert_error(
+        &app.send_json(Method::POST, &other, &owner, gym, &json!({"from": day(20), "until": day(21)})).await,
+        404,
+        "pass_not_found",
+    );
+    app.send_as(Method::POST, &format!("/api/v1/members/{}/passes/{}/cancel", ana.id, pass["id"]), &owner, gym).await;
+    let ended = json!({"from": day(20), "until": day(21)});
+    assert_error(&app.send_json(Method::POST, &freeze, &owner, gym, &ended).await, 422, "validation_error");
+    let (_, passes) = app.send_as(Method::GET, &format!("/api/v1/members/{}/passes", ana.id), &ana, gym).await;
+    assert_eq!(passes[0]["expires_at"], json!(midnight(35)), "unchanged by the refusals");
 });

@@ -17,6 +17,15 @@ pub struct PassIn {
     pub starts_on: Option<String>,
 }
 
+/// `POST /members/{user_id}/passes/{pass_id}/freeze`.
+#[derive(Deserialize, ToSchema)]
+pub struct FreezeIn {
+    /// The first frozen day on the gym's wall clock (`YYYY-MM-DD`), today or later.
+    pub from: String,
+    /// The last frozen day (inclusive), at most 366 days after `from`.
+    pub until: String,
+}
+
 /// `POST /members/{user_id}/passes/{pass_id}/adjust`.
 #[derive(Deserialize, ToSchema)]
 pub struct AdjustIn {
@@ -42,7 +51,11 @@ pub struct PassOut {
     /// The first instant of its first day on the gym's wall clock.
     pub starts_at: UtcTime,
     pub expires_at: UtcTime,
-    /// `active`, `expired` or `cancelled`, as of the answer.
+    /// The pass's freeze, if it has had one: the first instant of its first day…
+    pub frozen_from: Option<UtcTime>,
+    /// …and the first instant after its last day (the gym's wall clock).
+    pub frozen_until: Option<UtcTime>,
+    /// `active`, `frozen`, `expired` or `cancelled`, as of the answer.
     pub status: &'static str,
     pub created_at: UtcTime,
 }
@@ -61,6 +74,8 @@ impl PassOut {
             credits_left: p.credits_left,
             starts_at: p.starts_at.into(),
             expires_at: p.expires_at.into(),
+            frozen_from: p.frozen.map(|(from, _)| from.into()),
+            frozen_until: p.frozen.map(|(_, until)| until.into()),
             created_at: p.created_at.into(),
         }
     }

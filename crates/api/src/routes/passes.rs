@@ -5,7 +5,9 @@ use actix_web::{HttpResponse, web};
 use domain::{UserId, policy};
 
 use crate::body::Body;
-use crate::dto::{AdjustIn, CreditEntryOut, GymHeader, MemberOrPlanNotFound, PageIn, PassIn, PassNotFound, PassOut};
+use crate::dto::{
+    AdjustIn, CreditEntryOut, FreezeIn, GymHeader, MemberOrPlanNotFound, PageIn, PassIn, PassNotFound, PassOut,
+};
 use crate::dto::{TenantErrors, UserNotFound, parse_date};
 use crate::error::ApiError;
 use crate::params::{PathId, PathIds, Query};
@@ -18,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/members/{user_id}/passes").route(web::get().to(member_passes)).route(web::post().to(sell_pass)),
     )
     .service(web::resource("/members/{user_id}/passes/{pass_id}/cancel").route(web::post().to(cancel_pass)))
+    .service(web::resource("/members/{user_id}/passes/{pass_id}/freeze").route(web::post().to(freeze_pass)))
     .service(web::resource("/members/{user_id}/passes/{pass_id}/adjust").route(web::post().to(adjust_credits)))
     .service(web::resource("/members/{user_id}/ledger").route(web::get().to(member_ledger)));
 }
@@ -66,6 +69,25 @@ async fn member_passes(
 async fn cancel_pass(state: State, Tenant(actor): Tenant, ids: PathIds) -> Result<HttpResponse, ApiError> {
     let (member, id) = ids.parse_as(&actor, policy::END_PASSES)?;
     let pass = state.passes.cancel(&actor, UserId(member), id).await?;
+    json(StatusCode::OK, &PassOut::at(pass, state.clock.now()))
+}
+
+#[utoipa::path(post, path = "/api/v1/members/{user_id}/passes/{pass_id}/freeze", tag = "passes",
+    params(GymHeader, ("user_id" = i64, Path), ("pass_id" = i64, Path)), request_body = FreezeIn,
+    responses((status = 200, body = PassOut), TenantErrors, PassNotFound),
+    description = "Freeze a pass (staff) for the days `from`..=`until` on the gym's wall clock: it cannot be \
+        used on them, and its expiry moves out by as many days. One freeze at a time, starting today or later \
+        and before the pass expires, at most 366 days.")]
+async fn freeze_pass(
+    state: State,
+    Tenant(actor): Tenant,
+    ids: PathIds,
+    body: Body<FreezeIn>,
+) -> Result<HttpResponse, ApiError> {
+    let (member, id) = ids.parse_as(&actor, policy::FREEZE_PASSES)?;
+    let input = body.parse()?;
+    let (from, until) = (parse_date("from", &input.from)?, parse_date("until", &input.until)?);
+    let pass = state.passes.freeze(&actor, UserId(member), id, from, until).await?;
     json(StatusCode::OK, &PassOut::at(pass, state.clock.now()))
 }
 

@@ -16,7 +16,8 @@ use super::{Db, PageValues, all, exec, gym_time_zone, one, timed, ts};
 /// A pass with its credits left, from `passes p`.
 const PASS_SELECT: &str = "SELECT p.id, p.gym_id, p.member_id, p.plan_id, p.kind, p.credits_total, \
     (SELECT e.balance FROM credit_entries e WHERE e.gym_id = p.gym_id AND e.pass_id = p.id \
-     ORDER BY e.seq DESC LIMIT 1) AS credits_left, p.starts_at, p.expires_at, p.cancelled_at, p.created_at \
+     ORDER BY e.seq DESC LIMIT 1) AS credits_left, p.starts_at, p.expires_at, p.cancelled_at, p.frozen_from, \
+    p.frozen_until, p.created_at \
     FROM passes p";
 
 #[derive(FromQueryResult)]
@@ -31,6 +32,8 @@ struct PassRow {
     starts_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     cancelled_at: Option<OffsetDateTime>,
+    frozen_from: Option<OffsetDateTime>,
+    frozen_until: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
 }
 
@@ -54,6 +57,7 @@ impl TryFrom<PassRow> for Pass {
             starts_at: r.starts_at,
             expires_at: r.expires_at,
             cancelled_at: r.cancelled_at,
+            frozen: r.frozen_from.zip(r.frozen_until),
             created_at: r.created_at,
         })
     }
@@ -176,6 +180,21 @@ impl PassRepository for Db {
     async fn cancel_pass(&self, tx: &mut Tx, gym: GymId, id: i64, at: OffsetDateTime) -> Result<()> {
         let sql = "UPDATE passes SET cancelled_at = $3 WHERE gym_id = $1 AND id = $2 AND cancelled_at IS NULL";
         timed("pass_cancel", exec(txn(tx)?, sql, vec![gym.0.into(), id.into(), ts(at)])).await.map(drop)
+    }
+
+    async fn freeze_pass(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        id: i64,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let sql =
+            "UPDATE passes SET frozen_from = $3, frozen_until = $4, expires_at = $5 WHERE gym_id = $1 AND id = $2";
+        let values = vec![gym.0.into(), id.into(), ts(from), ts(until), ts(expires_at)];
+        timed("pass_freeze", exec(txn(tx)?, sql, values)).await.map(drop)
     }
 
     async fn append(&self, tx: &mut Tx, gym: GymId, pass: i64, e: &NewEntry) -> Result<()> {
