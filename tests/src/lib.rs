@@ -767,3 +767,23 @@ pub fn python_verifies(secret: &str, header: &str, body: &str) -> bool {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim() == "ok"
 }
+
+/// A signature header for `body` at `t` by `secret`, made by Python's `hmac` (an
+/// implementation independent of the server's), as a payment system would send it.
+///
+/// # Panics
+/// When `python3` cannot be run.
+pub fn python_signs(secret: &str, t: i64, body: &str) -> String {
+    let script = "import hmac, hashlib, os\n\
+        t = os.environ['T']\n\
+        print('t=' + t + ',v1=' + hmac.new(os.environ['SECRET'].encode(), (t + '.' + os.environ['BODY']).encode(), hashlib.sha256).hexdigest())\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env("T", t.to_string())
+        .env("SECRET", secret)
+        .env("BODY", body)
+        .output()
+        .expect("python3 signs as a payment system would; install CPython 3 (`apt install python3`)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -38,6 +38,11 @@ impl<T: DeserializeOwned> Body<T> {
         serde_json::from_value(value).map_err(|e| ApiError::validation(format!("invalid body: {e}")))
     }
 
+    /// The bytes as sent, for a signature over them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// [`Body::parse`], or `T`'s default for an empty body (a route whose body is
     /// optional).
     ///

@@ -141,6 +141,7 @@ codes! {
     DeliveryNotFound = "delivery_not_found" from "DomainError::DeliveryNotFound",
     PlanNotFound = "plan_not_found" from "DomainError::PlanNotFound",
     PassNotFound = "pass_not_found" from "DomainError::PassNotFound",
+    InvalidSignature = "invalid_signature" from "DomainError::InvalidSignature",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
     InternalError = "internal_error" from "DomainError::internal",
@@ -257,6 +258,7 @@ impl ApiError {
                 D::DeliveryNotFound => Code::DeliveryNotFound,
                 D::PlanNotFound => Code::PlanNotFound,
                 D::PassNotFound => Code::PassNotFound,
+                D::InvalidSignature => Code::InvalidSignature,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
             },
@@ -319,6 +321,10 @@ impl ApiError {
             Self::Domain(D::DeliveryNotFound) => ("Delivery not found", "Entrega no encontrada"),
             Self::Domain(D::PlanNotFound) => ("Plan not found", "Plan no encontrado"),
             Self::Domain(D::PassNotFound) => ("Pass not found", "Bono no encontrado"),
+            Self::Domain(D::InvalidSignature) => (
+                "Invalid signature: X-GymAPI-Signature must sign this body with the gym's secret within five minutes",
+                "Firma inválida: X-GymAPI-Signature debe firmar este cuerpo con el secreto del gimnasio en menos de cinco minutos",
+            ),
             Self::Domain(D::RecurrenceNotFound) => {
                 ("Recurrence not found for this class", "Serie no encontrada para esta clase")
             }
@@ -465,6 +471,7 @@ impl ResponseError for ApiError {
                 | D::NoSessionInWindow
                 | D::AlreadyCheckedIn => StatusCode::BAD_REQUEST,
                 D::CursorExpired => StatusCode::GONE,
+                D::InvalidSignature => StatusCode::UNAUTHORIZED,
                 D::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 D::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

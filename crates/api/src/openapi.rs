@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{attendance, changes, events, gyms, health, passes, plans, reports, schedule, users, webhooks};
+use crate::routes::{
+    attendance, changes, events, gyms, health, passes, payments, plans, reports, schedule, users, webhooks,
+};
 
 struct BearerAuth;
 
@@ -55,7 +57,7 @@ impl Modify for BearerAuth {
         webhooks::replay_delivery, webhooks::rotate_webhook_secret,
         plans::create_plan, plans::list_plans, plans::get_plan, plans::update_plan, plans::retire_plan,
         passes::sell_pass, passes::member_passes, passes::cancel_pass, passes::freeze_pass, passes::adjust_credits,
-        passes::member_ledger,
+        passes::member_ledger, payments::rotate_payment_secret, payments::payment_event,
     ),
     tags(
         (name = "users"), (name = "gyms"), (name = "schedule"), (name = "events"), (name = "attendance"),
@@ -259,6 +261,7 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
         ],
         "PlanOut" => vec![("kind", obj(json!({"enum": domain::plans::PlanKind::ALL})))],
         "PassIn" => vec![("starts_on", obj(json!({"pattern": crate::dto::date_pattern()})))],
+        "PaymentEventIn" => vec![("event_id", required_text(domain::payments::EVENT_ID_MAX))],
         "FreezeIn" => vec![
             ("from", obj(json!({"pattern": crate::dto::date_pattern()}))),
             ("until", obj(json!({"pattern": crate::dto::date_pattern()}))),

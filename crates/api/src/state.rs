@@ -61,6 +61,7 @@ pub struct AppState {
     pub webhooks: domain::webhooks::WebhookService,
     pub plans: domain::plans::PlanService,
     pub passes: domain::passes::PassService,
+    pub payments: domain::payments::PaymentService,
     /// The cache behind cached reads.
     pub cache: Arc<dyn Cache>,
     /// TTL of cached reads.
@@ -160,6 +161,7 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     spawn_sequencer(relay.clone(), nudge, Arc::downgrade(&relay_guard));
     spawn_relay(relay, db.clone(), Arc::downgrade(&relay_guard));
     spawn_no_shows(attendance.clone(), Arc::downgrade(&relay_guard));
+    let passes = domain::passes::PassService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
     Ok(AppState {
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
@@ -184,7 +186,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         streams,
         webhooks: WebhookService::new(repo.clone(), uow.clone(), clock.clone(), reach),
         plans: domain::plans::PlanService::new(repo.clone(), uow.clone(), clock.clone()),
-        passes: domain::passes::PassService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
+        passes: passes.clone(),
+        payments: domain::payments::PaymentService::new(repo.clone(), passes, uow.clone(), clock.clone()),
         idempotency,
         attendance,
         users,

@@ -101,6 +101,10 @@ pub enum DomainError {
     /// The member holds no pass of the gym with this id (`pass_not_found`).
     #[error("pass not found")]
     PassNotFound,
+    /// A payment event's signature is missing, stale or not made with the gym's
+    /// secret (`invalid_signature`).
+    #[error("invalid signature")]
+    InvalidSignature,
     /// The change feed's next fact after the cursor was purged (`cursor_expired`).
     #[error("the cursor is older than the facts kept")]
     CursorExpired,
@@ -144,6 +148,7 @@ impl DomainError {
             Self::DeliveryNotFound => "delivery_not_found",
             Self::PlanNotFound => "plan_not_found",
             Self::PassNotFound => "pass_not_found",
+            Self::InvalidSignature => "invalid_signature",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -19,6 +19,7 @@ pub mod members;
 #[cfg(any(test, feature = "mocks"))]
 pub mod mocks;
 pub mod passes;
+pub mod payments;
 pub mod plans;
 pub mod policy;
 pub mod recurrences;

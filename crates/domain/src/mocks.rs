@@ -21,6 +21,7 @@ pub use crate::gyms::MockGymRepository;
 use crate::members::Membership;
 pub use crate::members::MockMemberLock;
 pub use crate::passes::MockPassRepository;
+pub use crate::payments::MockPaymentRepository;
 pub use crate::plans::MockPlanRepository;
 pub use crate::refusals::MockRefusalRepository;
 pub use crate::reports::MockReportRepository;

@@ -237,6 +237,8 @@ pub struct NewPass {
     pub actor_id: Option<UserId>,
     /// Who or what sold it.
     pub cause: Cause,
+    /// The payment system's event that paid for it: one pass per event.
+    pub payment_event_id: Option<String>,
     /// When.
     pub at: OffsetDateTime,
 }
@@ -251,12 +253,13 @@ pub trait PassRepository: Send + Sync {
     /// Storage failures.
     async fn gym_zone(&self, gym: GymId) -> Result<Option<String>>;
 
-    /// Stores a pass and, for a pack, its grant as the ledger's first entry;
-    /// `None` when the holder is not a member of the gym.
+    /// Stores a pass and, for a pack, its grant as the ledger's first entry, and
+    /// answers it with `true`; a pass of the same payment event stored before is
+    /// answered instead, with `false`. `None` when the holder is not a member.
     ///
     /// # Errors
     /// Storage failures.
-    async fn sell(&self, tx: &mut Tx, gym: GymId, pass: &NewPass) -> Result<Option<Pass>>;
+    async fn sell(&self, tx: &mut Tx, gym: GymId, pass: &NewPass) -> Result<Option<(Pass, bool)>>;
 
     /// Whether the user is a member of the gym.
     ///
@@ -311,6 +314,16 @@ pub trait PassRepository: Send + Sync {
     async fn ledger(&self, gym: GymId, member: UserId, page: Page) -> Result<Vec<CreditEntry>>;
 }
 
+/// One sale, by staff or by a payment.
+struct Sale {
+    member: UserId,
+    plan_id: i64,
+    starts_on: Option<Date>,
+    actor_id: Option<UserId>,
+    cause: Cause,
+    event: Option<String>,
+}
+
 /// Sells passes and moves their credits by hand.
 #[derive(Clone)]
 pub struct PassService {
@@ -347,11 +360,34 @@ impl PassService {
     /// [`DomainError::UserNotFound`] for someone who is not a member; storage failures.
     pub async fn sell(&self, actor: &Actor, member: UserId, plan_id: i64, starts_on: Option<Date>) -> Result<Pass> {
         actor.require(policy::SELL_PASSES)?;
-        let plan = self.plans.plan(actor.gym_id, plan_id).await?.ok_or(DomainError::PlanNotFound)?;
+        let sale = Sale { member, plan_id, starts_on, actor_id: Some(actor.user_id), cause: Cause::Staff, event: None };
+        self.store(actor.gym_id, sale).await.map(|(pass, _)| pass)
+    }
+
+    /// Grants the pass a payment event paid for, from today on the gym's clock,
+    /// once per event id (see `payments`); answers whether this call granted it.
+    ///
+    /// # Errors
+    /// As [`PassService::sell`], but for the role.
+    pub async fn grant_paid(&self, gym: GymId, member: UserId, plan_id: i64, event_id: &str) -> Result<(Pass, bool)> {
+        let sale = Sale {
+            member,
+            plan_id,
+            starts_on: None,
+            actor_id: None,
+            cause: Cause::Payment,
+            event: Some(event_id.into()),
+        };
+        self.store(gym, sale).await
+    }
+
+    async fn store(&self, gym: GymId, sale: Sale) -> Result<(Pass, bool)> {
+        let Sale { member, plan_id, starts_on, actor_id, cause, event } = sale;
+        let plan = self.plans.plan(gym, plan_id).await?.ok_or(DomainError::PlanNotFound)?;
         if !plan.active {
             return Err(DomainError::validation("the plan is retired: it is no longer sold"));
         }
-        let tz = self.repo.gym_zone(actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
+        let tz = self.repo.gym_zone(gym).await?.ok_or(DomainError::NotAMember)?;
         let zone = jiff::tz::TimeZone::get(&tz)
             .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
         let now = self.clock.now();
@@ -370,12 +406,13 @@ impl PassService {
             starts_at: instant_in(&zone, starts_on, Time::MIDNIGHT)?,
             expires_at: instant_in(&zone, ends_on, Time::MIDNIGHT)?,
             plan,
-            actor_id: Some(actor.user_id),
-            cause: Cause::Staff,
+            actor_id,
+            cause,
+            payment_event_id: event,
             at: now,
         };
         let mut tx = self.uow.begin().await?;
-        let sold = self.repo.sell(&mut tx, actor.gym_id, &pass).await?.ok_or(DomainError::UserNotFound)?;
+        let sold = self.repo.sell(&mut tx, gym, &pass).await?.ok_or(DomainError::UserNotFound)?;
         self.uow.commit(tx).await?;
         Ok(sold)
     }
@@ -599,7 +636,7 @@ mod tests {
                     && p.cause == Cause::Staff
             })
             .once()
-            .returning(|_, _, _| Ok(Some(pass(Some(10)))));
+            .returning(|_, _, _| Ok(Some((pass(Some(10)), true))));
         let got = service(repo, plans_answering(plan(true)), committing(vec![]))
             .sell(&actor(Role::Trainer), UserId(3), 4, None)
             .await;

@@ -50,3 +50,5 @@ pub const END_PASSES: Role = Role::Admin;
 pub const ADJUST_CREDITS: Role = Role::Admin;
 /// Freeze a member's pass.
 pub const FREEZE_PASSES: Role = Role::Trainer;
+/// Make or rotate the gym's payment signing secret.
+pub const MANAGE_PAYMENTS: Role = Role::Admin;

@@ -349,18 +349,22 @@ pub trait WebhookTransport: Send + Sync {
 /// `X-GymAPI-Signature`: `t={unix time},v1={hex HMAC-SHA256(secret, t + "." + body)}`,
 /// one `v1` per secret that signs (the current first).
 pub fn signature(secrets: &[String], t: i64, body: &str) -> String {
-    use hmac::{Hmac, Mac};
     let mut header = format!("t={t}");
-    for secret in secrets {
-        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else { continue };
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body.as_bytes());
-        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    for hex in secrets.iter().filter_map(|secret| signature_v1(secret, t, body)) {
         header.push_str(",v1=");
         header.push_str(&hex);
     }
     header
+}
+
+/// One `v1` of a signature: the hex of HMAC-SHA256(secret, t + "." + body).
+pub fn signature_v1(secret: &str, t: i64, body: &str) -> Option<String> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    Some(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Whether an address is on the public internet: not loopback, private, link-local

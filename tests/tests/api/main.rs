@@ -20,6 +20,7 @@ mod operations;
 mod outage;
 mod outbox;
 mod passes;
+mod payments;
 mod plans;
 mod properties;
 mod recurrences;

@@ -120,3 +120,23 @@ impl From<CreditEntry> for CreditEntryOut {
         }
     }
 }
+
+/// `POST /integrations/payments/{gym_id}/events`: a paid event, signed.
+#[derive(Deserialize, ToSchema)]
+pub struct PaymentEventIn {
+    /// The payment system's id of the event (1..=200 characters): one pass per id.
+    pub event_id: String,
+    /// The member who paid.
+    pub user_id: i64,
+    /// The plan paid for.
+    pub plan_id: i64,
+}
+
+/// The gym's payment signing secret, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentSecretOut {
+    /// Signs events: `X-GymAPI-Signature: t=…,v1=HMAC-SHA256(secret, t + "." + body)`.
+    pub secret: String,
+    /// Until when the secret it replaced still signs (`null` for a first secret).
+    pub previous_secret_expires_at: Option<UtcTime>,
+}

@@ -67,6 +67,8 @@ error_responses! {
     DeliveryNotFound = 404 "delivery_not_found";
     PlanNotFound = 404 "plan_not_found";
     PassNotFound = 404 "pass_not_found";
+    InvalidSignature = 401 "invalid_signature (no secret made for the gym, a missing or malformed header, a timestamp more than five minutes away, or no v1 made with a secret that signs now)";
+    PaymentEventRefused = 404 "user_not_found (not a member of the gym), plan_not_found";
     MemberOrPlanNotFound = 404 "user_not_found (not a member of the gym), plan_not_found";
     RecurrenceNotFound = 404 "class_not_found, recurrence_not_found";
     InstructorNotFound = 404 "user_not_found (instructor not a member of the gym)";

@@ -9,6 +9,7 @@ pub mod events;
 pub mod gyms;
 pub mod health;
 pub mod passes;
+pub mod payments;
 pub mod plans;
 pub mod reports;
 pub mod schedule;
@@ -29,5 +30,6 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(reports::configure)
         .configure(webhooks::configure)
         .configure(plans::configure)
-        .configure(passes::configure);
+        .configure(passes::configure)
+        .configure(payments::configure);
 }

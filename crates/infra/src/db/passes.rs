@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use domain::passes::{Cause, CreditEntry, EntryKind, NewEntry, NewPass, Pass, PassRepository};
+use domain::payments::{PaymentRepository, PaymentSecrets};
 use domain::plans::PlanKind;
 use domain::tx::Tx;
 use domain::{DomainError, GymId, Page, Result, UserId};
@@ -108,11 +109,15 @@ impl PassRepository for Db {
         gym_time_zone(&self.conn, gym).await
     }
 
-    async fn sell(&self, tx: &mut Tx, gym: GymId, p: &NewPass) -> Result<Option<Pass>> {
+    async fn sell(&self, tx: &mut Tx, gym: GymId, p: &NewPass) -> Result<Option<(Pass, bool)>> {
         let tx = txn(tx)?;
-        let sql = "INSERT INTO passes (gym_id, member_id, plan_id, kind, credits_total, starts_at, expires_at, created_at) \
-                   SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                   WHERE EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $2) RETURNING id";
+        // A payment event already granted conflicts on (gym, event): the first pass
+        // is answered instead. On PostgreSQL a racer with the same event waits for
+        // the first one's commit, then finds its pass by the next statement.
+        let sql = "INSERT INTO passes (gym_id, member_id, plan_id, kind, credits_total, starts_at, expires_at, \
+                   created_at, payment_event_id) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                   WHERE EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $2) \
+                   ON CONFLICT (gym_id, payment_event_id) DO NOTHING RETURNING id";
         let values = vec![
             gym.0.into(),
             p.member_id.0.into(),
@@ -122,9 +127,14 @@ impl PassRepository for Db {
             ts(p.starts_at),
             ts(p.expires_at),
             ts(p.at),
+            p.payment_event_id.clone().into(),
         ];
         let Some(id) = timed("pass_sell", one::<IdRow>(tx, sql, values)).await? else {
-            return Ok(None);
+            let Some(event) = &p.payment_event_id else { return Ok(None) };
+            let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.payment_event_id = $2");
+            let row =
+                timed("pass_by_event", one::<PassRow>(tx, &sql, vec![gym.0.into(), event.clone().into()])).await?;
+            return row.map(|r| Pass::try_from(r).map(|pass| (pass, false))).transpose();
         };
         if let Some(credits) = p.plan.credits {
             let sql = "INSERT INTO credit_entries (gym_id, pass_id, seq, kind, credits, balance, actor_id, cause, at) \
@@ -141,7 +151,7 @@ impl PassRepository for Db {
         }
         let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.id = $2");
         let row = timed("pass_get", one::<PassRow>(tx, &sql, vec![gym.0.into(), id.id.into()])).await?;
-        row.map(Pass::try_from).transpose()
+        row.map(|r| Pass::try_from(r).map(|pass| (pass, true))).transpose()
     }
 
     async fn is_member(&self, gym: GymId, user: UserId) -> Result<bool> {
@@ -230,5 +240,37 @@ impl PassRepository for Db {
         let values = vec![gym.0.into(), member.0.into(), page.limit_value(), page.skip_value()];
         let rows = timed("ledger_list", all::<EntryRow>(&self.conn, sql, values)).await?;
         rows.into_iter().map(CreditEntry::try_from).collect()
+    }
+}
+
+#[derive(FromQueryResult)]
+struct SecretsRow {
+    secret: String,
+    previous_secret: Option<String>,
+    previous_until: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+impl PaymentRepository for Db {
+    async fn payment_secrets(&self, gym: GymId) -> Result<Option<PaymentSecrets>> {
+        let sql = "SELECT secret, previous_secret, previous_until FROM payment_secrets WHERE gym_id = $1";
+        let row = timed("payment_secrets", one::<SecretsRow>(&self.conn, sql, vec![gym.0.into()])).await?;
+        Ok(row.map(|r| PaymentSecrets { secret: r.secret, previous: r.previous_secret.zip(r.previous_until) }))
+    }
+
+    async fn rotate_payment_secret(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        secret: &str,
+        now: OffsetDateTime,
+        previous_until: OffsetDateTime,
+    ) -> Result<()> {
+        // The replaced secret keeps signing until `previous_until`.
+        let sql = "INSERT INTO payment_secrets (gym_id, secret, created_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (gym_id) DO UPDATE SET previous_secret = payment_secrets.secret, \
+                   previous_until = $4, secret = excluded.secret, created_at = excluded.created_at";
+        let values = vec![gym.0.into(), secret.into(), ts(now), ts(previous_until)];
+        timed("payment_rotate", exec(txn(tx)?, sql, values)).await.map(drop)
     }
 }
