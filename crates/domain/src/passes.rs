@@ -178,43 +178,32 @@ impl Cause {
     }
 }
 
-/// One entry of the ledger.
+/// One entry of the ledger: a movement at its place in its pass's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditEntry {
     /// The pass whose credits moved.
     pub pass_id: i64,
     /// Its place in the pass's chain, from 1 (the grant).
     pub seq: i32,
-    /// What moved them.
-    pub kind: EntryKind,
-    /// Signed: added (positive) or taken (negative).
-    pub credits: i32,
     /// The pass's credits after it.
     pub balance: i32,
-    /// The booking it belongs to, when there is one.
-    pub participation_id: Option<i64>,
-    /// Why, for an adjustment.
-    pub reason: Option<String>,
-    /// The user who caused it, when one did.
-    pub actor_id: Option<UserId>,
-    /// Who or what caused it.
-    pub cause: Cause,
-    /// When.
-    pub at: OffsetDateTime,
+    /// What moved, why and by whom.
+    pub movement: NewEntry,
 }
 
-/// An entry to append to a pass's chain (its place and balance are the storage's).
+/// A movement of a pack's credits, to append to its chain (its place and balance
+/// are the storage's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
     /// What moves the credits.
     pub kind: EntryKind,
-    /// Signed credits.
+    /// Signed: added (positive) or taken (negative).
     pub credits: i32,
-    /// The booking, when there is one.
+    /// The booking it belongs to, when there is one.
     pub participation_id: Option<i64>,
     /// Why, for an adjustment.
     pub reason: Option<String>,
-    /// The user who causes it.
+    /// The user who causes it, when one does.
     pub actor_id: Option<UserId>,
     /// Who or what causes it.
     pub cause: Cause,

@@ -106,17 +106,18 @@ pub struct CreditEntryOut {
 
 impl From<CreditEntry> for CreditEntryOut {
     fn from(e: CreditEntry) -> Self {
+        let m = e.movement;
         Self {
             pass_id: e.pass_id,
             seq: e.seq,
-            kind: e.kind.as_str(),
-            credits: e.credits,
+            kind: m.kind.as_str(),
+            credits: m.credits,
             balance: e.balance,
-            participation_id: e.participation_id,
-            reason: e.reason,
-            actor_id: e.actor_id.map(|u| u.0),
-            cause: e.cause.as_str(),
-            at: e.at.into(),
+            participation_id: m.participation_id,
+            reason: m.reason,
+            actor_id: m.actor_id.map(|u| u.0),
+            cause: m.cause.as_str(),
+            at: m.at.into(),
         }
     }
 }

@@ -86,14 +86,16 @@ impl TryFrom<EntryRow> for CreditEntry {
         Ok(CreditEntry {
             pass_id: r.pass_id,
             seq: r.seq,
-            kind: EntryKind::parse(&r.kind).ok_or_else(corrupt)?,
-            credits: r.credits,
             balance: r.balance,
-            participation_id: r.participation_id,
-            reason: r.reason.clone(),
-            actor_id: r.actor_id.map(UserId),
-            cause: Cause::parse(&r.cause).ok_or_else(corrupt)?,
-            at: r.at,
+            movement: NewEntry {
+                kind: EntryKind::parse(&r.kind).ok_or_else(corrupt)?,
+                credits: r.credits,
+                participation_id: r.participation_id,
+                reason: r.reason.clone(),
+                actor_id: r.actor_id.map(UserId),
+                cause: Cause::parse(&r.cause).ok_or_else(corrupt)?,
+                at: r.at,
+            },
         })
     }
 }
