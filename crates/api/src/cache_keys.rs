@@ -89,9 +89,12 @@ pub fn stale(event: &DomainEvent) -> Stale {
         // Nothing cached shows a waitlist (a queue changes no count, and a dashboard
         // lists registrations).
         // A refusal changes nothing anybody reads from the cache.
-        E::QrRotated { .. } | E::WaitlistJoined { .. } | E::WaitlistLeft { .. } | E::CheckInRefused { .. } => {
-            Stale::default()
-        }
+        // Passes are read from the database, never from the cache.
+        E::QrRotated { .. }
+        | E::WaitlistJoined { .. }
+        | E::WaitlistLeft { .. }
+        | E::CheckInRefused { .. }
+        | E::PassGranted { .. } => Stale::default(),
         E::SessionCancelled { gym, session: s, .. }
         | E::WaitlistPromoted { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }

@@ -68,6 +68,7 @@ pub fn public_type(kind: &str) -> Option<&'static str> {
         "booking_cancelled" => "registration.cancelled",
         "waitlist_promoted" => "waitlist.promoted",
         "session_cancelled" => "session.cancelled",
+        "pass_granted" => "pass.granted",
         _ => return None,
     })
 }

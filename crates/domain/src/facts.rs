@@ -180,6 +180,19 @@ pub enum DomainEvent {
         /// The members who did not come.
         members: Vec<UserId>,
     },
+    /// A member was granted a pass (a sale by staff, or a payment event).
+    PassGranted {
+        /// The gym.
+        gym: GymId,
+        /// The pass.
+        pass: i64,
+        /// Its holder.
+        member: UserId,
+        /// The plan it was sold from.
+        plan: i64,
+        /// A pack's credits; `None` for an unlimited pass.
+        credits: Option<i32>,
+    },
     /// A front desk's scan was refused (recorded in the refusal audit).
     CheckInRefused {
         /// The gym.
@@ -219,6 +232,7 @@ impl DomainEvent {
             | E::SeriesStopped { gym, .. }
             | E::EventChanged { gym, .. }
             | E::CheckInRefused { gym, .. }
+            | E::PassGranted { gym, .. }
             | E::NoShows { gym, .. } => Some(*gym),
         }
     }

@@ -14,6 +14,7 @@ use time::{Date, Duration, OffsetDateTime, Time};
 
 use crate::clock::Clock;
 use crate::error::{DomainError, Result};
+use crate::facts::DomainEvent;
 use crate::plans::{Plan, PlanKind, PlanRepository};
 use crate::tx::{Tx, UnitOfWork};
 use crate::values::{Actor, GymId, Page, UserId, instant_in, required_text};
@@ -402,6 +403,15 @@ impl PassService {
         };
         let mut tx = self.uow.begin().await?;
         let sold = self.repo.sell(&mut tx, gym, &pass).await?.ok_or(DomainError::UserNotFound)?;
+        if let (granted, true) = &sold {
+            tx.record(DomainEvent::PassGranted {
+                gym,
+                pass: granted.id,
+                member,
+                plan: plan_id,
+                credits: granted.credits_total,
+            });
+        }
         self.uow.commit(tx).await?;
         Ok(sold)
     }
@@ -611,7 +621,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pass_runs_from_the_first_instant_of_its_day_on_the_gyms_clock_for_the_plans_days() {
+    async fn a_pass_runs_from_the_first_instant_of_its_day_on_the_gyms_clock_for_the_plans_days_and_is_a_fact() {
         let mut repo = MockPassRepository::new();
         repo.expect_gym_zone().returning(|_| Ok(Some("Europe/Madrid".into())));
         repo.expect_sell()
@@ -626,9 +636,19 @@ mod tests {
             })
             .once()
             .returning(|_, _, _| Ok(Some((pass(Some(10)), true))));
-        let got = service(repo, plans_answering(plan(true)), committing(vec![]))
-            .sell(&actor(Role::Trainer), UserId(3), 4, None)
-            .await;
+        let got = service(
+            repo,
+            plans_answering(plan(true)),
+            committing(vec![DomainEvent::PassGranted {
+                gym: GymId(2),
+                pass: 8,
+                member: UserId(3),
+                plan: 4,
+                credits: Some(10),
+            }]),
+        )
+        .sell(&actor(Role::Trainer), UserId(3), 4, None)
+        .await;
         assert!(got.is_ok(), "{got:?}");
     }
 

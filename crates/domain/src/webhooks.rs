@@ -28,13 +28,14 @@ use crate::values::{Actor, GymId, Page};
 
 /// The event types an endpoint may ask for (the public names of facts: see
 /// [`crate::changes::public_type`]).
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "checkin.succeeded",
     "checkin.refused",
     "registration.created",
     "registration.cancelled",
     "waitlist.promoted",
     "session.cancelled",
+    "pass.granted",
 ];
 
 /// Most endpoints a gym may register.

@@ -58,6 +58,22 @@ two_instances!(an_event_retried_twenty_times_at_once_over_two_instances_grants_o
         (&ledger[0]["kind"], &ledger[0]["cause"], &ledger[0]["actor_id"]),
         (&json!("grant"), &json!("payment"), &json!(null))
     );
+
+    // One fact for the change feed and webhooks, once numbered (within about a second).
+    let granted = |changes: &Value| -> Vec<Value> {
+        changes["changes"].as_array().into_iter().flatten().filter(|c| c["type"] == "pass_granted").cloned().collect()
+    };
+    let mut facts = Vec::new();
+    for _ in 0..50 {
+        let (_, changes) = a.send_as(Method::GET, "/api/v1/changes?limit=500", &owner, gym).await;
+        facts = granted(&changes);
+        if !facts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    assert_eq!(facts[0]["data"], json!({"pass": passes[0]["id"], "member": ana.id, "plan": plan["id"], "credits": 5}));
 });
 
 both_backends!(a_wrong_or_stale_signature_is_401_and_grants_nothing, |app| {

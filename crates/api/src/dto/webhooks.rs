@@ -15,7 +15,7 @@ pub struct WebhookIn {
     pub url: String,
     /// The event types to receive, at least one: `checkin.succeeded`,
     /// `checkin.refused`, `registration.created`, `registration.cancelled`,
-    /// `waitlist.promoted`, `session.cancelled`.
+    /// `waitlist.promoted`, `session.cancelled`, `pass.granted`.
     #[schema(value_type = Vec<WebhookEventType>, min_items = 1)]
     pub events: Vec<String>,
 }
@@ -36,6 +36,8 @@ pub enum WebhookEventType {
     WaitlistPromoted,
     #[schema(rename = "session.cancelled")]
     SessionCancelled,
+    #[schema(rename = "pass.granted")]
+    PassGranted,
 }
 
 /// A registered endpoint (its secret is shown only when made).

@@ -90,6 +90,9 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         E::NoShows { session, members, .. } => {
             ("no_shows", json!({"session": session.0, "members": members.iter().map(|m| m.0).collect::<Vec<_>>()}))
         }
+        E::PassGranted { pass, member, plan, credits, .. } => {
+            ("pass_granted", json!({"pass": pass, "member": member.0, "plan": plan, "credits": credits}))
+        }
         E::CheckInRefused { desk, member, session, code, .. } => (
             "checkin_refused",
             json!({"desk": desk.0, "member": member.map(|m| m.0), "session": session.map(|s| s.0), "code": code}),
@@ -156,6 +159,16 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
         }
         "event_changed" => E::EventChanged { gym, event: EventId(id("event")?) },
         "qr_rotated" => E::QrRotated { user: UserId(id("user")?) },
+        "pass_granted" => E::PassGranted {
+            gym,
+            pass: id("pass")?,
+            member: UserId(id("member")?),
+            plan: id("plan")?,
+            credits: match payload.get("credits")? {
+                Json::Null => None,
+                n => Some(i32::try_from(n.as_i64()?).ok()?),
+            },
+        },
         "no_shows" => E::NoShows {
             gym,
             session: SessionId(id("session")?),
@@ -514,6 +527,8 @@ mod tests {
             DomainEvent::WaitlistJoined { gym: g, session: s, member: u },
             DomainEvent::WaitlistLeft { gym: g, session: s, member: u },
             DomainEvent::WaitlistPromoted { gym: g, session: s, member: u },
+            DomainEvent::PassGranted { gym: g, pass: 4, member: u, plan: 2, credits: Some(10) },
+            DomainEvent::PassGranted { gym: g, pass: 5, member: u, plan: 3, credits: None },
             DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
             DomainEvent::SeriesScheduled { gym: g, recurrence: RecurrenceId(8), sessions: vec![s, SessionId(6)] },
             DomainEvent::SeriesStopped { gym: g, recurrence: RecurrenceId(8), removed: vec![] },
