@@ -56,8 +56,7 @@ impl FromRequest for PathId {
     }
 }
 
-/// The two id segments of a route's path (`…/{id}/…/{rid}`, `…/{delivery_id}`, or
-/// `/members/{user_id}/passes/{pass_id}/…`), as text.
+/// The two id segments of a route's path, in their order (`…/{id}/…/{rid}`), as text.
 pub struct PathIds(String, String);
 
 impl PathIds {
@@ -76,11 +75,10 @@ impl FromRequest for PathIds {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let info = req.match_info();
-        let first = info.get("id").or_else(|| info.get("user_id"));
-        let second = info.get("rid").or_else(|| info.get("delivery_id")).or_else(|| info.get("pass_id"));
-        let ids = first.zip(second).map(|(a, b)| Self(a.to_owned(), b.to_owned()));
-        ready(ids.ok_or_else(|| ApiError::from(domain::DomainError::internal("route has no {id} and {rid}"))))
+        // Routes taking `PathIds` have exactly two dynamic segments, in this order.
+        let mut segments = req.match_info().iter().map(|(_, v)| v.to_owned());
+        let ids = segments.next().zip(segments.next()).map(|(a, b)| Self(a, b));
+        ready(ids.ok_or_else(|| ApiError::from(domain::DomainError::internal("route has no two path ids"))))
     }
 }
 

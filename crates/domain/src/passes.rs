@@ -377,9 +377,7 @@ impl PassService {
         if !plan.active {
             return Err(DomainError::validation("the plan is retired: it is no longer sold"));
         }
-        let tz = self.repo.gym_zone(gym).await?.ok_or(DomainError::NotAMember)?;
-        let zone = jiff::tz::TimeZone::get(&tz)
-            .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
+        let zone = self.zone(gym).await?;
         let now = self.clock.now();
         let today = values::local_date(&zone, now)?;
         let starts_on = starts_on.unwrap_or(today);
@@ -471,9 +469,7 @@ impl PassService {
                 "a freeze runs from a date to the same or a later one, at most {FREEZE_MAX_DAYS} days"
             )));
         }
-        let tz = self.repo.gym_zone(actor.gym_id).await?.ok_or(DomainError::NotAMember)?;
-        let zone = jiff::tz::TimeZone::get(&tz)
-            .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
+        let zone = self.zone(actor.gym_id).await?;
         let now = self.clock.now();
         if from < values::local_date(&zone, now)? {
             return Err(DomainError::validation("a freeze starts today or later"));
@@ -549,6 +545,10 @@ impl PassService {
         self.uow.commit(tx).await?;
         pass.credits_left = Some(balance);
         Ok(pass)
+    }
+
+    async fn zone(&self, gym: GymId) -> Result<jiff::tz::TimeZone> {
+        values::gym_zone(&self.repo.gym_zone(gym).await?.ok_or(DomainError::NotAMember)?)
     }
 
     async fn may_see(&self, actor: &Actor, member: UserId) -> Result<()> {

@@ -297,8 +297,7 @@ impl DateRange {
     /// # Errors
     /// [`DomainError::Validation`] for a zone the tz database does not know.
     pub fn in_zone(&self, tz: &str) -> Result<(OffsetDateTime, OffsetDateTime)> {
-        let zone = jiff::tz::TimeZone::get(tz)
-            .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))?;
+        let zone = gym_zone(tz)?;
         let first_instant = |d: Date| instant_in(&zone, d, Time::MIDNIGHT);
         let from = first_instant(self.start)?;
         let through = match self.end.next_day() {
@@ -327,6 +326,15 @@ pub fn instant_in(zone: &jiff::tz::TimeZone, date: Date, at: Time) -> Result<Off
     .map_err(DomainError::internal)?;
     let t = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
     OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
+}
+
+/// A gym's stored IANA zone, from the bundled tz database.
+///
+/// # Errors
+/// [`DomainError::Validation`] for a zone the tz database does not know.
+pub fn gym_zone(tz: &str) -> Result<jiff::tz::TimeZone> {
+    jiff::tz::TimeZone::get(tz)
+        .map_err(|_| DomainError::validation(format!("the gym's timezone {tz:?} is not an IANA time zone name")))
 }
 
 /// The date an instant falls on, on a zone's wall clock.
