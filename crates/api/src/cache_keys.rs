@@ -94,7 +94,11 @@ pub fn stale(event: &DomainEvent) -> Stale {
         | E::WaitlistJoined { .. }
         | E::WaitlistLeft { .. }
         | E::CheckInRefused { .. }
-        | E::PassGranted { .. } => Stale::default(),
+        | E::WaitlistSkipped { .. }
+        | E::PassGranted { .. }
+        | E::PassExpired { .. }
+        | E::CreditUsed { .. }
+        | E::CreditRefunded { .. } => Stale::default(),
         E::SessionCancelled { gym, session: s, .. }
         | E::WaitlistPromoted { gym, session: s, .. }
         | E::Booked { gym, session: s, .. }

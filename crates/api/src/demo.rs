@@ -44,10 +44,11 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let repo = Arc::new(db);
     let uow = UnitOfWork::new(repo.clone(), Dispatcher::new());
     let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone());
-    let schedule = ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let credits = domain::credits::Credits::new(repo.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), credits.clone(), uow.clone(), clock.clone());
+    let schedule = ScheduleService::new(repo.clone(), repo.clone(), credits.clone(), uow.clone(), clock.clone());
     let window = Duration::minutes(settings.checkin_window_minutes);
-    let attendance = AttendanceService::new(repo.clone(), repo.clone(), repo, uow, clock.clone(), window);
+    let attendance = AttendanceService::new(repo.clone(), repo.clone(), repo, credits, uow, clock.clone(), window);
 
     let stamp = clock.now().unix_timestamp();
     let person = |who: &str| Claims {

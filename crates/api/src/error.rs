@@ -141,6 +141,8 @@ codes! {
     DeliveryNotFound = "delivery_not_found" from "DomainError::DeliveryNotFound",
     PlanNotFound = "plan_not_found" from "DomainError::PlanNotFound",
     PassNotFound = "pass_not_found" from "DomainError::PassNotFound",
+    NoValidPass = "no_valid_pass" from "DomainError::NoValidPass",
+    WeeklyLimitReached = "weekly_limit_reached" from "DomainError::WeeklyLimitReached",
     InvalidSignature = "invalid_signature" from "DomainError::InvalidSignature",
     IdempotencyKeyReused = "idempotency_key_reused" from "ApiError::IdempotencyKeyReused",
     DatabaseUnavailable = "database_unavailable" from "DomainError::Unavailable",
@@ -258,6 +260,8 @@ impl ApiError {
                 D::DeliveryNotFound => Code::DeliveryNotFound,
                 D::PlanNotFound => Code::PlanNotFound,
                 D::PassNotFound => Code::PassNotFound,
+                D::NoValidPass => Code::NoValidPass,
+                D::WeeklyLimitReached => Code::WeeklyLimitReached,
                 D::InvalidSignature => Code::InvalidSignature,
                 D::Unavailable => Code::DatabaseUnavailable,
                 D::Internal(_) => Code::InternalError,
@@ -321,6 +325,12 @@ impl ApiError {
             Self::Domain(D::DeliveryNotFound) => ("Delivery not found", "Entrega no encontrada"),
             Self::Domain(D::PlanNotFound) => ("Plan not found", "Plan no encontrado"),
             Self::Domain(D::PassNotFound) => ("Pass not found", "Bono no encontrado"),
+            Self::Domain(D::NoValidPass) => {
+                ("You hold no pass valid for this session", "No tienes ningún bono válido para esta sesión")
+            }
+            Self::Domain(D::WeeklyLimitReached) => {
+                ("Your pass has reached its bookings for this week", "Tu bono ha alcanzado sus reservas de esta semana")
+            }
             Self::Domain(D::InvalidSignature) => (
                 "Invalid signature: X-GymAPI-Signature must sign this body with the gym's secret within five minutes",
                 "Firma inválida: X-GymAPI-Signature debe firmar este cuerpo con el secreto del gimnasio en menos de cinco minutos",
@@ -462,6 +472,8 @@ impl ResponseError for ApiError {
                 | D::SessionFull
                 | D::AlreadyWaitlisted
                 | D::WaitlistLimit
+                | D::NoValidPass
+                | D::WeeklyLimitReached
                 | D::IdempotencyKeyInProgress => StatusCode::CONFLICT,
                 D::SessionNotOpen
                 | D::BookingNotOpen { .. }

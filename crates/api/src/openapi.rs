@@ -52,7 +52,7 @@ impl Modify for BearerAuth {
         events::list, events::create, events::get, events::update, events::delete,
         attendance::my_qr, attendance::rotate_qr, attendance::check_in, attendance::refusals, attendance::stream, attendance::last, attendance::history,
         attendance::dashboard, attendance::calendar, attendance::rotate_calendar, attendance::feed,
-        changes::changes, reports::class_report, reports::member_report,
+        changes::changes, reports::class_report, reports::pass_report, reports::member_report,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::webhook_deliveries,
         webhooks::replay_delivery, webhooks::rotate_webhook_secret,
         plans::create_plan, plans::list_plans, plans::get_plan, plans::update_plan, plans::retire_plan,
@@ -298,7 +298,12 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
         ],
         "SessionOut" => vec![("status", obj(json!({"enum": ["scheduled", "cancelled"]})))],
         "ParticipationOut" | "BookingOut" | "WaitlistEntryOut" => {
-            vec![("status", obj(json!({"enum": ["registered", "attended", "cancelled", "no_show", "waitlisted"]})))]
+            vec![(
+                "status",
+                obj(
+                    json!({"enum": ["registered", "attended", "cancelled", "no_show", "waitlisted", "late_cancelled"]}),
+                ),
+            )]
         }
         _ => vec![],
     }

@@ -120,7 +120,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         .with_outbox(repo.clone());
     let uow = UnitOfWork::new(repo.clone(), dispatcher.clone());
     let users = UserService::new(repo.clone(), uow.clone(), clock.clone());
-    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    let credits = domain::credits::Credits::new(repo.clone());
+    let gyms = GymService::new(repo.clone(), repo.clone(), repo.clone(), credits.clone(), uow.clone(), clock.clone());
     let window = time::Duration::minutes(settings.checkin_window_minutes);
     let verifier = Verifier::from_settings(settings)?;
     // Keys are fetched at start-up, so the first requests do not wait for them, and
@@ -135,8 +136,15 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
             }
         });
     }
-    let attendance =
-        AttendanceService::new(repo.clone(), repo.clone(), repo.clone(), uow.clone(), clock.clone(), window);
+    let attendance = AttendanceService::new(
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+        credits.clone(),
+        uow.clone(),
+        clock.clone(),
+        window,
+    );
     let retention = time::Duration::hours(settings.outbox_retention_hours);
     let refusals = domain::refusals::RefusalService::new(repo.clone(), uow.clone(), clock.clone());
     let relay_guard = Arc::new(());
@@ -162,10 +170,11 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
     spawn_relay(relay, db.clone(), Arc::downgrade(&relay_guard));
     spawn_no_shows(attendance.clone(), Arc::downgrade(&relay_guard));
     let passes = domain::passes::PassService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone());
+    spawn_expiry(passes.clone(), Arc::downgrade(&relay_guard));
     Ok(AppState {
         verifier: web::Data::new(verifier),
         identity: web::Data::new(Identity::new(users.clone(), gyms.clone(), cache.clone(), settings.cache_ttl)),
-        schedule: ScheduleService::new(repo.clone(), repo.clone(), uow.clone(), clock.clone()),
+        schedule: ScheduleService::new(repo.clone(), repo.clone(), credits, uow.clone(), clock.clone()),
         calendar: domain::calendar::CalendarService::new(repo.clone(), uow.clone(), clock.clone()),
         recurrences: domain::recurrences::RecurrenceService::new(
             repo.clone(),
@@ -269,6 +278,24 @@ fn spawn_no_shows(attendance: AttendanceService, alive: std::sync::Weak<()>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(places = n, "marked no-shows"),
                 Err(e) => tracing::warn!(error = %e, "the no-show job failed; it runs again"),
+            }
+            tokio::time::sleep(NO_SHOWS_EVERY).await;
+        }
+    });
+}
+
+/// Runs the pass expiry job while `alive` can be upgraded: every instance, every
+/// [`NO_SHOWS_EVERY`] (a pass expired twice over is expired once: see
+/// `PassService::expire_passes`).
+fn spawn_expiry(passes: domain::passes::PassService, alive: std::sync::Weak<()>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async move {
+        while alive.upgrade().is_some() {
+            match passes.expire_passes().await {
+                Ok(n) if n as u64 >= domain::passes::EXPIRES_PER_RUN => continue,
+                Ok(0) => {}
+                Ok(n) => tracing::info!(passes = n, "expired passes' credits"),
+                Err(e) => tracing::warn!(error = %e, "the pass expiry job failed; it runs again"),
             }
             tokio::time::sleep(NO_SHOWS_EVERY).await;
         }

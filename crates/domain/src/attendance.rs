@@ -12,9 +12,11 @@ use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::credits::{CreditRules, Credits};
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
+use crate::passes::{Cause, Pass};
 use crate::policy;
 use crate::schedule::{Attendance, ParticipationStatus, ScheduleRepository, Session, SessionStatus};
 use crate::tx::{Tx, UnitOfWork};
@@ -183,6 +185,9 @@ pub struct CheckInContext {
     pub is_member: bool,
     /// Candidate sessions (see [`CheckInTarget`]).
     pub candidates: Vec<Candidate>,
+    /// The gym's IANA zone when it requires passes (a walk-in takes a credit);
+    /// `None` when it does not.
+    pub pass_zone: Option<String>,
 }
 
 /// Most places one run of the no-show job marks (the rest wait for the next run).
@@ -378,6 +383,7 @@ pub struct AttendanceService {
     repo: Arc<dyn AttendanceRepository>,
     members: Arc<dyn MemberLock>,
     schedule: Arc<dyn ScheduleRepository>,
+    credits: Credits,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
     window: Duration,
@@ -385,16 +391,18 @@ pub struct AttendanceService {
 
 impl AttendanceService {
     /// Wires the service to its ports (`members` for the member's lock, `schedule`
-    /// for the place and the participation); `window` is W of the check-in rule.
+    /// for the place and the participation, `credits` for walk-ins' passes); `window`
+    /// is W of the check-in rule.
     pub fn new(
         repo: Arc<dyn AttendanceRepository>,
         members: Arc<dyn MemberLock>,
         schedule: Arc<dyn ScheduleRepository>,
+        credits: Credits,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
         window: Duration,
     ) -> Self {
-        Self { repo, members, schedule, uow, clock, window }
+        Self { repo, members, schedule, credits, uow, clock, window }
     }
 
     /// The caller's current QR code in the gym: the printed one in a static gym; in
@@ -542,14 +550,23 @@ impl AttendanceService {
         let mut answers = Vec::with_capacity(asks.len());
         let mut writes: Vec<(usize, ContextAsk, Candidate)> = Vec::new();
         let mut steps: Vec<(GymId, UserId, i64)> = Vec::new();
+        // Walk-ins of gyms that require passes, with the gym's zone: decided once
+        // their passes are read, after the sessions' locks.
+        let mut by_pass: Vec<(usize, String)> = Vec::new();
         for ((i, ask), ctx) in asks.iter().zip(contexts) {
             let is_member = members.iter().any(|m| (m.gym_id, m.user_id) == (ask.gym, ask.user));
+            let pass_zone = ctx.as_ref().and_then(|c| c.pass_zone.clone());
             let decided = decide(&scans[*i], ask, ctx, is_member, now, from, until).and_then(|(c, step)| {
                 if cancelled.contains(&(ask.gym, c.id)) { Err(DomainError::SessionNotFound) } else { Ok((c, step)) }
             });
             match decided {
                 Ok((chosen, step)) => {
                     steps.extend(step.map(|s| (ask.gym, ask.user, s)));
+                    if let Some(zone) =
+                        pass_zone.filter(|_| chosen.participation != Some(ParticipationStatus::Registered))
+                    {
+                        by_pass.push((writes.len(), zone));
+                    }
                     writes.push((*i, *ask, chosen));
                 }
                 Err(e) => answers.push((*i, Err(e))),
@@ -560,8 +577,6 @@ impl AttendanceService {
         }
         let mut places: Vec<(GymId, SessionId, i32)> = Vec::new();
         for (_, ask, chosen) in &writes {
-            let walk_in = chosen.participation.is_none();
-            tx.record(DomainEvent::CheckedIn { gym: ask.gym, session: chosen.id, member: ask.user, walk_in });
             if chosen.participation != Some(ParticipationStatus::Registered) {
                 match places.iter_mut().find(|(g, s, _)| (*g, *s) == (ask.gym, chosen.id)) {
                     Some((_, _, n)) => *n += 1,
@@ -569,11 +584,17 @@ impl AttendanceService {
                 }
             }
         }
+        if by_pass.is_empty() {
+            self.record_check_ins(&mut tx, &writes);
+        }
         if !places.is_empty() {
             // Places are taken: many scans of one class queue on its row. The facts
             // are written before the lock, so it is held for two statements and the
-            // commit only.
-            self.uow.flush(&mut tx).await?;
+            // commit only (a batch with walk-ins that need passes knows its facts
+            // only once their passes are read, after this lock).
+            if by_pass.is_empty() {
+                self.uow.flush(&mut tx).await?;
+            }
             places.sort_unstable();
             let taken = self.schedule.take_places(&mut tx, &places).await?;
             let gone: Vec<(GymId, SessionId)> =
@@ -582,14 +603,45 @@ impl AttendanceService {
                 return Ok(Attempt::Cancelled(gone));
             }
         }
+        let mut passes: Vec<Option<Pass>> = vec![None; writes.len()];
+        if !by_pass.is_empty() {
+            let refused = self.walk_in_passes(&mut tx, &writes, &by_pass, &mut passes).await?;
+            // Refused walk-ins give back the places taken for them above (their
+            // sessions are locked by this transaction).
+            let mut kept = Vec::with_capacity(writes.len());
+            let mut kept_passes = Vec::with_capacity(writes.len());
+            for (n, (w, pass)) in writes.into_iter().zip(passes).enumerate() {
+                match refused.iter().find(|(r, _)| *r == n) {
+                    Some((_, e)) => {
+                        self.schedule.move_count(&mut tx, w.1.gym, w.2.id, -1).await?;
+                        // A refused code is not used up.
+                        steps.retain(|(g, u, _)| (*g, *u) != (w.1.gym, w.1.user));
+                        answers.push((w.0, Err(e.clone())));
+                    }
+                    None => {
+                        kept.push(w);
+                        kept_passes.push(pass);
+                    }
+                }
+            }
+            writes = kept;
+            passes = kept_passes;
+            if writes.is_empty() {
+                // Only refusals: nothing to commit.
+                return Ok(Attempt::Done(answers));
+            }
+            self.record_check_ins(&mut tx, &writes);
+        }
         let rows: Vec<Attendance> = writes
             .iter()
-            .map(|(_, ask, chosen)| Attendance {
+            .zip(&passes)
+            .map(|((_, ask, chosen), pass)| Attendance {
                 gym: ask.gym,
                 session: chosen.id,
                 member: ask.user,
                 at: now,
                 registered: chosen.participation == Some(ParticipationStatus::Registered),
+                pass: pass.as_ref().map(|p| p.id),
             })
             .collect();
         let unmarked = self.schedule.mark_attended(&mut tx, &rows).await?;
@@ -608,6 +660,14 @@ impl AttendanceService {
             // now, so the one taken here would count twice. Read again.
             return Ok(Attempt::Again);
         }
+        let uses: Vec<(Pass, SessionId, Option<UserId>)> = writes
+            .iter()
+            .zip(passes)
+            .filter_map(|((i, _, chosen), p)| p.map(|p| (p, chosen.id, Some(scans[*i].actor.user_id))))
+            .collect();
+        if !uses.is_empty() {
+            self.credits.take(&mut tx, &uses, Cause::Staff, now).await?;
+        }
         if !steps.is_empty() {
             self.repo.use_qr_steps(&mut tx, &steps).await?;
         }
@@ -624,6 +684,47 @@ impl AttendanceService {
             (i, Ok(done))
         }));
         Ok(Attempt::Done(answers))
+    }
+
+    /// The facts of a batch's check-ins.
+    fn record_check_ins(&self, tx: &mut Tx, writes: &[(usize, ContextAsk, Candidate)]) {
+        for (_, ask, chosen) in writes {
+            let walk_in = chosen.participation.is_none();
+            tx.record(DomainEvent::CheckedIn { gym: ask.gym, session: chosen.id, member: ask.user, walk_in });
+        }
+    }
+
+    /// Chooses the pass of each walk-in of a gym that requires passes (`by_pass`:
+    /// the rows of `writes`, with their gym's zone), under the passes' locks (order
+    /// 4, after the sessions'), filling `passes`; answers the rows refused, with why
+    /// (`no_valid_pass`, `weekly_limit_reached`).
+    async fn walk_in_passes(
+        &self,
+        tx: &mut Tx,
+        writes: &[(usize, ContextAsk, Candidate)],
+        by_pass: &[(usize, String)],
+        passes: &mut [Option<Pass>],
+    ) -> Result<Vec<(usize, DomainError)>> {
+        let mut asks = Vec::with_capacity(by_pass.len());
+        for (n, zone) in by_pass {
+            let (_, ask, chosen) = &writes[*n];
+            asks.push(CreditRules::new(true, 0, zone.as_str())?.ask(
+                ask.gym,
+                ask.user,
+                chosen.id,
+                chosen.start_time,
+            )?);
+        }
+        let read = self.credits.read(tx, &asks, &[]).await?;
+        let mut refused = Vec::new();
+        for (k, (n, _)) in by_pass.iter().enumerate() {
+            let start = writes[*n].2.start_time;
+            match crate::credits::choose(read.iter().filter(|u| u.ask == k), start) {
+                Ok(pass) => passes[*n] = Some(pass.clone()),
+                Err(e) => refused.push((*n, e)),
+            }
+        }
+        Ok(refused)
     }
 
     /// Marks the places of members who did not come as `no_show` (the job every
@@ -870,6 +971,7 @@ mod tests {
             qr_step_used: None,
             is_member,
             candidates,
+            pass_zone: None,
         }
     }
 
@@ -909,6 +1011,7 @@ mod tests {
             member: MEMBER,
             at: NOW,
             registered: !take,
+            pass: None,
         };
         schedule.expect_mark_attended().withf(move |_, rows| rows == [row]).once().returning(|_, _| Ok(vec![]));
         schedule
@@ -928,7 +1031,15 @@ mod tests {
         schedule: MockScheduleRepository,
         uow: UnitOfWork,
     ) -> AttendanceService {
-        AttendanceService::new(Arc::new(repo), Arc::new(gyms), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)), W)
+        AttendanceService::new(
+            Arc::new(repo),
+            Arc::new(gyms),
+            Arc::new(schedule),
+            no_credits(),
+            uow,
+            Arc::new(FixedClock(NOW)),
+            W,
+        )
     }
 
     /// A service that must refuse before it begins a transaction.
@@ -1343,5 +1454,96 @@ mod tests {
         let actor = Actor { user_id: MEMBER, gym_id: GYM, role: Role::Member };
         let d = before_any_write(repo).dashboard(&actor).await.expect("summary");
         assert_eq!((d.total_attendances, d.attendances_last_30_days, d.last_attendance), (9, 2, Some(NOW)));
+    }
+    fn in_a_pass_gym(candidates: Vec<Candidate>) -> CheckInContext {
+        CheckInContext { pass_zone: Some("UTC".into()), ..ctx(true, candidates) }
+    }
+
+    fn pack(id: i64, left: i32) -> crate::passes::Usable {
+        let pass = Pass {
+            id,
+            gym_id: GYM,
+            member_id: MEMBER,
+            plan_id: 1,
+            kind: crate::plans::PlanKind::Pack,
+            credits_total: Some(left.max(1)),
+            credits_left: Some(left),
+            starts_at: NOW - Duration::days(1),
+            expires_at: NOW + Duration::days(10),
+            cancelled_at: None,
+            frozen: None,
+            created_at: NOW - Duration::days(1),
+            weekly_limit: None,
+            categories: None,
+        };
+        crate::passes::Usable { ask: 0, pass, week_uses: 0, category: None }
+    }
+
+    #[tokio::test]
+    async fn a_walk_in_in_a_gym_that_requires_passes_pays_with_a_credit_under_the_passes_lock() {
+        let repo = repo_with(Some(in_a_pass_gym(vec![cand(1, NOW, None)])));
+        let mut schedule = MockScheduleRepository::new();
+        schedule.expect_take_places().once().returning(|_, _| Ok(vec![SessionId(1)]));
+        schedule
+            .expect_mark_attended()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == Some(6) && !rows[0].registered)
+            .once()
+            .returning(|_, _| Ok(vec![]));
+        let mut passes = MockPassRepository::new();
+        passes.expect_lock_usable().once().returning(|_, _, _| Ok(vec![pack(6, 2)]));
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == 6 && rows[0].entry.credits == -1)
+            .once()
+            .returning(|_, rows| Ok(rows.iter().map(|r| (r.gym, r.pass)).collect()));
+        let mut facts = checked_in(1, true);
+        facts.push(DomainEvent::CreditUsed { gym: GYM, pass: 6, member: MEMBER, session: SessionId(1) });
+        let svc = AttendanceService::new(
+            Arc::new(repo),
+            Arc::new(locked(true)),
+            Arc::new(schedule),
+            Credits::new(Arc::new(passes)),
+            committing(facts),
+            Arc::new(FixedClock(NOW)),
+            W,
+        );
+        assert!(svc.check_in(&staff(), &qr(), Some(SessionId(1))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_walk_in_without_a_usable_pass_is_no_valid_pass_and_gives_its_place_back() {
+        let repo = repo_with(Some(in_a_pass_gym(vec![cand(1, NOW, None)])));
+        let mut schedule = MockScheduleRepository::new();
+        schedule.expect_take_places().once().returning(|_, _| Ok(vec![SessionId(1)]));
+        schedule
+            .expect_move_count()
+            .withf(|_, _, s, d| *s == SessionId(1) && *d == -1)
+            .once()
+            .returning(|_, _, _, _| Ok(()));
+        schedule.expect_mark_attended().never();
+        let mut passes = MockPassRepository::new();
+        passes.expect_lock_usable().once().returning(|_, _, _| Ok(vec![pack(6, 0)]));
+        let svc = AttendanceService::new(
+            Arc::new(repo),
+            Arc::new(locked(true)),
+            Arc::new(schedule),
+            Credits::new(Arc::new(passes)),
+            rolling_back(),
+            Arc::new(FixedClock(NOW)),
+            W,
+        );
+        assert_eq!(svc.check_in(&staff(), &qr(), Some(SessionId(1))).await, Err(DomainError::NoValidPass));
+    }
+
+    #[tokio::test]
+    async fn already_checked_in_comes_before_the_pass_and_a_booked_place_takes_no_credit() {
+        let attended = repo_with(Some(in_a_pass_gym(vec![cand(1, NOW, Some(ParticipationStatus::Attended))])));
+        assert_eq!(
+            refusing(attended).check_in(&staff(), &qr(), Some(SessionId(1))).await,
+            Err(DomainError::AlreadyCheckedIn)
+        );
+        // Registered: the credit was taken at the booking; the passes are not read.
+        let booked = repo_with(Some(in_a_pass_gym(vec![cand(1, NOW, Some(ParticipationStatus::Registered))])));
+        assert!(checking_in(booked, 1, false, false).check_in(&staff(), &qr(), Some(SessionId(1))).await.is_ok());
     }
 }

@@ -69,6 +69,9 @@ pub fn public_type(kind: &str) -> Option<&'static str> {
         "waitlist_promoted" => "waitlist.promoted",
         "session_cancelled" => "session.cancelled",
         "pass_granted" => "pass.granted",
+        "pass_expired" => "pass.expired",
+        "credit_used" => "credit.used",
+        "credit_refunded" => "credit.refunded",
         _ => return None,
     })
 }

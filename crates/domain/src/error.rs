@@ -101,6 +101,12 @@ pub enum DomainError {
     /// The member holds no pass of the gym with this id (`pass_not_found`).
     #[error("pass not found")]
     PassNotFound,
+    /// The member holds no pass usable for the session (`no_valid_pass`).
+    #[error("no valid pass")]
+    NoValidPass,
+    /// The member's usable passes reached their weekly limit (`weekly_limit_reached`).
+    #[error("weekly limit reached")]
+    WeeklyLimitReached,
     /// A payment event's signature is missing, stale or not made with the gym's
     /// secret (`invalid_signature`).
     #[error("invalid signature")]
@@ -148,6 +154,8 @@ impl DomainError {
             Self::DeliveryNotFound => "delivery_not_found",
             Self::PlanNotFound => "plan_not_found",
             Self::PassNotFound => "pass_not_found",
+            Self::NoValidPass => "no_valid_pass",
+            Self::WeeklyLimitReached => "weekly_limit_reached",
             Self::InvalidSignature => "invalid_signature",
             Self::Unavailable => "database_unavailable",
             Self::Internal(_) => "internal_error",

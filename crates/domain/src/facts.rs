@@ -193,6 +193,50 @@ pub enum DomainEvent {
         /// A pack's credits; `None` for an unlimited pass.
         credits: Option<i32>,
     },
+    /// A booking took a credit, or the use of an unlimited pass.
+    CreditUsed {
+        /// The gym.
+        gym: GymId,
+        /// The pass.
+        pass: i64,
+        /// Its holder.
+        member: UserId,
+        /// The session booked.
+        session: SessionId,
+    },
+    /// A booking's credit went back to its pack (a cancellation in time, the
+    /// session's cancellation, the member's removal).
+    CreditRefunded {
+        /// The gym.
+        gym: GymId,
+        /// The pass.
+        pass: i64,
+        /// Its holder.
+        member: UserId,
+        /// The session.
+        session: SessionId,
+    },
+    /// A pack expired with credits left: they are gone.
+    PassExpired {
+        /// The gym.
+        gym: GymId,
+        /// The pass.
+        pass: i64,
+        /// Its holder.
+        member: UserId,
+        /// The credits it still had.
+        credits: i32,
+    },
+    /// Members at the head of a session's waitlist had no usable pass when a place
+    /// was freed: they left the queue, and the place went on to the next.
+    WaitlistSkipped {
+        /// The gym.
+        gym: GymId,
+        /// The session.
+        session: SessionId,
+        /// The members skipped, in queue order.
+        members: Vec<UserId>,
+    },
     /// A front desk's scan was refused (recorded in the refusal audit).
     CheckInRefused {
         /// The gym.
@@ -233,6 +277,10 @@ impl DomainEvent {
             | E::EventChanged { gym, .. }
             | E::CheckInRefused { gym, .. }
             | E::PassGranted { gym, .. }
+            | E::CreditUsed { gym, .. }
+            | E::CreditRefunded { gym, .. }
+            | E::PassExpired { gym, .. }
+            | E::WaitlistSkipped { gym, .. }
             | E::NoShows { gym, .. } => Some(*gym),
         }
     }

@@ -6,11 +6,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
+use crate::credits::Credits;
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
 pub use crate::members::Membership;
-use crate::schedule::{BookingWindow, ParticipationStatus, ScheduleRepository, WaitlistRules, free_place};
+use crate::passes::Cause;
+use crate::schedule::{BookingWindow, Leave, ParticipationStatus, ScheduleRepository, WaitlistRules, free_place};
 use crate::tx::{Tx, UnitOfWork};
 use crate::users::User;
 use crate::values::{Actor, GymId, Page, Role, UserId, optional_text, required_text, time_zone};
@@ -38,6 +40,10 @@ pub struct Gym {
     pub qr_mode: crate::values::QrMode,
     /// Members checked in within this many minutes count as in the gym.
     pub occupancy_window_minutes: i32,
+    /// Bookings and walk-ins need a usable pass, and take its credit.
+    pub booking_requires_pass: bool,
+    /// Minutes before a session's start from which a cancellation is late.
+    pub cancel_cutoff_minutes: i32,
 }
 
 pub use crate::limits::{OCCUPANCY_WINDOW_DEFAULT, OCCUPANCY_WINDOW_MAX};
@@ -64,6 +70,10 @@ pub struct GymPatch {
     pub qr_mode: Option<crate::values::QrMode>,
     /// Minutes a check-in counts toward the live occupancy.
     pub occupancy_window_minutes: Option<i32>,
+    /// Whether bookings need a pass.
+    pub booking_requires_pass: Option<bool>,
+    /// Minutes before a session's start from which a cancellation is late.
+    pub cancel_cutoff_minutes: Option<i32>,
 }
 
 impl GymPatch {
@@ -100,7 +110,21 @@ impl GymPatch {
                 "occupancy_window_minutes must be from 1 to {OCCUPANCY_WINDOW_MAX}"
             )));
         }
-        Ok(Gym { name, timezone, address, booking, waitlist, qr_mode, occupancy_window_minutes, ..gym.clone() })
+        let booking_requires_pass = self.booking_requires_pass.unwrap_or(gym.booking_requires_pass);
+        let cancel_cutoff_minutes = self.cancel_cutoff_minutes.unwrap_or(gym.cancel_cutoff_minutes);
+        crate::credits::CreditRules::new(booking_requires_pass, cancel_cutoff_minutes, timezone.as_str())?;
+        Ok(Gym {
+            name,
+            timezone,
+            address,
+            booking,
+            waitlist,
+            qr_mode,
+            occupancy_window_minutes,
+            booking_requires_pass,
+            cancel_cutoff_minutes,
+            ..gym.clone()
+        })
     }
 }
 
@@ -228,20 +252,23 @@ pub struct GymService {
     gyms: Arc<dyn GymRepository>,
     members: Arc<dyn MemberLock>,
     schedule: Arc<dyn ScheduleRepository>,
+    credits: Credits,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl GymService {
-    /// Wires the service to its ports (`schedule` to give a leaving member's places back).
+    /// Wires the service to its ports (`schedule` and `credits` to give a leaving
+    /// member's places and their credits back).
     pub fn new(
         gyms: Arc<dyn GymRepository>,
         members: Arc<dyn MemberLock>,
         schedule: Arc<dyn ScheduleRepository>,
+        credits: Credits,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { gyms, members, schedule, uow, clock }
+        Self { gyms, members, schedule, credits, uow, clock }
     }
 
     /// Creates a gym owned by the caller.
@@ -364,7 +391,7 @@ impl GymService {
             actor.require(policy::MANAGE_MEMBERS)?;
         }
         let (gym, now) = (actor.gym_id, self.clock.now());
-        let (_, rules) = self.schedule.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
+        let rules = self.schedule.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         let target = self.locked_target(&mut tx, actor, user).await?;
         if user != actor.user_id {
@@ -376,17 +403,27 @@ impl GymService {
         self.gyms.delete_member(&mut tx, gym, user).await?;
         let mut freed_sessions = Vec::new();
         let mut promoted = Vec::new();
+        // Every session's lock before any pass's (order 3 before 4).
+        let mut locked = Vec::new();
         for session in self.schedule.places_after(&mut tx, gym, user, now).await? {
-            match self.schedule.lock_session(&mut tx, gym, session, user).await? {
-                Some((s, Some(ParticipationStatus::Registered))) => {
-                    if let Some(next) = free_place(self.schedule.as_ref(), &mut tx, &s, user, rules, now).await? {
-                        promoted.push(DomainEvent::WaitlistPromoted { gym, session, member: next });
+            locked.extend(self.schedule.lock_session(&mut tx, gym, session, user).await?);
+        }
+        // Leaving the gym is not a late cancel: every credit goes back.
+        let leave = Leave { cut_off: false, cause: Cause::Member, actor: actor.user_id, at: now };
+        let leave = if user == actor.user_id { leave } else { Leave { cause: Cause::Staff, ..leave } };
+        for (s, held) in locked {
+            match held {
+                Some(ParticipationStatus::Registered) => {
+                    let freed =
+                        free_place(self.schedule.as_ref(), &self.credits, &mut tx, &s, user, &rules, leave).await?;
+                    if let Some(next) = freed.promoted {
+                        promoted.push(DomainEvent::WaitlistPromoted { gym, session: s.id, member: next });
                     }
-                    freed_sessions.push(session);
+                    freed_sessions.push(s.id);
                 }
-                Some((_, Some(ParticipationStatus::Waitlisted))) => {
+                Some(ParticipationStatus::Waitlisted) => {
                     let cancelled = ParticipationStatus::Cancelled;
-                    self.schedule.set_participation(&mut tx, gym, session, user, cancelled, None, now).await?;
+                    self.schedule.set_participation(&mut tx, gym, s.id, user, cancelled, None, now).await?;
                 }
                 _ => {}
             }
@@ -427,7 +464,7 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::mocks::*;
-    use crate::schedule::{Session, SessionStatus};
+    use crate::schedule::{BookingRules, Session, SessionStatus};
     use crate::values::{ClassId, SessionId};
     use time::Duration;
     use time::macros::datetime;
@@ -453,8 +490,15 @@ mod tests {
         mut schedule: MockScheduleRepository,
         uow: UnitOfWork,
     ) -> GymService {
-        schedule.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
-        GymService::new(Arc::new(gyms), Arc::new(members), Arc::new(schedule), uow, Arc::new(FixedClock(NOW)))
+        schedule.expect_booking_rules().returning(|_| Ok(Some(BookingRules::default())));
+        GymService::new(
+            Arc::new(gyms),
+            Arc::new(members),
+            Arc::new(schedule),
+            no_credits(),
+            uow,
+            Arc::new(FixedClock(NOW)),
+        )
     }
 
     /// The gym lock is taken, then `user`'s membership answers `found`.
@@ -477,6 +521,8 @@ mod tests {
             waitlist: WaitlistRules::default(),
             qr_mode: crate::values::QrMode::Static,
             occupancy_window_minutes: OCCUPANCY_WINDOW_DEFAULT,
+            booking_requires_pass: false,
+            cancel_cutoff_minutes: 0,
         }
     }
 
@@ -614,11 +660,14 @@ mod tests {
             .once()
             .returning(|_, _, _| Ok(Some(UserId(9))));
         schedule.expect_move_count().never();
-        for (s_id, who, status) in [
-            (3, UserId(2), ParticipationStatus::Cancelled),
-            (3, UserId(9), ParticipationStatus::Registered),
-            (5, UserId(2), ParticipationStatus::Cancelled),
-        ] {
+        schedule
+            .expect_set_booking()
+            .withf(|_, _, s, m, pass, _| *s == SessionId(3) && *m == UserId(9) && pass.is_none())
+            .once()
+            .returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
+        for (s_id, who, status) in
+            [(3, UserId(2), ParticipationStatus::Cancelled), (5, UserId(2), ParticipationStatus::Cancelled)]
+        {
             schedule
                 .expect_set_participation()
                 .withf(move |_, _, s, m, st, _, _| *s == SessionId(s_id) && *m == who && *st == status)
@@ -702,6 +751,8 @@ mod tests {
                     waitlist: WaitlistRules::default(),
                     qr_mode: crate::values::QrMode::Static,
                     occupancy_window_minutes: OCCUPANCY_WINDOW_DEFAULT,
+                    booking_requires_pass: false,
+                    cancel_cutoff_minutes: 0,
                 })
             });
         let svc = service(gyms, committing(vec![DomainEvent::GymCreated { gym: GYM, owner: UserId(2) }]));

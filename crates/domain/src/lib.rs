@@ -10,6 +10,7 @@ pub mod cache;
 pub mod calendar;
 pub mod changes;
 pub mod clock;
+pub mod credits;
 pub mod error;
 pub mod events;
 pub mod facts;

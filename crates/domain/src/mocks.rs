@@ -180,5 +180,26 @@ pub fn stored(
         status,
         attendance_time,
         created_at,
+        pass_id: None,
     }
+}
+
+/// What `set_booking` stores, as the adapter answers it (id 1): for its mocked
+/// `returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)))`.
+pub fn booked(
+    gym: GymId,
+    session: SessionId,
+    member: UserId,
+    pass: Option<i64>,
+    created_at: time::OffsetDateTime,
+) -> Participation {
+    Participation { pass_id: pass, ..stored(gym, session, member, ParticipationStatus::Registered, None, created_at) }
+}
+
+/// Credits of a gym where no booking used a pass: a session's places name none,
+/// and nothing else may be asked.
+pub fn no_credits() -> crate::credits::Credits {
+    let mut passes = MockPassRepository::new();
+    passes.expect_passes_used_in().returning(|_, _, _| Ok(vec![]));
+    crate::credits::Credits::new(Arc::new(passes))
 }

@@ -17,7 +17,7 @@ use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::plans::{Plan, PlanKind, PlanRepository};
 use crate::tx::{Tx, UnitOfWork};
-use crate::values::{Actor, GymId, Page, UserId, instant_in, required_text};
+use crate::values::{Actor, GymId, Page, SessionId, UserId, instant_in, required_text};
 use crate::{policy, values};
 
 /// How far from today (the gym's) a pass may start, in days, either way.
@@ -28,6 +28,8 @@ pub const ADJUST_MAX: i32 = 1000;
 pub const FREEZE_MAX_DAYS: i64 = 366;
 /// Longest reason of an adjustment.
 pub const REASON_MAX: usize = 500;
+/// Most passes one run of the expiry job expires (the rest wait for the next run).
+pub const EXPIRES_PER_RUN: u64 = 500;
 
 /// Where a pass stands at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,10 @@ pub struct Pass {
     pub frozen: Option<(OffsetDateTime, OffsetDateTime)>,
     /// When it was sold.
     pub created_at: OffsetDateTime,
+    /// Most bookings per ISO week, as its plan had it at the sale.
+    pub weekly_limit: Option<i32>,
+    /// The class categories it may book, as its plan had them at the sale; `None`: any.
+    pub categories: Option<Vec<String>>,
 }
 
 impl Pass {
@@ -233,6 +239,50 @@ pub struct NewPass {
     pub at: OffsetDateTime,
 }
 
+/// What a booking asks of a member's passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditAsk {
+    /// The gym.
+    pub gym: GymId,
+    /// The member booking.
+    pub member: UserId,
+    /// The session booked.
+    pub session: SessionId,
+    /// Its start: a pass must be valid then.
+    pub start: OffsetDateTime,
+    /// The ISO week of the start on the gym's wall clock, `[monday, next monday)`.
+    pub week: (OffsetDateTime, OffsetDateTime),
+}
+
+/// A pass a booking might use, read under its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usable {
+    /// Which ask of the read it answers (its index).
+    pub ask: usize,
+    /// The pass, with its credits left.
+    pub pass: Pass,
+    /// Bookings that used it for sessions in the ask's week (not given back).
+    pub week_uses: i64,
+    /// The category of the ask's session's class.
+    pub category: Option<String>,
+}
+
+/// A ledger entry of a booking: its participation and credit number are the
+/// member's current ones in the session (the storage reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingEntry {
+    /// The gym.
+    pub gym: GymId,
+    /// The pass.
+    pub pass: i64,
+    /// The session booked.
+    pub session: SessionId,
+    /// The member.
+    pub member: UserId,
+    /// `use`, `refund` or `forfeit`, and who caused it.
+    pub entry: NewEntry,
+}
+
 /// Passes and their ledger in storage.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -302,6 +352,45 @@ pub trait PassRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn ledger(&self, gym: GymId, member: UserId, page: Page) -> Result<Vec<CreditEntry>>;
+
+    /// Locks every pass of each ask's member that is not cancelled and is valid at
+    /// the ask's start, and the passes `also`, by one statement (lock order 4, in
+    /// ascending `(gym, id)`), then reads the asks' passes by the next statement with
+    /// their credits left, their uses in the ask's week and the category of the
+    /// ask's class.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock_usable(&self, tx: &mut Tx, asks: &[CreditAsk], also: &[(GymId, i64)]) -> Result<Vec<Usable>>;
+
+    /// Locks passes, given in ascending `(gym, id)` (lock order 4).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lock_passes(&self, tx: &mut Tx, passes: &[(GymId, i64)]) -> Result<()>;
+
+    /// Appends each booking's entry to its pack's chain, naming the member's current
+    /// booking of the session (its participation and credit number), one row per
+    /// pass; answers the passes appended to (an unlimited pass has no chain). A
+    /// second use or return of one booking is refused by the storage.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn append_for_bookings(&self, tx: &mut Tx, rows: &[BookingEntry]) -> Result<Vec<(GymId, i64)>>;
+
+    /// The passes the session's places (`registered` or `attended`) were booked
+    /// with, and their members (called with the session locked).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn passes_used_in(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<(i64, UserId)>>;
+
+    /// Passes past their expiry at `now`, not cancelled, with credits left: at most
+    /// `limit`, as `(gym, member, pass)`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn expired_with_credits(&self, now: OffsetDateTime, limit: u64) -> Result<Vec<(GymId, UserId, i64)>>;
 }
 
 /// One sale, by staff or by a payment.
@@ -547,6 +636,42 @@ impl PassService {
         Ok(pass)
     }
 
+    /// Expires the credits left on passes past their expiry (the job every instance
+    /// runs): one `expire` entry taking the balance to zero and a `pass_expired` fact
+    /// per pass, each pass in its own transaction under its lock, so instances
+    /// running at once expire a pass once (the second finds nothing left). At most
+    /// [`EXPIRES_PER_RUN`] per run; answers how many were expired. A credit given
+    /// back to an expired pass later (its session cancelled) is expired by the next run.
+    ///
+    /// # Errors
+    /// Storage failures (what was committed before stays).
+    pub async fn expire_passes(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for (gym, member, id) in self.repo.expired_with_credits(now, EXPIRES_PER_RUN).await? {
+            let mut tx = self.uow.begin().await?;
+            let Some(pass) = self.repo.lock_pass(&mut tx, gym, member, id).await? else { continue };
+            let left = pass.credits_left.unwrap_or(0);
+            if left <= 0 || pass.cancelled_at.is_some() || pass.expires_at > now {
+                continue;
+            }
+            let entry = NewEntry {
+                kind: EntryKind::Expire,
+                credits: -left,
+                participation_id: None,
+                reason: None,
+                actor_id: None,
+                cause: Cause::Job,
+                at: now,
+            };
+            self.repo.append(&mut tx, gym, id, &entry).await?;
+            tx.record(DomainEvent::PassExpired { gym, pass: id, member, credits: left });
+            self.uow.commit(tx).await?;
+            expired += 1;
+        }
+        Ok(expired)
+    }
+
     async fn zone(&self, gym: GymId) -> Result<jiff::tz::TimeZone> {
         values::gym_zone(&self.repo.gym_zone(gym).await?.ok_or(DomainError::NotAMember)?)
     }
@@ -607,6 +732,8 @@ mod tests {
             cancelled_at: None,
             frozen: None,
             created_at: NOW,
+            weekly_limit: None,
+            categories: None,
         }
     }
 
@@ -786,5 +913,28 @@ mod tests {
         assert_eq!(EntryKind::parse("refund"), Some(EntryKind::Refund));
         assert_eq!(Cause::parse("job"), Some(Cause::Job));
         assert_eq!(EntryKind::parse("gift"), None);
+    }
+    #[tokio::test]
+    async fn the_expiry_job_takes_the_credits_left_once_and_skips_a_pass_found_empty_under_its_lock() {
+        let mut repo = MockPassRepository::new();
+        repo.expect_expired_with_credits()
+            .withf(|now, limit| *now == NOW && *limit == EXPIRES_PER_RUN)
+            .returning(|_, _| Ok(vec![(GymId(2), UserId(3), 8), (GymId(2), UserId(3), 9)]));
+        let expired = Pass { expires_at: NOW - Duration::days(1), ..pass(Some(3)) };
+        let emptied = Pass { id: 9, ..Pass { credits_left: Some(0), ..expired.clone() } };
+        repo.expect_lock_pass().withf(|_, _, _, id| *id == 8).returning(move |_, _, _, _| Ok(Some(expired.clone())));
+        // Another instance expired pass 9 between the read and the lock.
+        repo.expect_lock_pass().withf(|_, _, _, id| *id == 9).returning(move |_, _, _, _| Ok(Some(emptied.clone())));
+        repo.expect_append()
+            .withf(|_, _, id, e| *id == 8 && e.kind == EntryKind::Expire && e.credits == -3 && e.cause == Cause::Job)
+            .once()
+            .returning(|_, _, _, _| Ok(()));
+        let mut db = crate::tx::MockDatabase::new();
+        db.expect_begin().times(2).returning(|| Ok(Tx::detached()));
+        let fact = DomainEvent::PassExpired { gym: GymId(2), pass: 8, member: UserId(3), credits: 3 };
+        db.expect_commit().withf(move |tx| tx.facts() == [fact.clone()]).once().returning(|_| Ok(vec![]));
+        let uow = UnitOfWork::new(Arc::new(db), crate::facts::Dispatcher::new());
+        let svc = service(repo, MockPlanRepository::new(), uow);
+        assert_eq!(svc.expire_passes().await, Ok(1));
     }
 }

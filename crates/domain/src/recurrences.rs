@@ -375,6 +375,8 @@ mod tests {
                 waitlist: WaitlistRules::default(),
                 qr_mode: crate::values::QrMode::Static,
                 occupancy_window_minutes: crate::limits::OCCUPANCY_WINDOW_DEFAULT,
+                booking_requires_pass: false,
+                cancel_cutoff_minutes: 0,
             }))
         });
         let mut repo = MockRecurrenceRepository::new();

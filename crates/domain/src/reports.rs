@@ -47,6 +47,28 @@ pub struct ClassFigures {
     pub no_shows: i64,
 }
 
+/// One plan's passes and credits over a report's dates: passes sold then, and the
+/// ledger's movements then (a pack's credits; unlimited passes keep no ledger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFigures {
+    /// The plan.
+    pub plan_id: i64,
+    /// Its name.
+    pub name: String,
+    /// Passes sold (by staff or paid).
+    pub passes_sold: i64,
+    /// Credits granted with them.
+    pub credits_granted: i64,
+    /// Credits bookings took.
+    pub credits_used: i64,
+    /// Credits cancellations gave back.
+    pub credits_refunded: i64,
+    /// Credits late cancels kept for the gym.
+    pub credits_forfeited: i64,
+    /// Credits gone with their passes' expiry.
+    pub credits_expired: i64,
+}
+
 /// A class's figures and rates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassReport {
@@ -89,6 +111,13 @@ pub trait ReportRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<ClassFigures>>;
 
+    /// Per plan of the gym, by plan id, its figures over `[from, through]`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn plan_figures(&self, gym: GymId, from: OffsetDateTime, through: OffsetDateTime)
+    -> Result<Vec<PlanFigures>>;
+
     /// The gym's time zone and whether `user` is a member of it; `None` for no gym.
     ///
     /// # Errors
@@ -119,6 +148,16 @@ impl ReportService {
     /// Wires the reports.
     pub fn new(repo: Arc<dyn ReportRepository>, clock: Arc<dyn Clock>) -> Self {
         Self { repo, clock }
+    }
+
+    /// Per plan, the passes sold and the credits granted, used, refunded, forfeited
+    /// and expired in the dates (UTC) (admin).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] below admin; storage failures.
+    pub async fn passes(&self, actor: &Actor, dates: DateRange) -> Result<Vec<PlanFigures>> {
+        actor.require(crate::policy::SEE_REPORTS)?;
+        self.repo.plan_figures(actor.gym_id, dates.from(), dates.through()).await
     }
 
     /// Per class, the sessions held in the dates (UTC) and their rates (admin).

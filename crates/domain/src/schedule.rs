@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::credits::{CreditRules, Credits};
 use crate::error::{DomainError, Result};
 use crate::facts::DomainEvent;
 use crate::members::MemberLock;
+use crate::passes::{Cause, EntryKind};
 use crate::tx::{Tx, UnitOfWork};
 use crate::values::{
     Actor, Capacity, ClassId, DateRange, DatesIn, DurationMinutes, GymId, Page, ParticipationId, SessionId, Timestamp,
@@ -174,6 +176,8 @@ pub enum ParticipationStatus {
     NoShow,
     /// Queued for a place of a full session.
     Waitlisted,
+    /// Gave the place back after the gym's cancel cut-off: the credit stays with the gym.
+    LateCancelled,
 }
 
 impl ParticipationStatus {
@@ -185,6 +189,7 @@ impl ParticipationStatus {
             Self::Cancelled => "cancelled",
             Self::NoShow => "no_show",
             Self::Waitlisted => "waitlisted",
+            Self::LateCancelled => "late_cancelled",
         }
     }
     /// Parses the stored name.
@@ -195,6 +200,7 @@ impl ParticipationStatus {
             "cancelled" => Some(Self::Cancelled),
             "no_show" => Some(Self::NoShow),
             "waitlisted" => Some(Self::Waitlisted),
+            "late_cancelled" => Some(Self::LateCancelled),
             _ => None,
         }
     }
@@ -217,6 +223,8 @@ pub struct Participation {
     pub attendance_time: Option<OffsetDateTime>,
     /// When the row was created.
     pub created_at: OffsetDateTime,
+    /// The pass its booking used, when the gym required one.
+    pub pass_id: Option<i64>,
 }
 
 /// A member's attendance of a session, to be written ([`ScheduleRepository::mark_attended`]).
@@ -233,6 +241,8 @@ pub struct Attendance {
     /// The member held a `registered` place when the check-in was decided (and took
     /// no place at the door): the mark holds only while it still does.
     pub registered: bool,
+    /// The pass a walk-in's place is taken with (a gym that requires passes).
+    pub pass: Option<i64>,
 }
 
 impl ParticipationStatus {
@@ -369,11 +379,24 @@ impl WaitlistRules {
     }
 }
 
+/// A gym's rules for bookings, read before a booking's transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingRules {
+    /// When members may book.
+    pub window: BookingWindow,
+    /// How its waitlists work.
+    pub waitlist: WaitlistRules,
+    /// Whether bookings use passes, and when a cancellation is late.
+    pub credits: CreditRules,
+}
+
 /// What a booking asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BookingRequest {
     /// Join the waitlist if the session is full (ignored when it has room).
     pub waitlist: bool,
+    /// Decide only: answer what the booking would do and change nothing.
+    pub dry_run: bool,
 }
 
 /// A booking's outcome: the participation, and its place in the queue when waitlisted.
@@ -408,42 +431,134 @@ pub fn refusal(
     }
 }
 
+/// What freeing a place did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freed {
+    /// The participation as the cancellation left it (it still names its booking's pass).
+    pub cancelled: Participation,
+    /// The member promoted from the waitlist into the place.
+    pub promoted: Option<UserId>,
+}
+
+/// Who gives a place back, and whether the gym's cancel cut-off applies (a member's
+/// own cancellation; not a removal from the gym).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leave {
+    /// The cancel cut-off applies: a late cancel forfeits the credit.
+    pub cut_off: bool,
+    /// Who or what causes it, for the ledger.
+    pub cause: Cause,
+    /// The user who causes it.
+    pub actor: UserId,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
 /// Frees a member's `registered` place in a session, inside `tx` and with the
-/// session locked ([`ScheduleRepository::lock_session`]): the participation becomes
-/// `cancelled`, and the place goes to the head of the session's waitlist unless the
-/// session is within the gym's cut-off (then it stays free for anyone) or walk-ins
-/// keep it over capacity (then no place is free). `session` is the row as locked.
-/// Answers the member promoted, whose fact the caller records.
+/// session locked ([`ScheduleRepository::lock_session`]), and settles its booking's
+/// credit.
 ///
-/// The promoted member's own lock is not taken (lock order 2 comes before the
-/// session's 3): what else may change their participation meanwhile — leaving the
-/// queue, a check-in at the door — takes this session's lock or marks only the
-/// status it decided on ([`ScheduleRepository::mark_attended`]).
+/// - The participation becomes `cancelled`, or `late_cancelled` from the gym's
+///   cancel cut-off on when it applies ([`CreditRules::is_late`]): a late cancel's
+///   credit is forfeited, any other is refunded.
+/// - The place goes to the head of the session's waitlist unless the session is
+///   within the gym's waitlist cut-off (then it stays free for anyone) or walk-ins
+///   keep it over capacity (then no place is free). In a gym that requires passes the
+///   promotion takes the promoted member's credit, and a head without a usable pass
+///   leaves the queue (`cancelled`, named by a `waitlist_skipped` fact) for the next.
+///
+/// `session` is the row as locked. The promotion's fact is the caller's.
+///
+/// Locks: the promoted member's own lock is not taken (lock order 2 comes before
+/// the session's 3): what else may change their participation meanwhile — leaving
+/// the queue, a check-in at the door — takes this session's lock or marks only the
+/// status it decided on ([`ScheduleRepository::mark_attended`]). The passes of the
+/// whole queue and of the booking given back are locked by one statement, in
+/// ascending order (order 4).
 ///
 /// # Errors
 /// Storage failures.
 pub async fn free_place(
     repo: &dyn ScheduleRepository,
+    credits: &Credits,
     tx: &mut Tx,
     session: &Session,
     member: UserId,
-    rules: WaitlistRules,
-    now: OffsetDateTime,
-) -> Result<Option<UserId>> {
-    let (gym, id) = (session.gym_id, session.id);
-    repo.set_participation(tx, gym, id, member, ParticipationStatus::Cancelled, None, now).await?;
+    rules: &BookingRules,
+    leave: Leave,
+) -> Result<Freed> {
+    let (gym, id, now) = (session.gym_id, session.id, leave.at);
+    let late = |used_pass| leave.cut_off && rules.credits.is_late(session.start_time, now, used_pass);
+    let status = if late(false) { ParticipationStatus::LateCancelled } else { ParticipationStatus::Cancelled };
+    let mut cancelled = repo.set_participation(tx, gym, id, member, status, None, now).await?;
+    let forfeit = late(cancelled.pass_id.is_some());
+    if forfeit && cancelled.status == ParticipationStatus::Cancelled {
+        // A gym without a cut-off: late only because the booking used a pass.
+        cancelled = repo.set_participation(tx, gym, id, member, ParticipationStatus::LateCancelled, None, now).await?;
+    }
+    let settled: Vec<(GymId, i64)> = cancelled.pass_id.map(|p| (gym, p)).into_iter().collect();
     // Walk-ins at the door may have taken the session past capacity: a place is free
     // for the queue only when the count falls below it.
     let room = session.registered_count - 1 < session.capacity;
-    let head =
-        if room && rules.promotes(session.start_time, now) { repo.waitlist_head(tx, gym, id).await? } else { None };
-    match head {
-        Some(next) => {
-            repo.set_participation(tx, gym, id, next, ParticipationStatus::Registered, None, now).await?;
+    let mut promoted = None;
+    if room && rules.waitlist.promotes(session.start_time, now) {
+        if rules.credits.requires_pass() {
+            promoted = promote_with_pass(repo, credits, tx, session, rules, &settled, now).await?;
+        } else if let Some(next) = repo.waitlist_head(tx, gym, id).await? {
+            repo.set_booking(tx, gym, id, next, None, now).await?;
+            promoted = Some(next);
         }
-        None => repo.move_count(tx, gym, id, -1).await?,
     }
-    Ok(head)
+    if promoted.is_none() {
+        repo.move_count(tx, gym, id, -1).await?;
+    }
+    let kind = if forfeit { EntryKind::Forfeit } else { EntryKind::Refund };
+    let given_back: Vec<(GymId, i64, SessionId, UserId)> =
+        cancelled.pass_id.map(|pass| (gym, pass, id, member)).into_iter().collect();
+    credits.settle(tx, &given_back, kind, leave.cause, Some(leave.actor), now).await?;
+    Ok(Freed { cancelled, promoted })
+}
+
+/// Promotes the first member of the session's queue who holds a usable pass, taking
+/// its credit; the ones before leave the queue. The queue's passes are locked with
+/// `also` (the pass of the booking given back) by one statement.
+async fn promote_with_pass(
+    repo: &dyn ScheduleRepository,
+    credits: &Credits,
+    tx: &mut Tx,
+    session: &Session,
+    rules: &BookingRules,
+    also: &[(GymId, i64)],
+    now: OffsetDateTime,
+) -> Result<Option<UserId>> {
+    let (gym, id) = (session.gym_id, session.id);
+    let queue = repo.waitlist_queue(tx, gym, id).await?;
+    if queue.is_empty() {
+        return Ok(None);
+    }
+    let asks = queue.iter().map(|m| rules.credits.ask(gym, *m, id, session.start_time)).collect::<Result<Vec<_>>>()?;
+    let read = credits.read(tx, &asks, also).await?;
+    let mut skipped = Vec::new();
+    let mut promoted = None;
+    for (i, next) in queue.into_iter().enumerate() {
+        match crate::credits::choose(read.iter().filter(|u| u.ask == i), session.start_time) {
+            Ok(pass) => {
+                repo.set_booking(tx, gym, id, next, Some(pass.id), now).await?;
+                credits.take(tx, &[(pass.clone(), id, None)], Cause::Job, now).await?;
+                promoted = Some(next);
+                break;
+            }
+            Err(DomainError::NoValidPass | DomainError::WeeklyLimitReached) => {
+                repo.set_participation(tx, gym, id, next, ParticipationStatus::Cancelled, None, now).await?;
+                skipped.push(next);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !skipped.is_empty() {
+        tx.record(DomainEvent::WaitlistSkipped { gym, session: id, members: skipped });
+    }
+    Ok(promoted)
 }
 
 /// Storage of classes, sessions and bookings. Every method is scoped to a gym:
@@ -581,6 +696,21 @@ pub trait ScheduleRepository: Send + Sync {
         attendance_time: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<Participation>;
+    /// Makes the member's participation in the session a `registered` booking, created
+    /// when absent, naming the pass it uses (`None`: none, the gym requires no pass);
+    /// a booking with a pass counts one more credit number. Answers it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn set_booking(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+        pass: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<Participation>;
     /// The sessions, starting after `after`, where the member holds a `registered`
     /// place or waits on the waitlist, by id (the order their locks are taken in).
     ///
@@ -603,7 +733,7 @@ pub trait ScheduleRepository: Send + Sync {
     ///
     /// # Errors
     /// Storage failures.
-    async fn booking_rules(&self, gym: GymId) -> Result<Option<(BookingWindow, WaitlistRules)>>;
+    async fn booking_rules(&self, gym: GymId) -> Result<Option<BookingRules>>;
     /// Queues the member at the tail of the session's waitlist (called with the
     /// session locked, so the queue's order is the order of the joins): their
     /// participation becomes `waitlisted`, created when absent. Answers it and its
@@ -624,6 +754,11 @@ pub trait ScheduleRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn waitlist_head(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Option<UserId>>;
+    /// The session's whole waitlist, head first (called with the session locked).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn waitlist_queue(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>>;
     /// How many waitlists of the gym's sessions starting after `after` the member is
     /// on (read under the member's lock).
     ///
@@ -647,19 +782,22 @@ pub trait ScheduleRepository: Send + Sync {
 pub struct ScheduleService {
     repo: Arc<dyn ScheduleRepository>,
     members: Arc<dyn MemberLock>,
+    credits: Credits,
     uow: UnitOfWork,
     clock: Arc<dyn Clock>,
 }
 
 impl ScheduleService {
-    /// Wires the service to its ports (`members` for the member's lock of a booking).
+    /// Wires the service to its ports (`members` for the member's lock of a booking,
+    /// `credits` for the passes bookings use).
     pub fn new(
         repo: Arc<dyn ScheduleRepository>,
         members: Arc<dyn MemberLock>,
+        credits: Credits,
         uow: UnitOfWork,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { repo, members, uow, clock }
+        Self { repo, members, credits, uow, clock }
     }
 
     /// Active classes of the actor's gym.
@@ -815,6 +953,12 @@ impl ScheduleService {
         if session.status == SessionStatus::Cancelled {
             return Ok(session);
         }
+        // Every credit used for the session goes back, attended places' too: the gym
+        // called the class off.
+        let used: Vec<(GymId, i64, SessionId, UserId)> =
+            self.credits.used_in(&mut tx, gym, id).await?.into_iter().map(|(p, m)| (gym, p, id, m)).collect();
+        let now = self.clock.now();
+        self.credits.settle(&mut tx, &used, EntryKind::Refund, Cause::Staff, Some(actor.user_id), now).await?;
         let mut members = self.repo.cancel_bookings(&mut tx, gym, id, ParticipationStatus::Registered).await?;
         if !members.is_empty() {
             let freed = i32::try_from(members.len()).map_err(DomainError::internal)?;
@@ -829,45 +973,61 @@ impl ScheduleService {
     }
 
     /// Books the actor a place in a session, in one transaction under the member's
-    /// lock and the session's (lock order 2 then 3), so a removal of the member, a
-    /// second booking or a cancellation cannot interleave.
+    /// lock and the session's (lock order 2 then 3), and in a gym that requires
+    /// passes the passes' (order 4), so a removal of the member, a second booking, a
+    /// cancellation or another use of the same credits cannot interleave.
     ///
     /// The rules, in order: the member still belongs to the gym (`not_a_member`); the
     /// session exists in the gym (`session_not_found`); it is scheduled and has not
     /// started (`session_not_open`); the gym's booking window is open
     /// (`session_not_open` after it closed, `booking_not_open` before it opens); the
     /// member holds no place yet (`already_registered`); a place is free
-    /// (`session_full`). A full session with `waitlist` asked for queues the member
-    /// instead: not already queued there (`already_waitlisted`), and on fewer of the
-    /// gym's waitlists than it allows (`waitlist_limit`).
+    /// (`session_full`); in a gym that requires passes, a usable pass
+    /// (`weekly_limit_reached` when only weekly limits stand in the way, else
+    /// `no_valid_pass`; see [`crate::credits::choose`]), whose credit the booking
+    /// takes. A full session with `waitlist` asked for queues the member instead,
+    /// taking nothing: not already queued there (`already_waitlisted`), and on fewer
+    /// of the gym's waitlists than it allows (`waitlist_limit`).
     ///
     /// The gym's rules are read before the transaction: a booking racing a change of
-    /// the gym's settings is judged by the settings it started under.
+    /// the gym's settings is judged by the settings it started under. A dry run
+    /// decides the same way, under the same locks, and rolls everything back.
     ///
     /// # Errors
     /// The variants named above.
     pub async fn register(&self, actor: &Actor, session_id: SessionId, ask: BookingRequest) -> Result<Booking> {
         let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
-        let (window, waitlist) = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
+        let rules = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         let (session, held) =
             self.repo.lock_session(&mut tx, gym, session_id, member).await?.ok_or(DomainError::SessionNotFound)?;
-        let booking = match refusal(&session, held, window, now) {
+        let booking = match refusal(&session, held, rules.window, now) {
             None => {
+                let pass = match rules.credits.requires_pass() {
+                    true => Some(
+                        self.credits
+                            .pass_for(&mut tx, &rules.credits, (gym, session_id, session.start_time), member)
+                            .await?,
+                    ),
+                    false => None,
+                };
                 self.repo.move_count(&mut tx, gym, session_id, 1).await?;
-                let p = self
-                    .repo
-                    .set_participation(&mut tx, gym, session_id, member, ParticipationStatus::Registered, None, now)
-                    .await?;
+                let p =
+                    self.repo.set_booking(&mut tx, gym, session_id, member, pass.as_ref().map(|p| p.id), now).await?;
                 tx.record(DomainEvent::Booked { gym, session: session_id, member });
+                if let Some(pass) = pass {
+                    self.credits.take(&mut tx, &[(pass, session_id, Some(member))], Cause::Member, now).await?;
+                }
                 Booking { participation: p, waitlist_position: None }
             }
             Some(DomainError::SessionFull) if ask.waitlist => {
                 if held == Some(ParticipationStatus::Waitlisted) {
                     return Err(DomainError::AlreadyWaitlisted);
                 }
-                if self.repo.waitlists_of(&mut tx, gym, member, now).await? >= i64::from(waitlist.max_per_member()) {
+                if self.repo.waitlists_of(&mut tx, gym, member, now).await?
+                    >= i64::from(rules.waitlist.max_per_member())
+                {
                     return Err(DomainError::WaitlistLimit);
                 }
                 let (p, position) = self.repo.join_waitlist(&mut tx, gym, session_id, member, now).await?;
@@ -876,13 +1036,21 @@ impl ScheduleService {
             }
             Some(refused) => return Err(refused),
         };
-        self.uow.commit(tx).await?;
+        if ask.dry_run {
+            // Dropped: rolled back, nothing was written and no fact recorded.
+            drop(tx);
+        } else {
+            self.uow.commit(tx).await?;
+        }
         Ok(booking)
     }
 
     /// Gives the actor's place back, or takes them off the session's waitlist, in one
     /// transaction under the member's lock and the session's. A freed place goes to
-    /// the head of the waitlist ([`free_place`]).
+    /// the head of the waitlist ([`free_place`]). Before the gym's cancel cut-off the
+    /// booking's credit goes back to its pass; from it on the cancel is late: the
+    /// participation becomes `late_cancelled` and the gym keeps the credit (see
+    /// [`CreditRules::is_late`]).
     ///
     /// # Errors
     /// [`DomainError::NotAMember`] when the actor left the gym meanwhile;
@@ -891,15 +1059,17 @@ impl ScheduleService {
     /// and is not on its waitlist.
     pub async fn unregister(&self, actor: &Actor, session_id: SessionId) -> Result<()> {
         let (gym, member, now) = (actor.gym_id, actor.user_id, self.clock.now());
-        let (_, rules) = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
+        let rules = self.repo.booking_rules(gym).await?.ok_or(DomainError::NotAMember)?;
         let mut tx = self.uow.begin().await?;
         self.members.lock_member(&mut tx, gym, member).await?.ok_or(DomainError::NotAMember)?;
         match self.repo.lock_session(&mut tx, gym, session_id, member).await? {
             None => return Err(DomainError::SessionNotFound),
             Some((session, Some(ParticipationStatus::Registered))) => {
-                let promoted = free_place(self.repo.as_ref(), &mut tx, &session, member, rules, now).await?;
+                let leave = Leave { cut_off: true, cause: Cause::Member, actor: member, at: now };
+                let freed =
+                    free_place(self.repo.as_ref(), &self.credits, &mut tx, &session, member, &rules, leave).await?;
                 tx.record(DomainEvent::BookingCancelled { gym, session: session_id, member });
-                if let Some(next) = promoted {
+                if let Some(next) = freed.promoted {
                     tx.record(DomainEvent::WaitlistPromoted { gym, session: session_id, member: next });
                 }
             }
@@ -995,7 +1165,7 @@ mod tests {
     }
 
     fn svc(repo: MockScheduleRepository, gyms: MockMemberLock, uow: UnitOfWork) -> ScheduleService {
-        ScheduleService::new(Arc::new(repo), Arc::new(gyms), uow, Arc::new(FixedClock(NOW)))
+        ScheduleService::new(Arc::new(repo), Arc::new(gyms), no_credits(), uow, Arc::new(FixedClock(NOW)))
     }
 
     /// The member is still a member under the lock.
@@ -1010,7 +1180,7 @@ mod tests {
     fn locked(s: Option<Session>, held: Option<ParticipationStatus>) -> MockScheduleRepository {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), s.map(|s| (s, held)));
-        repo.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
+        repo.expect_booking_rules().returning(|_| Ok(Some(BookingRules::default())));
         repo
     }
 
@@ -1126,10 +1296,12 @@ mod tests {
             UserId(5),
             Some((session(start, SessionStatus::Scheduled), None)),
         );
-        repo.expect_booking_rules()
-            .withf(|g| *g == GYM)
-            .once()
-            .returning(|_| Ok(Some((BookingWindow::new(Some(24), 0).expect("valid"), WaitlistRules::default()))));
+        repo.expect_booking_rules().withf(|g| *g == GYM).once().returning(|_| {
+            Ok(Some(BookingRules {
+                window: BookingWindow::new(Some(24), 0).expect("valid"),
+                ..BookingRules::default()
+            }))
+        });
         assert_eq!(
             register(repo, rolling_back()).await,
             Err(DomainError::BookingNotOpen { opens_at: start - Duration::hours(24) })
@@ -1197,17 +1369,12 @@ mod tests {
             .withf(|_, g, s, d| *g == GYM && *s == SessionId(11) && *d == 1)
             .once()
             .returning(|_, _, _, _| Ok(()));
-        repo.expect_set_participation()
-            .withf(|_, g, s, m, st, t, now| {
-                *g == GYM
-                    && *s == SessionId(11)
-                    && *m == UserId(5)
-                    && *st == ParticipationStatus::Registered
-                    && t.is_none()
-                    && *now == NOW
+        repo.expect_set_booking()
+            .withf(|_, g, s, m, pass, now| {
+                *g == GYM && *s == SessionId(11) && *m == UserId(5) && pass.is_none() && *now == NOW
             })
             .once()
-            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+            .returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
         let uow = committing(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         let p = register(repo, uow).await.expect("booked");
         assert_eq!(p.status, ParticipationStatus::Registered);
@@ -1247,12 +1414,15 @@ mod tests {
         let full = Session { registered_count: 10, ..session(NOW + Duration::hours(1), SessionStatus::Scheduled) };
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), Some((full, held)));
-        repo.expect_booking_rules().returning(move |_| Ok(Some((BookingWindow::default(), rules))));
+        repo.expect_booking_rules()
+            .returning(move |_| Ok(Some(BookingRules { waitlist: rules, ..BookingRules::default() })));
         repo
     }
 
     async fn join(repo: MockScheduleRepository, uow: UnitOfWork) -> Result<Booking> {
-        svc(repo, member_locked(), uow).register(&member(), SessionId(11), BookingRequest { waitlist: true }).await
+        svc(repo, member_locked(), uow)
+            .register(&member(), SessionId(11), BookingRequest { waitlist: true, ..BookingRequest::default() })
+            .await
     }
 
     #[tokio::test]
@@ -1290,10 +1460,7 @@ mod tests {
         let mut repo = locked(Some(session(NOW + Duration::hours(1), SessionStatus::Scheduled)), None);
         repo.expect_join_waitlist().never();
         repo.expect_move_count().withf(|_, _, _, d| *d == 1).once().returning(|_, _, _, _| Ok(()));
-        repo.expect_set_participation()
-            .withf(|_, _, _, _, st, _, _| *st == ParticipationStatus::Registered)
-            .once()
-            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        repo.expect_set_booking().once().returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
         let uow = committing(vec![DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) }]);
         let got = join(repo, uow).await.expect("booked");
         assert_eq!((got.participation.status, got.waitlist_position), (ParticipationStatus::Registered, None));
@@ -1309,10 +1476,10 @@ mod tests {
             .withf(|_, _, _, m, st, _, _| *m == UserId(5) && *st == ParticipationStatus::Cancelled)
             .once()
             .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
-        repo.expect_set_participation()
-            .withf(|_, _, _, m, st, _, _| *m == UserId(8) && *st == ParticipationStatus::Registered)
+        repo.expect_set_booking()
+            .withf(|_, _, _, m, pass, _| *m == UserId(8) && pass.is_none())
             .once()
-            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+            .returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
         let uow = committing(vec![
             DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) },
             DomainEvent::WaitlistPromoted { gym: GYM, session: SessionId(11), member: UserId(8) },
@@ -1343,7 +1510,8 @@ mod tests {
         let mut repo = MockScheduleRepository::new();
         with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), Some((soon, held)));
         let rules = WaitlistRules::new(30, 5).expect("valid");
-        repo.expect_booking_rules().returning(move |_| Ok(Some((BookingWindow::default(), rules))));
+        repo.expect_booking_rules()
+            .returning(move |_| Ok(Some(BookingRules { waitlist: rules, ..BookingRules::default() })));
         repo.expect_waitlist_head().never();
         repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
         repo.expect_set_participation()
@@ -1372,6 +1540,7 @@ mod tests {
         let svc2 = ScheduleService::new(
             Arc::new(MockScheduleRepository::new()),
             Arc::new(MockMemberLock::new()),
+            no_credits(),
             untouched(),
             Arc::new(FixedClock(NOW)),
         );
@@ -1402,7 +1571,7 @@ mod tests {
         let mut gyms = MockMemberLock::new();
         with_locked_member(&mut gyms, GYM, UserId(5), None);
         let mut repo = MockScheduleRepository::new();
-        repo.expect_booking_rules().returning(|_| Ok(Some((BookingWindow::default(), WaitlistRules::default()))));
+        repo.expect_booking_rules().returning(|_| Ok(Some(BookingRules::default())));
         let got = svc(repo, gyms, rolling_back()).register(&member(), SessionId(11), BookingRequest::default()).await;
         assert_eq!(got, Err(DomainError::NotAMember));
     }
@@ -1498,5 +1667,227 @@ mod tests {
         };
         let c = svc(repo, MockMemberLock::new(), uow).create_class(&staff(), new).await.expect("created");
         assert_eq!(c.name, "Yoga");
+    }
+    // Bookings in a gym that requires passes.
+
+    fn pass_of(id: i64, member: UserId, left: Option<i32>, expires: OffsetDateTime) -> crate::passes::Pass {
+        crate::passes::Pass {
+            id,
+            gym_id: GYM,
+            member_id: member,
+            plan_id: 1,
+            kind: if left.is_some() { crate::plans::PlanKind::Pack } else { crate::plans::PlanKind::Unlimited },
+            credits_total: left,
+            credits_left: left,
+            starts_at: NOW - Duration::days(1),
+            expires_at: expires,
+            cancelled_at: None,
+            frozen: None,
+            created_at: NOW - Duration::days(1),
+            weekly_limit: None,
+            categories: None,
+        }
+    }
+
+    fn usable(ask: usize, pass: crate::passes::Pass) -> crate::passes::Usable {
+        crate::passes::Usable { ask, pass, week_uses: 0, category: None }
+    }
+
+    fn pass_rules(cutoff: i32) -> BookingRules {
+        BookingRules { credits: CreditRules::new(true, cutoff, "UTC").expect("valid"), ..BookingRules::default() }
+    }
+
+    /// Session 11 locked with the member's participation, in a gym requiring passes.
+    fn locked_with_passes(s: Session, held: Option<ParticipationStatus>, cutoff: i32) -> MockScheduleRepository {
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(&mut repo, GYM, SessionId(11), UserId(5), Some((s, held)));
+        repo.expect_booking_rules().returning(move |_| Ok(Some(pass_rules(cutoff))));
+        repo
+    }
+
+    fn svc_with(repo: MockScheduleRepository, passes: MockPassRepository, uow: UnitOfWork) -> ScheduleService {
+        let credits = Credits::new(Arc::new(passes));
+        ScheduleService::new(Arc::new(repo), Arc::new(member_locked()), credits, uow, Arc::new(FixedClock(NOW)))
+    }
+
+    fn entry_of(kind: EntryKind, credits: i32) -> impl Fn(&crate::passes::BookingEntry) -> bool {
+        move |r| r.entry.kind == kind && r.entry.credits == credits
+    }
+
+    #[tokio::test]
+    async fn a_booking_in_a_gym_that_requires_passes_takes_the_soonest_expiring_packs_credit() {
+        let mut repo = locked_with_passes(session(NOW + Duration::days(1), SessionStatus::Scheduled), None, 0);
+        repo.expect_move_count().withf(|_, _, _, d| *d == 1).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_booking()
+            .withf(|_, _, _, m, pass, _| *m == UserId(5) && *pass == Some(2))
+            .once()
+            .returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
+        let mut passes = MockPassRepository::new();
+        passes
+            .expect_lock_usable()
+            .withf(|_, asks, also| {
+                asks.len() == 1
+                    && asks[0].member == UserId(5)
+                    && asks[0].start == NOW + Duration::days(1)
+                    && also.is_empty()
+            })
+            .once()
+            .returning(|_, _, _| {
+                Ok(vec![
+                    usable(0, pass_of(1, UserId(5), Some(4), NOW + Duration::days(30))),
+                    usable(0, pass_of(2, UserId(5), Some(1), NOW + Duration::days(9))),
+                ])
+            });
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == 2 && entry_of(EntryKind::Use, -1)(&rows[0]))
+            .once()
+            .returning(|_, rows| Ok(rows.iter().map(|r| (r.gym, r.pass)).collect()));
+        let uow = committing(vec![
+            DomainEvent::Booked { gym: GYM, session: SessionId(11), member: UserId(5) },
+            DomainEvent::CreditUsed { gym: GYM, pass: 2, member: UserId(5), session: SessionId(11) },
+        ]);
+        let got = svc_with(repo, passes, uow).register(&member(), SessionId(11), BookingRequest::default()).await;
+        assert_eq!(got.map(|b| b.participation.pass_id), Ok(Some(2)));
+    }
+
+    #[tokio::test]
+    async fn without_a_usable_pass_a_booking_is_refused_and_a_dry_run_commits_nothing() {
+        let mut repo = locked_with_passes(session(NOW + Duration::days(1), SessionStatus::Scheduled), None, 0);
+        repo.expect_move_count().never();
+        let mut passes = MockPassRepository::new();
+        let empty = pass_of(1, UserId(5), Some(0), NOW + Duration::days(30));
+        passes.expect_lock_usable().once().returning(move |_, _, _| Ok(vec![usable(0, empty.clone())]));
+        let svc = svc_with(repo, passes, rolling_back());
+        assert_eq!(
+            svc.register(&member(), SessionId(11), BookingRequest::default()).await,
+            Err(DomainError::NoValidPass)
+        );
+
+        // A dry run decides as a booking does, writes under the transaction and drops it.
+        let mut repo = locked_with_passes(session(NOW + Duration::days(1), SessionStatus::Scheduled), None, 0);
+        repo.expect_move_count().once().returning(|_, _, _, _| Ok(()));
+        repo.expect_set_booking().once().returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
+        let mut passes = MockPassRepository::new();
+        let open = pass_of(3, UserId(5), None, NOW + Duration::days(30));
+        passes.expect_lock_usable().once().returning(move |_, _, _| Ok(vec![usable(0, open.clone())]));
+        passes.expect_append_for_bookings().never();
+        let ask = BookingRequest { dry_run: true, ..BookingRequest::default() };
+        let got = svc_with(repo, passes, rolling_back()).register(&member(), SessionId(11), ask).await;
+        assert_eq!(got.map(|b| b.participation.pass_id), Ok(Some(3)), "an unlimited pass keeps no ledger");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_after_the_cutoff_is_late_and_the_gym_keeps_the_credit() {
+        let start = NOW + Duration::minutes(30);
+        let mut repo =
+            locked_with_passes(session(start, SessionStatus::Scheduled), Some(ParticipationStatus::Registered), 60);
+        repo.expect_set_participation()
+            .withf(|_, _, _, m, st, _, _| *m == UserId(5) && *st == ParticipationStatus::LateCancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(Participation { pass_id: Some(4), ..stored(g, s, m, st, t, now) }));
+        repo.expect_waitlist_queue().once().returning(|_, _, _| Ok(vec![]));
+        repo.expect_move_count().withf(|_, _, _, d| *d == -1).once().returning(|_, _, _, _| Ok(()));
+        let mut passes = MockPassRepository::new();
+        passes.expect_lock_passes().withf(|_, keys| keys == [(GYM, 4)]).once().returning(|_, _| Ok(()));
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == 4 && entry_of(EntryKind::Forfeit, 0)(&rows[0]))
+            .once()
+            .returning(|_, rows| Ok(rows.iter().map(|r| (r.gym, r.pass)).collect()));
+        let uow =
+            committing(vec![DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) }]);
+        assert_eq!(svc_with(repo, passes, uow).unregister(&member(), SessionId(11)).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_cancel_in_time_refunds_and_the_promotion_skips_a_head_without_a_pass() {
+        let mut repo = locked_with_passes(
+            session(NOW + Duration::days(1), SessionStatus::Scheduled),
+            Some(ParticipationStatus::Registered),
+            60,
+        );
+        repo.expect_set_participation()
+            .withf(|_, _, _, m, st, _, _| *m == UserId(5) && *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(Participation { pass_id: Some(4), ..stored(g, s, m, st, t, now) }));
+        repo.expect_waitlist_queue().once().returning(|_, _, _| Ok(vec![UserId(8), UserId(9)]));
+        repo.expect_set_participation()
+            .withf(|_, _, _, m, st, _, _| *m == UserId(8) && *st == ParticipationStatus::Cancelled)
+            .once()
+            .returning(|_, g, s, m, st, t, now| Ok(stored(g, s, m, st, t, now)));
+        repo.expect_set_booking()
+            .withf(|_, _, _, m, pass, _| *m == UserId(9) && *pass == Some(7))
+            .once()
+            .returning(|_, g, s, m, pass, now| Ok(booked(g, s, m, pass, now)));
+        repo.expect_move_count().never();
+        let mut passes = MockPassRepository::new();
+        // The queue's passes and the one given back, locked by one statement.
+        passes
+            .expect_lock_usable()
+            .withf(|_, asks, also| asks.len() == 2 && also == [(GYM, 4)])
+            .once()
+            .returning(|_, _, _| Ok(vec![usable(1, pass_of(7, UserId(9), Some(2), NOW + Duration::days(20)))]));
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == 7 && entry_of(EntryKind::Use, -1)(&rows[0]))
+            .once()
+            .returning(|_, rows| Ok(rows.iter().map(|r| (r.gym, r.pass)).collect()));
+        passes.expect_lock_passes().once().returning(|_, _| Ok(()));
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 1 && rows[0].pass == 4 && entry_of(EntryKind::Refund, 1)(&rows[0]))
+            .once()
+            .returning(|_, rows| Ok(rows.iter().map(|r| (r.gym, r.pass)).collect()));
+        let uow = committing(vec![
+            DomainEvent::CreditUsed { gym: GYM, pass: 7, member: UserId(9), session: SessionId(11) },
+            DomainEvent::WaitlistSkipped { gym: GYM, session: SessionId(11), members: vec![UserId(8)] },
+            DomainEvent::CreditRefunded { gym: GYM, pass: 4, member: UserId(5), session: SessionId(11) },
+            DomainEvent::BookingCancelled { gym: GYM, session: SessionId(11), member: UserId(5) },
+            DomainEvent::WaitlistPromoted { gym: GYM, session: SessionId(11), member: UserId(9) },
+        ]);
+        assert_eq!(svc_with(repo, passes, uow).unregister(&member(), SessionId(11)).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_session_cancelled_by_the_gym_gives_back_every_credit_used_for_it() {
+        let mut repo = MockScheduleRepository::new();
+        with_locked_session(
+            &mut repo,
+            GYM,
+            SessionId(11),
+            UserId(1),
+            Some((session(NOW + Duration::days(1), SessionStatus::Scheduled), None)),
+        );
+        repo.expect_cancel_bookings()
+            .withf(|_, _, _, st| *st == ParticipationStatus::Registered)
+            .returning(|_, _, _, _| Ok(vec![UserId(5), UserId(6)]));
+        repo.expect_cancel_bookings()
+            .withf(|_, _, _, st| *st == ParticipationStatus::Waitlisted)
+            .returning(|_, _, _, _| Ok(vec![]));
+        repo.expect_move_count().withf(|_, _, _, d| *d == -2).once().returning(|_, _, _, _| Ok(()));
+        repo.expect_cancel_session()
+            .returning(|_, _, _| Ok(Some(session(NOW + Duration::days(1), SessionStatus::Cancelled))));
+        let mut passes = MockPassRepository::new();
+        passes.expect_passes_used_in().once().returning(|_, _, _| Ok(vec![(4, UserId(5)), (6, UserId(6))]));
+        passes.expect_lock_passes().withf(|_, keys| keys == [(GYM, 4), (GYM, 6)]).once().returning(|_, _| Ok(()));
+        passes
+            .expect_append_for_bookings()
+            .withf(|_, rows| rows.len() == 2 && rows.iter().all(entry_of(EntryKind::Refund, 1)))
+            .once()
+            // Pass 6 is unlimited: it keeps no ledger.
+            .returning(|_, _| Ok(vec![(GYM, 4)]));
+        let uow = committing(vec![
+            DomainEvent::CreditRefunded { gym: GYM, pass: 4, member: UserId(5), session: SessionId(11) },
+            DomainEvent::SessionCancelled { gym: GYM, session: SessionId(11), members: vec![UserId(5), UserId(6)] },
+        ]);
+        let svc = ScheduleService::new(
+            Arc::new(repo),
+            Arc::new(MockMemberLock::new()),
+            Credits::new(Arc::new(passes)),
+            uow,
+            Arc::new(FixedClock(NOW)),
+        );
+        assert!(svc.cancel_session(&staff(), SessionId(11)).await.is_ok());
     }
 }

@@ -16,9 +16,12 @@
 //! 2. members' membership rows (booking, cancelling, check-in, removal), several at
 //!    once by ascending `(gym, user)` (a batch of check-ins);
 //! 3. session rows, by ascending `(gym, id)`;
-//! 4. pass rows (an adjustment or an end of a member's pass; the credits of a
-//!    booking are taken under this lock too, after the session's), by ascending
-//!    `(gym, id)`;
+//! 4. pass rows (an adjustment, a freeze, an end or an expiry of a pass; the
+//!    credits of a booking, a promotion, a walk-in, a refund or a forfeit, after the
+//!    sessions'), by ascending `(gym, id)`, every pass a step needs taken by one
+//!    statement (`PassRepository::lock_usable`, `lock_passes`): a freed place locks
+//!    the passes of its whole waitlist with the one given back, a batch of check-ins
+//!    those of all its walk-ins, a session's cancellation those of all its places;
 //! 5. participation rows (a session's cancellation, and a promotion from its
 //!    waitlist, change participations under the session's lock alone, taking no
 //!    member's: a check-in marks a participation only while it is in the status the

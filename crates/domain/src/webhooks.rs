@@ -28,7 +28,7 @@ use crate::values::{Actor, GymId, Page};
 
 /// The event types an endpoint may ask for (the public names of facts: see
 /// [`crate::changes::public_type`]).
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "checkin.succeeded",
     "checkin.refused",
     "registration.created",
@@ -36,6 +36,9 @@ pub const EVENT_TYPES: [&str; 7] = [
     "waitlist.promoted",
     "session.cancelled",
     "pass.granted",
+    "pass.expired",
+    "credit.used",
+    "credit.refunded",
 ];
 
 /// Most endpoints a gym may register.

@@ -3,6 +3,7 @@
 mod attendance;
 mod auth;
 mod batching;
+mod booking_credits;
 mod cache;
 mod calendar;
 mod cancelling;

@@ -227,7 +227,8 @@ gymapi_tests::per_backend!(two_instances_running_the_no_show_job_at_once_mark_ea
     let later: Arc<dyn domain::clock::Clock> = Arc::new(domain::clock::FixedClock(now() + Duration::hours(2)));
     let job = |db: &Arc<Db>| {
         let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
-        AttendanceService::new(db.clone(), db.clone(), db.clone(), uow, later.clone(), Duration::minutes(30))
+        let credits = domain::credits::Credits::new(db.clone());
+        AttendanceService::new(db.clone(), db.clone(), db.clone(), credits, uow, later.clone(), Duration::minutes(30))
     };
     let (a, b) = (job(&db), job(&other));
     let marked = race(8, |i| {

@@ -161,11 +161,19 @@ contract!(a_booking_raced_against_the_members_removal_never_keeps_a_place, |db| 
 });
 
 contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
-    use domain::schedule::{BookingWindow, ScheduleRepository, WaitlistRules};
+    use domain::credits::CreditRules;
+    use domain::schedule::{BookingRules, BookingWindow, ScheduleRepository, WaitlistRules};
     let (g, _) = gym(&db).await;
     let (other, _) = gym(&db).await;
     assert_eq!((g.booking, g.waitlist), (BookingWindow::default(), WaitlistRules::default()), "a new gym's defaults");
-    let defaults = (BookingWindow::default(), WaitlistRules::default());
+    let defaults = BookingRules {
+        credits: CreditRules::new(false, 0, g.timezone.as_str()).expect("valid"),
+        ..BookingRules::default()
+    };
+    let theirs = BookingRules {
+        credits: CreditRules::new(false, 0, other.timezone.as_str()).expect("valid"),
+        ..defaults.clone()
+    };
     assert_eq!(ScheduleRepository::booking_rules(&*db, g.id).await, Ok(Some(defaults)));
     let window = BookingWindow::new(Some(48), 30).expect("valid");
     let waitlist = WaitlistRules::new(15, 2).expect("valid");
@@ -175,6 +183,8 @@ contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
         address: Some("Calle 2".into()),
         booking: window,
         waitlist,
+        booking_requires_pass: true,
+        cancel_cutoff_minutes: 120,
         ..g.clone()
     };
     let locked = in_tx!(db, |tx| db.locked_gym(tx, g.id)).expect("lock");
@@ -182,7 +192,11 @@ contract!(a_gyms_settings_are_stored_read_back_and_kept_in_range, |db| {
     assert_eq!(in_tx!(db, |tx| db.locked_gym(tx, GymId(i64::MAX))), Ok(None));
     assert_eq!(in_tx!(db, |tx| db.update_gym(tx, &changed)), Ok(changed.clone()));
     assert_eq!(GymRepository::by_id(&*db, g.id).await, Ok(Some(changed.clone())));
-    assert_eq!(ScheduleRepository::booking_rules(&*db, g.id).await, Ok(Some((window, waitlist))));
-    assert_eq!(ScheduleRepository::booking_rules(&*db, other.id).await, Ok(Some(defaults)), "its own");
+    let credits = CreditRules::new(true, 120, "Europe/Madrid").expect("valid");
+    assert_eq!(
+        ScheduleRepository::booking_rules(&*db, g.id).await,
+        Ok(Some(BookingRules { window, waitlist, credits }))
+    );
+    assert_eq!(ScheduleRepository::booking_rules(&*db, other.id).await, Ok(Some(theirs)), "its own");
     assert_eq!(ScheduleRepository::booking_rules(&*db, GymId(i64::MAX)).await, Ok(None));
 });

@@ -25,6 +25,7 @@ mod gym_repository;
 mod idempotency;
 mod migrations;
 mod outbox;
+mod pass_repository;
 mod schedule_repository;
 mod user_repository;
 
@@ -131,10 +132,19 @@ struct Services {
 fn services(db: &Arc<Db>) -> Services {
     let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
     let clock = Arc::new(SystemClock);
+    let credits = domain::credits::Credits::new(db.clone());
     Services {
-        gyms: GymService::new(db.clone(), db.clone(), db.clone(), uow.clone(), clock.clone()),
-        schedule: ScheduleService::new(db.clone(), db.clone(), uow.clone(), clock.clone()),
-        attendance: AttendanceService::new(db.clone(), db.clone(), db.clone(), uow, clock, Duration::minutes(30)),
+        gyms: GymService::new(db.clone(), db.clone(), db.clone(), credits.clone(), uow.clone(), clock.clone()),
+        schedule: ScheduleService::new(db.clone(), db.clone(), credits.clone(), uow.clone(), clock.clone()),
+        attendance: AttendanceService::new(
+            db.clone(),
+            db.clone(),
+            db.clone(),
+            credits,
+            uow,
+            clock,
+            Duration::minutes(30),
+        ),
     }
 }
 

@@ -77,6 +77,6 @@ error_responses! {
         user_not_found (trainer not a member)";
     AlreadyMember = 409 "already_member";
     LastOwner = 409 "last_owner";
-    BookingConflict = 409 "already_registered, session_full, already_waitlisted, waitlist_limit";
+    BookingConflict = 409 "already_registered, session_full, already_waitlisted, waitlist_limit, no_valid_pass, weekly_limit_reached";
     CursorExpired = 410 "cursor_expired (the facts after the cursor were purged)";
 }

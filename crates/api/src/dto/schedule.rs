@@ -109,6 +109,27 @@ pub struct RegisterIn {
     pub waitlist: bool,
 }
 
+/// `POST /schedule/sessions/{id}/register`'s query: `dry_run=true` decides and
+/// changes nothing.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RegisterQueryIn {
+    /// Answer what the booking would do (`200 {ok, code, pass_id}`), and book nothing.
+    pub dry_run: Option<bool>,
+}
+
+/// What a booking would do (`dry_run=true`).
+#[derive(serde::Serialize, ToSchema)]
+pub struct DryRunOut {
+    /// Whether the booking would be made (a place, or a place in the waitlist).
+    pub ok: bool,
+    /// The refusal's code when it would not (`session_full`, `no_valid_pass`, …).
+    pub code: Option<&'static str>,
+    /// The pass it would use (a gym that requires passes, and a place rather than
+    /// the waitlist).
+    pub pass_id: Option<i64>,
+}
+
 /// A booking: the participation, with its place in the queue when `waitlisted`.
 #[derive(serde::Serialize, ToSchema)]
 pub struct BookingOut {
@@ -137,7 +158,7 @@ response! {
     /// `Participation`.
     ParticipationOut from Participation {
         id: i64, session_id: i64, member_id: i64, gym_id: i64, status: &'static str,
-        attendance_time: Option<UtcTime>, created_at: UtcTime,
+        attendance_time: Option<UtcTime>, created_at: UtcTime, pass_id: Option<i64>,
     }
 }
 

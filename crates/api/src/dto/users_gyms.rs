@@ -51,6 +51,11 @@ pub struct GymOut {
     pub qr_mode: &'static str,
     /// Members checked in within this many minutes count in the live occupancy.
     pub occupancy_window_minutes: i32,
+    /// Bookings and walk-ins need a usable pass, and take its credit.
+    pub booking_requires_pass: bool,
+    /// Minutes before a session's start from which a cancellation is late (the
+    /// credit is kept by the gym).
+    pub cancel_cutoff_minutes: i32,
 }
 
 impl From<Gym> for GymOut {
@@ -67,6 +72,8 @@ impl From<Gym> for GymOut {
             max_waitlists_per_member: g.waitlist.max_per_member(),
             qr_mode: g.qr_mode.as_str(),
             occupancy_window_minutes: g.occupancy_window_minutes,
+            booking_requires_pass: g.booking_requires_pass,
+            cancel_cutoff_minutes: g.cancel_cutoff_minutes,
         }
     }
 }
@@ -107,6 +114,12 @@ pub struct GymPatchIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = i32, required = false)]
     pub occupancy_window_minutes: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub booking_requires_pass: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false)]
+    pub cancel_cutoff_minutes: Option<Option<i32>>,
 }
 
 /// A field that may be left out but not cleared.
@@ -132,6 +145,8 @@ impl TryFrom<GymPatchIn> for GymPatch {
             max_waitlists_per_member: not_null("max_waitlists_per_member", p.max_waitlists_per_member)?,
             qr_mode: not_null("qr_mode", p.qr_mode)?.as_deref().map(domain::values::QrMode::parse).transpose()?,
             occupancy_window_minutes: not_null("occupancy_window_minutes", p.occupancy_window_minutes)?,
+            booking_requires_pass: not_null("booking_requires_pass", p.booking_requires_pass)?,
+            cancel_cutoff_minutes: not_null("cancel_cutoff_minutes", p.cancel_cutoff_minutes)?,
         })
     }
 }

@@ -15,7 +15,8 @@ pub struct WebhookIn {
     pub url: String,
     /// The event types to receive, at least one: `checkin.succeeded`,
     /// `checkin.refused`, `registration.created`, `registration.cancelled`,
-    /// `waitlist.promoted`, `session.cancelled`, `pass.granted`.
+    /// `waitlist.promoted`, `session.cancelled`, `pass.granted`, `pass.expired`,
+    /// `credit.used`, `credit.refunded`.
     #[schema(value_type = Vec<WebhookEventType>, min_items = 1)]
     pub events: Vec<String>,
 }
@@ -38,6 +39,12 @@ pub enum WebhookEventType {
     SessionCancelled,
     #[schema(rename = "pass.granted")]
     PassGranted,
+    #[schema(rename = "pass.expired")]
+    PassExpired,
+    #[schema(rename = "credit.used")]
+    CreditUsed,
+    #[schema(rename = "credit.refunded")]
+    CreditRefunded,
 }
 
 /// A registered endpoint (its secret is shown only when made).

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use domain::schedule::BookingRequest;
-use domain::{ClassId, RecurrenceId, SessionId, policy};
+use domain::{ClassId, DomainError, RecurrenceId, SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
@@ -14,8 +14,8 @@ use crate::dto::{
     InstructorNotFound, RecurrenceNotFound, SessionNotFound, SessionOrPlaceNotFound, TenantErrors,
 };
 use crate::dto::{
-    BookingOut, ClassIn, ClassOut, ClassPatchIn, DateRangeIn, PageIn, ParticipationOut, RecurrenceIn, RecurrenceOut,
-    RegisterIn, SessionIn, SessionOut, WaitlistEntryOut,
+    BookingOut, ClassIn, ClassOut, ClassPatchIn, DateRangeIn, DryRunOut, PageIn, ParticipationOut, RecurrenceIn,
+    RecurrenceOut, RegisterIn, RegisterQueryIn, SessionIn, SessionOut, WaitlistEntryOut,
 };
 use crate::error::ApiError;
 use crate::params::{PathId, PathIds, Query};
@@ -185,19 +185,51 @@ async fn cancel_session(state: State, Tenant(actor): Tenant, id: PathId) -> Resu
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",
-    params(GymHeader, ("id" = i64, Path)),
+    params(GymHeader, ("id" = i64, Path), RegisterQueryIn),
     request_body(content = Option<RegisterIn>, description = "Optional: `{\"waitlist\": true}` joins the waitlist of a full session."),
-    responses((status = 201, body = BookingOut), TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
-    description = "Book a place, or join the waitlist of a full session.")]
+    responses((status = 201, body = BookingOut),
+        (status = 200, body = DryRunOut, description = "`dry_run=true`: what the booking would do; nothing changed"),
+        TenantErrors, BookingNotOpen, SessionNotFound, BookingConflict),
+    description = "Book a place, or join the waitlist of a full session. In a gym that requires passes the \
+        booking uses the member's best usable pass and takes its credit.")]
 async fn register(
     state: State,
     Tenant(actor): Tenant,
     id: PathId,
+    q: Query<RegisterQueryIn>,
     body: Body<RegisterIn>,
 ) -> Result<HttpResponse, ApiError> {
     let id = SessionId(id.parse()?);
-    let ask = BookingRequest { waitlist: body.parse_or_default()?.waitlist };
-    json(StatusCode::CREATED, &BookingOut::from(state.schedule.register(&actor, id, ask).await?))
+    let dry_run = q.parse()?.dry_run.unwrap_or(false);
+    let ask = BookingRequest { waitlist: body.parse_or_default()?.waitlist, dry_run };
+    if !dry_run {
+        return json(StatusCode::CREATED, &BookingOut::from(state.schedule.register(&actor, id, ask).await?));
+    }
+    let answer = match state.schedule.register(&actor, id, ask).await {
+        Ok(b) => DryRunOut { ok: true, code: None, pass_id: b.participation.pass_id },
+        // The booking's own refusals are the answer; the rest (an unknown session, a
+        // caller who is no member, the database) are errors as for a booking.
+        Err(e) if is_booking_refusal(&e) => DryRunOut { ok: false, code: Some(e.code()), pass_id: None },
+        Err(e) => return Err(e.into()),
+    };
+    json(StatusCode::OK, &answer)
+}
+
+/// A refusal of the booking itself, which a dry run answers instead of failing.
+fn is_booking_refusal(e: &DomainError) -> bool {
+    use DomainError as D;
+    matches!(
+        e,
+        D::SessionNotOpen
+            | D::BookingClosed { .. }
+            | D::BookingNotOpen { .. }
+            | D::AlreadyRegistered
+            | D::SessionFull
+            | D::AlreadyWaitlisted
+            | D::WaitlistLimit
+            | D::NoValidPass
+            | D::WeeklyLimitReached
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",

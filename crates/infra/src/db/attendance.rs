@@ -32,6 +32,8 @@ struct ContextRow {
     qr_mode: Option<String>,
     qr_step_used: Option<i64>,
     role: Option<String>,
+    booking_requires_pass: Option<bool>,
+    timezone: Option<String>,
     s_id: Option<i64>,
     s_start: Option<OffsetDateTime>,
     s_end: Option<OffsetDateTime>,
@@ -110,7 +112,8 @@ fn contexts_read(asks: &[ContextAsk], backend: DbBackend) -> (String, Vec<Value>
         ("wuntil", "TIMESTAMPTZ"),
     ];
     let (asks_cte, values) = rows_cte(backend, "a", &columns, rows, 1);
-    let select = "SELECT a.i, u.qr_secret, u.qr_key, g.qr_mode, m.qr_step_used, m.role, s.id AS s_id, \
+    let select = "SELECT a.i, u.qr_secret, u.qr_key, g.qr_mode, m.qr_step_used, m.role, g.booking_requires_pass, \
+                  g.timezone, s.id AS s_id, \
                   s.start_time AS s_start, s.end_time AS s_end, s.status AS s_status, p.status AS p_status \
                   FROM a LEFT JOIN users u ON u.id = a.uid LEFT JOIN gyms g ON g.id = a.gym \
                   LEFT JOIN memberships m ON m.gym_id = a.gym AND m.user_id = a.uid";
@@ -200,6 +203,7 @@ impl AttendanceRepository for Db {
                     qr_step_used: row.qr_step_used,
                     is_member: row.role.is_some(),
                     candidates: Vec::new(),
+                    pass_zone: row.timezone.clone().filter(|_| row.booking_requires_pass == Some(true)),
                 });
             }
             let Some(ctx) = slot.as_mut() else { continue };

@@ -91,7 +91,8 @@ impl GymRepository for Db {
 
     async fn gyms_of(&self, user: UserId) -> Result<Vec<(Gym, Role)>> {
         let sql = "SELECT g.id, g.name, g.timezone, g.address, g.created_at, g.booking_opens_hours, \
-                   g.booking_closes_minutes, g.waitlist_cutoff_minutes, g.max_waitlists_per_member, g.qr_mode, g.occupancy_window_minutes, m.role \
+                   g.booking_closes_minutes, g.waitlist_cutoff_minutes, g.max_waitlists_per_member, g.qr_mode, g.occupancy_window_minutes, \
+                   g.booking_requires_pass, g.cancel_cutoff_minutes, m.role \
                    FROM memberships m JOIN gyms g ON g.id = m.gym_id WHERE m.user_id = $1 ORDER BY g.id";
         timed("gyms_of_user", entities(&self.conn, sql, vec![user.0.into()])).await
     }
@@ -130,7 +131,8 @@ impl GymRepository for Db {
         let sql = format!(
             "UPDATE gyms SET name = $2, timezone = $3, address = $4, booking_opens_hours = $5, \
              booking_closes_minutes = $6, waitlist_cutoff_minutes = $7, max_waitlists_per_member = $8, \
-             qr_mode = $9, occupancy_window_minutes = $10 WHERE id = $1 RETURNING {GYM_COLS}"
+             qr_mode = $9, occupancy_window_minutes = $10, booking_requires_pass = $11, \
+             cancel_cutoff_minutes = $12 WHERE id = $1 RETURNING {GYM_COLS}"
         );
         let values = vec![
             gym.id.0.into(),
@@ -143,6 +145,8 @@ impl GymRepository for Db {
             gym.waitlist.max_per_member().into(),
             gym.qr_mode.as_str().into(),
             gym.occupancy_window_minutes.into(),
+            gym.booking_requires_pass.into(),
+            gym.cancel_cutoff_minutes.into(),
         ];
         timed("gym_update", entity(txn(tx)?, &sql, values))
             .await?

@@ -93,6 +93,19 @@ fn encode(event: &DomainEvent) -> (&'static str, Json) {
         E::PassGranted { pass, member, plan, credits, .. } => {
             ("pass_granted", json!({"pass": pass, "member": member.0, "plan": plan, "credits": credits}))
         }
+        E::CreditUsed { pass, member, session, .. } => {
+            ("credit_used", json!({"pass": pass, "member": member.0, "session": session.0}))
+        }
+        E::CreditRefunded { pass, member, session, .. } => {
+            ("credit_refunded", json!({"pass": pass, "member": member.0, "session": session.0}))
+        }
+        E::PassExpired { pass, member, credits, .. } => {
+            ("pass_expired", json!({"pass": pass, "member": member.0, "credits": credits}))
+        }
+        E::WaitlistSkipped { session, members, .. } => (
+            "waitlist_skipped",
+            json!({"session": session.0, "members": members.iter().map(|m| m.0).collect::<Vec<_>>()}),
+        ),
         E::CheckInRefused { desk, member, session, code, .. } => (
             "checkin_refused",
             json!({"desk": desk.0, "member": member.map(|m| m.0), "session": session.map(|s| s.0), "code": code}),
@@ -168,6 +181,31 @@ fn decode(kind: &str, gym: i64, payload: &Json) -> Option<DomainEvent> {
                 Json::Null => None,
                 n => Some(i32::try_from(n.as_i64()?).ok()?),
             },
+        },
+        "credit_used" => {
+            E::CreditUsed { gym, pass: id("pass")?, member: UserId(id("member")?), session: SessionId(id("session")?) }
+        }
+        "credit_refunded" => E::CreditRefunded {
+            gym,
+            pass: id("pass")?,
+            member: UserId(id("member")?),
+            session: SessionId(id("session")?),
+        },
+        "pass_expired" => E::PassExpired {
+            gym,
+            pass: id("pass")?,
+            member: UserId(id("member")?),
+            credits: i32::try_from(payload.get("credits")?.as_i64()?).ok()?,
+        },
+        "waitlist_skipped" => E::WaitlistSkipped {
+            gym,
+            session: SessionId(id("session")?),
+            members: payload
+                .get("members")?
+                .as_array()?
+                .iter()
+                .map(|m| m.as_i64().map(UserId))
+                .collect::<Option<_>>()?,
         },
         "no_shows" => E::NoShows {
             gym,
@@ -529,6 +567,10 @@ mod tests {
             DomainEvent::WaitlistPromoted { gym: g, session: s, member: u },
             DomainEvent::PassGranted { gym: g, pass: 4, member: u, plan: 2, credits: Some(10) },
             DomainEvent::PassGranted { gym: g, pass: 5, member: u, plan: 3, credits: None },
+            DomainEvent::CreditUsed { gym: g, pass: 4, member: u, session: s },
+            DomainEvent::CreditRefunded { gym: g, pass: 4, member: u, session: s },
+            DomainEvent::PassExpired { gym: g, pass: 4, member: u, credits: 3 },
+            DomainEvent::WaitlistSkipped { gym: g, session: s, members: vec![u, UserId(9)] },
             DomainEvent::CheckedIn { gym: g, session: s, member: u, walk_in: true },
             DomainEvent::SeriesScheduled { gym: g, recurrence: RecurrenceId(8), sessions: vec![s, SessionId(6)] },
             DomainEvent::SeriesStopped { gym: g, recurrence: RecurrenceId(8), removed: vec![] },

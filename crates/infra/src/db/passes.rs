@@ -3,23 +3,31 @@
 //! credits left are its last entry's balance, read with the pass.
 
 use async_trait::async_trait;
-use domain::passes::{Cause, CreditEntry, EntryKind, NewEntry, NewPass, Pass, PassRepository};
+use domain::passes::{
+    BookingEntry, Cause, CreditAsk, CreditEntry, EntryKind, NewEntry, NewPass, Pass, PassRepository, Usable,
+};
 use domain::payments::{PaymentRepository, PaymentSecrets};
 use domain::plans::PlanKind;
 use domain::tx::Tx;
-use domain::{DomainError, GymId, Page, Result, UserId};
-use sea_orm::{DbBackend, FromQueryResult, Value};
+use domain::{DomainError, GymId, Page, Result, SessionId, UserId};
+use sea_orm::{DbBackend, DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::outbox::txn;
-use super::{Db, PageValues, all, exec, gym_time_zone, one, timed, ts};
+use super::{Cell, Db, PageValues, all, exec, gym_time_zone, one, rows_cte, timed, ts};
 
-/// A pass with its credits left, from `passes p`.
-const PASS_SELECT: &str = "SELECT p.id, p.gym_id, p.member_id, p.plan_id, p.kind, p.credits_total, \
-    (SELECT e.balance FROM credit_entries e WHERE e.gym_id = p.gym_id AND e.pass_id = p.id \
-     ORDER BY e.seq DESC LIMIT 1) AS credits_left, p.starts_at, p.expires_at, p.cancelled_at, p.frozen_from, \
-    p.frozen_until, p.created_at \
-    FROM passes p";
+/// A pass's columns with its credits left, from `passes p`.
+macro_rules! pass_fields {
+    () => {
+        "p.id, p.gym_id, p.member_id, p.plan_id, p.kind, p.credits_total, \
+         (SELECT e.balance FROM credit_entries e WHERE e.gym_id = p.gym_id AND e.pass_id = p.id \
+          ORDER BY e.seq DESC LIMIT 1) AS credits_left, p.starts_at, p.expires_at, p.cancelled_at, p.frozen_from, \
+         p.frozen_until, p.created_at, p.weekly_limit, p.categories"
+    };
+}
+
+/// A pass with its credits left.
+const PASS_SELECT: &str = concat!("SELECT ", pass_fields!(), " FROM passes p");
 
 #[derive(FromQueryResult)]
 struct PassRow {
@@ -36,6 +44,46 @@ struct PassRow {
     frozen_from: Option<OffsetDateTime>,
     frozen_until: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
+    weekly_limit: Option<i32>,
+    categories: Option<String>,
+}
+
+/// A pass a booking may use, with what the booking's rules read beside it.
+struct UsableRow {
+    pass: PassRow,
+    i: i64,
+    week_uses: i64,
+    category: Option<String>,
+}
+
+impl FromQueryResult for UsableRow {
+    fn from_query_result(r: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            pass: PassRow::from_query_result(r, pre)?,
+            i: r.try_get(pre, "i")?,
+            week_uses: r.try_get(pre, "week_uses")?,
+            category: r.try_get(pre, "category")?,
+        })
+    }
+}
+
+#[derive(FromQueryResult)]
+struct AppendedRow {
+    gym_id: i64,
+    pass_id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct UsedRow {
+    pass_id: i64,
+    member_id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct DueRow {
+    gym_id: i64,
+    member_id: i64,
+    id: i64,
 }
 
 impl TryFrom<PassRow> for Pass {
@@ -47,6 +95,12 @@ impl TryFrom<PassRow> for Pass {
         if kind == PlanKind::Pack && r.credits_left.is_none() {
             return Err(DomainError::internal(format!("stored pack {} has no grant", r.id)));
         }
+        let categories = r
+            .categories
+            .as_deref()
+            .map(serde_json::from_str::<Vec<String>>)
+            .transpose()
+            .map_err(|_| DomainError::internal(format!("stored pass {} has bad categories", r.id)))?;
         Ok(Pass {
             id: r.id,
             gym_id: GymId(r.gym_id),
@@ -60,6 +114,8 @@ impl TryFrom<PassRow> for Pass {
             cancelled_at: r.cancelled_at,
             frozen: r.frozen_from.zip(r.frozen_until),
             created_at: r.created_at,
+            weekly_limit: r.weekly_limit,
+            categories,
         })
     }
 }
@@ -117,7 +173,8 @@ impl PassRepository for Db {
         // is answered instead. On PostgreSQL a racer with the same event waits for
         // the first one's commit, then finds its pass by the next statement.
         let sql = "INSERT INTO passes (gym_id, member_id, plan_id, kind, credits_total, starts_at, expires_at, \
-                   created_at, payment_event_id) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                   created_at, payment_event_id, weekly_limit, categories) \
+                   SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
                    WHERE EXISTS (SELECT 1 FROM memberships WHERE gym_id = $1 AND user_id = $2) \
                    ON CONFLICT (gym_id, payment_event_id) DO NOTHING RETURNING id";
         let values = vec![
@@ -130,6 +187,8 @@ impl PassRepository for Db {
             ts(p.expires_at),
             ts(p.at),
             p.payment_event_id.clone().into(),
+            p.plan.weekly_limit.into(),
+            Value::from(p.plan.categories.as_ref().map(|c| serde_json::Value::from(c.clone()).to_string())),
         ];
         let Some(id) = timed("pass_sell", one::<IdRow>(tx, sql, values)).await? else {
             let Some(event) = &p.payment_event_id else { return Ok(None) };
@@ -242,6 +301,157 @@ impl PassRepository for Db {
         let values = vec![gym.0.into(), member.0.into(), page.limit_value(), page.skip_value()];
         let rows = timed("ledger_list", all::<EntryRow>(&self.conn, sql, values)).await?;
         rows.into_iter().map(CreditEntry::try_from).collect()
+    }
+
+    async fn lock_usable(&self, tx: &mut Tx, asks: &[CreditAsk], also: &[(GymId, i64)]) -> Result<Vec<Usable>> {
+        let backend = self.backend();
+        let tx = txn(tx)?;
+        let columns = [
+            ("i", "BIGINT"),
+            ("g", "BIGINT"),
+            ("m", "BIGINT"),
+            ("s", "BIGINT"),
+            ("st", "TIMESTAMPTZ"),
+            ("wf", "TIMESTAMPTZ"),
+            ("wu", "TIMESTAMPTZ"),
+        ];
+        let cells = || -> Vec<Vec<Cell>> {
+            asks.iter()
+                .zip(0_i64..)
+                .map(|(a, i)| {
+                    vec![
+                        Cell::Int(Some(i)),
+                        Cell::Int(Some(a.gym.0)),
+                        Cell::Int(Some(a.member.0)),
+                        Cell::Int(Some(a.session.0)),
+                        Cell::Time(Some(a.start)),
+                        Cell::Time(Some(a.week.0)),
+                        Cell::Time(Some(a.week.1)),
+                    ]
+                })
+                .collect()
+        };
+        // Usable at the ask's start: not ended, started, not expired (the rest of the
+        // rules are the domain's).
+        let usable = "p.gym_id = a.g AND p.member_id = a.m AND p.cancelled_at IS NULL \
+                      AND p.starts_at <= a.st AND p.expires_at > a.st";
+        if backend == DbBackend::Postgres {
+            // The locks first, every pass of the asks and `also` in one sorted
+            // statement; the balances and uses by the next (see `lock_pass`).
+            let (asks_cte, mut values) = rows_cte(backend, "a", &columns, cells(), 1);
+            let keys = also.iter().map(|(g, p)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(*p))]).collect();
+            let (keys_cte, more) = rows_cte(backend, "k", &[("g", "BIGINT"), ("p", "BIGINT")], keys, 2);
+            values.extend(more);
+            let lock = format!(
+                "WITH {asks_cte}, {keys_cte} SELECT p.id FROM passes p \
+                 WHERE EXISTS (SELECT 1 FROM a WHERE {usable}) OR EXISTS (SELECT 1 FROM k WHERE k.g = p.gym_id AND k.p = p.id) \
+                 ORDER BY p.gym_id, p.id FOR NO KEY UPDATE"
+            );
+            timed("passes_lock", all::<IdRow>(tx, &lock, values)).await?;
+        }
+        let (asks_cte, values) = rows_cte(backend, "a", &columns, cells(), 1);
+        let sql = format!(
+            "WITH {asks_cte} SELECT a.i, {fields}, \
+             (SELECT COUNT(*) FROM participations q JOIN sessions w ON w.gym_id = q.gym_id AND w.id = q.session_id \
+              WHERE q.gym_id = p.gym_id AND q.pass_id = p.id \
+              AND q.status IN ('registered', 'attended', 'no_show', 'late_cancelled') \
+              AND w.start_time >= a.wf AND w.start_time < a.wu) AS week_uses, \
+             (SELECT c.category FROM sessions x JOIN classes c ON c.gym_id = x.gym_id AND c.id = x.class_id \
+              WHERE x.gym_id = a.g AND x.id = a.s) AS category \
+             FROM a JOIN passes p ON {usable} ORDER BY a.i, p.id",
+            fields = pass_fields!(),
+        );
+        let rows = timed("passes_usable", all::<UsableRow>(tx, &sql, values)).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Usable {
+                    ask: usize::try_from(r.i).map_err(DomainError::internal)?,
+                    pass: Pass::try_from(r.pass)?,
+                    week_uses: r.week_uses,
+                    category: r.category,
+                })
+            })
+            .collect()
+    }
+
+    async fn lock_passes(&self, tx: &mut Tx, passes: &[(GymId, i64)]) -> Result<()> {
+        if passes.is_empty() || self.backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let backend = self.backend();
+        let keys = passes.iter().map(|(g, p)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(*p))]).collect();
+        let (cte, values) = rows_cte(backend, "k", &[("g", "BIGINT"), ("p", "BIGINT")], keys, 1);
+        let sql = format!(
+            "WITH {cte} SELECT p.id FROM k JOIN passes p ON p.gym_id = k.g AND p.id = k.p \
+             ORDER BY p.gym_id, p.id FOR NO KEY UPDATE OF p"
+        );
+        timed("passes_lock", all::<IdRow>(txn(tx)?, &sql, values)).await.map(drop)
+    }
+
+    async fn append_for_bookings(&self, tx: &mut Tx, rows: &[BookingEntry]) -> Result<Vec<(GymId, i64)>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = [
+            ("g", "BIGINT"),
+            ("pass", "BIGINT"),
+            ("s", "BIGINT"),
+            ("m", "BIGINT"),
+            ("kind", "TEXT"),
+            ("credits", "INTEGER"),
+            ("actor", "BIGINT"),
+            ("cause", "TEXT"),
+            ("at", "TIMESTAMPTZ"),
+        ];
+        let cells = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::Int(Some(r.gym.0)),
+                    Cell::Int(Some(r.pass)),
+                    Cell::Int(Some(r.session.0)),
+                    Cell::Int(Some(r.member.0)),
+                    Cell::Text(r.entry.kind.as_str()),
+                    Cell::Int(Some(i64::from(r.entry.credits))),
+                    Cell::Int(r.entry.actor_id.map(|u| u.0)),
+                    Cell::Text(r.entry.cause.as_str()),
+                    Cell::Time(Some(r.entry.at)),
+                ]
+            })
+            .collect();
+        let (cte, values) = rows_cte(self.backend(), "r", &columns, cells, 1);
+        // Each row's next link from its pack's last one, naming the member's current
+        // booking of the session; a pass without a chain (unlimited) appends nothing.
+        let sql = format!(
+            "WITH {cte} INSERT INTO credit_entries (gym_id, pass_id, seq, prev_seq, prev_balance, kind, credits, \
+             balance, participation_id, reason, actor_id, cause, at, credit_no) \
+             SELECT e.gym_id, e.pass_id, e.seq + 1, e.seq, e.balance, r.kind, r.credits, e.balance + r.credits, \
+             q.id, NULL, r.actor, r.cause, r.at, q.credit_no \
+             FROM r JOIN credit_entries e ON e.gym_id = r.g AND e.pass_id = r.pass \
+             AND e.seq = (SELECT MAX(x.seq) FROM credit_entries x WHERE x.gym_id = r.g AND x.pass_id = r.pass) \
+             JOIN participations q ON q.gym_id = r.g AND q.session_id = r.s AND q.member_id = r.m \
+             RETURNING gym_id, pass_id"
+        );
+        let appended = timed("credit_append_bookings", all::<AppendedRow>(txn(tx)?, &sql, values)).await?;
+        Ok(appended.into_iter().map(|r| (GymId(r.gym_id), r.pass_id)).collect())
+    }
+
+    async fn passes_used_in(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<(i64, UserId)>> {
+        let sql = "SELECT pass_id, member_id FROM participations WHERE gym_id = $1 AND session_id = $2 \
+                   AND status IN ('registered', 'attended') AND pass_id IS NOT NULL ORDER BY pass_id";
+        let rows = timed("passes_used_in", all::<UsedRow>(txn(tx)?, sql, vec![gym.0.into(), session.0.into()])).await?;
+        Ok(rows.into_iter().map(|r| (r.pass_id, UserId(r.member_id))).collect())
+    }
+
+    async fn expired_with_credits(&self, now: OffsetDateTime, limit: u64) -> Result<Vec<(GymId, UserId, i64)>> {
+        let sql = "SELECT p.gym_id, p.member_id, p.id FROM passes p \
+                   WHERE p.expires_at <= $1 AND p.cancelled_at IS NULL AND p.kind = 'pack' \
+                   AND (SELECT e.balance FROM credit_entries e WHERE e.gym_id = p.gym_id AND e.pass_id = p.id \
+                        ORDER BY e.seq DESC LIMIT 1) > 0 \
+                   ORDER BY p.expires_at, p.gym_id, p.id LIMIT $2";
+        let values = vec![ts(now), i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        let rows = timed("passes_expired_due", all::<DueRow>(&self.conn, sql, values)).await?;
+        Ok(rows.into_iter().map(|r| (GymId(r.gym_id), UserId(r.member_id), r.id)).collect())
     }
 }
 

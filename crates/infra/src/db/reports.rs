@@ -2,7 +2,7 @@
 //! over the dates' sessions; a member's attendance times for their weeks.
 
 use async_trait::async_trait;
-use domain::reports::{ClassFigures, ReportRepository};
+use domain::reports::{ClassFigures, PlanFigures, ReportRepository};
 use domain::{ClassId, GymId, Result, UserId};
 use sea_orm::FromQueryResult;
 use time::OffsetDateTime;
@@ -18,6 +18,18 @@ struct FiguresRow {
     taken: i64,
     attended: i64,
     no_shows: i64,
+}
+
+#[derive(FromQueryResult)]
+struct PlanRow {
+    plan_id: i64,
+    name: String,
+    passes_sold: i64,
+    credits_granted: i64,
+    credits_used: i64,
+    credits_refunded: i64,
+    credits_forfeited: i64,
+    credits_expired: i64,
 }
 
 #[derive(FromQueryResult)]
@@ -72,6 +84,49 @@ impl ReportRepository for Db {
                 taken: r.taken,
                 attended: r.attended,
                 no_shows: r.no_shows,
+            })
+            .collect())
+    }
+
+    async fn plan_figures(
+        &self,
+        gym: GymId,
+        from: OffsetDateTime,
+        through: OffsetDateTime,
+    ) -> Result<Vec<PlanFigures>> {
+        // Sales and movements summed per plan apart, then joined to the plans (a
+        // join before summing would count each sale once per entry).
+        let sql = "WITH sold AS (SELECT plan_id, COUNT(*) AS n FROM passes \
+                     WHERE gym_id = $1 AND created_at >= $2 AND created_at <= $3 GROUP BY plan_id), \
+                   moved AS (SELECT p.plan_id, \
+                       SUM(CASE WHEN e.kind = 'grant' THEN e.credits ELSE 0 END) AS granted, \
+                       SUM(CASE WHEN e.kind = 'use' THEN -e.credits ELSE 0 END) AS used, \
+                       SUM(CASE WHEN e.kind = 'refund' THEN e.credits ELSE 0 END) AS refunded, \
+                       SUM(CASE WHEN e.kind = 'forfeit' THEN 1 ELSE 0 END) AS forfeited, \
+                       SUM(CASE WHEN e.kind = 'expire' THEN -e.credits ELSE 0 END) AS expired \
+                     FROM credit_entries e JOIN passes p ON p.gym_id = e.gym_id AND p.id = e.pass_id \
+                     WHERE e.gym_id = $1 AND e.at >= $2 AND e.at <= $3 GROUP BY p.plan_id) \
+                   SELECT pl.id AS plan_id, pl.name, CAST(COALESCE(s.n, 0) AS BIGINT) AS passes_sold, \
+                     CAST(COALESCE(m.granted, 0) AS BIGINT) AS credits_granted, \
+                     CAST(COALESCE(m.used, 0) AS BIGINT) AS credits_used, \
+                     CAST(COALESCE(m.refunded, 0) AS BIGINT) AS credits_refunded, \
+                     CAST(COALESCE(m.forfeited, 0) AS BIGINT) AS credits_forfeited, \
+                     CAST(COALESCE(m.expired, 0) AS BIGINT) AS credits_expired \
+                   FROM plans pl LEFT JOIN sold s ON s.plan_id = pl.id LEFT JOIN moved m ON m.plan_id = pl.id \
+                   WHERE pl.gym_id = $1 ORDER BY pl.id";
+        let values = vec![gym.0.into(), ts(from), ts(through)];
+        let rows = timed("report_passes", all::<PlanRow>(&self.conn, sql, values)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PlanFigures {
+                plan_id: r.plan_id,
+                name: r.name,
+                passes_sold: r.passes_sold,
+                credits_granted: r.credits_granted,
+                credits_used: r.credits_used,
+                credits_refunded: r.credits_refunded,
+                credits_forfeited: r.credits_forfeited,
+                credits_expired: r.credits_expired,
             })
             .collect())
     }

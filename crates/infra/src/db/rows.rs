@@ -12,12 +12,13 @@ use time::OffsetDateTime;
 
 pub const USER_COLS: &str = "id, auth0_id, email, name, phone, created_at, updated_at";
 pub const GYM_COLS: &str = "id, name, timezone, address, created_at, booking_opens_hours, booking_closes_minutes, \
-                            waitlist_cutoff_minutes, max_waitlists_per_member, qr_mode, occupancy_window_minutes";
+                            waitlist_cutoff_minutes, max_waitlists_per_member, qr_mode, occupancy_window_minutes, \
+                            booking_requires_pass, cancel_cutoff_minutes";
 pub const CLASS_COLS: &str =
     "id, gym_id, name, description, duration_minutes, max_capacity, category, instructor_id, active";
 pub const SESSION_COLS: &str =
     "id, gym_id, class_id, start_time, end_time, status, trainer_id, room, capacity, registered_count";
-pub const PARTICIPATION_COLS: &str = "id, session_id, member_id, gym_id, status, attendance_time, created_at";
+pub const PARTICIPATION_COLS: &str = "id, session_id, member_id, gym_id, status, attendance_time, created_at, pass_id";
 pub const EVENT_COLS: &str =
     "id, gym_id, title, description, start_time, end_time, location, max_participants, created_by, created_at";
 
@@ -79,6 +80,8 @@ impl FromColumns for Gym {
             waitlist: waitlist_rules(r, pre)?,
             qr_mode: known(domain::values::QrMode::parse(&r.try_get::<String>(pre, "qr_mode")?))?,
             occupancy_window_minutes: r.try_get(pre, "occupancy_window_minutes")?,
+            booking_requires_pass: r.try_get(pre, "booking_requires_pass")?,
+            cancel_cutoff_minutes: r.try_get(pre, "cancel_cutoff_minutes")?,
         })
     }
 }
@@ -165,6 +168,7 @@ impl FromColumns for Participation {
             status: known(participation_status(&r.try_get::<String>(pre, "status")?))?,
             attendance_time: r.try_get(pre, "attendance_time")?,
             created_at: r.try_get(pre, "created_at")?,
+            pass_id: r.try_get(pre, "pass_id")?,
         })
     }
 }

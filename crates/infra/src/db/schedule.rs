@@ -5,9 +5,10 @@
 //! the domain's decision (`domain::schedule::refusal`).
 
 use async_trait::async_trait;
+use domain::credits::CreditRules;
 use domain::schedule::{
-    Attendance, BookingWindow, Class, ClassPatch, NewClass, Participation, ParticipationStatus, ScheduleRepository,
-    Session, SessionDraft, WaitlistRules,
+    Attendance, BookingRules, BookingWindow, Class, ClassPatch, NewClass, Participation, ParticipationStatus,
+    ScheduleRepository, Session, SessionDraft, WaitlistRules,
 };
 use domain::tx::Tx;
 use domain::{ClassId, DomainError, GymId, Page, Result, SessionId, UserId};
@@ -63,6 +64,9 @@ struct RulesRow {
     booking_closes_minutes: i32,
     waitlist_cutoff_minutes: i32,
     max_waitlists_per_member: i32,
+    booking_requires_pass: bool,
+    cancel_cutoff_minutes: i32,
+    timezone: String,
 }
 
 #[derive(FromQueryResult)]
@@ -279,7 +283,7 @@ impl ScheduleRepository for Db {
 
     async fn mark_attended(&self, tx: &mut Tx, rows: &[Attendance]) -> Result<Vec<Attendance>> {
         let (booked, others): (Vec<&Attendance>, Vec<&Attendance>) = rows.iter().partition(|r| r.registered);
-        let columns = [("g", "BIGINT"), ("s", "BIGINT"), ("m", "BIGINT"), ("t", "TIMESTAMPTZ")];
+        let columns = [("g", "BIGINT"), ("s", "BIGINT"), ("m", "BIGINT"), ("t", "TIMESTAMPTZ"), ("p", "BIGINT")];
         let cells = |rows: &[&Attendance]| -> Vec<Vec<Cell>> {
             rows.iter()
                 .map(|r| {
@@ -288,6 +292,7 @@ impl ScheduleRepository for Db {
                         Cell::Int(Some(r.session.0)),
                         Cell::Int(Some(r.member.0)),
                         Cell::Time(Some(r.at)),
+                        Cell::Int(r.pass),
                     ]
                 })
                 .collect()
@@ -310,11 +315,17 @@ impl ScheduleRepository for Db {
         if !others.is_empty() {
             let (cte, values) = rows_cte(self.backend(), "r", &columns, cells(&others), 1);
             // `WHERE TRUE`: SQLite would read `ON CONFLICT` after a bare `FROM r` as a join's.
-            // Not over a place held meanwhile (a promotion from the waitlist).
+            // Not over a place held meanwhile (a promotion from the waitlist). A walk-in
+            // with a pass is the participation's next credit number; one without names
+            // no pass.
             let sql = format!(
-                "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at) \
-                 SELECT g, s, m, 'attended', t, t FROM r WHERE TRUE ON CONFLICT (gym_id, session_id, member_id) \
-                 DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time \
+                "WITH {cte} INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, \
+                 created_at, pass_id, credit_no) \
+                 SELECT g, s, m, 'attended', t, t, p, CASE WHEN p IS NULL THEN 0 ELSE 1 END FROM r WHERE TRUE \
+                 ON CONFLICT (gym_id, session_id, member_id) \
+                 DO UPDATE SET status = excluded.status, attendance_time = excluded.attendance_time, \
+                 pass_id = excluded.pass_id, \
+                 credit_no = participations.credit_no + CASE WHEN excluded.pass_id IS NULL THEN 0 ELSE 1 END \
                  WHERE participations.status NOT IN ('registered', 'attended') \
                  RETURNING session_id, member_id"
             );
@@ -387,17 +398,52 @@ impl ScheduleRepository for Db {
         super::gym_time_zone(&self.conn, gym).await
     }
 
-    async fn booking_rules(&self, gym: GymId) -> Result<Option<(BookingWindow, WaitlistRules)>> {
+    async fn booking_rules(&self, gym: GymId) -> Result<Option<BookingRules>> {
         let sql = "SELECT booking_opens_hours, booking_closes_minutes, waitlist_cutoff_minutes, \
-                   max_waitlists_per_member FROM gyms WHERE id = $1";
+                   max_waitlists_per_member, booking_requires_pass, cancel_cutoff_minutes, timezone \
+                   FROM gyms WHERE id = $1";
         let row = timed("gym_booking_rules", one::<RulesRow>(&self.conn, sql, vec![gym.0.into()])).await?;
         row.map(|r| {
-            Ok((
-                BookingWindow::new(r.booking_opens_hours, r.booking_closes_minutes)?,
-                WaitlistRules::new(r.waitlist_cutoff_minutes, r.max_waitlists_per_member)?,
-            ))
+            Ok(BookingRules {
+                window: BookingWindow::new(r.booking_opens_hours, r.booking_closes_minutes)?,
+                waitlist: WaitlistRules::new(r.waitlist_cutoff_minutes, r.max_waitlists_per_member)?,
+                credits: CreditRules::new(r.booking_requires_pass, r.cancel_cutoff_minutes, r.timezone)?,
+            })
         })
         .transpose()
+    }
+
+    async fn set_booking(
+        &self,
+        tx: &mut Tx,
+        gym: GymId,
+        session: SessionId,
+        member: UserId,
+        pass: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<Participation> {
+        // A booking with a pass is the participation's next credit number; one without
+        // names no pass (a pass a booking before it used is not this booking's).
+        let sql = format!(
+            "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at, pass_id, \
+             credit_no) VALUES ($1, $2, $3, 'registered', NULL, $4, $5, CASE WHEN $5 IS NULL THEN 0 ELSE 1 END) \
+             ON CONFLICT (gym_id, session_id, member_id) DO UPDATE SET status = 'registered', attendance_time = NULL, \
+             pass_id = excluded.pass_id, \
+             credit_no = participations.credit_no + CASE WHEN excluded.pass_id IS NULL THEN 0 ELSE 1 END \
+             RETURNING {PARTICIPATION_COLS}"
+        );
+        let values = vec![gym.0.into(), session.0.into(), member.0.into(), ts(now), pass.into()];
+        timed("participation_book", entity(txn(tx)?, &sql, values))
+            .await?
+            .ok_or_else(|| DomainError::internal("the booking upsert returned no row"))
+    }
+
+    async fn waitlist_queue(&self, tx: &mut Tx, gym: GymId, session: SessionId) -> Result<Vec<UserId>> {
+        let sql = "SELECT member_id FROM participations WHERE gym_id = $1 AND session_id = $2 \
+                   AND status = 'waitlisted' ORDER BY waitlist_seq, id";
+        let rows =
+            timed("waitlist_queue", all::<MemberRow>(txn(tx)?, sql, vec![gym.0.into(), session.0.into()])).await?;
+        Ok(rows.into_iter().map(|r| UserId(r.member_id)).collect())
     }
 
     async fn join_waitlist(
