@@ -10,7 +10,9 @@
 # (perf record of the server during the first run of the first backend), BENCH_WEBHOOK=1 (every
 # gym has a webhook for checkin.succeeded, posted to `loadtest receiver` on loopback;
 # the server then runs as GYMAPI_ENV=test, which differs from production only in its
-# secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted).
+# secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted),
+# BENCH_PASSES=1 (every gym requires passes and every member holds a pack of 1,000 credits:
+# bookings and walk-ins take a credit, cancellations give it back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-services.sh >/dev/null
@@ -28,6 +30,7 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COM
 COMMIT="${BENCH_COMMIT:-$COMMIT}"
 SERVER_ENV=production
 if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then COMMIT="$COMMIT+webhook"; SERVER_ENV=test; fi
+if [ "${BENCH_PASSES:-0}" = 1 ]; then COMMIT="$COMMIT+passes"; fi
 
 command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 cargo build -q --release -p api -p loadtest --bins
@@ -63,6 +66,20 @@ one_run() { # RUN BACKEND
     "$LOAD" seed-sql postgres | psql -q -v ON_ERROR_STOP=1 "$PG_BASE/$DB" >/dev/null
   else
     "$LOAD" seed-sql sqlite | sqlite3 -bail "$WORK/bench.db" >/dev/null
+  fi
+  if [ "${BENCH_PASSES:-0}" = 1 ]; then
+    local t0 t1 passes
+    if [ "$backend" = postgres ]; then t0="now() - interval '1 day'"; t1="now() + interval '29 days'"; else
+      t0="strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"; t1="strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+29 days')"; fi
+    passes="BEGIN; UPDATE gyms SET booking_requires_pass = TRUE; \
+      INSERT INTO plans (gym_id, name, kind, credits, valid_days, active, created_at) \
+        SELECT id, 'Bench pack', 'pack', 1000, 30, TRUE, $t0 FROM gyms; \
+      INSERT INTO passes (gym_id, member_id, plan_id, kind, credits_total, starts_at, expires_at, created_at) \
+        SELECT m.gym_id, m.user_id, p.id, 'pack', 1000, $t0, $t1, $t0 FROM memberships m JOIN plans p ON p.gym_id = m.gym_id; \
+      INSERT INTO credit_entries (gym_id, pass_id, seq, kind, credits, balance, cause, at) \
+        SELECT gym_id, id, 1, 'grant', 1000, 1000, 'staff', created_at FROM passes; COMMIT; ANALYZE;"
+    if [ "$backend" = postgres ]; then psql -q -v ON_ERROR_STOP=1 "$PG_BASE/$DB" -c "$passes" >/dev/null; else
+      sqlite3 -bail "$WORK/bench.db" "$passes" >/dev/null; fi
   fi
   if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then
     local rport hooks

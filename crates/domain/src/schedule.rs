@@ -473,8 +473,9 @@ pub struct Leave {
 /// the session's 3): what else may change their participation meanwhile — leaving
 /// the queue, a check-in at the door — takes this session's lock or marks only the
 /// status it decided on ([`ScheduleRepository::mark_attended`]). The passes of the
-/// whole queue and of the booking given back are locked by one statement, in
-/// ascending order (order 4).
+/// queue (its first 200 heads; the next 200 by the next statement in the rare queue
+/// whose 200 heads all lack a pass) and of the booking given back are locked by one
+/// statement, in ascending order (order 4).
 ///
 /// # Errors
 /// Storage failures.
@@ -519,6 +520,9 @@ pub async fn free_place(
     Ok(Freed { cancelled, promoted })
 }
 
+/// Heads of a waitlist whose passes one statement reads.
+const QUEUE_READ: usize = 200;
+
 /// Promotes the first member of the session's queue who holds a usable pass, taking
 /// its credit; the ones before leave the queue. The queue's passes are locked with
 /// `also` (the pass of the booking given back) by one statement.
@@ -533,26 +537,32 @@ async fn promote_with_pass(
 ) -> Result<Option<UserId>> {
     let (gym, id) = (session.gym_id, session.id);
     let queue = repo.waitlist_queue(tx, gym, id).await?;
-    if queue.is_empty() {
-        return Ok(None);
-    }
-    let asks = queue.iter().map(|m| rules.credits.ask(gym, *m, id, session.start_time)).collect::<Result<Vec<_>>>()?;
-    let read = credits.read(tx, &asks, also).await?;
     let mut skipped = Vec::new();
     let mut promoted = None;
-    for (i, next) in queue.into_iter().enumerate() {
-        match crate::credits::choose(read.iter().filter(|u| u.ask == i), session.start_time) {
-            Ok(pass) => {
-                repo.set_booking(tx, gym, id, next, Some(pass.id), now).await?;
-                credits.take(tx, &[(pass.clone(), id, None)], Cause::Job, now).await?;
-                promoted = Some(next);
-                break;
+    // A queue longer than a statement's share of parameters is read a part at a
+    // time: the first part (with the pass given back) holds the head in all but the
+    // rarest queues.
+    for (part, heads) in queue.chunks(QUEUE_READ).enumerate() {
+        let asks =
+            heads.iter().map(|m| rules.credits.ask(gym, *m, id, session.start_time)).collect::<Result<Vec<_>>>()?;
+        let read = credits.read(tx, &asks, if part == 0 { also } else { &[] }).await?;
+        for (i, next) in heads.iter().copied().enumerate() {
+            match crate::credits::choose(read.iter().filter(|u| u.ask == i), session.start_time) {
+                Ok(pass) => {
+                    repo.set_booking(tx, gym, id, next, Some(pass.id), now).await?;
+                    credits.take(tx, &[(pass.clone(), id, None)], Cause::Job, now).await?;
+                    promoted = Some(next);
+                    break;
+                }
+                Err(DomainError::NoValidPass | DomainError::WeeklyLimitReached) => {
+                    repo.set_participation(tx, gym, id, next, ParticipationStatus::Cancelled, None, now).await?;
+                    skipped.push(next);
+                }
+                Err(e) => return Err(e),
             }
-            Err(DomainError::NoValidPass | DomainError::WeeklyLimitReached) => {
-                repo.set_participation(tx, gym, id, next, ParticipationStatus::Cancelled, None, now).await?;
-                skipped.push(next);
-            }
-            Err(e) => return Err(e),
+        }
+        if promoted.is_some() {
+            break;
         }
     }
     if !skipped.is_empty() {
