@@ -30,6 +30,33 @@ pub enum DemoError {
     /// A token could not be signed.
     #[error("signing a token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
+    /// A time could not be written.
+    #[error("writing a time: {0}")]
+    Time(String),
+}
+
+/// The demo gym's zone: the printed times show its wall clock beside UTC.
+const DEMO_ZONE: &str = "Europe/Madrid";
+
+/// Where a client on this machine reaches a server bound to `addr`: the address
+/// itself, or loopback for an unspecified one (`0.0.0.0`, `::`).
+pub fn reachable(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// An instant as the API writes it (RFC 3339, UTC), with the gym's wall clock beside it.
+fn both_clocks(t: time::OffsetDateTime, zone: &str) -> Result<String, DemoError> {
+    let utc = crate::dto::UtcTime::from(t).rfc3339().map_err(|e| DemoError::Time(e.to_string()))?;
+    let local = jiff::Timestamp::from_second(t.unix_timestamp())
+        .and_then(|ts| jiff::tz::TimeZone::get(zone).map(|z| z.to_datetime(ts)))
+        .map_err(|e| DemoError::Time(e.to_string()))?;
+    let (y, mo, d, h, mi) = (local.year(), local.month(), local.day(), local.hour(), local.minute());
+    Ok(format!("{utc} ({y:04}-{mo:02}-{d:02} {h:02}:{mi:02} in {zone}, the gym's time)"))
 }
 
 /// Seeds the demo data and returns what to print.
@@ -60,7 +87,11 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     let gym = gyms
         .create_gym(
             owner.id,
-            NewGym { name: "GymAPI Demo Gym".into(), timezone: "UTC".into(), address: Some("1 Demo Street".into()) },
+            NewGym {
+                name: "GymAPI Demo Gym".into(),
+                timezone: DEMO_ZONE.into(),
+                address: Some("1 Demo Street".into()),
+            },
         )
         .await?;
     let as_owner = Actor { user_id: owner.id, gym_id: gym.id, role: Role::Owner };
@@ -126,14 +157,15 @@ pub async fn seed(settings: &Settings, db: Db) -> Result<String, DemoError> {
     }
     out += "\nSessions:\n";
     for s in &sessions {
-        out += &format!("  session {:>4} starts {}\n", s.id, s.start_time);
+        out += &format!("  session {:>4} starts {}\n", s.id, both_clocks(s.start_time, &gym.timezone)?);
     }
+    let base = reachable(settings.bind_addr);
     let first_qr = attendance.my_qr(&Actor { user_id: members[0].id, gym_id: gym.id, role: Role::Member }).await?.code;
     out += &format!(
         "\nTry a check-in at the front desk (the trainer scans member 1):\n\
-         curl -s -X POST http://{}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  \
-         -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n",
-        settings.bind_addr,
+         curl -s -X POST {base}/api/v1/attendance/check-in \\\n  -H 'Authorization: Bearer {}' \\\n  \
+         -H 'X-Gym-ID: {}' -H 'Content-Type: application/json' \\\n  -d '{{\"qr_code\": \"{first_qr}\"}}'\n\n\
+         Next: the interactive API docs at {base}/docs, and docs/api.md for what GymAPI adds to the contract.\n",
         token(&trainer.auth0_id)?,
         gym.id.0,
     );

@@ -8,6 +8,7 @@ mod cache;
 mod calendar;
 mod cancelling;
 mod changes;
+mod demo;
 mod docs;
 mod events;
 mod fan_out;
