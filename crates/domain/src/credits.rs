@@ -200,7 +200,16 @@ impl Credits {
             })
             .collect();
         if !rows.is_empty() {
-            self.passes.append_for_bookings(tx, &rows).await?;
+            // Every pack has a chain and every booking its row: an entry missing is a
+            // credit not taken, never to be committed.
+            let appended = self.passes.append_for_bookings(tx, &rows).await?;
+            if appended.len() != rows.len() {
+                return Err(DomainError::internal(format!(
+                    "{} of {} bookings' credits were not taken",
+                    rows.len() - appended.len(),
+                    rows.len()
+                )));
+            }
         }
         for (p, session, _) in uses {
             tx.record(DomainEvent::CreditUsed { gym: p.gym_id, pass: p.id, member: p.member_id, session: *session });

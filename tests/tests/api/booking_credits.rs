@@ -416,3 +416,51 @@ two_instances!(racing_bookings_cancellations_waitlists_and_check_ins_keep_every_
     .await;
     assert!(counts.is_empty(), "every count is its places");
 });
+
+both_backends!(bad_pass_settings_and_dry_run_values_change_nothing, |app| {
+    let (owner, gym) = app.gym().await;
+    let ana = app.member(gym, &owner, "member").await;
+    for bad in [
+        json!({"cancel_cutoff_minutes": 10_081}),
+        json!({"cancel_cutoff_minutes": -1}),
+        json!({"cancel_cutoff_minutes": null}),
+        json!({"cancel_cutoff_minutes": 1.5}),
+        json!({"cancel_cutoff_minutes": 4_294_967_296_i64}),
+        json!({"booking_requires_pass": null}),
+        json!({"booking_requires_pass": "yes"}),
+        json!({"booking_requires_pass": 1}),
+    ] {
+        let got = app.send_json(Method::PATCH, "/api/v1/gyms/current", &owner, gym, &bad).await;
+        assert_error(&got, 422, "validation_error");
+    }
+    let (_, g) = app.send_as(Method::GET, "/api/v1/gyms/current", &owner, gym).await;
+    assert_eq!((&g["booking_requires_pass"], &g["cancel_cutoff_minutes"]), (&json!(false), &json!(0)), "{g}");
+    // Only an admin changes them.
+    let member_tries = json!({"booking_requires_pass": true});
+    assert_error(
+        &app.send_json(Method::PATCH, "/api/v1/gyms/current", &ana, gym, &member_tries).await,
+        403,
+        "forbidden",
+    );
+
+    let class = app.class(gym, &owner, 5).await;
+    let session = app.session_at(gym, &owner, class, gymapi_tests::now() + Duration::hours(2)).await;
+    for bad in ["yes", "1", "", "true&dry_run=false"] {
+        let path = format!("/api/v1/schedule/sessions/{}/register?dry_run={bad}", session["id"]);
+        assert_error(&app.send_as(Method::POST, &path, &ana, gym).await, 422, "validation_error");
+    }
+    let path = format!("/api/v1/schedule/sessions/{}/register?dry_run=false", session["id"]);
+    assert_eq!(app.send_as(Method::POST, &path, &ana, gym).await.0, 201, "dry_run=false books");
+    // A dry run of a booking already made answers its refusal; an unknown session is 404.
+    let path = format!("/api/v1/schedule/sessions/{}/register?dry_run=true", session["id"]);
+    let (status, said) = app.send_as(Method::POST, &path, &ana, gym).await;
+    assert_eq!((status.as_u16(), said), (200, json!({"ok": false, "code": "already_registered", "pass_id": null})));
+    let unknown = "/api/v1/schedule/sessions/999999/register?dry_run=true";
+    assert_error(&app.send_as(Method::POST, unknown, &ana, gym).await, 404, "session_not_found");
+    // Another gym's session is as unknown.
+    let (other_owner, other_gym) = app.gym().await;
+    let theirs = app.class(other_gym, &other_owner, 5).await;
+    let theirs = app.session_at(other_gym, &other_owner, theirs, gymapi_tests::now() + Duration::hours(2)).await;
+    let path = format!("/api/v1/schedule/sessions/{}/register?dry_run=true", theirs["id"]);
+    assert_error(&app.send_as(Method::POST, &path, &ana, gym).await, 404, "session_not_found");
+});

@@ -342,10 +342,15 @@ impl PassRepository for Db {
             let keys = also.iter().map(|(g, p)| vec![Cell::Int(Some(g.0)), Cell::Int(Some(*p))]).collect();
             let (keys_cte, more) = rows_cte(backend, "k", &[("g", "BIGINT"), ("p", "BIGINT")], keys, 2);
             values.extend(more);
+            // The keys first (each ask's passes by the member's index, and `also`), then
+            // the rows by their primary key: an `OR` of the two in one `WHERE` would
+            // scan every pass.
             let lock = format!(
-                "WITH {asks_cte}, {keys_cte} SELECT p.id FROM passes p \
-                 WHERE EXISTS (SELECT 1 FROM a WHERE {usable}) OR EXISTS (SELECT 1 FROM k WHERE k.g = p.gym_id AND k.p = p.id) \
-                 ORDER BY p.gym_id, p.id FOR NO KEY UPDATE"
+                "WITH {asks_cte}, {keys_cte}, \
+                 wanted AS (SELECT p.gym_id AS g, p.id AS id FROM a JOIN passes p ON {usable} \
+                            UNION SELECT k.g, k.p FROM k) \
+                 SELECT p.id FROM wanted w JOIN passes p ON p.gym_id = w.g AND p.id = w.id \
+                 ORDER BY p.gym_id, p.id FOR NO KEY UPDATE OF p"
             );
             timed("passes_lock", all::<IdRow>(tx, &lock, values)).await?;
         }
