@@ -365,7 +365,10 @@ two_instances!(racing_bookings_cancellations_waitlists_and_check_ins_keep_every_
         assert!(status.as_u16() < 500, "no racer fails the server: {status} {body}");
     }
     let answered = |code: u16| answers.iter().filter(|(s, _)| s.as_u16() == code).count();
-    assert!(answered(201) > 0 && answered(204) > 0 && answered(200) > 0, "bookings, cancellations and check-ins ran");
+    // Which racer wins is the scheduler's: a cancel may always come before its booking.
+    // Something must have taken credits for the checks below to mean anything.
+    let counts = [201, 200, 204, 404, 409, 400].map(|c| (c, answered(c)));
+    assert!(answered(201) + answered(200) > 0, "no booking or check-in went through: {counts:?}");
 
     // In SQL, after the run: every pass's balance is its grant plus its entries and
     // not below zero; each booking took at most one credit and got it back at most
