@@ -76,9 +76,11 @@ impl CreditRules {
     pub fn ask(&self, gym: GymId, member: UserId, session: SessionId, start: OffsetDateTime) -> Result<CreditAsk> {
         let zone = values::gym_zone(&self.zone)?;
         let day = values::local_date(&zone, start)?;
-        let monday = day - Duration::days(i64::from(day.weekday().number_days_from_monday()));
-        let next =
-            monday.checked_add(Duration::days(7)).ok_or_else(|| DomainError::internal("a week past the calendar"))?;
+        let past_calendar = || DomainError::internal("a week past the calendar");
+        let monday = day
+            .checked_sub(Duration::days(i64::from(day.weekday().number_days_from_monday())))
+            .ok_or_else(past_calendar)?;
+        let next = monday.checked_add(Duration::days(7)).ok_or_else(past_calendar)?;
         let week =
             (values::instant_in(&zone, monday, Time::MIDNIGHT)?, values::instant_in(&zone, next, Time::MIDNIGHT)?);
         Ok(CreditAsk { gym, member, session, start, week })
