@@ -431,6 +431,25 @@ pub fn refusal(
     }
 }
 
+/// Whether an error is one of a booking's own refusals (the ones [`refusal`], the
+/// waitlist and the passes give), which a dry run answers instead of failing; not an
+/// unknown session, a caller who is no member, or the database.
+pub fn is_booking_refusal(e: &DomainError) -> bool {
+    use DomainError as D;
+    matches!(
+        e,
+        D::SessionNotOpen
+            | D::BookingClosed { .. }
+            | D::BookingNotOpen { .. }
+            | D::AlreadyRegistered
+            | D::SessionFull
+            | D::AlreadyWaitlisted
+            | D::WaitlistLimit
+            | D::NoValidPass
+            | D::WeeklyLimitReached
+    )
+}
+
 /// What freeing a place did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freed {
@@ -1899,5 +1918,22 @@ mod tests {
             Arc::new(FixedClock(NOW)),
         );
         assert!(svc.cancel_session(&staff(), SessionId(11)).await.is_ok());
+    }
+
+    #[test]
+    fn a_dry_run_answers_the_bookings_own_refusals_and_fails_on_the_rest() {
+        for own in [
+            DomainError::SessionFull,
+            DomainError::NoValidPass,
+            DomainError::WeeklyLimitReached,
+            DomainError::SessionNotOpen,
+        ] {
+            assert!(is_booking_refusal(&own), "{own:?}");
+        }
+        for other in
+            [DomainError::SessionNotFound, DomainError::NotAMember, DomainError::Unavailable, DomainError::Forbidden]
+        {
+            assert!(!is_booking_refusal(&other), "{other:?}");
+        }
     }
 }

@@ -253,37 +253,13 @@ impl From<domain::reports::ClassReport> for ClassReportOut {
     }
 }
 
-/// One plan's passes and credits over the report's dates.
-#[derive(Serialize, ToSchema)]
-pub struct PassReportOut {
-    pub plan_id: i64,
-    pub name: String,
-    /// Passes sold in the dates (by staff or paid).
-    pub passes_sold: i64,
-    /// Pack credits granted with them.
-    pub credits_granted: i64,
-    /// Credits bookings and walk-ins took.
-    pub credits_used: i64,
-    /// Credits given back (cancellations in time, cancelled sessions, members removed).
-    pub credits_refunded: i64,
-    /// Credits kept by the gym for late cancels.
-    pub credits_forfeited: i64,
-    /// Credits gone with their passes' expiry.
-    pub credits_expired: i64,
-}
-
-impl From<domain::reports::PlanFigures> for PassReportOut {
-    fn from(f: domain::reports::PlanFigures) -> Self {
-        Self {
-            plan_id: f.plan_id,
-            name: f.name,
-            passes_sold: f.passes_sold,
-            credits_granted: f.credits_granted,
-            credits_used: f.credits_used,
-            credits_refunded: f.credits_refunded,
-            credits_forfeited: f.credits_forfeited,
-            credits_expired: f.credits_expired,
-        }
+response! {
+    /// One plan's passes and pack credits over the report's dates: passes sold then, and
+    /// credits granted, used, refunded (in time, cancelled sessions, members removed),
+    /// forfeited (late cancels) and expired then.
+    PassReportOut from domain::reports::PlanFigures {
+        plan_id: i64, name: String, passes_sold: i64, credits_granted: i64, credits_used: i64,
+        credits_refunded: i64, credits_forfeited: i64, credits_expired: i64,
     }
 }
 

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use domain::schedule::BookingRequest;
-use domain::{ClassId, DomainError, RecurrenceId, SessionId, policy};
+use domain::{ClassId, RecurrenceId, SessionId, policy};
 
 use crate::body::Body;
 use crate::cache_keys as keys;
@@ -209,27 +209,12 @@ async fn register(
         Ok(b) => DryRunOut { ok: true, code: None, pass_id: b.participation.pass_id },
         // The booking's own refusals are the answer; the rest (an unknown session, a
         // caller who is no member, the database) are errors as for a booking.
-        Err(e) if is_booking_refusal(&e) => DryRunOut { ok: false, code: Some(e.code()), pass_id: None },
+        Err(e) if domain::schedule::is_booking_refusal(&e) => {
+            DryRunOut { ok: false, code: Some(e.code()), pass_id: None }
+        }
         Err(e) => return Err(e.into()),
     };
     json(StatusCode::OK, &answer)
-}
-
-/// A refusal of the booking itself, which a dry run answers instead of failing.
-fn is_booking_refusal(e: &DomainError) -> bool {
-    use DomainError as D;
-    matches!(
-        e,
-        D::SessionNotOpen
-            | D::BookingClosed { .. }
-            | D::BookingNotOpen { .. }
-            | D::AlreadyRegistered
-            | D::SessionFull
-            | D::AlreadyWaitlisted
-            | D::WaitlistLimit
-            | D::NoValidPass
-            | D::WeeklyLimitReached
-    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/schedule/sessions/{id}/register", tag = "schedule",

@@ -203,7 +203,8 @@ impl AttendanceRepository for Db {
                     qr_step_used: row.qr_step_used,
                     is_member: row.role.is_some(),
                     candidates: Vec::new(),
-                    pass_zone: row.timezone.clone().filter(|_| row.booking_requires_pass == Some(true)),
+                    // Cloned only for a gym that requires passes: the check-in's hot path.
+                    pass_zone: if row.booking_requires_pass == Some(true) { row.timezone.clone() } else { None },
                 });
             }
             let Some(ctx) = slot.as_mut() else { continue };
