@@ -17,6 +17,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 
+pub mod replication;
+
 /// The HS256 secret of test apps.
 pub const SECRET: &str = "gymapi-test-secret-0123456789abcdef0123456789";
 
@@ -186,6 +188,24 @@ impl TestDb {
                 Self::sqlite(dir, name)
             }
         }
+    }
+
+    /// An empty database on the PostgreSQL server of `admin` (a server a test
+    /// started itself), dropped with it.
+    ///
+    /// # Panics
+    /// When the server refuses.
+    pub async fn empty_on(admin: &str) -> Self {
+        let name = unique_name();
+        let conn = Database::connect(admin).await.unwrap_or_else(|e| unreachable_pg(admin, &e));
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        let _ = conn.close().await;
+        Self::postgres(admin.to_owned(), name)
+    }
+
+    /// The database's name (its last path segment).
+    pub fn name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or_default()
     }
 
     fn postgres(admin: String, name: String) -> Self {
@@ -596,6 +616,15 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{session}");
         session
     }
+}
+
+/// The sum of a metric's series in the app's `/metrics`.
+pub async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The member's current QR code in the gym (`GET /attendance/my-qr`).

@@ -2,18 +2,9 @@
 //! its own: the metrics recorder is one per process, so no other test's requests
 //! are counted here.
 
-use gymapi_tests::{Backend, Options, TestApp, TestDb, now, redis_url};
+use gymapi_tests::{Backend, Options, TestApp, TestDb, metric, now, redis_url};
 use reqwest::Method;
 use serde_json::json;
-
-/// The sum of a metric's series in the app's `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_read_is_one_redis_round_trip_and_a_lone_check_in_two() {

@@ -42,6 +42,9 @@ pub fn server(state: State, listener: TcpListener, workers: usize, handle_signal
             .app_data(state.lifecycle.clone())
             .app_data(state.idempotency.clone())
             .wrap(middleware::from_fn(crate::idempotency::middleware))
+            // Outside the idempotency middleware, which commits held work: a write is
+            // marked for read-your-writes only once it committed.
+            .wrap(middleware::from_fn(crate::own_writes::middleware))
             .wrap(middleware::from_fn(crate::limits::body_limit))
             .wrap(middleware::from_fn(crate::error::localize))
             .wrap(middleware::from_fn(telemetry::middleware))

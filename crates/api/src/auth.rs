@@ -301,7 +301,7 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     Ok(token.trim().to_owned())
 }
 
-fn is_mutation(m: &Method) -> bool {
+pub(crate) fn is_mutation(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PATCH | Method::DELETE | Method::PUT)
 }
 
@@ -329,6 +329,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .await?;
     let caller = Caller { user_id };
     req.extensions_mut().insert(caller.clone());
+    infra::db::replica::set_caller(user_id);
     tracing::Span::current().record("user_id", user_id.0);
     Ok(caller)
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod limits;
 pub mod openapi;
+pub mod own_writes;
 pub mod params;
 pub mod refusals;
 pub mod respond;

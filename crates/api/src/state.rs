@@ -111,6 +111,7 @@ pub enum StartupError {
 pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
     let cache = infra::cache::from_settings(settings)?;
     let db = db.with_clock(clock.clone());
+    db.with_own_writes(cache.clone());
     let repo = Arc::new(db.clone());
     // Every listener of the domain's facts, one line each.
     let nudge = Arc::new(tokio::sync::Notify::new());

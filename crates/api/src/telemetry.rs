@@ -240,6 +240,12 @@ fn describe_metrics() {
         "Connections actix-http ended on a request it could not parse (answered 400 or 431 before GymAPI's code)"
     );
     describe_gauge!("gymapi_db_pool_connections", "Database pool connections: in_use, idle, and the configured max");
+    describe_counter!(
+        "gymapi_db_reads_total",
+        "Reads that tolerate replication lag (lists, history, reports, the change feed), by the server that answered"
+    );
+    describe_gauge!("gymapi_db_replica_up", "1 while the read replica is caught up and serves reads, else 0");
+    describe_gauge!("gymapi_db_replica_lag_bytes", "WAL the read replica has yet to replay, at the last check");
     describe_histogram!("gymapi_checkin_batch_size", "Check-ins combined into one transaction");
     describe_histogram!(
         "gymapi_checkin_batch_wait_seconds",

@@ -41,6 +41,15 @@ pub struct ChangePage {
     pub next: i64,
 }
 
+/// Which copy of the feed a read may use.
+#[derive(Debug, Clone, Copy)]
+enum Copy {
+    /// The latest commit: a live stream checks its reads against the gym's head.
+    Latest,
+    /// One that may lag a little: a cursor's pull.
+    Recent,
+}
+
 /// The outbox as a feed.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -50,6 +59,15 @@ pub trait ChangeRepository: Send + Sync {
     /// # Errors
     /// Storage failures.
     async fn changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>>;
+
+    /// As [`ChangeRepository::changes`], from a copy that may lag the latest commit
+    /// by a few seconds (a read replica): for pulls that resume from a cursor, which
+    /// a lagging copy only makes return less. A live stream compares what it reads
+    /// with the gym's head and reads [`ChangeRepository::changes`].
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn recent_changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>>;
 
     /// The number of the gym's last numbered fact (`0` before any).
     ///
@@ -99,7 +117,7 @@ impl ChangeFeed {
     /// was purged; storage failures.
     pub async fn after(&self, actor: &Actor, after: i64, page: Page) -> Result<ChangePage> {
         actor.require(crate::policy::READ_CHANGES)?;
-        self.page(actor.gym_id, after, page.limit).await
+        self.page(actor.gym_id, after, page.limit, Copy::Recent).await
     }
 
     /// Where a live stream of the gym starts (staff): after `last_seen` (a
@@ -117,7 +135,7 @@ impl ChangeFeed {
             Some(after) if after > head => Err(DomainError::validation("Last-Event-ID is past the gym's last fact")),
             // The fact after it must still be kept: one page of a single fact tells
             // (nothing at all after a cursor behind the head: purged too).
-            Some(after) => match self.page(actor.gym_id, after, 1).await? {
+            Some(after) => match self.page(actor.gym_id, after, 1, Copy::Latest).await? {
                 page if page.changes.is_empty() && after < head && after > 0 => Err(DomainError::CursorExpired),
                 _ => Ok(after),
             },
@@ -131,16 +149,19 @@ impl ChangeFeed {
     /// # Errors
     /// As [`ChangeFeed::after`].
     pub async fn live(&self, gym: GymId, after: i64, limit: u64) -> Result<ChangePage> {
-        let mut page = self.page(gym, after, limit).await?;
+        let mut page = self.page(gym, after, limit, Copy::Latest).await?;
         page.changes.retain(|c| public_type(&c.kind).is_some_and(|t| ATTENDANCE_TYPES.contains(&t)));
         Ok(page)
     }
 
-    async fn page(&self, gym: GymId, after: i64, limit: u64) -> Result<ChangePage> {
+    async fn page(&self, gym: GymId, after: i64, limit: u64, copy: Copy) -> Result<ChangePage> {
         if after < 0 {
             return Err(DomainError::validation("after must be 0 or a number the feed gave"));
         }
-        let rows = self.repo.changes(gym, after, limit).await?;
+        let rows = match copy {
+            Copy::Latest => self.repo.changes(gym, after, limit).await?,
+            Copy::Recent => self.repo.recent_changes(gym, after, limit).await?,
+        };
         let mut changes = Vec::with_capacity(rows.len());
         let mut last = after;
         for change in rows {
@@ -184,7 +205,7 @@ mod tests {
 
     fn feed(rows: Vec<i64>) -> ChangeFeed {
         let mut repo = MockChangeRepository::new();
-        repo.expect_changes().returning(move |_, _, _| Ok(rows.iter().copied().map(change).collect()));
+        repo.expect_recent_changes().returning(move |_, _, _| Ok(rows.iter().copied().map(change).collect()));
         ChangeFeed::new(Arc::new(repo))
     }
 

@@ -70,6 +70,9 @@ pub struct Settings {
     pub workers: usize,
     /// `DATABASE_URL` (may hold a password: redacted in `Debug`).
     pub database_url: Secret,
+    /// `DATABASE_READ_URL`: a PostgreSQL streaming replica for the reads that
+    /// tolerate lag (see `infra::db::replica`); redacted in `Debug`.
+    pub database_read_url: Option<Secret>,
     /// `DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
     /// `DATABASE_ACQUIRE_TIMEOUT_SECONDS`.
@@ -111,6 +114,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("BIND_ADDR", Some("127.0.0.1:8000")),
     ("WORKERS", None),
     ("DATABASE_URL", Some("sqlite://gymapi.db?mode=rwc")),
+    ("DATABASE_READ_URL", None),
     ("DATABASE_MAX_CONNECTIONS", Some("20")),
     ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", Some("5")),
     ("DATABASE_STATEMENT_TIMEOUT_SECONDS", Some("10")),
@@ -174,6 +178,13 @@ impl Settings {
         if !["sqlite:", "postgres:", "postgresql:"].iter().any(|p| database_url.starts_with(p)) {
             return Err(bad("DATABASE_URL", "(hidden)", "a sqlite://… or postgres://… URL"));
         }
+        let database_read_url = get("DATABASE_READ_URL");
+        if let Some(u) = &database_read_url
+            && !(["postgres:", "postgresql:"].iter().any(|p| u.starts_with(p))
+                && ["postgres:", "postgresql:"].iter().any(|p| database_url.starts_with(p)))
+        {
+            return Err(bad("DATABASE_READ_URL", "(hidden)", "a postgres://… URL, with a postgres:// DATABASE_URL"));
+        }
         let redis_url = get("REDIS_URL");
         if let Some(u) = &redis_url
             && !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://"))
@@ -191,6 +202,7 @@ impl Settings {
             })?,
             workers,
             database_url: Secret(database_url),
+            database_read_url: database_read_url.map(Secret),
             database_max_connections: setting(get, "DATABASE_MAX_CONNECTIONS", 1, 10_000)?,
             database_acquire_timeout: Duration::from_secs(setting(get, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1, 600)?),
             database_statement_timeout: Duration::from_secs(setting(
@@ -359,6 +371,19 @@ mod tests {
             let e = load(&vars).expect_err("JWKS without audience and issuer");
             assert!(e.to_string().contains("AUTH_AUDIENCE") && e.to_string().contains("AUTH_ISSUER"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_read_replica_is_postgresql_behind_a_postgresql_primary() {
+        let pg = ("DATABASE_URL", "postgres://u:pw@db/gymapi");
+        let replica = ("DATABASE_READ_URL", "postgres://u:replica-pw@replica/gymapi");
+        let s = load(&[pg, replica]).expect("a replica of PostgreSQL");
+        assert_eq!(s.database_read_url.as_ref().map(Secret::expose), Some(replica.1));
+        assert!(!format!("{s:?}").contains("replica-pw"));
+        assert!(load(&[pg]).expect("no replica").database_read_url.is_none());
+        let e = load(&[replica]).expect_err("a replica behind SQLite");
+        assert!(e.to_string().contains("DATABASE_READ_URL") && !e.to_string().contains("replica-pw"), "{e}");
+        assert!(load(&[pg, ("DATABASE_READ_URL", "mysql://replica/gymapi")]).is_err());
     }
 
     #[test]

@@ -272,7 +272,7 @@ impl AttendanceRepository for Db {
                          ORDER BY attendance_time DESC, id DESC LIMIT $3 OFFSET $4) p \
                    JOIN sessions s ON s.gym_id = $1 AND s.id = p.session_id ORDER BY p.attendance_time DESC, p.id DESC";
         let values = vec![gym.0.into(), user.0.into(), page.limit_value(), page.skip_value()];
-        timed("attendance_history", entities(&self.conn, sql, values)).await
+        self.lagging("attendance_history", |c| Box::pin(entities(c, sql, values.clone()))).await
     }
 
     async fn attendance_counts(

@@ -18,17 +18,30 @@ struct ChangeRow {
     created_at: OffsetDateTime,
 }
 
+const CHANGES: &str = "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at \
+                       FROM outbox WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3";
+
+impl From<ChangeRow> for Change {
+    fn from(r: ChangeRow) -> Self {
+        Change { seq: r.seq, id: r.id, kind: r.kind, data: r.data, created_at: r.created_at }
+    }
+}
+
 #[async_trait]
 impl ChangeRepository for Db {
     async fn changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>> {
-        let sql = "SELECT gym_seq AS seq, id, type AS kind, CAST(payload AS TEXT) AS data, created_at FROM outbox \
-                   WHERE gym_id = $1 AND gym_seq > $2 ORDER BY gym_seq LIMIT $3";
         let values = vec![gym.0.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
-        let rows = timed("changes_list", all::<ChangeRow>(&self.conn, sql, values)).await?;
-        Ok(rows
+        Ok(timed("changes_list", all::<ChangeRow>(&self.conn, CHANGES, values))
+            .await?
             .into_iter()
-            .map(|r| Change { seq: r.seq, id: r.id, kind: r.kind, data: r.data, created_at: r.created_at })
+            .map(Change::from)
             .collect())
+    }
+
+    async fn recent_changes(&self, gym: GymId, after: i64, limit: u64) -> Result<Vec<Change>> {
+        let values = vec![gym.0.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        let rows = self.lagging("changes_list", |c| Box::pin(all::<ChangeRow>(c, CHANGES, values.clone()))).await?;
+        Ok(rows.into_iter().map(Change::from).collect())
     }
 
     async fn head(&self, gym: GymId) -> Result<i64> {

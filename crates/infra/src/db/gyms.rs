@@ -107,7 +107,7 @@ impl GymRepository for Db {
                    JOIN users u ON u.id = m.user_id ORDER BY m.user_id";
         let values =
             vec![gym.0.into(), role.map(|r| r.as_str().to_owned()).into(), page.limit_value(), page.skip_value()];
-        timed("members_list", entities(&self.conn, sql, values)).await
+        self.lagging("members_list", |c| Box::pin(entities(c, sql, values.clone()))).await
     }
 
     async fn lock_gym(&self, tx: &mut Tx, gym: GymId) -> Result<()> {

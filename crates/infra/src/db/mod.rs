@@ -29,6 +29,7 @@ mod passes;
 mod plans;
 mod recurrences;
 mod refusals;
+pub mod replica;
 mod reports;
 mod rows;
 mod schedule;
@@ -54,6 +55,8 @@ pub struct Db {
     /// SQLite's one writer: write transactions (and the outbox's few writes outside
     /// one) queue here, in order, instead of 20 connections polling the file lock.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// `DATABASE_READ_URL`: the replica for reads that tolerate lag.
+    replica: Option<std::sync::Arc<replica::Replica>>,
 }
 
 /// The SQLite writer's turn, held until the write committed or rolled back
@@ -120,6 +123,12 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
                 .pragma("mmap_size", "268435456")
         });
     let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
+    let replica = match &settings.database_read_url {
+        Some(url) => Some(std::sync::Arc::new(replica::Replica::new(
+            replica::connect(url.expose(), settings).await.map_err(DbError::Connect)?,
+        ))),
+        None => None,
+    };
     let db = Db {
         conn,
         url: settings.database_url.clone(),
@@ -128,8 +137,10 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
         clock: std::sync::Arc::new(domain::clock::SystemClock),
         marks: std::sync::Arc::default(),
         writer: std::sync::Arc::default(),
+        replica,
     };
     db.spawn_mark_writer();
+    db.spawn_replica_checker();
     Ok(db)
 }
 
@@ -213,6 +224,9 @@ impl Db {
     /// Closes the pool (graceful shutdown), after writing the delivery marks queued.
     pub async fn close(self) {
         self.flush_marks().await;
+        if let Some(r) = &self.replica {
+            r.close().await;
+        }
         let _ = self.conn.close().await;
     }
 

@@ -226,7 +226,7 @@ impl PassRepository for Db {
         let sql =
             format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.member_id = $2 ORDER BY p.id DESC LIMIT $3 OFFSET $4");
         let values = vec![gym.0.into(), member.0.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("passes_list", all::<PassRow>(&self.conn, &sql, values)).await?;
+        let rows = self.lagging("passes_list", |c| Box::pin(all::<PassRow>(c, &sql, values.clone()))).await?;
         rows.into_iter().map(Pass::try_from).collect()
     }
 
@@ -299,7 +299,7 @@ impl PassRepository for Db {
                    WHERE p.gym_id = $1 AND p.member_id = $2 \
                    ORDER BY e.at DESC, e.pass_id DESC, e.seq DESC LIMIT $3 OFFSET $4";
         let values = vec![gym.0.into(), member.0.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("ledger_list", all::<EntryRow>(&self.conn, sql, values)).await?;
+        let rows = self.lagging("ledger_list", |c| Box::pin(all::<EntryRow>(c, sql, values.clone()))).await?;
         rows.into_iter().map(CreditEntry::try_from).collect()
     }
 

@@ -84,7 +84,7 @@ impl PlanRepository for Db {
             "SELECT {PLAN_COLS} FROM plans WHERE gym_id = $1 AND (active = TRUE OR $2) ORDER BY id LIMIT $3 OFFSET $4"
         );
         let values = vec![gym.0.into(), retired.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("plans_list", all::<PlanRow>(&self.conn, &sql, values)).await?;
+        let rows = self.lagging("plans_list", |c| Box::pin(all::<PlanRow>(c, &sql, values.clone()))).await?;
         rows.into_iter().map(Plan::try_from).collect()
     }
 

@@ -79,14 +79,14 @@ impl RefusalRepository for Db {
         let sql = "SELECT id, desk_id, qr_code, qr_user_id, session_id, code, at FROM checkin_refusals \
                    WHERE gym_id = $1 AND at >= $2 AND at <= $3 ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5";
         let values = vec![gym.0.into(), ts(from), ts(through), page.limit_value(), page.skip_value()];
-        let rows = timed("refusals_list", all::<RefusalRow>(&self.conn, sql, values)).await?;
+        let rows = self.lagging("refusals_list", |c| Box::pin(all::<RefusalRow>(c, sql, values.clone()))).await?;
         let (Some(newest), Some(oldest)) = (rows.first().map(|r| r.at), rows.last().map(|r| r.at)) else {
             return Ok(Vec::new());
         };
         let near_sql =
             "SELECT desk_id, qr_user_id, at FROM checkin_refusals WHERE gym_id = $1 AND at >= $2 AND at <= $3";
         let values = vec![gym.0.into(), ts(oldest - window), ts(newest + window)];
-        let near = timed("refusals_near", all::<NearRow>(&self.conn, near_sql, values)).await?;
+        let near = self.lagging("refusals_near", |c| Box::pin(all::<NearRow>(c, near_sql, values.clone()))).await?;
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -73,7 +73,7 @@ impl ReportRepository for Db {
                    LEFT JOIN counted n ON n.session_id = h.id \
                    GROUP BY c.id, c.name ORDER BY c.id";
         let values = vec![gym.0.into(), ts(from), ts(through), ts(now)];
-        let rows = timed("report_classes", all::<FiguresRow>(&self.conn, sql, values)).await?;
+        let rows = self.lagging("report_classes", |c| Box::pin(all::<FiguresRow>(c, sql, values.clone()))).await?;
         Ok(rows
             .into_iter()
             .map(|r| ClassFigures {
@@ -115,7 +115,7 @@ impl ReportRepository for Db {
                    FROM plans pl LEFT JOIN sold s ON s.plan_id = pl.id LEFT JOIN moved m ON m.plan_id = pl.id \
                    WHERE pl.gym_id = $1 ORDER BY pl.id";
         let values = vec![gym.0.into(), ts(from), ts(through)];
-        let rows = timed("report_passes", all::<PlanRow>(&self.conn, sql, values)).await?;
+        let rows = self.lagging("report_passes", |c| Box::pin(all::<PlanRow>(c, sql, values.clone()))).await?;
         Ok(rows
             .into_iter()
             .map(|r| PlanFigures {
@@ -143,7 +143,7 @@ impl ReportRepository for Db {
                    WHERE gym_id = $1 AND member_id = $2 AND status = 'attended' AND attendance_time IS NOT NULL \
                    ORDER BY attendance_time DESC LIMIT $3";
         let values = vec![gym.0.into(), user.0.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()];
-        let rows = timed("report_member_times", all::<TimeRow>(&self.conn, sql, values)).await?;
+        let rows = self.lagging("report_member_times", |c| Box::pin(all::<TimeRow>(c, sql, values.clone()))).await?;
         Ok(rows.into_iter().map(|r| r.t).collect())
     }
 }

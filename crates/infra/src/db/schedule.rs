@@ -497,7 +497,7 @@ impl ScheduleRepository for Db {
              AND status = 'waitlisted' ORDER BY waitlist_seq, id LIMIT $3 OFFSET $4"
         );
         let values = vec![gym.0.into(), session.0.into(), page.limit_value(), page.skip_value()];
-        timed("waitlist_list", entities(&self.conn, &sql, values)).await
+        self.lagging("waitlist_list", |c| Box::pin(entities(c, &sql, values.clone()))).await
     }
 
     async fn participants(&self, gym: GymId, session_id: SessionId, page: Page) -> Result<Vec<Participation>> {
@@ -506,6 +506,6 @@ impl ScheduleRepository for Db {
              ORDER BY id LIMIT $3 OFFSET $4"
         );
         let values = vec![gym.0.into(), session_id.0.into(), page.limit_value(), page.skip_value()];
-        timed("participants_list", entities(&self.conn, &sql, values)).await
+        self.lagging("participants_list", |c| Box::pin(entities(c, &sql, values.clone()))).await
     }
 }

@@ -225,7 +225,8 @@ impl WebhookRepository for Db {
             "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
         );
         let values = vec![id.into(), page.limit_value(), page.skip_value()];
-        let rows = timed("webhooks_deliveries", all::<DeliveryRow>(&self.conn, &sql, values)).await?;
+        let rows =
+            self.lagging("webhooks_deliveries", |c| Box::pin(all::<DeliveryRow>(c, &sql, values.clone()))).await?;
         rows.into_iter().map(Delivery::try_from).collect::<Result<Vec<_>>>().map(Some)
     }
 
