@@ -17,6 +17,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 
+pub mod redis_cluster;
 pub mod replication;
 
 /// The HS256 secret of test apps.
@@ -620,11 +621,21 @@ impl TestApp {
 
 /// The sum of a metric's series in the app's `/metrics`.
 pub async fn metric(app: &TestApp, name: &str) -> f64 {
+    metric_with(app, name, "").await
+}
+
+/// The sum of a metric's series whose labels include `label` (`""` for all).
+pub async fn metric_with(app: &TestApp, name: &str, label: &str) -> f64 {
     let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Cached reads answered from the cache so far.
+pub async fn hits(app: &TestApp) -> f64 {
+    metric_with(app, "gymapi_cache_operations_total", "result=\"hit\"").await
 }
 
 /// The member's current QR code in the gym (`GET /attendance/my-qr`).

@@ -9,27 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gymapi_tests::replication::Replicated;
-use gymapi_tests::{Options, TestApp, TestDb, TestUser, redis_url};
+use gymapi_tests::{Options, TestApp, TestDb, TestUser, metric_with, redis_url};
 use reqwest::Method;
 use serde_json::json;
 
-/// A series of the app's `/metrics` whose labels include `label`.
-async fn series(app: &TestApp, name: &str, label: &str) -> f64 {
-    let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn replica_reads(app: &TestApp) -> f64 {
-    series(app, "gymapi_db_reads_total", "server=\"replica\"").await
+    metric_with(app, "gymapi_db_reads_total", "server=\"replica\"").await
 }
 
 /// Waits until the app's replica gauge reads `up`.
 async fn replica_up(app: &TestApp, up: f64) {
     let start = Instant::now();
-    while series(app, "gymapi_db_replica_up", "").await != up {
+    while metric_with(app, "gymapi_db_replica_up", "").await != up {
         assert!(start.elapsed() < Duration::from_secs(20), "gymapi_db_replica_up never became {up}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -108,7 +99,7 @@ async fn lists_read_a_caught_up_replica_own_writes_the_primary_and_a_lagging_or_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     replica_up(&b, 0.0).await;
-    assert!(series(&b, "gymapi_db_replica_lag_bytes", "").await > 0.0, "the lag is shown");
+    assert!(metric_with(&b, "gymapi_db_replica_lag_bytes", "").await > 0.0, "the lag is shown");
 
     cluster.on_replica("SELECT pg_wal_replay_resume()").await;
     replica_answers(&b, &member, gym, &[first, second]).await;

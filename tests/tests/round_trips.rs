@@ -2,7 +2,7 @@
 //! its own: the metrics recorder is one per process, so no other test's requests
 //! are counted here.
 
-use gymapi_tests::{Backend, Options, TestApp, TestDb, metric, now, redis_url};
+use gymapi_tests::{Backend, Options, TestApp, TestDb, hits, metric, now, redis_url};
 use reqwest::Method;
 use serde_json::json;
 
@@ -42,12 +42,4 @@ async fn a_cached_read_is_one_redis_round_trip_and_a_lone_check_in_two() {
     assert_eq!(status, 200, "{body}");
     let trips_check_in = metric(&app, "gymapi_cache_round_trips_total").await - trips;
     assert_eq!(trips_check_in, 2.0, "the desk's role, then the invalidations in one pipeline");
-}
-
-async fn hits(app: &TestApp) -> f64 {
-    let text = app.req(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("gymapi_cache_operations_total{") && l.contains("result=\"hit\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

@@ -1,6 +1,10 @@
 //! What the HTTP layer caches, and the one place that says what each fact of the
 //! domain invalidates. The domain publishes facts ([`domain::facts`]); this
 //! listener turns them into versioned-group invalidations (see [`domain::cache`]).
+//!
+//! Every key carries its gym (or, for a user's own entries, its user) in braces: a
+//! Redis Cluster hash tag, so that one gym's keys share a slot and what one fact
+//! invalidates in a gym is one pipeline on one node.
 
 use std::sync::Arc;
 
@@ -11,26 +15,26 @@ use domain::{GymId, SessionId, UserId};
 
 /// Active classes of a gym (one field per page).
 pub fn classes(gym: GymId) -> String {
-    format!("gym:{}:classes", gym.0)
+    format!("gym:{{{}}}:classes", gym.0)
 }
 /// Sessions of a gym (one field per date range and page): a list shows each
 /// session's status and `registered_count`.
 pub fn sessions(gym: GymId) -> String {
-    format!("gym:{}:sessions", gym.0)
+    format!("gym:{{{}}}:sessions", gym.0)
 }
 /// One session of a gym.
 pub fn session(gym: GymId, session_id: SessionId) -> String {
-    format!("gym:{}:session:{session_id}", gym.0)
+    format!("gym:{{{}}}:session:{session_id}", gym.0)
 }
 /// A member's last attendance in a gym.
 pub fn last_attendance(user: UserId, gym: GymId) -> String {
-    format!("last_attendance:{}:{}", user.0, gym.0)
+    format!("gym:{{{}}}:last_attendance:{}", gym.0, user.0)
 }
 /// Every member's dashboard summary in a gym (one field per member): a dashboard
 /// shows sessions with their status and `registered_count`, so any booking,
 /// cancellation or check-in in the gym invalidates the whole group at once.
 pub fn dashboards(gym: GymId) -> String {
-    format!("gym:{}:dashboards", gym.0)
+    format!("gym:{{{}}}:dashboards", gym.0)
 }
 /// The field of one member's summary in [`dashboards`].
 pub fn dashboard_field(user: UserId) -> String {
@@ -38,16 +42,16 @@ pub fn dashboard_field(user: UserId) -> String {
 }
 /// A user's profile.
 pub fn user(user: UserId) -> String {
-    format!("user:{}", user.0)
+    format!("user:{{{}}}", user.0)
 }
 /// A gym's events (one field per date range and page).
 pub fn events(gym: GymId) -> String {
-    format!("gym:{}:events", gym.0)
+    format!("gym:{{{}}}:events", gym.0)
 }
 /// Every membership of a user (gym and role), in one plain entry: a user has a
 /// handful of gyms, and a made-up `X-Gym-ID` is answered from it without a key.
 pub fn memberships(user: UserId) -> String {
-    format!("auth:memberships:{}", user.0)
+    format!("auth:memberships:{{{}}}", user.0)
 }
 
 /// What a fact makes stale: versioned groups of cached reads, and plain entries.

@@ -22,10 +22,17 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_millis(250);
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// Publishes and hears announcements of the gyms whose feeds grew.
+///
+/// On a Redis Cluster a message published on any node reaches the subscribers of
+/// every node: the bus publishes through the first node that answers and listens
+/// on one node at a time, moving to the next when it loses it.
 #[derive(Clone)]
 pub struct Bus {
-    redis: Option<(redis::Client, ConnectionManager)>,
+    /// One client and publisher per node (one node unless a cluster).
+    redis: Option<Vec<(redis::Client, ConnectionManager)>>,
     channel: String,
+    /// The node that last took a publish.
+    current: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -42,32 +49,46 @@ impl Bus {
     /// A `REDIS_URL` that does not parse.
     pub fn from_settings(settings: &Settings) -> Result<Self, CacheConfigError> {
         let channel = format!("{}changes", settings.cache_key_prefix);
-        let Some(url) = &settings.redis_url else { return Ok(Self { redis: None, channel }) };
-        let client = redis::Client::open(url.expose()).map_err(CacheConfigError::Url)?;
+        let current = Arc::default();
+        let Some(url) = &settings.redis_url else { return Ok(Self { redis: None, channel, current }) };
+        let urls = crate::config::cluster_nodes(url.expose()).unwrap_or_else(|| vec![url.expose().to_owned()]);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(PUBLISH_TIMEOUT))
             .set_response_timeout(Some(PUBLISH_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let publisher =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(CacheConfigError::Url)?;
-        Ok(Self { redis: Some((client, publisher)), channel })
+        let nodes = urls
+            .iter()
+            .map(|u| {
+                let client = redis::Client::open(u.as_str())?;
+                let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+                Ok((client, publisher))
+            })
+            .collect::<Result<Vec<_>, redis::RedisError>>()
+            .map_err(CacheConfigError::Url)?;
+        Ok(Self { redis: Some(nodes), channel, current })
     }
 
     /// Tells the other instances (this one hears it from its caller): one message
     /// of `gym:last` pairs. A Redis that is down loses the hint, not a fact.
     pub async fn publish(&self, heads: &[(i64, i64)]) {
-        let Some((_, publisher)) = &self.redis else { return };
+        let Some(nodes) = &self.redis else { return };
         if heads.is_empty() {
             return;
         }
         let message = heads.iter().map(|(g, s)| format!("{g}:{s}")).collect::<Vec<_>>().join(",");
-        let mut conn = publisher.clone();
         let cmd = redis::cmd("PUBLISH").arg(&self.channel).arg(message).clone();
-        match tokio::time::timeout(PUBLISH_TIMEOUT, cmd.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "announcement not published"),
-            Err(_) => tracing::debug!("announcement not published: timed out"),
+        let first = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        for i in (0..nodes.len()).map(|n| (first + n) % nodes.len()) {
+            let mut conn = nodes[i].1.clone();
+            match tokio::time::timeout(PUBLISH_TIMEOUT, cmd.query_async::<i64>(&mut conn)).await {
+                Ok(Ok(_)) => {
+                    self.current.store(i, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "announcement not published"),
+                Err(_) => tracing::debug!("announcement not published: timed out"),
+            }
         }
     }
 
@@ -75,11 +96,16 @@ impl Bus {
     /// as `alive` lives, connecting again whenever Redis is lost. Without Redis,
     /// nothing: the process hears its own announcements from its caller.
     pub fn listen(&self, alive: std::sync::Weak<()>, on: Arc<dyn Fn(i64, i64) + Send + Sync>) {
-        let Some((client, _)) = &self.redis else { return };
+        let Some(nodes) = &self.redis else { return };
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-        let (client, channel) = (client.clone(), self.channel.clone());
+        let clients: Vec<redis::Client> = nodes.iter().map(|(c, _)| c.clone()).collect();
+        let channel = self.channel.clone();
         rt.spawn(async move {
+            let mut node = 0;
             while alive.upgrade().is_some() {
+                // The next node of a cluster after each loss (the same one otherwise).
+                let client = clients[node % clients.len()].clone();
+                node += 1;
                 let subscribed = async {
                     let mut pubsub = client.get_async_pubsub().await?;
                     pubsub.subscribe(&channel).await?;

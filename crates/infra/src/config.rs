@@ -187,9 +187,12 @@ impl Settings {
         }
         let redis_url = get("REDIS_URL");
         if let Some(u) = &redis_url
-            && !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://"))
+            && !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://")
+                || cluster_nodes(u).is_some())
         {
-            return Err(bad("REDIS_URL", "(hidden)", "a redis://host:port/db URL"));
+            return Err(bad("REDIS_URL", "(hidden)", "a redis://host:port/db or redis+cluster://host:port,… URL"));
         }
         let workers = match get("WORKERS") {
             Some(v) => number(&v, "WORKERS", 1, 1024)?,
@@ -269,6 +272,24 @@ impl Settings {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose().starts_with("sqlite:")
     }
+}
+
+/// The scheme of a Redis Cluster's `REDIS_URL`.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The nodes of a `redis+cluster://a:1,b:2` URL, as `redis://` URLs (credentials
+/// before the first host apply to every node); `None` for any other URL or one
+/// that names no node.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.trim_end_matches('/');
+    let nodes: Vec<String> =
+        hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(|h| format!("redis://{auth}{h}")).collect();
+    (!nodes.is_empty()).then_some(nodes)
 }
 
 fn bad(key: &str, value: &str, expected: &str) -> ConfigError {

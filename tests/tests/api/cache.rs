@@ -250,7 +250,7 @@ async fn a_cached_list_keeps_a_bounded_number_of_pages_in_redis() {
     let client = redis::Client::open(redis_url().as_str()).expect("redis url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
     // The class list's current version is the one data key of its group.
-    let data = keys_with_prefix(&format!("{{{}gym:{gym}:classes}}:d", a.db.cache_prefix)).await;
+    let data = keys_with_prefix(&format!("{}gym:{{{gym}}}:classes:d", a.db.cache_prefix)).await;
     assert_eq!(data.len(), 1, "{data:?}");
     let fields: usize = redis::cmd("HLEN").arg(&data[0]).query_async(&mut conn).await.expect("HLEN");
     assert_eq!(fields, domain::cache::MAX_FIELDS, "pages past the bound are served uncached");

@@ -4,6 +4,12 @@
 //! checkout; a multiplexed connection pipelines every caller's commands instead, so
 //! a few shared connections serve all workers. Every call is bounded by a short
 //! timeout and any failure is a miss: a Redis that is down slows nothing down.
+//!
+//! `redis+cluster://host:port[,host:port…]` selects a Redis Cluster: one cluster
+//! connection (multiplexed too) that follows the slot map through failovers. Keys
+//! carry hash tags (`crate::cache` callers brace a gym or user id; a group without
+//! one is braced whole), and what one call touches is sent per tag: a pipeline
+//! of one slot per node, never a cross-slot command.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::cache::{Cache, CacheHealth, Read};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
 use super::count;
 
@@ -34,9 +42,41 @@ enum CallError {
 /// Longest wait for any one cache call before it counts as a failure.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Redis behind a few shared multiplexed connections.
+/// One Redis server, or a cluster of them.
+enum Link {
+    /// A few multiplexed connections (see [`RedisCache::conn`]).
+    Single(Vec<ConnectionManager>),
+    /// The cluster's client and its connection, made at the first call (and again
+    /// after a first call that could reach no node).
+    Cluster(Box<(ClusterClient, tokio::sync::OnceCell<ClusterConnection>)>),
+}
+
+/// The part of a key Redis Cluster hashes: the first non-empty `{…}`, else the key.
+fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
+/// `items` grouped by the hash tag of their key, in first-seen order.
+fn by_tag<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<Vec<(String, T)>> {
+    let mut out: Vec<Vec<(String, T)>> = Vec::new();
+    for (key, item) in items {
+        match out.iter_mut().find(|g| g.first().is_some_and(|(k, _)| hash_tag(k) == hash_tag(&key))) {
+            Some(g) => g.push((key, item)),
+            None => out.push(vec![(key, item)]),
+        }
+    }
+    out
+}
+
+/// Redis behind a few shared multiplexed connections, or a cluster.
 pub struct RedisCache {
-    conns: Vec<ConnectionManager>,
+    link: Link,
     prefix: String,
     /// Life of a group's version key in seconds: longer than any version's fields
     /// live, so a version never falls back to one whose fields are still cached.
@@ -90,18 +130,30 @@ impl RedisCache {
     /// # Errors
     /// A URL that does not parse.
     pub fn new(url: &str, connections: usize, prefix: &str, ttl: Duration) -> Result<Self, CacheConfigError> {
-        let client = redis::Client::open(url).map_err(CacheConfigError::Url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conns = (0..connections.clamp(1, 64))
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(CacheConfigError::Url)?;
+        let link = if let Some(nodes) = crate::config::cluster_nodes(url) {
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(CALL_TIMEOUT)
+                .response_timeout(CALL_TIMEOUT)
+                .retries(2)
+                .max_retry_wait(200)
+                .build()
+                .map_err(CacheConfigError::Url)?;
+            Link::Cluster(Box::new((client, tokio::sync::OnceCell::new())))
+        } else {
+            let client = redis::Client::open(url).map_err(CacheConfigError::Url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CALL_TIMEOUT))
+                .set_response_timeout(Some(CALL_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1));
+            let conns = (0..connections.clamp(1, 64))
+                .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CacheConfigError::Url)?;
+            Link::Single(conns)
+        };
         Ok(Self {
-            conns,
+            link,
             prefix: prefix.to_owned(),
             version_secs: (ttl.saturating_mul(2) + Duration::from_secs(60)).as_secs(),
             read_script: Script::new(READ_SCRIPT),
@@ -117,26 +169,54 @@ impl RedisCache {
     /// A group's version key, and the prefix of its data keys (`…:d{version}`): both
     /// carry the group in a hash tag, so they live in one slot of a Redis cluster.
     fn group_keys(&self, group: &str) -> (String, String) {
-        let tag = format!("{{{}{group}}}", self.prefix);
+        // A group that names its own tag (its gym's) keeps it: one gym, one slot.
+        let tag = if hash_tag(group) == group { format!("{{{}{group}}}", self.prefix) } else { self.key(group) };
         (format!("{tag}:v"), format!("{tag}:d"))
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(..))
     }
 
     /// The connection of the calling thread. Each actix worker is a single-threaded
     /// runtime, and a lazily connected manager spawns its I/O task on the runtime of
     /// its first caller: keeping a worker on "its" connection keeps every Redis
     /// reply on the thread that waits for it, with no cross-thread wake-up.
-    fn conn(&self) -> ConnectionManager {
+    fn conn(conns: &[ConnectionManager]) -> ConnectionManager {
         thread_local! {
             static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
         }
-        let i = SLOT.with(|s| *s) % self.conns.len();
-        self.conns[i].clone()
+        let i = SLOT.with(|s| *s) % conns.len().max(1);
+        conns[i].clone()
+    }
+
+    /// The cluster's connection, made now if no call made it yet.
+    async fn cluster(
+        client: &ClusterClient,
+        conn: &tokio::sync::OnceCell<ClusterConnection>,
+    ) -> Result<ClusterConnection, CallError> {
+        let made = conn.get_or_try_init(|| async {
+            match tokio::time::timeout(CALL_TIMEOUT * 4, client.get_async_connection()).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(CallError::Redis(e)),
+                Err(_) => Err(CallError::TimedOut),
+            }
+        });
+        made.await.cloned()
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, CallError> {
         round_trip();
-        let mut conn = self.conn();
-        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+        let sent = match &self.link {
+            Link::Single(conns) => {
+                tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut Self::conn(conns))).await
+            }
+            Link::Cluster(cluster) => {
+                let mut conn = Self::cluster(&cluster.0, &cluster.1).await?;
+                tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await
+            }
+        };
+        match sent {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(CallError::Redis(e)),
             Err(_) => Err(CallError::TimedOut),
@@ -145,8 +225,16 @@ impl RedisCache {
 
     async fn run_pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, CallError> {
         round_trip();
-        let mut conn = self.conn();
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await {
+        let sent = match &self.link {
+            Link::Single(conns) => {
+                tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut Self::conn(conns))).await
+            }
+            Link::Cluster(cluster) => {
+                let mut conn = Self::cluster(&cluster.0, &cluster.1).await?;
+                tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await
+            }
+        };
+        match sent {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(CallError::Redis(e)),
             Err(_) => Err(CallError::TimedOut),
@@ -244,10 +332,23 @@ impl RedisCache {
 impl RedisCache {
     /// Moves the groups to new versions, in one round trip.
     async fn bump(&self, groups: &[String]) -> Result<(), CallError> {
+        let keys: Vec<String> = groups.iter().map(|g| self.group_keys(g).0).collect();
+        if !self.is_cluster() {
+            return self.bump_keys(&keys).await;
+        }
+        // A pipeline per slot, all at once.
+        let slots = by_tag(keys.into_iter().map(|k| (k, ())));
+        let sent = slots.iter().map(|slot| async move {
+            let keys: Vec<String> = slot.iter().map(|(k, ())| k.clone()).collect();
+            self.bump_keys(&keys).await
+        });
+        futures_util::future::join_all(sent).await.into_iter().collect()
+    }
+
+    async fn bump_keys(&self, version_keys: &[String]) -> Result<(), CallError> {
         self.with_script(&self.bump_script, |sha| {
             let mut pipe = redis::pipe();
-            for g in groups {
-                let (version_key, _) = self.group_keys(g);
+            for version_key in version_keys {
                 pipe.cmd("EVALSHA").arg(sha).arg(1).arg(version_key).arg(self.version_secs).ignore();
             }
             pipe
@@ -302,10 +403,16 @@ impl Cache for RedisCache {
         if keys.is_empty() {
             return true;
         }
-        Self::write_outcome(
-            "delete",
-            self.run(redis::Cmd::del(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>())).await,
-        )
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        if !self.is_cluster() {
+            return Self::write_outcome("delete", self.run(redis::Cmd::del(keys)).await);
+        }
+        let slots = by_tag(keys.into_iter().map(|k| (k, ())));
+        let sent = slots
+            .into_iter()
+            .map(|slot| self.run::<()>(redis::Cmd::del(slot.into_iter().map(|(k, ())| k).collect::<Vec<_>>())));
+        let done: Result<(), CallError> = futures_util::future::join_all(sent).await.into_iter().collect();
+        Self::write_outcome("delete", done)
     }
 
     async fn read(&self, group: &str, field: &str) -> Read {
@@ -320,8 +427,13 @@ impl Cache for RedisCache {
     }
 
     async fn get_and_read(&self, key: &str, group: &str, field: &str) -> (Option<Vec<u8>>, Read) {
-        // One round trip: the plain GET and the group's read, pipelined.
         let key = self.key(key);
+        if self.is_cluster() && hash_tag(&key) != hash_tag(&self.group_keys(group).0) {
+            // Two slots (a user's entry, a gym's group): both at once, on their nodes.
+            let plain = async { Self::read_outcome(self.run(redis::Cmd::get(&key)).await) };
+            return futures_util::future::join(plain, self.read(group, field)).await;
+        }
+        // One round trip: the plain GET and the group's read, pipelined.
         let reply = self
             .with_script::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&self.read_script, |sha| {
                 let mut pipe = redis::pipe();
@@ -375,5 +487,37 @@ impl Cache for RedisCache {
             Ok(_) => CacheHealth::Ok,
             Err(_) => CacheHealth::Degraded,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_names_every_node_with_the_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://10.0.0.1:7000, 10.0.0.2:7001/"),
+            Some(vec!["redis://10.0.0.1:7000".to_owned(), "redis://10.0.0.2:7001".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://:pw@a:1,b:2"),
+            Some(vec!["redis://:pw@a:1".to_owned(), "redis://:pw@b:2".to_owned()])
+        );
+        assert_eq!(cluster_nodes("redis+cluster://"), None);
+        assert_eq!(cluster_nodes("redis://a:1"), None);
+    }
+
+    #[test]
+    fn keys_are_split_by_the_hash_tag_redis_cluster_hashes() {
+        assert_eq!(hash_tag("p:gym:{5}:sessions"), "5");
+        assert_eq!(hash_tag("{}x{y}"), "{}x{y}", "an empty first tag hashes the whole key");
+        assert_eq!(hash_tag("plain"), "plain");
+        let keys = ["gym:{5}:a", "auth:memberships:{9}", "gym:{5}:b", "gym:{6}:a"].map(|k| (k.to_owned(), ()));
+        let slots: Vec<Vec<String>> =
+            by_tag(keys).into_iter().map(|g| g.into_iter().map(|(k, ())| k).collect()).collect();
+        assert_eq!(slots, vec![vec!["gym:{5}:a", "gym:{5}:b"], vec!["auth:memberships:{9}"], vec!["gym:{6}:a"]]);
     }
 }
