@@ -12,7 +12,8 @@
 # the server then runs as GYMAPI_ENV=test, which differs from production only in its
 # secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted),
 # BENCH_PASSES=1 (every gym requires passes and every member holds a pack of 1,000 credits:
-# bookings and walk-ins take a credit, cancellations give it back).
+# bookings and walk-ins take a credit, cancellations give it back), BENCH_PGBOUNCER=1 (the
+# PostgreSQL runs through a transaction-pooling PgBouncer with DATABASE_PGBOUNCER=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-services.sh >/dev/null
@@ -31,6 +32,7 @@ COMMIT="${BENCH_COMMIT:-$COMMIT}"
 SERVER_ENV=production
 if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then COMMIT="$COMMIT+webhook"; SERVER_ENV=test; fi
 if [ "${BENCH_PASSES:-0}" = 1 ]; then COMMIT="$COMMIT+passes"; fi
+if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then COMMIT="$COMMIT+pgbouncer"; fi
 
 command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 cargo build -q --release -p api -p loadtest --bins
@@ -42,10 +44,41 @@ cleanup() {
   [ -n "${PERF_PID:-}" ] && kill -INT "$PERF_PID" 2>/dev/null || true
   [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
   [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null || true
+  [ -n "${PGB_PID:-}" ] && kill "$PGB_PID" 2>/dev/null || true
   [ -n "${DB:-}" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# BENCH_PGBOUNCER=1: the PostgreSQL runs go through a PgBouncer in transaction pooling
+# (20 server connections, what docs/scaling.md asks of an operator), the server with
+# DATABASE_PGBOUNCER=true.
+start_pgbouncer() {
+  local dir="$WORK/pgbouncer"
+  mkdir -p "$dir" && chmod 0777 "$WORK" "$dir"
+  PGB_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=5432 user=postgres connect_query='SET statement_timeout = 10000'
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 500
+server_reset_query = DEALLOCATE ALL
+server_reset_query_always = 1
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+INI
+  chmod 0666 "$dir/pgbouncer.ini"
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- pgbouncer "$dir/pgbouncer.ini" >/dev/null 2>&1 &
+  else pgbouncer "$dir/pgbouncer.ini" >/dev/null 2>&1 & fi
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PGB_PORT") 2>/dev/null && break; sleep 0.1; done
+  PGB_PID="$(pgrep -f "pgbouncer $dir/pgbouncer.ini" | tail -n1)"
+}
 
 one_run() { # RUN BACKEND
   local run="$1" backend="$2" port url cache=()
@@ -61,7 +94,12 @@ one_run() { # RUN BACKEND
     url="sqlite://$WORK/bench.db?mode=rwc"
   fi
   DATABASE_URL="$url" GYMAPI_ENV=test AUTH_JWT_SECRET="$SECRET" "$BIN" migrate >/dev/null
-  local started=$SECONDS
+  local started=$SECONDS serve_url="$url" bounced=()
+  if [ "${BENCH_PGBOUNCER:-0}" = 1 ] && [ "$backend" = postgres ]; then
+    start_pgbouncer
+    serve_url="postgres://postgres@127.0.0.1:$PGB_PORT/$DB?sslmode=disable"
+    bounced=(DATABASE_PGBOUNCER=true)
+  fi
   if [ "$backend" = postgres ]; then
     "$LOAD" seed-sql postgres | psql -q -v ON_ERROR_STOP=1 "$PG_BASE/$DB" >/dev/null
   else
@@ -93,8 +131,8 @@ one_run() { # RUN BACKEND
   echo "run $run, $backend: seeded in $((SECONDS - started)) s" >&2
   env GYMAPI_ENV="$SERVER_ENV" LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$port" \
     WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
-    DATABASE_URL="$url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
-    AUTH_JWT_SECRET="$SECRET" "${cache[@]}" \
+    DATABASE_URL="$serve_url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
+    AUTH_JWT_SECRET="$SECRET" "${cache[@]}" "${bounced[@]}" \
     "$BIN" serve >"/tmp/gymapi-bench-server-$backend-$run.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -110,6 +148,11 @@ one_run() { # RUN BACKEND
   curl -fs "http://127.0.0.1:$port/metrics" >"/tmp/gymapi-bench-metrics-$backend-$run.txt" 2>/dev/null || true
   kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
+  if [ -n "${PGB_PID:-}" ]; then
+    # The bouncer's own CPU over the run (user + system ticks), beside the table's figures.
+    echo "run $run: pgbouncer CPU $(awk '{print ($14 + $15) / 100}' "/proc/$PGB_PID/stat") s" >&2
+    kill "$PGB_PID" 2>/dev/null; PGB_PID=
+  fi
   if [ -n "${RECEIVER_PID:-}" ]; then kill "$RECEIVER_PID" 2>/dev/null; wait "$RECEIVER_PID" 2>/dev/null || true; RECEIVER_PID=; fi
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; DB=; fi
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up what `make test` needs: PostgreSQL on 127.0.0.1:5432 (user postgres,
-# trust auth), Redis on 127.0.0.1:6379, and promtool. Starts them when installed but down;
+# trust auth), Redis on 127.0.0.1:6379, promtool and pgbouncer. Starts them when installed but down;
 # on Debian or Ubuntu as root installs them first; elsewhere says the one command
 # to run. Servers pointed elsewhere (TEST_DATABASE_URL, TEST_REDIS_URL) are left alone.
 set -euo pipefail
@@ -18,6 +18,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # promtool (Debian's prometheus package) checks deploy/prometheus and a real scrape.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# pgbouncer: the PgBouncer test runs two instances through one it starts itself.
+command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
   if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
     say "installing ${need[*]}"

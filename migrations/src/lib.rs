@@ -86,9 +86,11 @@ pub async fn applied(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     let tx = begin(db).await?;
     lock(&tx).await?;
     tx.execute_unprepared(TABLE).await?;
-    tx.commit().await?;
+    // Read in the transaction too: behind a transaction-pooling PgBouncer a statement
+    // outside one may lose its server between its prepare and its execute.
     let sql = "SELECT version FROM seaql_migrations ORDER BY version";
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    let rows = tx.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    tx.commit().await?;
     rows.iter().map(|r| r.try_get::<String>("", "version")).collect()
 }
 

@@ -17,6 +17,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 
+pub mod pgbouncer;
 pub mod redis_cluster;
 pub mod replication;
 
@@ -202,6 +203,13 @@ impl TestDb {
         conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         let _ = conn.close().await;
         Self::postgres(admin.to_owned(), name)
+    }
+
+    /// The same database, reached at `url` (through a pooler): dropped as before.
+    #[must_use]
+    pub fn reached_at(mut self, url: String) -> Self {
+        self.url = url;
+        self
     }
 
     /// The database's name (its last path segment).

@@ -73,6 +73,9 @@ pub struct Settings {
     /// `DATABASE_READ_URL`: a PostgreSQL streaming replica for the reads that
     /// tolerate lag (see `infra::db::replica`); redacted in `Debug`.
     pub database_read_url: Option<Secret>,
+    /// `DATABASE_PGBOUNCER`: PostgreSQL is reached through a transaction-pooling
+    /// PgBouncer (no statement cache; every statement inside a transaction).
+    pub database_pgbouncer: bool,
     /// `DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
     /// `DATABASE_ACQUIRE_TIMEOUT_SECONDS`.
@@ -115,6 +118,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("WORKERS", None),
     ("DATABASE_URL", Some("sqlite://gymapi.db?mode=rwc")),
     ("DATABASE_READ_URL", None),
+    ("DATABASE_PGBOUNCER", Some("false")),
     ("DATABASE_MAX_CONNECTIONS", Some("20")),
     ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", Some("5")),
     ("DATABASE_STATEMENT_TIMEOUT_SECONDS", Some("10")),
@@ -185,6 +189,13 @@ impl Settings {
         {
             return Err(bad("DATABASE_READ_URL", "(hidden)", "a postgres://… URL, with a postgres:// DATABASE_URL"));
         }
+        let database_pgbouncer = match get("DATABASE_PGBOUNCER").as_deref() {
+            Some("false") | None => false,
+            Some("true") if database_url.starts_with("postgres") => true,
+            Some(other) => {
+                return Err(bad("DATABASE_PGBOUNCER", other, "true (with a postgres:// DATABASE_URL) or false"));
+            }
+        };
         let redis_url = get("REDIS_URL");
         if let Some(u) = &redis_url
             && !(u.starts_with("redis://")
@@ -206,6 +217,7 @@ impl Settings {
             workers,
             database_url: Secret(database_url),
             database_read_url: database_read_url.map(Secret),
+            database_pgbouncer,
             database_max_connections: setting(get, "DATABASE_MAX_CONNECTIONS", 1, 10_000)?,
             database_acquire_timeout: Duration::from_secs(setting(get, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 1, 600)?),
             database_statement_timeout: Duration::from_secs(setting(

@@ -11,8 +11,8 @@ use std::time::Instant;
 use domain::DomainError;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    FromQueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectOptions, ConnectionTrait, Database, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, RuntimeErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 
@@ -27,6 +27,7 @@ pub mod idempotency;
 mod outbox;
 mod passes;
 mod plans;
+mod pool;
 mod recurrences;
 mod refusals;
 pub mod replica;
@@ -41,7 +42,7 @@ use rows::FromColumns;
 /// The pool, shared by every repository.
 #[derive(Clone)]
 pub struct Db {
-    conn: DatabaseConnection,
+    conn: pool::Pool,
     /// To open a migration connection of its own (redacted in `Debug`).
     url: crate::config::Secret,
     /// `DATABASE_MAX_CONNECTIONS`: what "the pool is full" means on a dashboard.
@@ -55,6 +56,8 @@ pub struct Db {
     /// SQLite's one writer: write transactions (and the outbox's few writes outside
     /// one) queue here, in order, instead of 20 connections polling the file lock.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// `DATABASE_PGBOUNCER`: behind a transaction-pooling PgBouncer.
+    bounced: bool,
     /// `DATABASE_READ_URL`: the replica for reads that tolerate lag.
     replica: Option<std::sync::Arc<replica::Replica>>,
 }
@@ -96,6 +99,7 @@ pub enum DbError {
 /// [`DbError::Connect`] when the database cannot be reached or the URL is refused.
 pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
     let statement_timeout = settings.database_statement_timeout;
+    let bounced = settings.database_pgbouncer;
     let mut opt = ConnectOptions::new(settings.database_url.expose().to_owned());
     opt.max_connections(settings.database_max_connections)
         .min_connections(1)
@@ -108,7 +112,13 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
         // A stuck statement cannot hold a request: PostgreSQL cancels it server-side
         // (57014, answered 503); SQLite waits for a lock at most as long.
         .map_sqlx_postgres_opts(move |o| {
-            o.options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
+            if bounced {
+                // PgBouncer refuses the `options` startup parameter: the timeout is the
+                // role's there (docs/scaling.md); nothing prepared outlives a transaction.
+                o.statement_cache_capacity(0)
+            } else {
+                o.options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))])
+            }
         })
         .map_sqlx_sqlite_opts(move |o| {
             // FULL: an acknowledged write survives a power cut (the WAL is synced at
@@ -122,11 +132,12 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
                 // a copy each (most of a check-in's CPU on SQLite before).
                 .pragma("mmap_size", "268435456")
         });
-    let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
+    let conn = pool::Pool::new(Database::connect(opt).await.map_err(DbError::Connect)?, bounced);
     let replica = match &settings.database_read_url {
-        Some(url) => Some(std::sync::Arc::new(replica::Replica::new(
+        Some(url) => Some(std::sync::Arc::new(replica::Replica::new(pool::Pool::new(
             replica::connect(url.expose(), settings).await.map_err(DbError::Connect)?,
-        ))),
+            false,
+        )))),
         None => None,
     };
     let db = Db {
@@ -137,6 +148,7 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
         clock: std::sync::Arc::new(domain::clock::SystemClock),
         marks: std::sync::Arc::default(),
         writer: std::sync::Arc::default(),
+        bounced,
         replica,
     };
     db.spawn_mark_writer();
@@ -157,6 +169,9 @@ impl Db {
         // building an index on a large table may rightly take longer than that.
         let mut opt = ConnectOptions::new(self.url.expose().to_owned());
         opt.max_connections(1).min_connections(1).sqlx_logging(false);
+        if self.bounced {
+            opt.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        }
         let conn = Database::connect(opt).await.map_err(DbError::Connect)?;
         let applied = migration::up(&conn).await.map(drop).map_err(DbError::Migrate);
         let _ = conn.close().await;
@@ -227,7 +242,7 @@ impl Db {
         if let Some(r) = &self.replica {
             r.close().await;
         }
-        let _ = self.conn.close().await;
+        self.conn.close().await;
     }
 
     fn backend(&self) -> DbBackend {

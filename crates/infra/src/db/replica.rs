@@ -44,7 +44,7 @@ pub(super) type Read<'c, T> = Pin<Box<dyn Future<Output = Result<T, DbErr>> + Se
 
 /// The replica's pool and what the checker last found.
 pub(super) struct Replica {
-    conn: DatabaseConnection,
+    conn: super::pool::Pool,
     /// Whether the last check found it caught up.
     caught_up: AtomicBool,
     /// When that check ended, in milliseconds since `epoch`.
@@ -55,7 +55,7 @@ pub(super) struct Replica {
 }
 
 impl Replica {
-    pub(super) fn new(conn: DatabaseConnection) -> Self {
+    pub(super) fn new(conn: super::pool::Pool) -> Self {
         Self {
             conn,
             caught_up: AtomicBool::new(false),
@@ -82,7 +82,7 @@ impl Replica {
     }
 
     pub(super) async fn close(&self) {
-        let _ = self.conn.clone().close().await;
+        self.conn.close().await;
     }
 }
 
@@ -118,7 +118,7 @@ struct LsnRow {
 }
 
 /// The WAL position a server has written (a primary) or replayed (a replica), in bytes.
-async fn position(c: &DatabaseConnection) -> Result<i64, DbErr> {
+async fn position(c: &impl sea_orm::ConnectionTrait) -> Result<i64, DbErr> {
     // COALESCE stops at the first non-NULL: a replica answers its replay position and
     // never evaluates pg_current_wal_lsn(), which fails during recovery; a read URL
     // that names a primary answers its own position.
@@ -189,7 +189,7 @@ impl Db {
     pub(super) async fn lagging<'a, T>(
         &'a self,
         operation: &'static str,
-        read: impl Fn(&'a DatabaseConnection) -> Read<'a, T>,
+        read: impl Fn(&'a super::pool::Pool) -> Read<'a, T>,
     ) -> domain::Result<T> {
         if let Some(replica) = &self.replica
             && replica.usable()
