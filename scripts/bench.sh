@@ -13,7 +13,8 @@
 # secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted),
 # BENCH_PASSES=1 (every gym requires passes and every member holds a pack of 1,000 credits:
 # bookings and walk-ins take a credit, cancellations give it back), BENCH_PGBOUNCER=1 (the
-# PostgreSQL runs through a transaction-pooling PgBouncer with DATABASE_PGBOUNCER=true).
+# PostgreSQL runs through a transaction-pooling PgBouncer with DATABASE_PGBOUNCER=true),
+# BENCH_INSTANCES=N (PostgreSQL: N servers on one database and Redis, the load spread over them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-services.sh >/dev/null
@@ -33,6 +34,7 @@ SERVER_ENV=production
 if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then COMMIT="$COMMIT+webhook"; SERVER_ENV=test; fi
 if [ "${BENCH_PASSES:-0}" = 1 ]; then COMMIT="$COMMIT+passes"; fi
 if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then COMMIT="$COMMIT+pgbouncer"; fi
+if [ "${BENCH_INSTANCES:-1}" != 1 ]; then COMMIT="$COMMIT+${BENCH_INSTANCES}instances"; fi
 
 command -v sqlite3 >/dev/null || { echo "make bench needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 cargo build -q --release -p api -p loadtest --bins
@@ -42,7 +44,8 @@ LOAD="$TARGET/release/loadtest"
 
 cleanup() {
   [ -n "${PERF_PID:-}" ] && kill -INT "$PERF_PID" 2>/dev/null || true
-  [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  # shellcheck disable=SC2086 # one pid per instance
+  [ -n "${SERVER_PID:-}" ] && kill -TERM $SERVER_PID 2>/dev/null && wait $SERVER_PID 2>/dev/null || true
   [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null || true
   [ -n "${PGB_PID:-}" ] && kill "$PGB_PID" 2>/dev/null || true
   [ -n "${DB:-}" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
@@ -129,24 +132,37 @@ one_run() { # RUN BACKEND
     if [ "$backend" = postgres ]; then psql -q "$PG_BASE/$DB" -c "$hooks" >/dev/null; else sqlite3 "$WORK/bench.db" "$hooks"; fi
   fi
   echo "run $run, $backend: seeded in $((SECONDS - started)) s" >&2
-  env GYMAPI_ENV="$SERVER_ENV" LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$port" \
-    WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
-    DATABASE_URL="$serve_url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
-    AUTH_JWT_SECRET="$SECRET" "${cache[@]}" "${bounced[@]}" \
-    "$BIN" serve >"/tmp/gymapi-bench-server-$backend-$run.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  local urls=() pids=() i p
+  # BENCH_INSTANCES=N (PostgreSQL): N servers on the one database and Redis, the
+  # generator's users spread over them as behind a load balancer.
+  local instances="${BENCH_INSTANCES:-1}"
+  [ "$backend" = postgres ] || instances=1
+  for i in $(seq 1 "$instances"); do
+    p="$port"
+    [ "$i" = 1 ] || p="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    env GYMAPI_ENV="$SERVER_ENV" LOG_FORMAT=json RUST_LOG=warn BIND_ADDR="127.0.0.1:$p" \
+      WORKERS="${BENCH_WORKERS:-2}" SHUTDOWN_GRACE_SECONDS=0 \
+      DATABASE_URL="$serve_url" DATABASE_MAX_CONNECTIONS="${BENCH_DB_CONNECTIONS:-20}" \
+      AUTH_JWT_SECRET="$SECRET" "${cache[@]}" "${bounced[@]}" \
+      "$BIN" serve >"/tmp/gymapi-bench-server-$backend-$run-$i.log" 2>&1 &
+    pids+=("$!")
+    urls+=("http://127.0.0.1:$p")
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$p/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  SERVER_PID="${pids[*]}"
   if [ -n "${BENCH_PROFILE:-}" ] && [ "$run" = 1 ] && [ "$backend" = "${BACKENDS%%,*}" ]; then
     # cpu-clock: hardware counters are not available on every machine.
-    perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "$SERVER_PID" >/dev/null 2>&1 &
+    perf record -e cpu-clock -g -o "$BENCH_PROFILE" -p "${pids[0]}" >/dev/null 2>&1 &
     PERF_PID=$!
   fi
-  BENCH_URL="http://127.0.0.1:$port" BENCH_PID="$SERVER_PID" BENCH_SECRET="$SECRET" BENCH_BACKEND="$backend" \
+  BENCH_URL="$(IFS=,; echo "${urls[*]}")" BENCH_PID="$(IFS=,; echo "${pids[*]}")" BENCH_SECRET="$SECRET" \
+    BENCH_BACKEND="$backend" \
     BENCH_COMMIT="$COMMIT" "$LOAD" | tee -a "$WORK/rows"
   if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
   # Per-statement times and counts of the run, for reading where the time went.
   curl -fs "http://127.0.0.1:$port/metrics" >"/tmp/gymapi-bench-metrics-$backend-$run.txt" 2>/dev/null || true
-  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  # shellcheck disable=SC2086 # one pid per instance
+  kill -TERM $SERVER_PID; wait $SERVER_PID 2>/dev/null || true
   SERVER_PID=
   if [ -n "${PGB_PID:-}" ]; then
     # The bouncer's own CPU over the run (user + system ticks), beside the table's figures.

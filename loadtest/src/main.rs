@@ -3,8 +3,8 @@
 //! [`layout`]); prints one row per scenario, and one tab-separated `ROW` line each
 //! for `scripts/bench.sh` to take medians of.
 //!
-//! Environment (set by `scripts/bench.sh`): `BENCH_URL` (the server), `BENCH_PID` (its
-//! process, for CPU time), `BENCH_SECRET` (its HS256 secret), `BENCH_BACKEND`
+//! Environment (set by `scripts/bench.sh`): `BENCH_URL` (the server, or several
+//! instances' comma-separated), `BENCH_PID` (its process, or theirs, for CPU time), `BENCH_SECRET` (its HS256 secret), `BENCH_BACKEND`
 //! (`postgres` or `sqlite`, a label and whether PostgreSQL and Redis CPU count),
 //! `BENCH_COMMIT` (the commit measured), `BENCH_SECONDS` (per scenario, default 15),
 //! `BENCH_USERS` (goose users, default 64), `BENCH_ONLY` (a comma-separated subset of
@@ -30,6 +30,17 @@ struct Bench {
 }
 
 static BENCH: OnceLock<Bench> = OnceLock::new();
+
+/// Every instance's base URL (`BENCH_URL`, comma-separated): each goose user stays
+/// on one, as behind a load balancer that keeps a client's connection.
+static INSTANCES: OnceLock<Vec<String>> = OnceLock::new();
+
+async fn pick_instance(user: &mut GooseUser) -> TransactionResult {
+    if let Some(bases) = INSTANCES.get().filter(|b| b.len() > 1) {
+        user.set_base_url(&bases[user.weighted_users_index % bases.len()])?;
+    }
+    Ok(())
+}
 static NEXT_SPREAD: AtomicUsize = AtomicUsize::new(0);
 static NEXT_HOT: AtomicUsize = AtomicUsize::new(0);
 static NEXT_NAMED: AtomicUsize = AtomicUsize::new(0);
@@ -193,8 +204,11 @@ struct Sample {
     batched: f64,
 }
 
-async fn sample(base: &str, pid: &str) -> Sample {
-    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
+async fn sample(bases: &[String], pids: &[String]) -> Sample {
+    let mut text = String::new();
+    for base in bases {
+        text += &reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
+    }
     let sum = |name: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
@@ -202,7 +216,7 @@ async fn sample(base: &str, pid: &str) -> Sample {
             .sum()
     };
     Sample {
-        server: ticks(pid),
+        server: pids.iter().map(|p| ticks(p)).sum(),
         postgres: ticks_of("postgres"),
         redis: ticks_of("redis-server"),
         generator: ticks("self"),
@@ -230,14 +244,15 @@ struct Row {
 }
 
 async fn run(name: &'static str, scenario: Scenario, cfg: &Config) -> Row {
-    let before = sample(&cfg.base, &cfg.pid).await;
+    let before = sample(&cfg.bases, &cfg.pids).await;
+    let scenario = scenario.register_transaction(transaction!(pick_instance).set_on_start());
     let metrics = attack(cfg.users, cfg.seconds, &cfg.base)
         .expect("goose")
         .register_scenario(scenario)
         .execute()
         .await
         .expect("attack");
-    let after = sample(&cfg.base, &cfg.pid).await;
+    let after = sample(&cfg.bases, &cfg.pids).await;
     let (mut count, mut errors, mut p) = (0usize, 0usize, [0u64; 2]);
     for agg in metrics.requests.values() {
         count += agg.raw_data.counter;
@@ -246,8 +261,8 @@ async fn run(name: &'static str, scenario: Scenario, cfg: &Config) -> Row {
             *slot = (*slot).max(agg.raw_data.percentile_us(q));
         }
     }
-    // Requests the server counted during the run, less the first /metrics scrape.
-    let served = (after.http - before.http - 1.0).max(1.0);
+    // Requests the servers counted during the run, less the first /metrics scrapes.
+    let served = (after.http - before.http - cfg.bases.len() as f64).max(1.0);
     // Ticks are 1/100 s (USER_HZ) on Linux.
     let per_request = |ticks: u64| ticks as f64 * 10_000.0 / served;
     let (pg, redis) = (cfg.postgres, cfg.postgres);
@@ -322,17 +337,25 @@ async fn verify(cfg: &Config, checkins_ok: usize) -> Result<(), String> {
 }
 
 /// Successful check-ins as the server counted them.
-async fn checkin_successes(base: &str) -> usize {
-    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("gymapi_checkins_total{result=\"success\"}"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as usize
+async fn checkin_successes(bases: &[String]) -> usize {
+    let mut total = 0.0;
+    for base in bases {
+        let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("gymapi_checkins_total{result=\"success\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total as usize
 }
 
 struct Config {
+    /// The first instance (seeded reads and checks go there).
     base: String,
-    pid: String,
+    /// Every instance, and its server's pid.
+    bases: Vec<String>,
+    pids: Vec<String>,
     backend: String,
     commit: String,
     seconds: usize,
@@ -393,9 +416,12 @@ async fn main() {
         return;
     }
     let backend = env("BENCH_BACKEND", "postgres");
+    let bases: Vec<String> = env("BENCH_URL", "http://127.0.0.1:8080").split(',').map(str::to_owned).collect();
+    let _ = INSTANCES.set(bases.clone());
     let cfg = Config {
-        base: env("BENCH_URL", "http://127.0.0.1:8080"),
-        pid: env("BENCH_PID", "0"),
+        base: bases[0].clone(),
+        bases,
+        pids: env("BENCH_PID", "0").split(',').map(str::to_owned).collect(),
         postgres: backend == "postgres",
         backend,
         commit: env("BENCH_COMMIT", "unknown"),
@@ -505,7 +531,7 @@ async fn main() {
             r.batch
         );
     }
-    match verify(&cfg, checkin_successes(&cfg.base).await).await {
+    match verify(&cfg, checkin_successes(&cfg.bases).await).await {
         Ok(()) => println!("{}: every registered_count equals its rows; one attended row per success", cfg.backend),
         Err(e) => {
             println!("VIOLATION on {}: {e}", cfg.backend);
@@ -530,7 +556,7 @@ async fn webhook_attempts(cfg: &Config) {
         println!(
             "{}: webhooks delivered {delivered:.0}, retried {retry:.0}, failed {failed:.0} for {} successful check-ins",
             cfg.backend,
-            checkin_successes(&cfg.base).await
+            checkin_successes(std::slice::from_ref(&cfg.base)).await
         );
     }
 }

@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// # Errors
 /// When the listener cannot be used.
 pub fn server(state: State, listener: TcpListener, workers: usize, handle_signals: bool) -> std::io::Result<Server> {
+    let replica = state.db.has_replica();
     let mut server = HttpServer::new(move || {
         // The last `wrap` is the outermost: telemetry sees (and logs) every answer as
         // it leaves, localized and in the contract's form.
@@ -43,8 +44,9 @@ pub fn server(state: State, listener: TcpListener, workers: usize, handle_signal
             .app_data(state.idempotency.clone())
             .wrap(middleware::from_fn(crate::idempotency::middleware))
             // Outside the idempotency middleware, which commits held work: a write is
-            // marked for read-your-writes only once it committed.
-            .wrap(middleware::from_fn(crate::own_writes::middleware))
+            // marked for read-your-writes only once it committed. Without a replica it
+            // is not in the chain at all.
+            .wrap(middleware::Condition::new(replica, middleware::from_fn(crate::own_writes::middleware)))
             .wrap(middleware::from_fn(crate::limits::body_limit))
             .wrap(middleware::from_fn(crate::error::localize))
             .wrap(middleware::from_fn(telemetry::middleware))

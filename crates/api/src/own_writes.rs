@@ -10,7 +10,7 @@ use actix_web::{Error, HttpMessage};
 use crate::auth::Caller;
 use crate::state::State;
 
-/// The middleware; a pass-through without a replica.
+/// The middleware (installed only with a replica).
 ///
 /// # Errors
 /// What the inner service answers.
