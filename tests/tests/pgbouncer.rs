@@ -2,10 +2,16 @@
 //! PgBouncer in transaction-pooling mode (three server connections for twenty
 //! clients), started by the test. The rules that hold under concurrency hold
 //! through it: exactly-once check-in, capacity under 50 racers, credits under
-//! racers, and the last-owner rule; the outbox relay marks every fact through it.
+//! racers, and the last-owner rule; the outbox relay marks every fact through it,
+//! and the no-show and expiry jobs, raced over two pools through it, move each row once.
 
 use std::sync::Arc;
 
+use domain::attendance::AttendanceService;
+use domain::clock::FixedClock;
+use domain::facts::Dispatcher;
+use domain::passes::PassService;
+use domain::tx::UnitOfWork;
 use gymapi_tests::pgbouncer::PgBouncer;
 use gymapi_tests::{Backend, Options, TestApp, TestDb, TestUser, now, own_connection, qr_of, redis_url};
 use reqwest::Method;
@@ -16,6 +22,33 @@ async fn count(url: &str, sql: &str) -> i64 {
     let conn = own_connection(url).await;
     let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.expect("count");
     row.and_then(|r| r.try_get_by_index::<i64>(0).ok()).expect("a count")
+}
+
+/// A second and a third instance's pool through the bouncer, for the jobs.
+async fn pool_through(url: &str) -> Arc<infra::db::Db> {
+    let vars =
+        [("DATABASE_URL", url), ("DATABASE_PGBOUNCER", "true"), ("GYMAPI_ENV", "test"), ("AUTH_JWT_SECRET", "x")];
+    let settings = infra::Settings::load_from(std::path::Path::new("/nonexistent"), |k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    })
+    .expect("settings");
+    Arc::new(infra::db::connect(&settings).await.expect("a pool through the bouncer"))
+}
+
+fn jobs(db: &Arc<infra::db::Db>, at: time::OffsetDateTime) -> (AttendanceService, PassService) {
+    let clock: Arc<dyn domain::clock::Clock> = Arc::new(FixedClock(at));
+    let uow = UnitOfWork::new(db.clone(), Dispatcher::new().with_outbox(db.clone()));
+    let credits = domain::credits::Credits::new(db.clone());
+    let attendance = AttendanceService::new(
+        db.clone(),
+        db.clone(),
+        db.clone(),
+        credits,
+        uow.clone(),
+        clock.clone(),
+        time::Duration::minutes(30),
+    );
+    (attendance, PassService::new(db.clone(), db.clone(), uow, clock))
 }
 
 async fn plan(app: &TestApp, owner: &TestUser, gym: i64, credits: i64) -> i64 {
@@ -31,7 +64,9 @@ async fn through_a_transaction_pooling_pgbouncer_every_rule_holds_under_racers()
     let bouncer = PgBouncer::start(3);
     let db = TestDb::create(Backend::Postgres).await;
     let direct = db.url.clone();
-    let through = bouncer.url(db.name());
+    let db_name = db.name().to_owned();
+    let db_name = db_name.as_str();
+    let through = bouncer.url(db_name);
     let bounced = Arc::new(db.reached_at(through));
     let opts = Options {
         redis_url: Some(redis_url()),
@@ -136,6 +171,23 @@ async fn through_a_transaction_pooling_pgbouncer_every_rule_holds_under_racers()
     assert!(statuses.contains(&200) && statuses.iter().all(|s| [200, 403, 409].contains(s)), "{statuses:?}");
     let owners = format!("SELECT COUNT(*) FROM memberships WHERE gym_id = {gym} AND role = 'owner'");
     assert_eq!(count(&direct, &owners).await, 1, "exactly one owner is left");
+    // The jobs through the bouncer, two pools racing, forty days on: every place
+    // still booked becomes a no-show once, and the one pack nobody used expires once.
+    let idle = a.member(gym2, &owner2, "member").await;
+    let five = plan(&a, &owner2, gym2, 5).await;
+    let path = format!("/api/v1/members/{}/passes", idle.id);
+    assert_eq!(a.send_json(Method::POST, &path, &owner2, gym2, &json!({"plan_id": five})).await.0, 201);
+    let later = now() + time::Duration::days(40);
+    let (one, two) = (pool_through(&bouncer.url(db_name)).await, pool_through(&bouncer.url(db_name)).await);
+    let ((na, pa), (nb, pb)) = (jobs(&one, later), jobs(&two, later));
+    let booked = count(&direct, "SELECT COUNT(*) FROM participations WHERE status = 'registered'").await;
+    assert!(booked > 0);
+    let (x, y, z, w) = tokio::join!(na.mark_no_shows(), nb.mark_no_shows(), pa.expire_passes(), pb.expire_passes());
+    let marked = x.expect("no-show job") + y.expect("no-show job");
+    assert_eq!(i64::try_from(marked).ok(), Some(booked), "each booked place marked once");
+    assert_eq!(z.expect("expiry job") + w.expect("expiry job"), 1, "the unused pack expired once");
+    assert_eq!(count(&direct, "SELECT COUNT(*) FROM participations WHERE status = 'no_show'").await, booked);
+
     // The outbox relay and the delivery marks go through the bouncer too: every fact
     // of the run is marked delivered.
     let start = std::time::Instant::now();
