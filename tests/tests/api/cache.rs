@@ -331,3 +331,34 @@ async fn on_redis_scripts_lost_by_the_server_are_loaded_again_and_nothing_is_mis
     cache.fill(group, read.version, "0/50", b"[2]", ttl, 32).await;
     assert_eq!(cache.read(group, "0/50").await.value.as_deref(), Some(&b"[2]"[..]), "fill after the loss");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_nodes_do_not_answer_is_not_dialled_at_every_call() {
+    use domain::cache::Cache;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A "node" that takes connections and never answers them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let dialled = Arc::new(AtomicUsize::new(0));
+    let counter = dialled.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let url = format!("redis+cluster://127.0.0.1:{port}");
+    let cache =
+        infra::cache::RedisCache::new(&url, 1, "t:", std::time::Duration::from_secs(60)).expect("a cluster URL");
+    assert_eq!(cache.get("k").await, None, "no cluster: a miss");
+    let first = dialled.load(Ordering::SeqCst);
+    assert!(first > 0, "the first call dials the node");
+    for _ in 0..20 {
+        assert_eq!(cache.get("k").await, None);
+    }
+    assert_eq!(dialled.load(Ordering::SeqCst), first, "calls right after a failed dial do not dial again");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(cache.get("k").await, None);
+    assert!(dialled.load(Ordering::SeqCst) > first, "a second later it tries again");
+}

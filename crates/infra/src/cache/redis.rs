@@ -37,6 +37,8 @@ enum CallError {
     Redis(redis::RedisError),
     #[error("timed out")]
     TimedOut,
+    #[error("no node of the cluster answered a moment ago")]
+    Unreachable,
 }
 
 /// Longest wait for any one cache call before it counts as a failure.
@@ -46,10 +48,21 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 enum Link {
     /// A few multiplexed connections (see [`RedisCache::conn`]).
     Single(Vec<ConnectionManager>),
-    /// The cluster's client and its connection, made at the first call (and again
-    /// after a first call that could reach no node).
-    Cluster(Box<(ClusterClient, tokio::sync::OnceCell<ClusterConnection>)>),
+    /// A Redis Cluster.
+    Cluster(Box<ClusterLink>),
 }
+
+/// The cluster's client and its connection, made at the first call (and again
+/// after a call that could reach no node, once [`RECONNECT_AFTER`] has passed).
+struct ClusterLink {
+    client: ClusterClient,
+    conn: tokio::sync::OnceCell<ClusterConnection>,
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long calls fail at once after no node of the cluster answered: a cluster
+/// whose nodes do not answer must not make every request wait for them.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// The part of a key Redis Cluster hashes: the first non-empty `{…}`, else the key.
 fn hash_tag(key: &str) -> &str {
@@ -138,7 +151,11 @@ impl RedisCache {
                 .max_retry_wait(200)
                 .build()
                 .map_err(CacheConfigError::Url)?;
-            Link::Cluster(Box::new((client, tokio::sync::OnceCell::new())))
+            Link::Cluster(Box::new(ClusterLink {
+                client,
+                conn: tokio::sync::OnceCell::new(),
+                failed_at: std::sync::Mutex::new(None),
+            }))
         } else {
             let client = redis::Client::open(url).map_err(CacheConfigError::Url)?;
             let config = ConnectionManagerConfig::new()
@@ -191,18 +208,31 @@ impl RedisCache {
     }
 
     /// The cluster's connection, made now if no call made it yet.
-    async fn cluster(
-        client: &ClusterClient,
-        conn: &tokio::sync::OnceCell<ClusterConnection>,
-    ) -> Result<ClusterConnection, CallError> {
-        let made = conn.get_or_try_init(|| async {
-            match tokio::time::timeout(CALL_TIMEOUT * 4, client.get_async_connection()).await {
-                Ok(Ok(c)) => Ok(c),
-                Ok(Err(e)) => Err(CallError::Redis(e)),
-                Err(_) => Err(CallError::TimedOut),
-            }
-        });
-        made.await.cloned()
+    async fn cluster(link: &ClusterLink) -> Result<ClusterConnection, CallError> {
+        if let Some(c) = link.conn.get() {
+            return Ok(c.clone());
+        }
+        let recent = link.failed_at.lock().ok().and_then(|f| *f).is_some_and(|t| t.elapsed() < RECONNECT_AFTER);
+        if recent {
+            return Err(CallError::Unreachable);
+        }
+        let made = link
+            .conn
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(CALL_TIMEOUT * 2, link.client.get_async_connection()).await {
+                    Ok(Ok(c)) => Ok(c),
+                    Ok(Err(e)) => Err(CallError::Redis(e)),
+                    Err(_) => Err(CallError::TimedOut),
+                }
+            })
+            .await
+            .cloned();
+        if made.is_err()
+            && let Ok(mut failed) = link.failed_at.lock()
+        {
+            *failed = Some(std::time::Instant::now());
+        }
+        made
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, CallError> {
@@ -212,7 +242,7 @@ impl RedisCache {
                 tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut Self::conn(conns))).await
             }
             Link::Cluster(cluster) => {
-                let mut conn = Self::cluster(&cluster.0, &cluster.1).await?;
+                let mut conn = Self::cluster(cluster).await?;
                 tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await
             }
         };
@@ -230,7 +260,7 @@ impl RedisCache {
                 tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut Self::conn(conns))).await
             }
             Link::Cluster(cluster) => {
-                let mut conn = Self::cluster(&cluster.0, &cluster.1).await?;
+                let mut conn = Self::cluster(cluster).await?;
                 tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await
             }
         };
