@@ -86,7 +86,7 @@ async fn lists_read_a_caught_up_replica_own_writes_the_primary_and_a_lagging_or_
     cluster.on_replica("SELECT pg_wal_replay_pause()").await;
     let second = plan(&a, &owner, gym, "Twenty").await;
     assert_eq!(plan_ids(&a, &owner, gym).await, vec![first, second], "own write, same instance");
-    // Within the lag the replica is allowed (two seconds and a half), the member's
+    // Within the lag the replica is allowed (a verdict is kept 2.5 s), the member's
     // lists are current, answered by the primary.
     let start = Instant::now();
     loop {

@@ -7,7 +7,7 @@
 //! - **Bounded lag.** Every second the primary's WAL position is sampled and the
 //!   replica asked how far it has replayed. The replica serves only while it has
 //!   replayed everything the primary had written at the previous sample, and only
-//!   while that verdict is fresh: so it is at most about two seconds behind, and a
+//!   while that verdict is fresh (2.5 s): so it is at most about 3.5 s behind, and a
 //!   replica that lags, is paused or is stopped loses its reads within a second or
 //!   two. A read the replica fails (or does not answer within the statement timeout)
 //!   is asked of the primary at once: a replica never costs a client an error.
