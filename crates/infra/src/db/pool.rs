@@ -9,7 +9,8 @@
 
 use async_trait::async_trait;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+    TransactionError, TransactionTrait,
 };
 
 /// A pool, with its statements wrapped in transactions behind PgBouncer.
@@ -39,6 +40,22 @@ impl std::ops::Deref for Pool {
     }
 }
 
+/// A statement's answer, run by [`Pool::alone`] in a transaction of its own.
+type Run<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DbErr>> + Send + 'c>>;
+
+impl Pool {
+    /// Runs `run` in a transaction of its own (sea-orm's: committed when it
+    /// answers, rolled back when it fails).
+    async fn alone<T: Send>(
+        &self,
+        run: impl for<'c> FnOnce(&'c DatabaseTransaction) -> Run<'c, T> + Send,
+    ) -> Result<T, DbErr> {
+        self.inner.transaction(run).await.map_err(|e| match e {
+            TransactionError::Connection(e) | TransactionError::Transaction(e) => e,
+        })
+    }
+}
+
 #[async_trait]
 impl ConnectionTrait for Pool {
     fn get_database_backend(&self) -> DbBackend {
@@ -49,10 +66,7 @@ impl ConnectionTrait for Pool {
         if !self.bounced {
             return self.inner.execute_raw(stmt).await;
         }
-        let tx = self.inner.begin().await?;
-        let done = tx.execute_raw(stmt).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.alone(|tx| Box::pin(tx.execute_raw(stmt))).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -64,19 +78,13 @@ impl ConnectionTrait for Pool {
         if !self.bounced {
             return self.inner.query_one_raw(stmt).await;
         }
-        let tx = self.inner.begin().await?;
-        let row = tx.query_one_raw(stmt).await?;
-        tx.commit().await?;
-        Ok(row)
+        self.alone(|tx| Box::pin(tx.query_one_raw(stmt))).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         if !self.bounced {
             return self.inner.query_all_raw(stmt).await;
         }
-        let tx = self.inner.begin().await?;
-        let rows = tx.query_all_raw(stmt).await?;
-        tx.commit().await?;
-        Ok(rows)
+        self.alone(|tx| Box::pin(tx.query_all_raw(stmt))).await
     }
 }

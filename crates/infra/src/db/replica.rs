@@ -213,7 +213,9 @@ impl Db {
                 }
             }
         }
-        metrics::counter!("gymapi_db_reads_total", "server" => "primary").increment(1);
+        if self.replica.is_some() {
+            metrics::counter!("gymapi_db_reads_total", "server" => "primary").increment(1);
+        }
         let start = Instant::now();
         let out = read(&self.conn).await;
         metrics::histogram!("gymapi_db_query_duration_seconds", "operation" => operation)
