@@ -25,3 +25,4 @@ pub mod state;
 pub mod streams;
 pub mod telemetry;
 pub mod tenant;
+pub mod webhook_thread;

@@ -161,8 +161,10 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         Environment::Production => Reach::PublicHttps,
     };
     let transport = infra::webhooks::HttpTransport::new(reach)?;
-    spawn_webhooks(
-        WebhookEngine::new(repo.clone(), Arc::new(transport), clock.clone()),
+    let engine_clock = clock.clone();
+    crate::webhook_thread::spawn(
+        repo.clone(),
+        move |repo| WebhookEngine::new(repo, Arc::new(transport), engine_clock),
         webhook_wake,
         Arc::downgrade(&relay_guard),
     );
@@ -301,70 +303,6 @@ fn spawn_expiry(passes: domain::passes::PassService, alive: std::sync::Weak<()>)
             tokio::time::sleep(NO_SHOWS_EVERY).await;
         }
     });
-}
-
-/// How often the webhook engine looks for new facts and due deliveries when no
-/// announcement woke it.
-const WEBHOOKS_EVERY: Duration = Duration::from_secs(1);
-
-/// Endpoints drained at once by one instance: each is a task of its own, so one
-/// slow receiver holds back its own queue alone.
-const WEBHOOK_DRAINS: usize = 32;
-
-/// Least time between two steps of the webhook engine: under load a step takes
-/// many commits' facts at once, and costs a few statements whatever their number.
-const WEBHOOKS_GAP: Duration = Duration::from_millis(500);
-
-/// Runs the webhook engine while `alive` can be upgraded: each step leases the
-/// endpoints with something to send, each drained by a task of its own, never more
-/// than [`WEBHOOK_DRAINS`] at once. An announcement wakes it at once when it has been
-/// idle; steps are at least [`WEBHOOKS_GAP`] apart.
-///
-/// It runs on a thread and runtime of its own: the process's main runtime also
-/// carries the check-in runners, which must not wait behind building, signing and
-/// posting deliveries.
-fn spawn_webhooks(engine: WebhookEngine, wake: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "no runtime for the webhook engine: webhooks are not delivered");
-            return;
-        }
-    };
-    let spawned = std::thread::Builder::new().name("gymapi-webhooks".into()).spawn(move || {
-        runtime.block_on(async move {
-            let drains = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_DRAINS));
-            while alive.upgrade().is_some() {
-                let _ = tokio::time::timeout(WEBHOOKS_EVERY, wake.notified()).await;
-                let free = u32::try_from(drains.available_permits()).unwrap_or(0);
-                // Each step's leases carry a token of their own: a drain whose lease ran
-                // out and was taken over records nothing more as the holder.
-                let token = rand::random::<i64>();
-                match engine.step(free, token).await {
-                    Ok(claimed) => {
-                        for webhook in claimed {
-                            let Ok(permit) = drains.clone().try_acquire_owned() else { break };
-                            let engine = engine.clone();
-                            tokio::spawn(async move {
-                                if let Err(e) = engine.drain(webhook, token).await {
-                                    tracing::warn!(error = %e, webhook, "a webhook drain failed; its lease runs out");
-                                }
-                                drop(permit);
-                            });
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "the webhook engine failed a step; it runs again"),
-                }
-                tokio::time::sleep(WEBHOOKS_GAP).await;
-            }
-        });
-    });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "no thread for the webhook engine: webhooks are not delivered");
-    }
 }
 
 /// How often delivered facts past their retention are purged.
