@@ -221,3 +221,36 @@ gymapi_tests::per_backend!(outside_development_webhooks_must_be_https_to_public_
     }
     register(&app, &owner, gym, "https://hooks.example.com/x", &["checkin.succeeded"]).await;
 });
+
+/// `(name, nice)` of every thread of this process (Linux: `/proc/self/task/*/stat`,
+/// the nice value being the 19th field, the 17th after the name's closing bracket).
+fn threads_and_nice() -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task (Linux)").flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let nice = stat[close + 1..].split_whitespace().nth(16).and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            out.push((stat[open + 1..close].to_owned(), nice));
+        }
+    }
+    out
+}
+
+gymapi_tests::both_backends!(the_engine_thread_yields_to_requests_and_opens_no_connection_at_its_priority, |app| {
+    let (owner, gym) = open_gym(&app).await;
+    let receiver = Receiver::start(vec![]).await;
+    register(&app, &owner, gym, &receiver.url, &["checkin.succeeded"]).await;
+    let member = app.member(gym, &owner, "member").await;
+    check_in(&app, &owner, gym, &member).await;
+    receiver.wait_for(1, Duration::from_secs(30)).await;
+
+    let threads = threads_and_nice();
+    let engines: Vec<i64> = threads.iter().filter(|(n, _)| n == "gymapi-webhooks").map(|(_, v)| *v).collect();
+    assert!(!engines.is_empty(), "an engine thread runs: {threads:?}");
+    assert!(engines.iter().all(|v| *v == 10), "the engine runs at nice 10: {threads:?}");
+    // Its storage calls ran on the main runtime: every SQLite connection's worker
+    // thread (started by the thread that opened it) answers requests at their priority.
+    let workers: Vec<&(String, i64)> = threads.iter().filter(|(n, _)| n.starts_with("sqlx-sqlite")).collect();
+    assert!(workers.iter().all(|(_, v)| *v == 0), "{workers:?}");
+});
