@@ -76,13 +76,15 @@ impl CreditRules {
     pub fn ask(&self, gym: GymId, member: UserId, session: SessionId, start: OffsetDateTime) -> Result<CreditAsk> {
         let zone = values::gym_zone(&self.zone)?;
         let day = values::local_date(&zone, start)?;
-        let past_calendar = || DomainError::internal("a week past the calendar");
         let monday = day
             .checked_sub(Duration::days(i64::from(day.weekday().number_days_from_monday())))
-            .ok_or_else(past_calendar)?;
-        let next = monday.checked_add(Duration::days(7)).ok_or_else(past_calendar)?;
-        let week =
-            (values::instant_in(&zone, monday, Time::MIDNIGHT)?, values::instant_in(&zone, next, Time::MIDNIGHT)?);
+            .ok_or_else(|| DomainError::validation("a session in the calendar's first week"))?;
+        // The calendar's last week ends with it (9999-12-31 has no next Monday).
+        let end = match monday.checked_add(Duration::days(7)) {
+            Some(next) => values::instant_in(&zone, next, Time::MIDNIGHT)?,
+            None => time::PrimitiveDateTime::MAX.assume_utc(),
+        };
+        let week = (values::instant_in(&zone, monday, Time::MIDNIGHT)?, end);
         Ok(CreditAsk { gym, member, session, start, week })
     }
 }
@@ -353,6 +355,24 @@ mod tests {
         // Sunday 23:00 in New York is Monday 04:00 UTC: still the week before.
         let ask = rules.ask(GymId(1), UserId(1), SessionId(1), datetime!(2026-03-16 03:00 UTC)).expect("ask");
         assert_eq!(ask.week, (datetime!(2026-03-09 4:00 UTC), datetime!(2026-03-16 4:00 UTC)));
+    }
+
+    #[test]
+    fn the_calendars_last_week_ends_with_it_in_any_zone() {
+        for zone in ["UTC", "America/Los_Angeles", "Pacific/Kiritimati"] {
+            let rules = CreditRules::new(true, 0, zone).expect("rules");
+            for start in [datetime!(9999-12-28 10:00 UTC), datetime!(9999-12-31 20:00 UTC)] {
+                let ask = rules.ask(GymId(1), UserId(1), SessionId(1), start);
+                match ask {
+                    Ok(ask) => assert!(ask.week.0 <= start && start < ask.week.1, "{zone} {start}: {:?}", ask.week),
+                    // Kiritimati (+14) is already in year 10000 at 9999-12-31 20:00 UTC.
+                    Err(e) => assert!(matches!(e, DomainError::Validation(_)), "{zone} {start}: {e:?}"),
+                }
+            }
+        }
+        let utc = CreditRules::new(true, 0, "UTC").expect("rules");
+        let ask = utc.ask(GymId(1), UserId(1), SessionId(1), datetime!(9999-12-31 23:00 UTC)).expect("ask");
+        assert_eq!(ask.week.0, datetime!(9999-12-27 0:00 UTC));
     }
 
     #[test]

@@ -312,7 +312,7 @@ impl DateRange {
 /// moves forward by the gap, a repeated one is the first (`jiff`'s "compatible").
 ///
 /// # Errors
-/// [`DomainError::Internal`] for a date outside what either library holds.
+/// [`DomainError::Validation`] for a time past 9999-12-31 in UTC.
 pub fn instant_in(zone: &jiff::tz::TimeZone, date: Date, at: Time) -> Result<OffsetDateTime> {
     let civil = jiff::civil::DateTime::new(
         i16::try_from(date.year()).map_err(DomainError::internal)?,
@@ -324,8 +324,23 @@ pub fn instant_in(zone: &jiff::tz::TimeZone, date: Date, at: Time) -> Result<Off
         0,
     )
     .map_err(DomainError::internal)?;
-    let t = zone.to_ambiguous_timestamp(civil).compatible().map_err(DomainError::internal)?;
+    let Ok(t) = zone.to_ambiguous_timestamp(civil).compatible() else {
+        // Past the tz database's last instant (9999-12-30T22:00Z), still a date the
+        // contract accepts: the zone's offset at that instant holds to the end.
+        let offset = time::Duration::seconds(i64::from(last_offset(zone)?.whole_seconds()));
+        return time::PrimitiveDateTime::new(date, at).assume_utc().checked_sub(offset).ok_or_else(past_calendar);
+    };
     OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(DomainError::internal)
+}
+
+/// The zone's offset at the tz database's last instant.
+fn last_offset(zone: &jiff::tz::TimeZone) -> Result<time::UtcOffset> {
+    time::UtcOffset::from_whole_seconds(zone.to_offset(jiff::Timestamp::MAX).seconds()).map_err(DomainError::internal)
+}
+
+/// A time that falls past 9999-12-31 on the gym's clock (or before year −9999).
+fn past_calendar() -> DomainError {
+    DomainError::validation("a time past the end of the calendar (9999-12-31) on the gym's clock")
 }
 
 /// A gym's stored IANA zone, from the bundled tz database.
@@ -340,10 +355,13 @@ pub fn gym_zone(tz: &str) -> Result<jiff::tz::TimeZone> {
 /// The date an instant falls on, on a zone's wall clock.
 ///
 /// # Errors
-/// [`DomainError::Internal`] for an instant outside what either library holds.
+/// [`DomainError::Validation`] for an instant whose date is past 9999-12-31 there.
 pub fn local_date(zone: &jiff::tz::TimeZone, at: OffsetDateTime) -> Result<Date> {
-    let local =
-        zone.to_datetime(jiff::Timestamp::from_second(at.unix_timestamp()).map_err(DomainError::internal)?).date();
+    let Ok(instant) = jiff::Timestamp::from_second(at.unix_timestamp()) else {
+        // Past the tz database's last instant (as in `instant_in`).
+        return at.checked_to_offset(last_offset(zone)?).map(OffsetDateTime::date).ok_or_else(past_calendar);
+    };
+    let local = zone.to_datetime(instant).date();
     let month = u8::try_from(local.month()).map_err(DomainError::internal)?;
     Date::from_calendar_date(
         i32::from(local.year()),
@@ -416,6 +434,24 @@ mod tests {
     use super::*;
     use time::Duration;
     use time::macros::date;
+
+    #[test]
+    fn the_last_day_of_the_calendar_has_instants_and_dates_past_the_tz_databases_end() {
+        use time::macros::datetime;
+        let la = gym_zone("America/Los_Angeles").expect("zone");
+        let utc = gym_zone("UTC").expect("zone");
+        // jiff ends at 9999-12-30T22:00Z; the contract's dates run to 9999-12-31.
+        assert_eq!(instant_in(&utc, date!(9999 - 12 - 31), Time::MIDNIGHT), Ok(datetime!(9999-12-31 0:00 UTC)));
+        assert_eq!(local_date(&utc, datetime!(9999-12-31 23:59 UTC)), Ok(date!(9999 - 12 - 31)));
+        assert_eq!(local_date(&la, datetime!(9999-12-31 23:59 UTC)), Ok(date!(9999 - 12 - 31)));
+        let late = instant_in(&la, date!(9999 - 12 - 31), Time::MIDNIGHT).expect("an instant");
+        assert_eq!(local_date(&la, late), Ok(date!(9999 - 12 - 31)));
+        // Past the end in UTC: a refusal, not a failure.
+        let at = Time::from_hms(20, 0, 0).expect("time");
+        assert!(matches!(instant_in(&la, date!(9999 - 12 - 31), at), Err(DomainError::Validation(_))));
+        let kiritimati = gym_zone("Pacific/Kiritimati").expect("zone");
+        assert!(matches!(local_date(&kiritimati, datetime!(9999-12-31 20:00 UTC)), Err(DomainError::Validation(_))));
+    }
 
     #[test]
     fn a_date_range_read_on_a_gyms_wall_clock_spans_its_local_days() {
