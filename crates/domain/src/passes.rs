@@ -301,6 +301,12 @@ pub trait PassRepository: Send + Sync {
     /// Storage failures.
     async fn sell(&self, tx: &mut Tx, gym: GymId, pass: &NewPass) -> Result<Option<(Pass, bool)>>;
 
+    /// The pass a payment event granted in the gym, if one did.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn pass_by_event(&self, gym: GymId, event: &str) -> Result<Option<Pass>>;
+
     /// Whether the user is a member of the gym.
     ///
     /// # Errors
@@ -462,6 +468,14 @@ impl PassService {
 
     async fn store(&self, gym: GymId, sale: Sale) -> Result<(Pass, bool)> {
         let Sale { member, plan_id, starts_on, actor_id, cause, event } = sale;
+        // A retry of an event already granted answers its pass, however the plan
+        // has changed since (retired included): the payment system must not see a
+        // refusal for what it was told succeeded.
+        if let Some(event) = &event
+            && let Some(granted) = self.repo.pass_by_event(gym, event).await?
+        {
+            return Ok((granted, false));
+        }
         let plan = self.plans.plan(gym, plan_id).await?.ok_or(DomainError::PlanNotFound)?;
         if !plan.active {
             return Err(DomainError::validation("the plan is retired: it is no longer sold"));

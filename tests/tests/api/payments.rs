@@ -142,3 +142,23 @@ both_backends!(a_wrong_or_stale_signature_is_401_and_grants_nothing, |app| {
     let trainer = app.member(gym, &owner, "trainer").await;
     assert_error(&app.send_as(Method::POST, "/api/v1/integrations/payments", &trainer, gym).await, 403, "forbidden");
 });
+
+both_backends!(a_granted_event_retried_after_its_plan_is_retired_still_answers_its_pass, |app| {
+    let (owner, gym) = app.gym().await;
+    let key = secret(&app, &owner, gym).await["secret"].as_str().expect("secret").to_owned();
+    let plan = pack(&app, &owner, gym).await;
+    let ana = app.member(gym, &owner, "member").await;
+    let body = json!({"event_id": "pi_retired", "user_id": ana.id, "plan_id": plan["id"]}).to_string();
+    let (status, first) = post_event(&app, gym, &body, Some(python_signs(&key, now().unix_timestamp(), &body))).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _) = app.send_as(Method::DELETE, &format!("/api/v1/plans/{}", plan["id"]), &owner, gym).await;
+    assert_eq!(status, 204);
+    let (status, again) = post_event(&app, gym, &body, Some(python_signs(&key, now().unix_timestamp(), &body))).await;
+    assert_eq!((status.as_u16(), &again["id"]), (200, &first["id"]), "{again}");
+    // A new event for the retired plan is refused, and grants nothing.
+    let other = json!({"event_id": "pi_new", "user_id": ana.id, "plan_id": plan["id"]}).to_string();
+    let refused = post_event(&app, gym, &other, Some(python_signs(&key, now().unix_timestamp(), &other))).await;
+    assert_error(&refused, 422, "validation_error");
+    let (_, passes) = app.send_as(Method::GET, &format!("/api/v1/members/{}/passes", ana.id), &ana, gym).await;
+    assert_eq!(passes.as_array().map(Vec::len), Some(1), "{passes}");
+});

@@ -215,6 +215,12 @@ impl PassRepository for Db {
         row.map(|r| Pass::try_from(r).map(|pass| (pass, true))).transpose()
     }
 
+    async fn pass_by_event(&self, gym: GymId, event: &str) -> Result<Option<Pass>> {
+        let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.payment_event_id = $2");
+        let row = timed("pass_by_event", one::<PassRow>(&self.conn, &sql, vec![gym.0.into(), event.into()])).await?;
+        row.map(Pass::try_from).transpose()
+    }
+
     async fn is_member(&self, gym: GymId, user: UserId) -> Result<bool> {
         let sql = "SELECT user_id AS id FROM memberships WHERE gym_id = $1 AND user_id = $2";
         Ok(timed("membership_exists", one::<IdRow>(&self.conn, sql, vec![gym.0.into(), user.0.into()]))
