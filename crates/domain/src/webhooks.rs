@@ -448,14 +448,26 @@ pub fn check_url(url: &str, reach: Reach) -> Result<()> {
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((host, after)) = v6.split_once(']') else { return bad("an unclosed [ in the host") };
-        (host, after.strip_prefix(':'))
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("brackets hold an IPv6 address");
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None => return bad("only a port may follow the host"),
+            },
+        }
     } else {
         match authority.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => return bad("one port at most; an IPv6 address goes in brackets"),
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
         }
     };
-    if host.is_empty() {
+    // A fully qualified name may end with a dot ("localhost." is localhost).
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.ends_with('.') || host.starts_with('.') || host.contains("..") {
         return bad("a host is required");
     }
     if let Some(p) = port
@@ -792,7 +804,13 @@ mod tests {
 
     #[test]
     fn urls_outside_development_must_be_https_to_a_public_host() {
-        for ok in ["https://hooks.example.com/gym", "https://93.184.216.34:8443/x?y#z", "https://[2606:4700::1]/"] {
+        for ok in [
+            "https://hooks.example.com/gym",
+            "https://93.184.216.34:8443/x?y#z",
+            "https://[2606:4700::1]/",
+            "https://[2606:4700::1]:8443/",
+            "https://hooks.example.com./gym",
+        ] {
             assert_eq!(check_url(ok, Reach::PublicHttps), Ok(()), "{ok}");
         }
         for bad in [
@@ -810,6 +828,15 @@ mod tests {
             "ftp://hooks.example.com/",
             "hooks.example.com",
             "https://hooks.example.com/a b",
+            "https://localhost./",
+            "https://LOCALHOST../",
+            "https://metadata.google.internal./",
+            "https://a.example.com:443:80/",
+            "https://[2606:4700::1]junk/",
+            "https://[not-an-address]/",
+            "https://./",
+            "https://.example.com/",
+            "https://a..example.com/",
             "",
         ] {
             assert!(matches!(check_url(bad, Reach::PublicHttps), Err(DomainError::Validation(_))), "{bad}");
