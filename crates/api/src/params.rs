@@ -43,6 +43,19 @@ impl PathId {
     pub fn parse_as(&self, actor: &Actor, min: Role) -> Result<i64, ApiError> {
         after_role(actor, min, || self.parse())
     }
+
+    /// The user a route of "their own, or anyone's from `min` up" names: the caller's
+    /// own id at any role; another id, or one that is not an id, once the role is at
+    /// least `min` (the contract judges path ids after the role).
+    ///
+    /// # Errors
+    /// `403 forbidden` below `min` for anyone else, then the parse error.
+    pub fn parse_self_or(&self, actor: &Actor, min: Role) -> Result<i64, ApiError> {
+        match self.parse() {
+            Ok(id) if id == actor.user_id.0 => Ok(id),
+            _ => self.parse_as(actor, min),
+        }
+    }
 }
 
 impl FromRequest for PathId {

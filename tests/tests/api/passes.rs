@@ -195,7 +195,20 @@ both_backends!(sales_and_adjustments_refuse_what_they_must_and_change_nothing, |
         403,
         "forbidden",
     );
+    // The role is judged before the path id and the query (contract, section 7).
+    for path in [
+        format!("/api/v1/members/{}/passes?limit=0", bea.id),
+        format!("/api/v1/members/{}/ledger?skip=-1", bea.id),
+        "/api/v1/members/abc/ledger".to_owned(),
+        "/api/v1/members/99999999999999999999/passes".to_owned(),
+    ] {
+        assert_error(&app.send_as(Method::GET, &path, &ana, gym).await, 403, "forbidden");
+    }
+    let own = format!("/api/v1/members/{}/ledger?limit=0", ana.id);
+    assert_error(&app.send_as(Method::GET, &own, &ana, gym).await, 422, "validation_error");
     let trainer = app.member(gym, &owner, "trainer").await;
+    let bad = "/api/v1/members/abc/passes";
+    assert_error(&app.send_as(Method::GET, bad, &trainer, gym).await, 422, "validation_error");
     assert_error(&app.send_json(Method::POST, &adjust, &trainer, gym, &json!([])).await, 403, "forbidden");
     assert_error(&app.send_json(Method::POST, &passes(&bea), &ana, gym, &json!([])).await, 403, "forbidden");
     assert_error(&app.send_as(Method::GET, &passes(&outsider), &trainer, gym).await, 404, "user_not_found");

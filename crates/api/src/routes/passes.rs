@@ -54,7 +54,7 @@ async fn member_passes(
     id: PathId,
     q: Query<PageIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = UserId(id.parse()?);
+    let member = UserId(id.parse_self_or(&actor, policy::SEE_MEMBERS)?);
     let page = q.parse()?.page()?;
     let now = state.clock.now();
     let list = state.passes.passes(&actor, member, page).await?;
@@ -118,7 +118,7 @@ async fn member_ledger(
     id: PathId,
     q: Query<PageIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = UserId(id.parse()?);
+    let member = UserId(id.parse_self_or(&actor, policy::SEE_MEMBERS)?);
     let page = q.parse()?.page()?;
     let list = state.passes.ledger(&actor, member, page).await?;
     json(StatusCode::OK, &list.into_iter().map(CreditEntryOut::from).collect::<Vec<_>>())
