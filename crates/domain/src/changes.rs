@@ -113,11 +113,17 @@ impl ChangeFeed {
     ///
     /// # Errors
     /// [`DomainError::Forbidden`] below admin; [`DomainError::Validation`] for a
-    /// negative cursor; [`DomainError::CursorExpired`] when the fact after the cursor
+    /// negative cursor or one past the gym's last fact; [`DomainError::CursorExpired`] when the fact after the cursor
     /// was purged; storage failures.
     pub async fn after(&self, actor: &Actor, after: i64, page: Page) -> Result<ChangePage> {
         actor.require(crate::policy::READ_CHANGES)?;
-        self.page(actor.gym_id, after, page.limit, Copy::Recent).await
+        let read = self.page(actor.gym_id, after, page.limit, Copy::Recent).await?;
+        // A number the feed never gave would skip, in silence, every fact up to it
+        // (the head is the primary's: a replica behind it cannot refuse a good cursor).
+        if read.changes.is_empty() && after > 0 && after > self.repo.head(actor.gym_id).await? {
+            return Err(DomainError::validation("after is past the gym's last fact: use a `next` the feed gave"));
+        }
+        Ok(read)
     }
 
     /// Where a live stream of the gym starts (staff): after `last_seen` (a
@@ -206,6 +212,8 @@ mod tests {
     fn feed(rows: Vec<i64>) -> ChangeFeed {
         let mut repo = MockChangeRepository::new();
         repo.expect_recent_changes().returning(move |_, _, _| Ok(rows.iter().copied().map(change).collect()));
+        // The gym's last fact is number 9.
+        repo.expect_head().returning(|_| Ok(9));
         ChangeFeed::new(Arc::new(repo))
     }
 
@@ -219,6 +227,8 @@ mod tests {
         assert_eq!((got.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), got.next), (vec![4, 5], 5));
         let got = feed(vec![]).after(&admin(Role::Admin), 9, Page::default()).await.expect("page");
         assert_eq!((got.changes.len(), got.next), (0, 9), "nothing new: the same cursor");
+        let past = feed(vec![]).after(&admin(Role::Admin), 10, Page::default()).await;
+        assert!(matches!(past, Err(DomainError::Validation(_))), "a number the feed never gave: {past:?}");
     }
 
     #[tokio::test]
