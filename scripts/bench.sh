@@ -10,7 +10,8 @@
 # (perf record of the server during the first run of the first backend), BENCH_WEBHOOK=1 (every
 # gym has a webhook for checkin.succeeded, posted to `loadtest receiver` on loopback;
 # the server then runs as GYMAPI_ENV=test, which differs from production only in its
-# secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted),
+# secret rules and in allowing a receiver on loopback; the receiver's CPU is not counted, and it
+# runs at nice BENCH_RECEIVER_NICE, default 19, so that it stands in for another machine),
 # BENCH_PASSES=1 (every gym requires passes and every member holds a pack of 1,000 credits:
 # bookings and walk-ins take a credit, cancellations give it back), BENCH_PGBOUNCER=1 (the
 # PostgreSQL runs through a transaction-pooling PgBouncer with DATABASE_PGBOUNCER=true),
@@ -125,7 +126,9 @@ one_run() { # RUN BACKEND
   if [ "${BENCH_WEBHOOK:-0}" = 1 ]; then
     local rport hooks
     rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    "$LOAD" receiver "$rport" &
+    # The receiver stands in for another machine: at nice BENCH_RECEIVER_NICE (19) it
+    # takes only the CPU the server and the generator leave, as a remote one takes none.
+    nice -n "${BENCH_RECEIVER_NICE:-19}" "$LOAD" receiver "$rport" &
     RECEIVER_PID=$!
     hooks="INSERT INTO webhooks (gym_id, url, events, secret, cursor, created_at) SELECT id, \
       'http://127.0.0.1:$rport/hook', 'checkin.succeeded', 'whsec_bench', 0, '2026-01-01T00:00:00Z' FROM gyms;"
