@@ -229,10 +229,12 @@ impl RecurrenceService {
         let mut tx = self.uow.begin().await?;
         let mut series = self.repo.create_recurrence(&mut tx, gym, class_id, &draft, now).await?;
         for start in starts {
+            let start_time = crate::values::Timestamp::new(start)?;
             let session = SessionDraft {
                 class_id,
-                start_time: crate::values::Timestamp::new(start)?,
-                end_time: crate::values::Timestamp::new(start + length)?,
+                start_time,
+                // Checked: a session at the calendar's last hour ends past it (422).
+                end_time: start_time.checked_add(length)?,
                 trainer_id: new.trainer_id,
                 room: room.clone(),
                 capacity: class.max_capacity,

@@ -174,3 +174,20 @@ impl TapUntil for Value {
         self
     }
 }
+
+both_backends!(a_series_whose_last_session_would_end_past_the_calendar_is_refused, |app| {
+    let (owner, gym, class) = zoned_gym(&app, "America/Los_Angeles").await;
+    let (status, c) = app.send_as(Method::GET, &format!("/api/v1/schedule/classes/{class}"), &owner, gym).await;
+    assert_eq!(status, 200, "{c}");
+    // 9999-12-31 is a Friday; 15:30 in Los Angeles is 23:30 UTC, and the class lasts
+    // long enough that its end would be past 9999-12-31T23:59:59Z.
+    assert!(c["duration_minutes"].as_i64().expect("minutes") >= 30, "{c}");
+    let body = json!({"weekdays": [5], "local_start_time": "15:30", "starts_on": "9999-12-25", "until": "9999-12-31"});
+    assert_error(&series(&app, gym, &owner, class, &body).await, 422, "validation_error");
+    // Past the calendar in UTC already at the start (16:30 is 00:30 on 10000-01-01).
+    let body = json!({"weekdays": [5], "local_start_time": "16:30", "starts_on": "9999-12-25", "until": "9999-12-31"});
+    assert_error(&series(&app, gym, &owner, class, &body).await, 422, "validation_error");
+    let (_, list) =
+        app.send_as(Method::GET, &format!("/api/v1/schedule/classes/{class}/recurrences"), &owner, gym).await;
+    assert_eq!(list, json!([]), "nothing was made");
+});
