@@ -44,17 +44,15 @@ impl PathId {
         after_role(actor, min, || self.parse())
     }
 
-    /// The user a route of "their own, or anyone's from `min` up" names: the caller's
-    /// own id at any role; another id, or one that is not an id, once the role is at
-    /// least `min` (the contract judges path ids after the role).
+    /// The user a route of "their own, or anyone's from `min` up" names. Every role
+    /// may call such a route, so the id is judged first, as on `GET /users/{id}`;
+    /// then anyone else's needs `min`, before the route's query is.
     ///
     /// # Errors
-    /// `403 forbidden` below `min` for anyone else, then the parse error.
+    /// The parse error, then `403 forbidden` below `min` for anyone else.
     pub fn parse_self_or(&self, actor: &Actor, min: Role) -> Result<i64, ApiError> {
-        match self.parse() {
-            Ok(id) if id == actor.user_id.0 => Ok(id),
-            _ => self.parse_as(actor, min),
-        }
+        let id = self.parse()?;
+        if id == actor.user_id.0 { Ok(id) } else { after_role(actor, min, || Ok(id)) }
     }
 }
 
