@@ -257,6 +257,16 @@ both_backends!(a_cancelled_session_refunds_every_credit_and_a_promotion_takes_on
     let skipped = facts(&app, &owner, gym, "waitlist_skipped", 1).await;
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["data"]["members"], json!([bob.id]), "{skipped:?}");
+    // Ana queues for the place she gave back: a place in the queue holds no pass, and
+    // leaving the queue gives nothing back (her credit came back with her cancel).
+    let (status, queued) = app.send_json(Method::POST, &queue, &ana, gym, &json!({"waitlist": true})).await;
+    assert_eq!((status.as_u16(), &queued["status"], &queued["pass_id"]), (201, &json!("waitlisted"), &json!(null)));
+    cancel(&app, &ana, gym, &small).await;
+    assert_eq!(credits_left(&app, &ana, gym, &ana_pass).await, 3);
+    assert_eq!(
+        ledger_kinds(&app, &ana, gym).await,
+        vec![("grant".into(), 3), ("use".into(), -1), ("refund".into(), 1)]
+    );
 
     // The gym cancels a session: every credit used for it goes back.
     let big = app.session_at(gym, &owner, two, MONDAY + Duration::days(2)).await;

@@ -455,13 +455,14 @@ impl ScheduleRepository for Db {
         now: OffsetDateTime,
     ) -> Result<(Participation, i64)> {
         let tx = txn(tx)?;
-        // The tail's number, taken under the session's lock: no two joins get one.
+        // The tail's number, taken under the session's lock: no two joins get one. A
+        // place in the queue holds no pass (an earlier booking's was given back).
         let sql = format!(
             "INSERT INTO participations (gym_id, session_id, member_id, status, attendance_time, created_at, waitlist_seq) \
              VALUES ($1, $2, $3, 'waitlisted', NULL, $4, \
                      (SELECT COALESCE(MAX(waitlist_seq), 0) + 1 FROM participations WHERE gym_id = $1 AND session_id = $2)) \
              ON CONFLICT (gym_id, session_id, member_id) DO UPDATE \
-             SET status = excluded.status, attendance_time = NULL, waitlist_seq = excluded.waitlist_seq \
+             SET status = excluded.status, attendance_time = NULL, waitlist_seq = excluded.waitlist_seq, pass_id = NULL \
              RETURNING {PARTICIPATION_COLS}"
         );
         let values = vec![gym.0.into(), session.0.into(), member.0.into(), ts(now)];
