@@ -230,6 +230,10 @@ fn field_bounds(schema: &str) -> Vec<(&'static str, Map<String, Value>)> {
             ("max_waitlists_per_member", obj(json!({"minimum": 0, "maximum": WaitlistRules::MAX_PER_MEMBER_MAX}))),
             ("qr_mode", obj(json!({"enum": QR_MODES}))),
             ("occupancy_window_minutes", obj(json!({"minimum": 1, "maximum": domain::gyms::OCCUPANCY_WINDOW_MAX}))),
+            (
+                "cancel_cutoff_minutes",
+                obj(json!({"minimum": 0, "maximum": domain::credits::CreditRules::CANCEL_CUTOFF_MAX})),
+            ),
         ],
         "GymOut" => vec![("qr_mode", obj(json!({"enum": QR_MODES})))],
         "QrOut" => vec![("mode", obj(json!({"enum": QR_MODES})))],

@@ -109,7 +109,10 @@ pub fn choose<'a>(read: impl IntoIterator<Item = &'a Usable>, start: OffsetDateT
         let p = &u.pass;
         let allowed = match (&p.categories, &u.category) {
             (None, _) => true,
-            (Some(cats), Some(c)) => cats.iter().any(|k| k.trim().eq_ignore_ascii_case(c.trim())),
+            (Some(cats), Some(c)) => {
+                let c = c.trim().to_lowercase();
+                cats.iter().any(|k| k.trim().to_lowercase() == c)
+            }
             (Some(_), None) => false,
         };
         if p.starts_at > start || p.status(start) != PassStatus::Active || !allowed || p.credits_left == Some(0) {
@@ -338,6 +341,9 @@ mod tests {
         assert_eq!(choose(&[], START), Err(DomainError::NoValidPass));
         let yoga = Pass { categories: Some(vec![" yoga ".into()]), ..base() };
         assert_eq!(choose(&[usable(yoga)], START).map(|p| p.id), Ok(1), "categories match ignoring case");
+        let swim = Pass { categories: Some(vec!["Natación".into()]), ..base() };
+        let shouted = Usable { category: Some("NATACIÓN".into()), ..usable(swim) };
+        assert_eq!(choose(&[shouted], START).map(|p| p.id), Ok(1), "beyond ASCII too");
         let uncategorised =
             Usable { category: None, ..usable(Pass { categories: Some(vec!["yoga".into()]), ..base() }) };
         assert_eq!(choose(&[uncategorised], START), Err(DomainError::NoValidPass));
