@@ -35,6 +35,7 @@ mod m20261208_000002_passes;
 mod m20261208_000003_pass_freezes;
 mod m20261208_000004_payments;
 mod m20261209_000001_booking_credits;
+mod m20261210_000001_webhook_queue;
 
 /// One change of the schema, applied (and undone) inside a transaction together with
 /// its record in `seaql_migrations`, so a failed migration leaves no trace.
@@ -70,6 +71,7 @@ pub fn all() -> Vec<Box<dyn Migration>> {
         Box::new(m20261208_000003_pass_freezes::Migration),
         Box::new(m20261208_000004_payments::Migration),
         Box::new(m20261209_000001_booking_credits::Migration),
+        Box::new(m20261210_000001_webhook_queue::Migration),
     ]
 }
 
