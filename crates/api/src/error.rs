@@ -24,10 +24,10 @@ impl Lang {
     /// acceptable". Spanish when that range is `es` or `es-*`; English otherwise,
     /// including for a header that cannot be read.
     pub fn of(req: &HttpRequest) -> Self {
-        let mut headers = req.headers().get_all(header::ACCEPT_LANGUAGE);
-        // Several header lines are one comma-separated list; a client that sends more
-        // than one is rare enough to take the first only.
-        match headers.next().and_then(|v| v.to_str().ok()).and_then(preferred_language) {
+        // Several header lines are one comma-separated list (RFC 9110 section 5.3).
+        let lines: Vec<&str> = req.headers().get_all(header::ACCEPT_LANGUAGE).filter_map(|v| v.to_str().ok()).collect();
+        let list = lines.join(",");
+        match preferred_language(&list) {
             Some(l) if l.eq_ignore_ascii_case("es") || l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("es-")) => {
                 Self::Es
             }
@@ -580,6 +580,12 @@ mod tests {
         assert_eq!(lang("es;q=2, en;q=0.1"), Lang::En);
         assert_eq!(lang("en;q=abc, es;q=0.1"), Lang::Es);
         assert_eq!(Lang::of(&TestRequest::default().to_http_request()), Lang::En);
+        // Two header lines are one list: Spanish outweighs the first line's English.
+        let two = TestRequest::default()
+            .append_header((header::ACCEPT_LANGUAGE, "en;q=0.1"))
+            .append_header((header::ACCEPT_LANGUAGE, "es"))
+            .to_http_request();
+        assert_eq!(Lang::of(&two), Lang::Es);
     }
 
     #[test]
