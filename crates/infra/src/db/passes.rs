@@ -10,7 +10,7 @@ use domain::payments::{PaymentRepository, PaymentSecrets};
 use domain::plans::PlanKind;
 use domain::tx::Tx;
 use domain::{DomainError, GymId, Page, Result, SessionId, UserId};
-use sea_orm::{DbBackend, DbErr, FromQueryResult, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 
 use super::outbox::txn;
@@ -161,6 +161,15 @@ struct IdRow {
     id: i64,
 }
 
+/// The pass a payment event granted in the gym.
+async fn by_event(c: &impl ConnectionTrait, gym: GymId, event: &str) -> Result<Option<Pass>> {
+    let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.payment_event_id = $2");
+    timed("pass_by_event", one::<PassRow>(c, &sql, vec![gym.0.into(), event.into()]))
+        .await?
+        .map(Pass::try_from)
+        .transpose()
+}
+
 #[async_trait]
 impl PassRepository for Db {
     async fn gym_zone(&self, gym: GymId) -> Result<Option<String>> {
@@ -192,10 +201,7 @@ impl PassRepository for Db {
         ];
         let Some(id) = timed("pass_sell", one::<IdRow>(tx, sql, values)).await? else {
             let Some(event) = &p.payment_event_id else { return Ok(None) };
-            let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.payment_event_id = $2");
-            let row =
-                timed("pass_by_event", one::<PassRow>(tx, &sql, vec![gym.0.into(), event.clone().into()])).await?;
-            return row.map(|r| Pass::try_from(r).map(|pass| (pass, false))).transpose();
+            return Ok(by_event(tx, gym, event).await?.map(|pass| (pass, false)));
         };
         if let Some(credits) = p.plan.credits {
             let sql = "INSERT INTO credit_entries (gym_id, pass_id, seq, kind, credits, balance, actor_id, cause, at) \
@@ -216,9 +222,7 @@ impl PassRepository for Db {
     }
 
     async fn pass_by_event(&self, gym: GymId, event: &str) -> Result<Option<Pass>> {
-        let sql = format!("{PASS_SELECT} WHERE p.gym_id = $1 AND p.payment_event_id = $2");
-        let row = timed("pass_by_event", one::<PassRow>(&self.conn, &sql, vec![gym.0.into(), event.into()])).await?;
-        row.map(Pass::try_from).transpose()
+        by_event(&self.conn, gym, event).await
     }
 
     async fn is_member(&self, gym: GymId, user: UserId) -> Result<bool> {
