@@ -161,10 +161,8 @@ pub fn build_state(settings: &Settings, db: Db, clock: Arc<dyn Clock>) -> Result
         Environment::Production => Reach::PublicHttps,
     };
     let transport = infra::webhooks::HttpTransport::new(reach)?;
-    let engine_clock = clock.clone();
     crate::webhook_thread::spawn(
-        repo.clone(),
-        move |repo| WebhookEngine::new(repo, Arc::new(transport), engine_clock),
+        WebhookEngine::new(crate::webhook_thread::on_this_runtime(repo.clone()), Arc::new(transport), clock.clone()),
         webhook_wake,
         Arc::downgrade(&relay_guard),
     );

@@ -35,15 +35,11 @@ const ENGINE_NICE: i32 = 10;
 ///
 /// It runs on a thread and runtime of its own, at nice [`ENGINE_NICE`]: building,
 /// signing and posting deliveries take CPU that check-ins want more. Its storage
-/// calls run on the main runtime (see [`OnRuntime`]).
-pub fn spawn(
-    repo: Arc<dyn WebhookRepository>,
-    engine: impl FnOnce(Arc<dyn WebhookRepository>) -> WebhookEngine,
-    wake: Arc<tokio::sync::Notify>,
-    alive: std::sync::Weak<()>,
-) {
-    let Ok(main) = tokio::runtime::Handle::try_current() else { return };
-    let engine = engine(Arc::new(OnRuntime { repo, main }));
+/// calls run on the main runtime: build it over [`on_this_runtime`].
+pub fn spawn(engine: WebhookEngine, wake: Arc<tokio::sync::Notify>, alive: std::sync::Weak<()>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,6 +82,15 @@ pub fn spawn(
     });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "no thread for the webhook engine: webhooks are not delivered");
+    }
+}
+
+/// The engine's storage, its calls run as tasks of the runtime this is called on
+/// (the main one; without a runtime there is no engine, and `repo` is answered).
+pub fn on_this_runtime(repo: Arc<dyn WebhookRepository>) -> Arc<dyn WebhookRepository> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(main) => Arc::new(OnRuntime { repo, main }),
+        Err(_) => repo,
     }
 }
 
