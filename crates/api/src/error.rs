@@ -24,9 +24,14 @@ impl Lang {
     /// acceptable". Spanish when that range is `es` or `es-*`; English otherwise,
     /// including for a header that cannot be read.
     pub fn of(req: &HttpRequest) -> Self {
-        // Several header lines are one comma-separated list (RFC 9110 section 5.3).
-        let lines: Vec<&str> = req.headers().get_all(header::ACCEPT_LANGUAGE).filter_map(|v| v.to_str().ok()).collect();
-        let list = lines.join(",");
+        // Several header lines are one comma-separated list (RFC 9110 section 5.3). Every
+        // request reads this: one line, the common case, is read where it lies.
+        let mut lines = req.headers().get_all(header::ACCEPT_LANGUAGE).filter_map(|v| v.to_str().ok());
+        let first = lines.next().unwrap_or_default();
+        let list: std::borrow::Cow<'_, str> = match lines.next() {
+            None => first.into(),
+            Some(second) => [first, second].into_iter().chain(lines).collect::<Vec<_>>().join(",").into(),
+        };
         match preferred_language(&list) {
             Some(l) if l.eq_ignore_ascii_case("es") || l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("es-")) => {
                 Self::Es
