@@ -319,7 +319,7 @@ impl Db {
         let _writer = self.writer().await?;
         timed(
             "idempotency_purge",
-            exec(&self.conn, "DELETE FROM idempotency_keys WHERE created_at <= $1", vec![ts(before)]),
+            exec(&self.writes, "DELETE FROM idempotency_keys WHERE created_at <= $1", vec![ts(before)]),
         )
         .await
     }

@@ -43,6 +43,9 @@ use rows::FromColumns;
 #[derive(Clone)]
 pub struct Db {
     conn: pool::Pool,
+    /// Where write transactions run: on SQLite one connection of its own (see
+    /// [`connect`]), on PostgreSQL the same pool.
+    writes: pool::Pool,
     /// To open a migration connection of its own (redacted in `Debug`).
     url: crate::config::Secret,
     /// `DATABASE_MAX_CONNECTIONS`: what "the pool is full" means on a dashboard.
@@ -98,10 +101,59 @@ pub enum DbError {
 /// # Errors
 /// [`DbError::Connect`] when the database cannot be reached or the URL is refused.
 pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
+    let bounced = settings.database_pgbouncer;
+    let max = settings.database_max_connections;
+    // SQLite's writes are one at a time (`writer`), so they lose nothing on one
+    // connection of their own, and that connection's page cache stays valid: a
+    // connection throws its cache away (and, memory-mapped, unmaps the file) at every
+    // transaction that finds another connection's commit since its last one. Shared
+    // by 20, every write transaction began by reading its pages again. The pool's
+    // size stays `DATABASE_MAX_CONNECTIONS`, the writer's connection counted.
+    let own_writer = settings.is_sqlite() && max >= 2;
+    let readers = if own_writer { max - 1 } else { max };
+    let conn =
+        pool::Pool::new(Database::connect(options(settings, readers, None)).await.map_err(DbError::Connect)?, bounced);
+    let writes = if own_writer {
+        let opt = options(settings, 1, Some(WRITER_CACHE));
+        pool::Pool::new(Database::connect(opt).await.map_err(DbError::Connect)?, false)
+    } else {
+        conn.clone()
+    };
+    let replica = match &settings.database_read_url {
+        Some(url) => Some(std::sync::Arc::new(replica::Replica::new(pool::Pool::new(
+            replica::connect(url.expose(), settings).await.map_err(DbError::Connect)?,
+            false,
+        )))),
+        None => None,
+    };
+    let db = Db {
+        conn,
+        writes,
+        url: settings.database_url.clone(),
+        max_connections: settings.database_max_connections,
+        statement_timeout: settings.database_statement_timeout,
+        clock: std::sync::Arc::new(domain::clock::SystemClock),
+        marks: std::sync::Arc::default(),
+        writer: std::sync::Arc::default(),
+        bounced,
+        replica,
+    };
+    db.spawn_mark_writer();
+    db.spawn_replica_checker();
+    Ok(db)
+}
+
+/// The SQLite writer connection's page cache, in KiB (negative: SQLite's unit for
+/// a size rather than a page count): it keeps what check-ins write warm.
+const WRITER_CACHE: &str = "-65536";
+
+/// The pool's options: `max` connections, each set up as [`connect`] describes, with
+/// SQLite's page cache of `cache` (its `cache_size`) when given.
+fn options(settings: &Settings, max: u32, cache: Option<&'static str>) -> ConnectOptions {
     let statement_timeout = settings.database_statement_timeout;
     let bounced = settings.database_pgbouncer;
     let mut opt = ConnectOptions::new(settings.database_url.expose().to_owned());
-    opt.max_connections(settings.database_max_connections)
+    opt.max_connections(max)
         .min_connections(1)
         .acquire_timeout(settings.database_acquire_timeout)
         .connect_timeout(settings.database_acquire_timeout)
@@ -131,29 +183,9 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
                 // connection's commit made stale reads them again without a pread and
                 // a copy each (most of a check-in's CPU on SQLite before).
                 .pragma("mmap_size", "268435456")
+                .pragma("cache_size", cache.unwrap_or("-2000"))
         });
-    let conn = pool::Pool::new(Database::connect(opt).await.map_err(DbError::Connect)?, bounced);
-    let replica = match &settings.database_read_url {
-        Some(url) => Some(std::sync::Arc::new(replica::Replica::new(pool::Pool::new(
-            replica::connect(url.expose(), settings).await.map_err(DbError::Connect)?,
-            false,
-        )))),
-        None => None,
-    };
-    let db = Db {
-        conn,
-        url: settings.database_url.clone(),
-        max_connections: settings.database_max_connections,
-        statement_timeout,
-        clock: std::sync::Arc::new(domain::clock::SystemClock),
-        marks: std::sync::Arc::default(),
-        writer: std::sync::Arc::default(),
-        bounced,
-        replica,
-    };
-    db.spawn_mark_writer();
-    db.spawn_replica_checker();
-    Ok(db)
+    opt
 }
 
 impl Db {
@@ -163,7 +195,7 @@ impl Db {
     /// [`DbError::Migrate`] (or [`DbError::Connect`] for the migration connection).
     pub async fn migrate(&self) -> Result<(), DbError> {
         if self.backend() != DbBackend::Postgres {
-            return migration::up(&self.conn).await.map(drop).map_err(DbError::Migrate);
+            return migration::up(&self.writes).await.map(drop).map_err(DbError::Migrate);
         }
         // Not through the pool: its connections carry the statement timeout, and
         // building an index on a large table may rightly take longer than that.
@@ -195,10 +227,20 @@ impl Db {
             }
             DbBackend::Sqlite => {
                 let p = self.conn.get_sqlite_connection_pool();
-                (p.size(), p.num_idle())
+                let (open, idle) = (p.size(), p.num_idle());
+                if !self.own_writer() {
+                    return (open, idle);
+                }
+                let w = self.writes.get_sqlite_connection_pool();
+                (open + w.size(), idle + w.num_idle())
             }
             _ => (0, 0),
         }
+    }
+
+    /// Whether write transactions have a connection of their own (see [`connect`]).
+    fn own_writer(&self) -> bool {
+        self.backend() == DbBackend::Sqlite && self.max_connections >= 2
     }
 
     /// Writes a consistent copy of the SQLite database to `path` (a new file) while it
@@ -243,6 +285,9 @@ impl Db {
             r.close().await;
         }
         self.conn.close().await;
+        if self.own_writer() {
+            self.writes.close().await;
+        }
     }
 
     fn backend(&self) -> DbBackend {
@@ -270,7 +315,7 @@ impl Db {
             sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let tx = self.conn.begin_with_options(options).await.map_err(unavailable_or_internal)?;
+        let tx = self.writes.begin_with_options(options).await.map_err(unavailable_or_internal)?;
         Ok((tx, writer))
     }
 }
@@ -500,7 +545,72 @@ fn opt_id(id: Option<domain::UserId>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::transient_code;
+    use super::*;
+
+    /// A fresh SQLite database of its own in the temporary directory, with a pool of `max`.
+    async fn sqlite(name: &str, max: u32) -> (Db, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("gymapi-{name}-{}.db", std::process::id()));
+        for end in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{end}", path.display()));
+        }
+        let vars = [
+            ("DATABASE_URL", format!("sqlite://{}?mode=rwc", path.display())),
+            ("DATABASE_MAX_CONNECTIONS", max.to_string()),
+        ];
+        let settings = Settings::load_from(std::path::Path::new("/nonexistent"), |k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .expect("settings");
+        (connect(&settings).await.expect("open a SQLite file"), path)
+    }
+
+    fn remove(path: &std::path::Path) {
+        for end in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{end}", path.display()));
+        }
+    }
+
+    /// A temporary table, made by a write transaction. It lives on the connection
+    /// that made it: a later statement sees it only when it runs on that connection.
+    async fn probe(db: &Db) {
+        let (tx, writer) = db.write_tx().await.expect("write");
+        tx.execute_unprepared("CREATE TEMP TABLE probe (x INTEGER)").await.expect("make the probe");
+        tx.commit().await.expect("commit");
+        drop(writer);
+    }
+
+    #[tokio::test]
+    async fn sqlite_write_transactions_take_one_connection_of_the_pool_which_keeps_its_size() {
+        let (db, path) = sqlite("writer", 3).await;
+        probe(&db).await;
+        for _ in 0..5 {
+            let (tx, writer) = db.write_tx().await.expect("next write");
+            tx.execute_unprepared("INSERT INTO temp.probe VALUES (1)").await.expect("the writer's own table");
+            let cache = tx.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA cache_size")).await;
+            let cache = cache.expect("read").expect("a row").try_get_by_index::<i64>(0).expect("a number");
+            assert_eq!(cache.to_string(), WRITER_CACHE, "the writer's page cache");
+            tx.commit().await.expect("commit");
+            drop(writer);
+        }
+        // The readers never see it.
+        let read = db.conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT x FROM temp.probe")).await;
+        assert!(read.is_err(), "a reader connection has no such table");
+        let (open, _) = db.pool_stats();
+        assert!((2..=3).contains(&open), "readers and the writer within DATABASE_MAX_CONNECTIONS: {open}");
+        db.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_pool_of_one_writes_and_reads_on_its_one_connection() {
+        let (db, path) = sqlite("alone", 1).await;
+        probe(&db).await;
+        let read = db.conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT x FROM temp.probe")).await;
+        assert!(read.is_ok(), "one connection for all: {read:?}");
+        assert_eq!(db.pool_stats().0, 1);
+        db.close().await;
+        remove(&path);
+    }
 
     #[test]
     fn restarts_timeouts_and_busy_databases_are_transient() {

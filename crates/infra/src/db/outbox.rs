@@ -367,7 +367,7 @@ impl Db {
             let mut values: Vec<Value> = vec![ts(self.clock.now())];
             values.extend(chunk.iter().flat_map(|f| [Value::from(f.gym), Value::from(f.id)]));
             let written = match self.writer().await {
-                Ok(_writer) => exec(&self.conn, &sql, values).await.map_err(|e| e.to_string()),
+                Ok(_writer) => exec(&self.writes, &sql, values).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = written {
@@ -420,7 +420,7 @@ impl Outbox for Db {
         );
         let values = vec![ts(lease_until), ts(committed_before), ts(now), i64::from(limit).into()];
         let writer = self.writer().await?;
-        let mut rows = timed("outbox_claim", all::<StoredFact>(&self.conn, &sql, values)).await?;
+        let mut rows = timed("outbox_claim", all::<StoredFact>(&self.writes, &sql, values)).await?;
         drop(writer);
         rows.sort_by_key(|r| r.id);
         let mut facts = Vec::with_capacity(rows.len());
@@ -539,7 +539,7 @@ impl Outbox for Db {
                    SELECT 1 FROM webhooks w WHERE w.gym_id = outbox.gym_id \
                    AND (outbox.gym_seq IS NULL OR w.cursor < outbox.gym_seq))";
         let _writer = self.writer().await?;
-        timed("outbox_purge", exec(&self.conn, sql, vec![ts(delivered_before)])).await
+        timed("outbox_purge", exec(&self.writes, sql, vec![ts(delivered_before)])).await
     }
 }
 

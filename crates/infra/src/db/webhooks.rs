@@ -149,7 +149,7 @@ impl Db {
         let sql = "DELETE FROM webhook_deliveries WHERE status <> 'pending' \
                    AND COALESCE(delivered_at, next_attempt_at) < $1";
         let _writer = self.writer().await?;
-        timed("webhooks_purge", exec(&self.conn, sql, vec![ts(before)])).await
+        timed("webhooks_purge", exec(&self.writes, sql, vec![ts(before)])).await
     }
 }
 
@@ -272,7 +272,7 @@ impl WebhookRepository for Db {
         );
         let values = vec![ts(lease_until), token.into(), ts(now), i64::from(limit).into()];
         let _writer = self.writer().await?;
-        let rows = timed("webhooks_claim", all::<Behind>(&self.conn, &sql, values)).await?;
+        let rows = timed("webhooks_claim", all::<Behind>(&self.writes, &sql, values)).await?;
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
