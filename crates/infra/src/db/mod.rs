@@ -109,7 +109,7 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
     // transaction that finds another connection's commit since its last one. Shared
     // by 20, every write transaction began by reading its pages again. The pool's
     // size stays `DATABASE_MAX_CONNECTIONS`, the writer's connection counted.
-    let own_writer = settings.is_sqlite() && max >= 2;
+    let own_writer = keeps_a_writer(settings.is_sqlite(), max);
     let readers = if own_writer { max - 1 } else { max };
     let conn =
         pool::Pool::new(Database::connect(options(settings, readers, None)).await.map_err(DbError::Connect)?, bounced);
@@ -143,12 +143,18 @@ pub async fn connect(settings: &Settings) -> Result<Db, DbError> {
     Ok(db)
 }
 
+/// Whether write transactions get a connection of their own: on SQLite, when the
+/// pool has room for one beside a reader.
+fn keeps_a_writer(sqlite: bool, max_connections: u32) -> bool {
+    sqlite && max_connections >= 2
+}
+
 /// The SQLite writer connection's page cache, in KiB (negative: SQLite's unit for
 /// a size rather than a page count): it keeps what check-ins write warm.
 const WRITER_CACHE: &str = "-65536";
 
 /// The pool's options: `max` connections, each set up as [`connect`] describes, with
-/// SQLite's page cache of `cache` (its `cache_size`) when given.
+/// SQLite's page cache of `cache` (its `cache_size`) when given, else SQLite's own.
 fn options(settings: &Settings, max: u32, cache: Option<&'static str>) -> ConnectOptions {
     let statement_timeout = settings.database_statement_timeout;
     let bounced = settings.database_pgbouncer;
@@ -173,6 +179,10 @@ fn options(settings: &Settings, max: u32, cache: Option<&'static str>) -> Connec
             }
         })
         .map_sqlx_sqlite_opts(move |o| {
+            let o = match cache {
+                Some(size) => o.pragma("cache_size", size),
+                None => o,
+            };
             // FULL: an acknowledged write survives a power cut (the WAL is synced at
             // every commit); batched check-ins share that sync.
             o.journal_mode(SqliteJournalMode::Wal)
@@ -183,7 +193,6 @@ fn options(settings: &Settings, max: u32, cache: Option<&'static str>) -> Connec
                 // connection's commit made stale reads them again without a pread and
                 // a copy each (most of a check-in's CPU on SQLite before).
                 .pragma("mmap_size", "268435456")
-                .pragma("cache_size", cache.unwrap_or("-2000"))
         });
     opt
 }
@@ -240,7 +249,7 @@ impl Db {
 
     /// Whether write transactions have a connection of their own (see [`connect`]).
     fn own_writer(&self) -> bool {
-        self.backend() == DbBackend::Sqlite && self.max_connections >= 2
+        keeps_a_writer(self.backend() == DbBackend::Sqlite, self.max_connections)
     }
 
     /// Writes a consistent copy of the SQLite database to `path` (a new file) while it
@@ -550,9 +559,7 @@ mod tests {
     /// A fresh SQLite database of its own in the temporary directory, with a pool of `max`.
     async fn sqlite(name: &str, max: u32) -> (Db, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!("gymapi-{name}-{}.db", std::process::id()));
-        for end in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{end}", path.display()));
-        }
+        remove(&path);
         let vars = [
             ("DATABASE_URL", format!("sqlite://{}?mode=rwc", path.display())),
             ("DATABASE_MAX_CONNECTIONS", max.to_string()),
@@ -595,6 +602,9 @@ mod tests {
         // The readers never see it.
         let read = db.conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT x FROM temp.probe")).await;
         assert!(read.is_err(), "a reader connection has no such table");
+        let readers = db.conn.get_sqlite_connection_pool().options().get_max_connections();
+        let writers = db.writes.get_sqlite_connection_pool().options().get_max_connections();
+        assert_eq!((readers, writers), (2, 1), "DATABASE_MAX_CONNECTIONS in all, the writer's counted");
         let (open, _) = db.pool_stats();
         assert!((2..=3).contains(&open), "readers and the writer within DATABASE_MAX_CONNECTIONS: {open}");
         db.close().await;
