@@ -261,9 +261,11 @@ pub struct Usable {
     pub ask: usize,
     /// The pass, with its credits left.
     pub pass: Pass,
-    /// Bookings that used it for sessions in the ask's week (not given back).
+    /// Bookings that used it for sessions in the ask's week (not given back); 0 for
+    /// a pass without a weekly limit, which no count can refuse.
     pub week_uses: i64,
-    /// The category of the ask's session's class.
+    /// The category of the ask's session's class; `None` for a pass without
+    /// categories, which allows every class.
     pub category: Option<String>,
 }
 

@@ -365,14 +365,19 @@ impl PassRepository for Db {
             timed("passes_lock", all::<IdRow>(tx, &lock, values)).await?;
         }
         let (asks_cte, values) = rows_cte(backend, "a", &columns, cells(), 1);
+        // The week's uses and the class's category only for a pass they can refuse
+        // (a weekly limit, categories): the count probes the pass's bookings for each
+        // session of the week, the most of this statement's work.
         let sql = format!(
             "WITH {asks_cte} SELECT a.i, {fields}, \
+             CASE WHEN p.weekly_limit IS NULL THEN 0 ELSE \
              (SELECT COUNT(*) FROM participations q JOIN sessions w ON w.gym_id = q.gym_id AND w.id = q.session_id \
               WHERE q.gym_id = p.gym_id AND q.pass_id = p.id \
               AND q.status IN ('registered', 'attended', 'no_show', 'late_cancelled') \
-              AND w.start_time >= a.wf AND w.start_time < a.wu) AS week_uses, \
+              AND w.start_time >= a.wf AND w.start_time < a.wu) END AS week_uses, \
+             CASE WHEN p.categories IS NULL THEN NULL ELSE \
              (SELECT c.category FROM sessions x JOIN classes c ON c.gym_id = x.gym_id AND c.id = x.class_id \
-              WHERE x.gym_id = a.g AND x.id = a.s) AS category \
+              WHERE x.gym_id = a.g AND x.id = a.s) END AS category \
              FROM a JOIN passes p ON {usable} ORDER BY a.i, p.id",
             fields = pass_fields!(),
         );
