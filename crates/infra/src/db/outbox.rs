@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use domain::facts::{DomainEvent, Fact, FactId, Outbox, Sequenced};
 use domain::tx::{Database, Tx};
 use domain::{ClassId, DomainError, EventId, GymId, RecurrenceId, Result, SessionId, UserId};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement};
 use serde_json::{Value as Json, json};
 
 use super::idempotency::{Hold, Parked};
@@ -358,14 +358,17 @@ impl Db {
     /// Writes the queued delivery marks (one statement per batch of gyms' facts).
     pub(super) async fn flush_marks(&self) {
         let ids = self.marks.ids.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+        let backend = self.backend();
         for chunk in ids.chunks(500) {
-            let pairs: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+            let rows = chunk.iter().map(|f| vec![Cell::Int(Some(f.gym)), Cell::Int(Some(f.id))]).collect();
+            let (cte, mut values) = rows_cte(backend, "k", &[("g", "BIGINT"), ("i", "BIGINT")], rows, 1);
+            // The time after the rows: SQLite numbers `?` in the order they appear.
+            let at = if backend == DbBackend::Postgres { "$2" } else { "?" };
             let sql = format!(
-                "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND (gym_id, id) IN ({})",
-                pairs.join(", ")
+                "WITH {cte} UPDATE outbox SET delivered_at = {at} \
+                 WHERE delivered_at IS NULL AND (gym_id, id) IN (SELECT g, i FROM k)"
             );
-            let mut values: Vec<Value> = vec![ts(self.clock.now())];
-            values.extend(chunk.iter().flat_map(|f| [Value::from(f.gym), Value::from(f.id)]));
+            values.push(ts(self.clock.now()));
             let written = match self.writer().await {
                 Ok(_writer) => exec(&self.writes, &sql, values).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -483,17 +486,26 @@ impl Outbox for Db {
                 }
             }
             gyms.sort_unstable();
-            let rows: Vec<String> = (0..gyms.len())
-                .map(|i| format!("(CAST(${} AS BIGINT), CAST(${} AS BIGINT))", 2 * i + 1, 2 * i + 2))
-                .collect();
+            // Rows as one parameter on PostgreSQL (`rows_cte`): the statements' text is
+            // the same whatever the number of gyms or facts, so each is prepared once
+            // per connection instead of parsed and planned anew on every call.
+            let backend = self.backend();
+            let (cte, values) = rows_cte(
+                backend,
+                "h",
+                &[("g", "BIGINT"), ("n", "BIGINT")],
+                gyms.iter().map(|(g, n)| vec![Cell::Int(Some(*g)), Cell::Int(Some(*n))]).collect(),
+                1,
+            );
+            // `WHERE true`: SQLite reads an upsert's SELECT without one as a join's `ON`.
             let heads = all::<GymHead>(
                 &tx,
                 &format!(
-                    "INSERT INTO outbox_heads (gym_id, last_seq) VALUES {} ON CONFLICT (gym_id) \
-                     DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq RETURNING gym_id, last_seq",
-                    rows.join(", ")
+                    "WITH {cte} INSERT INTO outbox_heads (gym_id, last_seq) SELECT g, n FROM h WHERE true ORDER BY g \
+                     ON CONFLICT (gym_id) DO UPDATE SET last_seq = outbox_heads.last_seq + excluded.last_seq \
+                     RETURNING gym_id, last_seq"
                 ),
-                gyms.iter().flat_map(|(g, n)| [Value::from(*g), Value::from(*n)]).collect(),
+                values,
             )
             .await?;
             // The next number of each gym: its new head less what this call adds, plus one.
@@ -502,23 +514,16 @@ impl Outbox for Db {
                 let head = heads.iter().find(|h| h.gym_id == *gym).ok_or(DbErr::RecordNotInserted)?;
                 next.push((*gym, head.last_seq - n + 1));
             }
-            let mut values: Vec<Value> = Vec::with_capacity(pending.len() * 3);
-            let mut numbered: Vec<String> = Vec::with_capacity(pending.len());
-            for (i, p) in pending.iter().enumerate() {
+            let mut numbered: Vec<Vec<Cell>> = Vec::with_capacity(pending.len());
+            for p in &pending {
                 let Some((_, seq)) = next.iter_mut().find(|(g, _)| *g == p.gym_id) else { continue };
-                numbered.push(format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-                    3 * i + 1,
-                    3 * i + 2,
-                    3 * i + 3
-                ));
-                values.extend([Value::from(p.gym_id), Value::from(p.id), Value::from(*seq)]);
+                numbered.push(vec![Cell::Int(Some(p.gym_id)), Cell::Int(Some(p.id)), Cell::Int(Some(*seq))]);
                 *seq += 1;
             }
+            let (cte, values) =
+                rows_cte(backend, "v", &[("g", "BIGINT"), ("i", "BIGINT"), ("q", "BIGINT")], numbered, 1);
             let sql = format!(
-                "WITH v(g, i, q) AS (VALUES {}) UPDATE outbox SET gym_seq = v.q FROM v \
-                 WHERE outbox.gym_id = v.g AND outbox.id = v.i",
-                numbered.join(", ")
+                "WITH {cte} UPDATE outbox SET gym_seq = v.q FROM v WHERE outbox.gym_id = v.g AND outbox.id = v.i"
             );
             exec(&tx, &sql, values).await?;
             Ok(Sequenced {
