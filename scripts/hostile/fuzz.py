@@ -62,6 +62,17 @@ ROUTES = [
     ("POST", "/api/v1/attendance/calendar/rotate"), ("GET", "/api/v1/attendance/refusals"),
     ("GET", "/api/v1/changes"), ("GET", "/api/v1/reports/classes"), ("GET", "/api/v1/reports/members/{id}"),
     ("GET", "/api/v1/gyms/current/occupancy"), ("GET", "/api/v1/calendar/{id}.ics"), ("GET", "/api/v1/calendar/{id}"),
+    # Issue 20.
+    ("POST", "/api/v1/webhooks"), ("GET", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}"), ("GET", "/api/v1/webhooks/{id}/deliveries"),
+    ("POST", "/api/v1/webhooks/{id}/deliveries/{id}/replay"), ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
+    # Issue 21.
+    ("POST", "/api/v1/plans"), ("GET", "/api/v1/plans"), ("GET", "/api/v1/plans/{id}"), ("PATCH", "/api/v1/plans/{id}"),
+    ("DELETE", "/api/v1/plans/{id}"), ("POST", "/api/v1/members/{id}/passes"), ("GET", "/api/v1/members/{id}/passes"),
+    ("POST", "/api/v1/members/{id}/passes/{id}/freeze"), ("POST", "/api/v1/members/{id}/passes/{id}/cancel"),
+    ("POST", "/api/v1/members/{id}/passes/{id}/adjust"), ("GET", "/api/v1/members/{id}/ledger"),
+    ("POST", "/api/v1/integrations/payments"), ("POST", "/api/v1/integrations/payments/{id}/events"),
+    ("GET", "/api/v1/reports/passes"),
 ]
 FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "description", "duration_minutes",
           "max_capacity", "category", "instructor_id", "active", "class_id", "start_time", "end_time", "trainer_id",
@@ -70,7 +81,10 @@ FIELDS = ["name", "phone", "timezone", "address", "user_id", "role", "descriptio
           "booking_opens_hours", "booking_closes_minutes", "waitlist_cutoff_minutes", "max_waitlists_per_member",
           "waitlist", "weekdays", "local_start_time", "starts_on", "until",
           # Issue 20.
-          "qr_mode"]
+          "qr_mode", "url", "events",
+          # Issue 21.
+          "kind", "credits", "valid_days", "weekly_limit", "categories", "plan_id", "from", "reason", "event_id",
+          "booking_requires_pass", "cancel_cutoff_minutes"]
 
 # Idempotency-Key values (issue 19): repeated ones (replays and reuse for other
 # requests), quoted, at and past the length bound, blank, control and Latin-1 bytes.

@@ -3,7 +3,8 @@
 # PostgreSQL + Redis, once on SQLite with the in-process cache. Runs fuzz.py (junk in
 # every field, header and parameter of every route) and round3.py (framing, content
 # encodings, repeated headers, claims at their limits, writes raced against a
-# removal), and fails on any 5xx, dropped connection, off-contract answer, broken
+# removal) and passes.py (plans, passes, the ledger and payment events with real ids),
+# and fails on any 5xx, dropped connection, off-contract answer, broken
 # invariant or ERROR line in the server's log.
 #
 # Usage: scripts/hostile/run.sh [CASES]   (needs `make release` first)
@@ -63,6 +64,7 @@ pass_on() { # LABEL DATABASE_URL [REDIS_URL]
   echo "hostile: $label"
   python3 scripts/hostile/fuzz.py "$base" "$owner" "$gym" "$other_gym" "$other_session" 1 "$CASES"
   python3 scripts/hostile/round3.py "$base" "$AUTH_JWT_SECRET" 20
+  python3 scripts/hostile/passes.py "$base" "$AUTH_JWT_SECRET"
   if grep -E " ERROR |\"level\":\"ERROR\"" "$WORK/server.log" | grep -v "actix_http::h1" | head -5 | grep .; then
     echo "hostile: $label: the server logged errors (above)" >&2; exit 1
   fi
