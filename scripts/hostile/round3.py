@@ -350,15 +350,19 @@ def races():
             problems.append(f"round {round_}: removed member {victim['id']} still visible ({st})")
 
 
-if __name__ == "__main__":  # passes.py imports the client and the seeded gym only
+def report(label):
+    """Prints the answers by status and the problems, and exits failing on any."""
+    print(f"{label}: {sum(stats.values())} requests; by status: {dict(sorted(stats.items(), key=lambda kv: str(kv[0])))}")
+    for p in problems[:40]:
+        print("PROBLEM:", p)
+    print(f"problems: {len(problems)}")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":  # passes.py imports the client, the seeded gym and the report only
     for name, step in [("framing", framing), ("encodings", encodings), ("repeated headers", repeated_headers),
                        ("claims", claims), ("races", races)]:
         before = sum(stats.values())
         step()
         print(f"round3 {name}: {sum(stats.values()) - before} requests")
-    total = sum(stats.values())
-    print(f"round3: {total} requests; by status: {dict(sorted(stats.items(), key=lambda kv: str(kv[0])))}")
-    for p in problems[:40]:
-        print("PROBLEM:", p)
-    print(f"problems: {len(problems)}")
-    sys.exit(1 if problems else 0)
+    report("round3")
